@@ -1,0 +1,433 @@
+//! The type checker: resolves every name against an [`Env`] and gives every
+//! node a [`Type`], reporting undeclared names, unknown functions and
+//! argument types that match no overload.
+//!
+//! Resolution follows CEL: a chain `a.b.c` names the longest declared
+//! variable it spells (so ngrok's `req.url` can be a string while
+//! `req.url.path` is another variable), comprehension variables shadow
+//! globals, `ns.f(x)` may name the global function `ns.f`, and names resolve
+//! inside the container first.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::ast::{Expr, ExprId, ExprKind, Literal, Macro};
+use crate::diagnostic::{Diagnostic, code, did_you_mean};
+use crate::env::{Env, VarId};
+use crate::types::{Kind, Type};
+
+/// What a name or call resolved to.
+#[derive(Clone, Debug)]
+pub(crate) enum Ref {
+    /// A declared variable (an identifier or a whole select chain).
+    Var(VarId),
+    /// A comprehension variable, `n` scopes up.
+    Local(usize),
+    /// A type name used as a value (`int`, `string`).
+    TypeName(Kind),
+    /// A function call and the overloads it may dispatch to.
+    Function {
+        /// The resolved (possibly qualified) name.
+        name: Arc<str>,
+        /// Indices into the function's overloads.
+        overloads: Vec<usize>,
+        /// The call was written `ns.f(x)` for the global `ns.f`.
+        qualified: bool,
+    },
+    /// An undeclared name, in unchecked mode: an error at run time.
+    Unbound(Arc<str>),
+}
+
+/// The checker's output: a type for every node and what names resolved to.
+#[derive(Debug)]
+pub struct Checked {
+    pub(crate) types: Vec<Type>,
+    pub(crate) refs: HashMap<ExprId, Ref>,
+}
+
+impl Checked {
+    /// The type of node `id`.
+    pub fn type_of(&self, id: ExprId) -> &Type {
+        self.types.get(id.index()).unwrap_or(&Type::Dyn)
+    }
+
+    pub(crate) fn reference(&self, id: ExprId) -> Option<&Ref> {
+        self.refs.get(&id)
+    }
+}
+
+/// Checks `expr`. In `strict` mode type errors are diagnostics; otherwise
+/// (for expressions run unchecked, as CEL's `disable_check`) names still
+/// resolve but mismatches are left to run time.
+pub fn check(env: &Env, expr: &Expr, strict: bool) -> (Checked, Vec<Diagnostic>) {
+    let mut c = Checker { env, strict, types: Vec::new(), refs: HashMap::new(), diags: Vec::new(), scopes: Vec::new() };
+    c.expr(expr);
+    (Checked { types: c.types, refs: c.refs }, c.diags)
+}
+
+struct Checker<'e> {
+    env: &'e Env,
+    strict: bool,
+    types: Vec<Type>,
+    refs: HashMap<ExprId, Ref>,
+    diags: Vec<Diagnostic>,
+    scopes: Vec<(Arc<str>, Type)>,
+}
+
+type Subst = HashMap<Arc<str>, Type>;
+
+impl Checker<'_> {
+    fn set(&mut self, id: ExprId, ty: Type) -> Type {
+        let i = id.index();
+        if self.types.len() <= i {
+            self.types.resize(i + 1, Type::Dyn);
+        }
+        if let Some(slot) = self.types.get_mut(i) {
+            *slot = ty.clone();
+        }
+        ty
+    }
+
+    fn error(&mut self, diag: Diagnostic) -> Type {
+        if self.strict {
+            self.diags.push(diag);
+        }
+        Type::Error
+    }
+
+    fn local(&self, name: &str) -> Option<(usize, Type)> {
+        self.scopes.iter().rev().enumerate().find(|(_, (n, _))| &**n == name).map(|(depth, (_, t))| (depth, t.clone()))
+    }
+
+    fn lookup_var(&self, name: &str) -> Option<(VarId, Type)> {
+        self.env.candidates(name).iter().find_map(|c| self.env.var(c).map(|(id, d)| (id, d.ty.clone())))
+    }
+
+    fn expr(&mut self, e: &Expr) -> Type {
+        let ty = match &e.kind {
+            ExprKind::Literal(lit) => match lit {
+                Literal::Null => Type::Null,
+                Literal::Bool(_) => Type::Bool,
+                Literal::Int(_) => Type::Int,
+                Literal::Uint(_) => Type::Uint,
+                Literal::Double(_) => Type::Double,
+                Literal::String(_) => Type::String,
+                Literal::Bytes(_) => Type::Bytes,
+            },
+            ExprKind::Ident(name) => self.ident(e, name),
+            ExprKind::Select { operand, field, test_only } => self.select(e, operand, field, *test_only),
+            ExprKind::Call { target, function, args } => self.call(e, target.as_deref(), function, args),
+            ExprKind::List(items) => {
+                let tys: Vec<Type> = items.iter().map(|i| self.expr(i)).collect();
+                Type::list(join(&tys))
+            }
+            ExprKind::Map(entries) => {
+                let mut keys = Vec::new();
+                let mut vals = Vec::new();
+                for (k, v) in entries {
+                    let kt = self.expr(k);
+                    if !matches!(kt, Type::Bool | Type::Int | Type::Uint | Type::String | Type::Dyn | Type::Error | Type::Param(_)) {
+                        self.error(Diagnostic::error(code::TYPE_MISMATCH, k.span, format!("map keys must be bool, int, uint or string, not `{kt}`")));
+                    }
+                    keys.push(kt);
+                    vals.push(self.expr(v));
+                }
+                Type::map(join(&keys), join(&vals))
+            }
+            ExprKind::Struct { type_name, fields } => {
+                for (_, v) in fields {
+                    self.expr(v);
+                }
+                self.error(Diagnostic::error(code::UNSUPPORTED, e.span, format!("message literals are not supported (`{type_name}{{...}}`)"))
+                    .with_help("build a map instead: `{'field': value}`"))
+            }
+            ExprKind::Comprehension(c) => {
+                let range = self.expr(&c.range);
+                let var_ty = match &range {
+                    Type::List(elem) => (**elem).clone(),
+                    Type::Map(key, _) => (**key).clone(),
+                    Type::Object(_) => Type::String,
+                    Type::Dyn | Type::Error => Type::Dyn,
+                    other => {
+                        let other = other.clone();
+                        self.error(Diagnostic::error(code::TYPE_MISMATCH, c.range.span, format!("`{}` cannot iterate over `{other}`", c.kind.name()))
+                            .with_label("expected a list or a map"));
+                        Type::Dyn
+                    }
+                };
+                self.scopes.push((c.var.clone(), var_ty.clone()));
+                if let Some(filter) = &c.filter {
+                    let t = self.expr(filter);
+                    self.expect_bool(filter, &t, c.kind);
+                }
+                let body = self.expr(&c.body);
+                self.scopes.pop();
+                match c.kind {
+                    Macro::All | Macro::Exists | Macro::ExistsOne => {
+                        self.expect_bool(&c.body, &body, c.kind);
+                        Type::Bool
+                    }
+                    Macro::Map => Type::list(body),
+                    Macro::Filter => {
+                        self.expect_bool(&c.body, &body, c.kind);
+                        Type::list(var_ty)
+                    }
+                }
+            }
+        };
+        self.set(e.id, ty)
+    }
+
+    fn expect_bool(&mut self, e: &Expr, t: &Type, m: Macro) {
+        if !matches!(t, Type::Bool | Type::Dyn | Type::Error) {
+            self.error(Diagnostic::error(code::TYPE_MISMATCH, e.span, format!("the predicate of `{}` must be `bool`, not `{t}`", m.name())));
+        }
+    }
+
+    fn ident(&mut self, e: &Expr, name: &Arc<str>) -> Type {
+        if let Some((depth, ty)) = self.local(name) {
+            self.refs.insert(e.id, Ref::Local(depth));
+            return ty;
+        }
+        if let Some((id, ty)) = self.lookup_var(name) {
+            self.refs.insert(e.id, Ref::Var(id));
+            return ty;
+        }
+        if let Some((kind, ty)) = type_name(name.strip_prefix('.').unwrap_or(name)) {
+            self.refs.insert(e.id, Ref::TypeName(kind));
+            return Type::type_of(ty);
+        }
+        self.undeclared(e, name)
+    }
+
+    fn undeclared(&mut self, e: &Expr, name: &str) -> Type {
+        self.refs.insert(e.id, Ref::Unbound(Arc::from(name)));
+        let names = self.env.vars().iter().map(|v| &*v.name).chain(self.scopes.iter().map(|(n, _)| &**n));
+        let suggestion = did_you_mean(name, names).map(str::to_string);
+        let diag = Diagnostic::error(code::UNDECLARED, e.span, format!("undeclared reference to `{name}`")).with_suggestion(suggestion.as_deref());
+        self.error(diag)
+    }
+
+    fn select(&mut self, e: &Expr, operand: &Expr, field: &Arc<str>, test_only: bool) -> Type {
+        // A whole chain may name a variable: `req.url.path`.
+        let name = operand.qualified_name().map(|q| format!("{q}.{field}"));
+        if let Some(name) = &name {
+            let first = name.split('.').next().unwrap_or("");
+            if self.local(first).is_none() {
+                if let Some((id, ty)) = self.lookup_var(name) {
+                    self.refs.insert(e.id, Ref::Var(id));
+                    return if test_only { Type::Bool } else { ty };
+                }
+                // No prefix of the chain is declared: report the whole name.
+                if !self.any_prefix_declared(name) {
+                    return self.undeclared(e, name);
+                }
+            }
+        }
+        let operand_ty = self.expr(operand);
+        let ty = match &operand_ty {
+            Type::Map(key, value) => {
+                if !matches!(**key, Type::String | Type::Dyn | Type::Param(_)) {
+                    let key = (**key).clone();
+                    self.error(Diagnostic::error(code::TYPE_MISMATCH, e.span, format!("cannot select field `{field}` from a map with `{key}` keys")));
+                }
+                (**value).clone()
+            }
+            Type::Object(obj) => match obj.field(field) {
+                Some(t) => t.clone(),
+                None => {
+                    let obj = obj.clone();
+                    let suggestion = did_you_mean(field, obj.fields.iter().map(|(n, _)| &**n)).map(str::to_string);
+                    self.error(Diagnostic::error(code::UNKNOWN_FIELD, e.span, format!("`{}` has no field `{field}`", obj.name)).with_suggestion(suggestion.as_deref()))
+                }
+            },
+            Type::Dyn | Type::Error => Type::Dyn,
+            other => {
+                let other = other.clone();
+                self.error(Diagnostic::error(code::UNKNOWN_FIELD, e.span, format!("type `{other}` has no fields (selecting `{field}`)")))
+            }
+        };
+        if test_only { Type::Bool } else { ty }
+    }
+
+    fn any_prefix_declared(&self, name: &str) -> bool {
+        let mut prefix = name;
+        loop {
+            if self.lookup_var(prefix).is_some() || type_name(prefix).is_some() {
+                return true;
+            }
+            match prefix.rfind('.') {
+                Some(i) => prefix = prefix.get(..i).unwrap_or(""),
+                None => return false,
+            }
+        }
+    }
+
+    fn call(&mut self, e: &Expr, target: Option<&Expr>, function: &Arc<str>, args: &[Expr]) -> Type {
+        // `ns.f(x)`: a qualified global function, when `ns` is not a variable.
+        if let Some(t) = target {
+            if let Some(q) = t.qualified_name() {
+                let first = q.split('.').next().unwrap_or("");
+                if self.local(first).is_none() && self.lookup_var(&q).is_none() {
+                    let full = format!("{q}.{function}");
+                    if let Some(name) = self.env.candidates(&full).into_iter().find(|c| self.env.function(c).is_some()) {
+                        let arg_tys: Vec<Type> = args.iter().map(|a| self.expr(a)).collect();
+                        return self.resolve(e, &name, false, &arg_tys, true);
+                    }
+                }
+            }
+        }
+        let mut arg_tys = Vec::with_capacity(args.len() + 1);
+        if let Some(t) = target {
+            arg_tys.push(self.expr(t));
+        }
+        arg_tys.extend(args.iter().map(|a| self.expr(a)));
+        let name = if target.is_some() {
+            function.to_string()
+        } else {
+            self.env.candidates(function).into_iter().find(|c| self.env.function(c).is_some()).unwrap_or_else(|| function.to_string())
+        };
+        self.resolve(e, &name, target.is_some(), &arg_tys, false)
+    }
+
+    fn resolve(&mut self, e: &Expr, name: &str, member: bool, args: &[Type], qualified: bool) -> Type {
+        let env = self.env;
+        let Some(func) = env.function(name) else {
+            let suggestion = did_you_mean(name, env.function_names().filter(|n| !n.contains('_') && !n.starts_with('@'))).map(str::to_string);
+            let shown = display_name(name);
+            return self.error(Diagnostic::error(code::UNKNOWN_FUNCTION, e.span, format!("unknown function `{shown}`")).with_suggestion(suggestion.as_deref()));
+        };
+        let mut matched = Vec::new();
+        let mut result: Option<Type> = None;
+        let mut same_result = true;
+        for (i, o) in func.overloads.iter().enumerate() {
+            if o.member != member || o.params.len() != args.len() {
+                continue;
+            }
+            let mut subst = Subst::new();
+            if o.params.iter().zip(args).all(|(p, a)| assignable(p, a, &mut subst)) {
+                let r = substitute(&o.result, &subst);
+                match &result {
+                    None => result = Some(r),
+                    Some(prev) if *prev != r => same_result = false,
+                    Some(_) => {}
+                }
+                matched.push(i);
+            }
+        }
+        if matched.is_empty() {
+            let shape: Vec<String> = args.iter().map(ToString::to_string).collect();
+            let shown = display_name(name);
+            let applied = if member {
+                let (recv, rest) = shape.split_first().map(|(r, rest)| (r.clone(), rest.join(", "))).unwrap_or_default();
+                format!("`{recv}.{shown}({rest})`")
+            } else {
+                format!("`{shown}({})`", shape.join(", "))
+            };
+            let sigs: Vec<String> = func.overloads.iter().filter(|o| o.member == member).take(6).map(|o| o.signature(&shown)).collect();
+            let mut diag = Diagnostic::error(code::NO_OVERLOAD, e.span, format!("no matching overload for {applied}"));
+            if sigs.is_empty() {
+                let other = if member { format!("call it as `{shown}(...)`") } else { format!("call it as a method, `x.{shown}(...)`") };
+                diag = diag.with_help(other);
+            } else {
+                diag = diag.with_help(format!("expected {}", sigs.join("; ")));
+            }
+            if self.strict {
+                self.diags.push(diag);
+            }
+            // Unchecked mode: dispatch on runtime kinds among same-shape overloads.
+            let fallback: Vec<usize> = func.overloads.iter().enumerate().filter(|(_, o)| o.member == member && o.params.len() == args.len()).map(|(i, _)| i).collect();
+            self.refs.insert(e.id, Ref::Function { name: Arc::from(name), overloads: fallback, qualified });
+            return if self.strict { Type::Error } else { Type::Dyn };
+        }
+        self.refs.insert(e.id, Ref::Function { name: Arc::from(name), overloads: matched, qualified });
+        match result {
+            Some(r) if same_result => r,
+            _ => Type::Dyn,
+        }
+    }
+}
+
+/// How users write operator names in messages: `_+_` is `+`.
+fn display_name(name: &str) -> String {
+    match name {
+        "@in" => "in".to_string(),
+        "_?_:_" => "?:".to_string(),
+        "_[_]" => "[]".to_string(),
+        n if n.starts_with('_') && n.ends_with('_') && n.len() > 2 => n.trim_matches('_').to_string(),
+        n if n.ends_with('_') && n.len() == 2 => n.trim_end_matches('_').to_string(),
+        n => n.to_string(),
+    }
+}
+
+/// The type a type name denotes, for `type(x) == int`.
+fn type_name(name: &str) -> Option<(Kind, Type)> {
+    Some(match name {
+        "int" => (Kind::Int, Type::Int),
+        "uint" => (Kind::Uint, Type::Uint),
+        "double" => (Kind::Double, Type::Double),
+        "bool" => (Kind::Bool, Type::Bool),
+        "string" => (Kind::String, Type::String),
+        "bytes" => (Kind::Bytes, Type::Bytes),
+        "list" => (Kind::List, Type::list(Type::Dyn)),
+        "map" => (Kind::Map, Type::map(Type::Dyn, Type::Dyn)),
+        "null_type" => (Kind::Null, Type::Null),
+        "type" => (Kind::Type, Type::Type(None)),
+        "google.protobuf.Timestamp" => (Kind::Timestamp, Type::Timestamp),
+        "google.protobuf.Duration" => (Kind::Duration, Type::Duration),
+        _ => return None,
+    })
+}
+
+/// The common type of aggregate elements: the one type if all agree, else `dyn`.
+fn join(tys: &[Type]) -> Type {
+    let mut it = tys.iter().filter(|t| !matches!(t, Type::Error));
+    let Some(first) = it.next() else { return Type::Dyn };
+    if it.all(|t| t == first) { first.clone() } else { Type::Dyn }
+}
+
+/// Whether an argument of type `arg` may bind to parameter `param`,
+/// binding type parameters in `subst`.
+fn assignable(param: &Type, arg: &Type, subst: &mut Subst) -> bool {
+    match (param, arg) {
+        (Type::Param(p), _) => match subst.get(p).cloned() {
+            Some(bound) => {
+                if bound.is_dyn() {
+                    true
+                } else if arg.is_dyn() {
+                    true
+                } else if assignable(&bound, arg, subst) {
+                    true
+                } else if assignable(arg, &bound, subst) {
+                    // The argument is more general (list(dyn) vs list(int)).
+                    subst.insert(p.clone(), arg.clone());
+                    true
+                } else {
+                    false
+                }
+            }
+            None => {
+                subst.insert(p.clone(), if matches!(arg, Type::Error) { Type::Dyn } else { arg.clone() });
+                true
+            }
+        },
+        (_, Type::Dyn | Type::Error) | (Type::Dyn | Type::Error, _) => true,
+        (Type::List(p), Type::List(a)) => assignable(p, a, subst),
+        (Type::Map(pk, pv), Type::Map(ak, av)) => assignable(pk, ak, subst) && assignable(pv, av, subst),
+        (Type::Map(pk, pv), Type::Object(_)) => assignable(pk, &Type::String, subst) && assignable(pv, &Type::Dyn, subst),
+        (Type::Type(None), Type::Type(_)) | (Type::Type(_), Type::Type(None)) => true,
+        (Type::Type(Some(p)), Type::Type(Some(a))) => assignable(p, a, subst),
+        (Type::Object(p), Type::Object(a)) => p.name == a.name,
+        _ => param == arg,
+    }
+}
+
+fn substitute(t: &Type, subst: &Subst) -> Type {
+    match t {
+        Type::Param(p) => subst.get(p).map(|b| substitute(b, subst)).unwrap_or(Type::Dyn),
+        Type::List(e) => Type::list(substitute(e, subst)),
+        Type::Map(k, v) => Type::map(substitute(k, subst), substitute(v, subst)),
+        Type::Type(Some(inner)) => Type::type_of(substitute(inner, subst)),
+        other => other.clone(),
+    }
+}

@@ -1,0 +1,516 @@
+//! Evaluation of compiled programs.
+//!
+//! A [`Program`] is a tree of [`Node`]s in which every variable is a
+//! [`VarId`], every function a function pointer, and every constant a value
+//! that evaluation lends out rather than copies. Evaluation reads variables
+//! from the caller's [`Activation`] and allocates only for values it builds
+//! (concatenations, new lists and maps, error messages).
+//!
+//! Nothing here panics: out-of-range indices, overflow and type confusion
+//! are [`EvalError`]s. Comprehensions draw on a step budget so that no
+//! expression can hold a request for long.
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::borrow::Cow;
+use std::cell::Cell;
+use std::fmt;
+use std::sync::Arc;
+
+use regex::Regex;
+
+use crate::ast::Macro;
+use crate::env::{Impl, Overload, VarId};
+use crate::ops;
+use crate::types::Type;
+use crate::value::{Bin, List, Map, MapData, Str, Value, Key};
+
+/// Where evaluation reads variables from. Implemented by callers: the proxy
+/// reads request fields lazily, tests and the CLI use [`Bindings`].
+pub trait Activation {
+    /// The value of `var`, or `None` when it is absent (an unset header-derived
+    /// field, an unbound variable). Absence is an error unless tested with `has()`.
+    fn resolve(&self, var: VarId) -> Option<Value<'_>>;
+}
+
+impl Activation for () {
+    fn resolve(&self, _: VarId) -> Option<Value<'_>> {
+        None
+    }
+}
+
+/// Variable values held in memory, indexed by [`VarId`].
+#[derive(Clone, Debug, Default)]
+pub struct Bindings {
+    values: Vec<Option<Value<'static>>>,
+}
+
+impl Bindings {
+    /// No values.
+    pub fn new() -> Bindings {
+        Bindings::default()
+    }
+
+    /// Sets `var`.
+    pub fn set(&mut self, var: VarId, value: Value<'static>) {
+        let i = var.index();
+        if self.values.len() <= i {
+            self.values.resize(i + 1, None);
+        }
+        if let Some(slot) = self.values.get_mut(i) {
+            *slot = Some(value);
+        }
+    }
+}
+
+impl Activation for Bindings {
+    fn resolve(&self, var: VarId) -> Option<Value<'_>> {
+        self.values.get(var.index())?.as_ref().map(borrow_static)
+    }
+}
+
+/// A runtime error. Messages follow cel-go's wording where one exists
+/// (`no such key`, `division by zero`, `no matching overload`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct EvalError {
+    message: Cow<'static, str>,
+}
+
+impl EvalError {
+    /// An error with `message`.
+    pub fn new(message: impl Into<Cow<'static, str>>) -> EvalError {
+        EvalError { message: message.into() }
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    pub(crate) fn no_overload(function: &str, args: &[Value<'_>]) -> EvalError {
+        let kinds: Vec<&str> = args.iter().map(|a| a.kind().name()).collect();
+        EvalError::new(format!("no matching overload for `{function}` applied to ({})", kinds.join(", ")))
+    }
+}
+
+impl fmt::Display for EvalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl fmt::Debug for EvalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EvalError({:?})", self.message)
+    }
+}
+
+impl std::error::Error for EvalError {}
+
+/// A checked, compiled expression, ready to evaluate many times.
+///
+/// `Program` is immutable, `Send` and `Sync`: compile once, share in an `Arc`.
+#[derive(Debug)]
+pub struct Program {
+    pub(crate) root: Node,
+    pub(crate) result_type: Type,
+    pub(crate) budget: u64,
+}
+
+/// Default comprehension step budget per evaluation.
+pub const DEFAULT_BUDGET: u64 = 1_000_000;
+
+impl Program {
+    /// Evaluates against `activation`.
+    pub fn eval<'a>(&'a self, activation: &'a dyn Activation) -> Result<Value<'a>, EvalError> {
+        let budget = Cell::new(self.budget);
+        let frame = Frame { act: activation, locals: None, budget: &budget };
+        self.root.eval(&frame)
+    }
+
+    /// Evaluates a condition: `Ok(true)` or `Ok(false)`, or an error when
+    /// the result is not a bool.
+    pub fn eval_bool(&self, activation: &dyn Activation) -> Result<bool, EvalError> {
+        match self.eval(activation)? {
+            Value::Bool(b) => Ok(b),
+            other => Err(EvalError::new(format!("expression evaluated to {} instead of bool", other.kind().name()))),
+        }
+    }
+
+    /// The checked result type.
+    pub fn result_type(&self) -> &Type {
+        &self.result_type
+    }
+
+    /// Sets the comprehension step budget.
+    pub fn with_budget(mut self, steps: u64) -> Program {
+        self.budget = steps;
+        self
+    }
+
+    /// The constant the program folded to, if it did.
+    pub fn constant(&self) -> Option<&Value<'static>> {
+        match &self.root {
+            Node::Const(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+/// Per-evaluation state, on the stack.
+pub(crate) struct Frame<'a, 'f> {
+    act: &'a dyn Activation,
+    locals: Option<&'f Local<'a, 'f>>,
+    budget: &'f Cell<u64>,
+}
+
+/// A comprehension variable, linked to the enclosing one.
+pub(crate) struct Local<'a, 'f> {
+    value: Value<'a>,
+    parent: Option<&'f Local<'a, 'f>>,
+}
+
+/// A string predicate with a constant argument.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StrPred {
+    StartsWith,
+    EndsWith,
+    Contains,
+}
+
+/// A compiled expression node.
+#[derive(Debug)]
+pub(crate) enum Node {
+    Const(Value<'static>),
+    Var(VarId, Arc<str>),
+    /// `has(a.b.c)` where `a.b.c` is a declared variable.
+    VarPresent(VarId),
+    /// A comprehension variable, `n` scopes up.
+    Local(usize),
+    Unbound(Arc<str>),
+    And(Box<Node>, Box<Node>),
+    Or(Box<Node>, Box<Node>),
+    Not(Box<Node>),
+    Cond(Box<Node>, Box<Node>, Box<Node>),
+    Eq(Box<Node>, Box<Node>),
+    Ne(Box<Node>, Box<Node>),
+    EqConst(Box<Node>, Value<'static>),
+    NeConst(Box<Node>, Value<'static>),
+    Cmp(Box<Node>, Box<Node>, ops::CmpOp),
+    Arith(Box<Node>, Box<Node>, ops::ArithOp),
+    Neg(Box<Node>),
+    In(Box<Node>, Box<Node>),
+    /// `x in ['a', 'b']` with constant strings.
+    InStrs(Box<Node>, Box<[Box<str>]>),
+    Index(Box<Node>, Box<Node>),
+    IndexStr(Box<Node>, Box<str>),
+    Select { operand: Box<Node>, field: Box<str>, test_only: bool },
+    StrPred(Box<Node>, StrPred, Box<str>),
+    Matches(Box<Node>, Box<Regex>),
+    List(Vec<Node>),
+    Map(Vec<(Node, Node)>),
+    Call { name: Arc<str>, imp: Impl, args: Vec<Node> },
+    Dispatch { name: Arc<str>, overloads: Arc<[Overload]>, args: Vec<Node> },
+    Comprehension(Box<Comp>),
+    Fail(Arc<str>),
+}
+
+#[derive(Debug)]
+pub(crate) struct Comp {
+    pub(crate) kind: Macro,
+    pub(crate) range: Node,
+    pub(crate) filter: Option<Node>,
+    pub(crate) body: Node,
+    /// Steps charged per iteration: the size of the loop body.
+    pub(crate) cost: u64,
+}
+
+/// Lends a stored value out at a shorter lifetime: shared strings and bytes
+/// become borrows, so evaluation touches no reference counts for constants.
+pub(crate) fn borrow_static<'a>(v: &'a Value<'static>) -> Value<'a> {
+    match v {
+        Value::String(Str::Shared(s)) => Value::String(Str::Borrowed(s)),
+        Value::Bytes(Bin::Shared(b)) => Value::Bytes(Bin::Borrowed(b)),
+        other => other.clone(),
+    }
+}
+
+fn no_such_attribute(name: &str) -> EvalError {
+    EvalError::new(format!("no such attribute: `{name}`"))
+}
+
+fn no_such_key(key: &Value<'_>) -> EvalError {
+    EvalError::new(format!("no such key: {}", key.display()))
+}
+
+impl Node {
+    pub(crate) fn eval<'a>(&'a self, f: &Frame<'a, '_>) -> Result<Value<'a>, EvalError> {
+        match self {
+            Node::Const(v) => Ok(borrow_static(v)),
+            Node::Var(id, name) => f.act.resolve(*id).ok_or_else(|| no_such_attribute(name)),
+            Node::VarPresent(id) => Ok(Value::Bool(f.act.resolve(*id).is_some())),
+            Node::Local(depth) => {
+                let mut local = f.locals;
+                for _ in 0..*depth {
+                    local = local.and_then(|l| l.parent);
+                }
+                local.map(|l| l.value.clone()).ok_or_else(|| EvalError::new("internal: unresolved comprehension variable"))
+            }
+            Node::Unbound(name) => Err(no_such_attribute(name)),
+            Node::And(l, r) => logic(l, r, f, false),
+            Node::Or(l, r) => logic(l, r, f, true),
+            Node::Not(x) => match x.eval(f)? {
+                Value::Bool(b) => Ok(Value::Bool(!b)),
+                other => Err(EvalError::no_overload("!_", &[other])),
+            },
+            Node::Cond(c, t, e) => match c.eval(f)? {
+                Value::Bool(true) => t.eval(f),
+                Value::Bool(false) => e.eval(f),
+                other => Err(EvalError::no_overload("_?_:_", &[other])),
+            },
+            Node::Eq(l, r) => Ok(Value::Bool(l.eval(f)?.equals(&r.eval(f)?))),
+            Node::Ne(l, r) => Ok(Value::Bool(!l.eval(f)?.equals(&r.eval(f)?))),
+            Node::EqConst(x, c) => Ok(Value::Bool(x.eval(f)?.equals(c))),
+            Node::NeConst(x, c) => Ok(Value::Bool(!x.eval(f)?.equals(c))),
+            Node::Cmp(l, r, op) => ops::compare(&l.eval(f)?, &r.eval(f)?, *op),
+            Node::Arith(l, r, op) => ops::arith(l.eval(f)?, r.eval(f)?, *op),
+            Node::Neg(x) => ops::negate(x.eval(f)?),
+            Node::In(x, c) => {
+                let needle = x.eval(f)?;
+                match c.eval(f)? {
+                    Value::List(l) => Ok(Value::Bool(l.contains(&needle))),
+                    Value::Map(m) => Ok(Value::Bool(m.contains_key(&needle))),
+                    other => Err(EvalError::no_overload("@in", &[needle, other])),
+                }
+            }
+            Node::InStrs(x, set) => match x.eval(f)? {
+                Value::String(s) => Ok(Value::Bool(set.iter().any(|c| **c == *s))),
+                other => {
+                    // Heterogeneous `in`: a non-string never equals a string.
+                    let _ = other;
+                    Ok(Value::Bool(false))
+                }
+            },
+            Node::Index(c, i) => index(c.eval(f)?, &i.eval(f)?),
+            Node::IndexStr(c, key) => match c.eval(f)? {
+                Value::Map(m) => m.get_str(key).ok_or_else(|| no_such_key(&Value::str(key))),
+                other => index(other, &Value::str(key)),
+            },
+            Node::Select { operand, field, test_only } => select(operand.eval(f)?, field, *test_only),
+            Node::StrPred(x, pred, arg) => match x.eval(f)? {
+                Value::String(s) => Ok(Value::Bool(match pred {
+                    StrPred::StartsWith => s.starts_with(&**arg),
+                    StrPred::EndsWith => s.ends_with(&**arg),
+                    StrPred::Contains => s.contains(&**arg),
+                })),
+                other => Err(EvalError::no_overload(pred.name(), &[other])),
+            },
+            Node::Matches(x, re) => match x.eval(f)? {
+                Value::String(s) => Ok(Value::Bool(re.is_match(&s))),
+                other => Err(EvalError::no_overload("matches", &[other])),
+            },
+            Node::List(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for item in items {
+                    out.push(item.eval(f)?);
+                }
+                Ok(Value::List(List::Values(out.into())))
+            }
+            Node::Map(entries) => {
+                let mut out = Vec::with_capacity(entries.len());
+                for (k, v) in entries {
+                    let key = k.eval(f)?;
+                    let key = Key::from_value(&key).ok_or_else(|| EvalError::new(format!("unsupported map key type: {}", key.kind().name())))?;
+                    out.push((key, v.eval(f)?));
+                }
+                Ok(Value::Map(Map::Values(Arc::new(MapData::from_entries(out)?))))
+            }
+            Node::Call { name, imp, args } => call(name, imp, args, f),
+            Node::Dispatch { name, overloads, args } => {
+                let mut vals = Vec::with_capacity(args.len());
+                for a in args {
+                    vals.push(a.eval(f)?);
+                }
+                let Some((imp, _)) = overloads.iter().find_map(|o| o.imp.as_ref().filter(|_| o.accepts(&vals)).map(|i| (i, o))) else {
+                    return Err(EvalError::no_overload(name, &vals));
+                };
+                invoke(imp, vals)
+            }
+            Node::Comprehension(c) => comprehension(c, f),
+            Node::Fail(message) => Err(EvalError::new(message.to_string())),
+        }
+    }
+}
+
+impl StrPred {
+    fn name(self) -> &'static str {
+        match self {
+            StrPred::StartsWith => "startsWith",
+            StrPred::EndsWith => "endsWith",
+            StrPred::Contains => "contains",
+        }
+    }
+}
+
+/// `&&` and `||` with CEL's commutative error absorption: `false && error`
+/// and `error && false` are both `false`.
+fn logic<'a>(l: &'a Node, r: &'a Node, f: &Frame<'a, '_>, is_or: bool) -> Result<Value<'a>, EvalError> {
+    let short = is_or; // the value that decides the result
+    let name = if is_or { "_||_" } else { "_&&_" };
+    let left = match l.eval(f) {
+        Ok(Value::Bool(b)) if b == short => return Ok(Value::Bool(short)),
+        Ok(Value::Bool(_)) => None,
+        Ok(other) => Some(EvalError::no_overload(name, &[other])),
+        Err(e) => Some(e),
+    };
+    match r.eval(f) {
+        Ok(Value::Bool(b)) if b == short => Ok(Value::Bool(short)),
+        Ok(Value::Bool(b)) => match left {
+            None => Ok(Value::Bool(b)),
+            Some(e) => Err(e),
+        },
+        Ok(other) => Err(left.unwrap_or_else(|| EvalError::no_overload(name, &[other]))),
+        Err(e) => Err(left.unwrap_or(e)),
+    }
+}
+
+pub(crate) fn index<'a>(container: Value<'a>, key: &Value<'_>) -> Result<Value<'a>, EvalError> {
+    match container {
+        Value::List(list) => {
+            let i = match key {
+                Value::Int(i) => *i,
+                Value::Uint(u) => i64::try_from(*u).unwrap_or(i64::MAX),
+                Value::Double(d) if d.fract() == 0.0 => *d as i64,
+                Value::Double(_) => return Err(EvalError::new("unsupported index value: non-integral double")),
+                other => return Err(EvalError::no_overload("_[_]", &[Value::List(list), other.to_static()])),
+            };
+            usize::try_from(i)
+                .ok()
+                .and_then(|i| list.get(i))
+                .ok_or_else(|| EvalError::new(format!("index out of bounds: {i}, list size {}", list.len())))
+        }
+        Value::Map(map) => match key {
+            Value::Bool(_) | Value::Int(_) | Value::Uint(_) | Value::Double(_) | Value::String(_) => map.get(key).ok_or_else(|| no_such_key(key)),
+            other => Err(EvalError::new(format!("unsupported map key type: {}", other.kind().name()))),
+        },
+        other => Err(EvalError::no_overload("_[_]", &[other, key.to_static()])),
+    }
+}
+
+fn select<'a>(operand: Value<'a>, field: &'a str, test_only: bool) -> Result<Value<'a>, EvalError> {
+    match operand {
+        Value::Map(m) => {
+            let v = m.get_str(field);
+            if test_only {
+                Ok(Value::Bool(v.is_some()))
+            } else {
+                v.ok_or_else(|| no_such_key(&Value::str(field)))
+            }
+        }
+        other => Err(EvalError::new(format!("type `{}` has no field `{field}`", other.kind().name()))),
+    }
+}
+
+fn call<'a>(name: &str, imp: &Impl, args: &'a [Node], f: &Frame<'a, '_>) -> Result<Value<'a>, EvalError> {
+    match (imp, args) {
+        (Impl::Unary(func), [a]) => func(a.eval(f)?),
+        (Impl::Binary(func), [a, b]) => func(a.eval(f)?, b.eval(f)?),
+        _ => {
+            let mut vals = Vec::with_capacity(args.len());
+            for a in args {
+                vals.push(a.eval(f)?);
+            }
+            match imp {
+                Impl::Variadic(func) => func(&vals),
+                Impl::Closure(func) => func(&vals),
+                _ => Err(EvalError::no_overload(name, &vals)),
+            }
+        }
+    }
+}
+
+pub(crate) fn invoke<'a>(imp: &Impl, mut vals: Vec<Value<'a>>) -> Result<Value<'a>, EvalError> {
+    match imp {
+        Impl::Unary(func) if vals.len() == 1 => func(vals.swap_remove(0)),
+        Impl::Binary(func) if vals.len() == 2 => {
+            let b = vals.swap_remove(1);
+            let a = vals.swap_remove(0);
+            func(a, b)
+        }
+        Impl::Variadic(func) => func(&vals),
+        Impl::Closure(func) => func(&vals),
+        _ => Err(EvalError::new("internal: implementation arity mismatch")),
+    }
+}
+
+fn charge(f: &Frame<'_, '_>, cost: u64) -> Result<(), EvalError> {
+    let left = f.budget.get();
+    if left < cost {
+        return Err(EvalError::new("evaluation cost limit exceeded"));
+    }
+    f.budget.set(left - cost);
+    Ok(())
+}
+
+fn comprehension<'a>(c: &'a Comp, f: &Frame<'a, '_>) -> Result<Value<'a>, EvalError> {
+    let items: Vec<Value<'a>> = match c.range.eval(f)? {
+        Value::List(l) => l.iter().collect(),
+        Value::Map(m) => m.keys(),
+        other => return Err(EvalError::new(format!("expression of type `{}` cannot be iterated; use a list or a map", other.kind().name()))),
+    };
+    let mut error: Option<EvalError> = None;
+    let mut count = 0usize;
+    let mut out: Vec<Value<'a>> = Vec::new();
+    for item in items {
+        charge(f, c.cost)?;
+        let local = Local { value: item, parent: f.locals };
+        let inner = Frame { act: f.act, locals: Some(&local), budget: f.budget };
+        match c.kind {
+            Macro::All | Macro::Exists => {
+                let decisive = c.kind == Macro::Exists;
+                match c.body.eval(&inner) {
+                    Ok(Value::Bool(b)) if b == decisive => return Ok(Value::Bool(decisive)),
+                    Ok(Value::Bool(_)) => {}
+                    Ok(other) => error = error.or(Some(EvalError::no_overload(c.kind.name(), &[other]))),
+                    Err(e) => error = error.or(Some(e)),
+                }
+            }
+            Macro::ExistsOne => match c.body.eval(&inner)? {
+                Value::Bool(true) => count += 1,
+                Value::Bool(false) => {}
+                other => return Err(EvalError::no_overload("exists_one", &[other])),
+            },
+            Macro::Filter => match c.body.eval(&inner)? {
+                Value::Bool(true) => out.push(local.value.clone()),
+                Value::Bool(false) => {}
+                other => return Err(EvalError::no_overload("filter", &[other])),
+            },
+            Macro::Map => {
+                let keep = match &c.filter {
+                    None => true,
+                    Some(p) => match p.eval(&inner)? {
+                        Value::Bool(b) => b,
+                        other => return Err(EvalError::no_overload("map", &[other])),
+                    },
+                };
+                if keep {
+                    out.push(c.body.eval(&inner)?);
+                }
+            }
+        }
+    }
+    match c.kind {
+        Macro::All | Macro::Exists => match error {
+            Some(e) => Err(e),
+            None => Ok(Value::Bool(c.kind == Macro::All)),
+        },
+        Macro::ExistsOne => Ok(Value::Bool(count == 1)),
+        Macro::Filter | Macro::Map => Ok(Value::List(List::Values(out.into()))),
+    }
+}
+
+/// Evaluates a node without variables, for constant folding.
+pub(crate) fn eval_const(node: &Node) -> Result<Value<'static>, EvalError> {
+    let budget = Cell::new(DEFAULT_BUDGET);
+    let frame = Frame { act: &(), locals: None, budget: &budget };
+    node.eval(&frame).map(|v| v.to_static())
+}

@@ -1,0 +1,70 @@
+//! Parser tests: what users see for good and bad input.
+
+use super::*;
+
+fn ok(src: &str) -> Expr {
+    match parse(src) {
+        Ok(e) => e,
+        Err(d) => panic!("{src:?} failed: {d}"),
+    }
+}
+
+fn err(src: &str) -> Diagnostic {
+    match parse(src) {
+        Ok(e) => panic!("{src:?} parsed: {e:?}"),
+        Err(d) => d,
+    }
+}
+
+#[test]
+fn literals_decode() {
+    let lit = |src: &str| match ok(src).kind {
+        ExprKind::Literal(l) => l,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(lit("-9223372036854775808"), Literal::Int(i64::MIN));
+    assert_eq!(lit("0x1F"), Literal::Int(31));
+    assert_eq!(lit("18446744073709551615u"), Literal::Uint(u64::MAX));
+    assert_eq!(lit("1e3"), Literal::Double(1000.0));
+    assert_eq!(lit(r#"'\x41\u00e9\101\n'"#), Literal::String(Arc::from("Aé A\n".replace(' ', "A").as_str())));
+    assert_eq!(lit(r"r'\n'"), Literal::String(Arc::from("\\n")));
+    assert_eq!(lit(r"b'\xff'"), Literal::Bytes(Arc::from(&[0xffu8][..])));
+    assert_eq!(lit("'''a\nb'''"), Literal::String(Arc::from("a\nb")));
+}
+
+#[test]
+fn errors_point_at_the_problem() {
+    let d = err("req.method = 'GET'");
+    assert_eq!(d.code, code::SYNTAX);
+    assert_eq!(d.span.start, 11);
+    assert_eq!(d.help.as_deref(), Some("CEL compares with `==`"));
+    let d = err("'\\q'");
+    assert_eq!(d.code, code::LITERAL);
+    assert_eq!(d.message, "invalid escape sequence `\\q`");
+    assert_eq!(err("9223372036854775808").code, code::LITERAL);
+    assert_eq!(err("has(x)").code, code::MACRO);
+    assert_eq!(err("[1].all(1, true)").code, code::MACRO);
+}
+
+#[test]
+fn deep_nesting_is_a_diagnostic_not_a_crash() {
+    let deep = format!("{}1{}", "(".repeat(10_000), ")".repeat(10_000));
+    assert_eq!(err(&deep).code, code::TOO_DEEP);
+    let long = vec!["1"; 10_000].join(" + ");
+    assert_eq!(err(&long).code, code::TOO_DEEP);
+    let nots = format!("{}true", "!".repeat(10_000));
+    assert_eq!(err(&nots).code, code::TOO_DEEP);
+    // Long `||` chains are balanced and stay shallow.
+    ok(&vec!["a"; 5_000].join(" || "));
+    // The conformance suite's 32 levels parse.
+    ok(&format!("{}7{}", "(".repeat(32), ")".repeat(32)));
+}
+
+#[test]
+fn spans_cover_their_text() {
+    let src = "req.url.path.startsWith('/api')";
+    let e = ok(src);
+    assert_eq!(&src[e.span.range()], src);
+    let ExprKind::Call { target: Some(t), .. } = &e.kind else { panic!() };
+    assert_eq!(&src[t.span.range()], "req.url.path");
+}
