@@ -21,12 +21,18 @@ pub struct Span {
 impl Span {
     /// A span from byte offsets.
     pub fn new(start: usize, end: usize) -> Span {
-        Span { start: clamp(start), end: clamp(end) }
+        Span {
+            start: clamp(start),
+            end: clamp(end),
+        }
     }
 
     /// The smallest span covering both.
     pub fn to(self, other: Span) -> Span {
-        Span { start: self.start.min(other.start), end: self.end.max(other.end) }
+        Span {
+            start: self.start.min(other.start),
+            end: self.end.max(other.end),
+        }
     }
 
     /// This span moved `by` bytes to the right, as when an expression sits
@@ -148,6 +154,10 @@ pub enum Macro {
     Map,
     /// `range.filter(x, p)`
     Filter,
+    /// `list.transformList(i, v, [p,] t)`: a list of `t` per element.
+    TransformList,
+    /// `map.transformMap(k, v, [p,] t)`: the same keys, mapped to `t`.
+    TransformMap,
 }
 
 impl Macro {
@@ -159,6 +169,8 @@ impl Macro {
             Macro::ExistsOne => "exists_one",
             Macro::Map => "map",
             Macro::Filter => "filter",
+            Macro::TransformList => "transformList",
+            Macro::TransformMap => "transformMap",
         }
     }
 }
@@ -172,6 +184,9 @@ pub struct Comprehension {
     pub var: Arc<str>,
     /// Where the iteration variable is declared.
     pub var_span: Span,
+    /// The second variable of the two-variable forms (`all(k, v, p)`): the
+    /// element for lists (`var` is then the index), the value for maps.
+    pub var2: Option<Arc<str>>,
     /// The list or map iterated over (maps iterate their keys).
     pub range: Expr,
     /// `map`'s optional filter (`map(x, p, t)`).
@@ -186,7 +201,9 @@ impl Expr {
         match &self.kind {
             ExprKind::Literal(_) | ExprKind::Ident(_) => Vec::new(),
             ExprKind::Select { operand, .. } => vec![operand],
-            ExprKind::Call { target, args, .. } => target.iter().map(|t| &**t).chain(args).collect(),
+            ExprKind::Call { target, args, .. } => {
+                target.iter().map(|t| &**t).chain(args).collect()
+            }
             ExprKind::List(items) => items.iter().collect(),
             ExprKind::Map(entries) => entries.iter().flat_map(|(k, v)| [k, v]).collect(),
             ExprKind::Struct { fields, .. } => fields.iter().map(|(_, v)| v).collect(),
@@ -204,7 +221,11 @@ impl Expr {
     pub fn qualified_name(&self) -> Option<String> {
         match &self.kind {
             ExprKind::Ident(name) => Some(name.to_string()),
-            ExprKind::Select { operand, field, test_only: false } => {
+            ExprKind::Select {
+                operand,
+                field,
+                test_only: false,
+            } => {
                 let mut name = operand.qualified_name()?;
                 name.push('.');
                 name.push_str(field);

@@ -60,9 +60,22 @@ impl Checked {
 /// (for expressions run unchecked, as CEL's `disable_check`) names still
 /// resolve but mismatches are left to run time.
 pub fn check(env: &Env, expr: &Expr, strict: bool) -> (Checked, Vec<Diagnostic>) {
-    let mut c = Checker { env, strict, types: Vec::new(), refs: HashMap::new(), diags: Vec::new(), scopes: Vec::new() };
+    let mut c = Checker {
+        env,
+        strict,
+        types: Vec::new(),
+        refs: HashMap::new(),
+        diags: Vec::new(),
+        scopes: Vec::new(),
+    };
     c.expr(expr);
-    (Checked { types: c.types, refs: c.refs }, c.diags)
+    (
+        Checked {
+            types: c.types,
+            refs: c.refs,
+        },
+        c.diags,
+    )
 }
 
 struct Checker<'e> {
@@ -96,11 +109,19 @@ impl Checker<'_> {
     }
 
     fn local(&self, name: &str) -> Option<(usize, Type)> {
-        self.scopes.iter().rev().enumerate().find(|(_, (n, _))| &**n == name).map(|(depth, (_, t))| (depth, t.clone()))
+        self.scopes
+            .iter()
+            .rev()
+            .enumerate()
+            .find(|(_, (n, _))| &**n == name)
+            .map(|(depth, (_, t))| (depth, t.clone()))
     }
 
     fn lookup_var(&self, name: &str) -> Option<(VarId, Type)> {
-        self.env.candidates(name).iter().find_map(|c| self.env.var(c).map(|(id, d)| (id, d.ty.clone())))
+        self.env
+            .candidates(name)
+            .iter()
+            .find_map(|c| self.env.var(c).map(|(id, d)| (id, d.ty.clone())))
     }
 
     fn expr(&mut self, e: &Expr) -> Type {
@@ -115,8 +136,16 @@ impl Checker<'_> {
                 Literal::Bytes(_) => Type::Bytes,
             },
             ExprKind::Ident(name) => self.ident(e, name),
-            ExprKind::Select { operand, field, test_only } => self.select(e, operand, field, *test_only),
-            ExprKind::Call { target, function, args } => self.call(e, target.as_deref(), function, args),
+            ExprKind::Select {
+                operand,
+                field,
+                test_only,
+            } => self.select(e, operand, field, *test_only),
+            ExprKind::Call {
+                target,
+                function,
+                args,
+            } => self.call(e, target.as_deref(), function, args),
             ExprKind::List(items) => {
                 let tys: Vec<Type> = items.iter().map(|i| self.expr(i)).collect();
                 Type::list(join(&tys))
@@ -126,8 +155,21 @@ impl Checker<'_> {
                 let mut vals = Vec::new();
                 for (k, v) in entries {
                     let kt = self.expr(k);
-                    if !matches!(kt, Type::Bool | Type::Int | Type::Uint | Type::String | Type::Dyn | Type::Error | Type::Param(_)) {
-                        self.error(Diagnostic::error(code::TYPE_MISMATCH, k.span, format!("map keys must be bool, int, uint or string, not `{kt}`")));
+                    if !matches!(
+                        kt,
+                        Type::Bool
+                            | Type::Int
+                            | Type::Uint
+                            | Type::String
+                            | Type::Dyn
+                            | Type::Error
+                            | Type::Param(_)
+                    ) {
+                        self.error(Diagnostic::error(
+                            code::TYPE_MISMATCH,
+                            k.span,
+                            format!("map keys must be bool, int, uint or string, not `{kt}`"),
+                        ));
                     }
                     keys.push(kt);
                     vals.push(self.expr(v));
@@ -138,36 +180,62 @@ impl Checker<'_> {
                 for (_, v) in fields {
                     self.expr(v);
                 }
-                self.error(Diagnostic::error(code::UNSUPPORTED, e.span, format!("message literals are not supported (`{type_name}{{...}}`)"))
-                    .with_help("build a map instead: `{'field': value}`"))
+                self.error(
+                    Diagnostic::error(
+                        code::UNSUPPORTED,
+                        e.span,
+                        format!("message literals are not supported (`{type_name}{{...}}`)"),
+                    )
+                    .with_help("build a map instead: `{'field': value}`"),
+                )
             }
             ExprKind::Comprehension(c) => {
                 let range = self.expr(&c.range);
-                let var_ty = match &range {
-                    Type::List(elem) => (**elem).clone(),
-                    Type::Map(key, _) => (**key).clone(),
-                    Type::Object(_) => Type::String,
-                    Type::Dyn | Type::Error => Type::Dyn,
+                let (first, second) = match &range {
+                    Type::List(elem) => {
+                        if c.var2.is_some() {
+                            (Type::Int, (**elem).clone())
+                        } else {
+                            ((**elem).clone(), Type::Dyn)
+                        }
+                    }
+                    Type::Map(key, value) => ((**key).clone(), (**value).clone()),
+                    Type::Object(_) => (Type::String, Type::Dyn),
+                    Type::Dyn | Type::Error => (Type::Dyn, Type::Dyn),
                     other => {
                         let other = other.clone();
-                        self.error(Diagnostic::error(code::TYPE_MISMATCH, c.range.span, format!("`{}` cannot iterate over `{other}`", c.kind.name()))
-                            .with_label("expected a list or a map"));
-                        Type::Dyn
+                        self.error(
+                            Diagnostic::error(
+                                code::TYPE_MISMATCH,
+                                c.range.span,
+                                format!("`{}` cannot iterate over `{other}`", c.kind.name()),
+                            )
+                            .with_label("expected a list or a map"),
+                        );
+                        (Type::Dyn, Type::Dyn)
                     }
                 };
-                self.scopes.push((c.var.clone(), var_ty.clone()));
+                let var_ty = first.clone();
+                self.scopes.push((c.var.clone(), first.clone()));
+                if let Some(v2) = &c.var2 {
+                    self.scopes.push((v2.clone(), second.clone()));
+                }
                 if let Some(filter) = &c.filter {
                     let t = self.expr(filter);
                     self.expect_bool(filter, &t, c.kind);
                 }
                 let body = self.expr(&c.body);
                 self.scopes.pop();
+                if c.var2.is_some() {
+                    self.scopes.pop();
+                }
                 match c.kind {
                     Macro::All | Macro::Exists | Macro::ExistsOne => {
                         self.expect_bool(&c.body, &body, c.kind);
                         Type::Bool
                     }
-                    Macro::Map => Type::list(body),
+                    Macro::Map | Macro::TransformList => Type::list(body),
+                    Macro::TransformMap => Type::map(first, body),
                     Macro::Filter => {
                         self.expect_bool(&c.body, &body, c.kind);
                         Type::list(var_ty)
@@ -180,7 +248,11 @@ impl Checker<'_> {
 
     fn expect_bool(&mut self, e: &Expr, t: &Type, m: Macro) {
         if !matches!(t, Type::Bool | Type::Dyn | Type::Error) {
-            self.error(Diagnostic::error(code::TYPE_MISMATCH, e.span, format!("the predicate of `{}` must be `bool`, not `{t}`", m.name())));
+            self.error(Diagnostic::error(
+                code::TYPE_MISMATCH,
+                e.span,
+                format!("the predicate of `{}` must be `bool`, not `{t}`", m.name()),
+            ));
         }
     }
 
@@ -202,9 +274,19 @@ impl Checker<'_> {
 
     fn undeclared(&mut self, e: &Expr, name: &str) -> Type {
         self.refs.insert(e.id, Ref::Unbound(Arc::from(name)));
-        let names = self.env.vars().iter().map(|v| &*v.name).chain(self.scopes.iter().map(|(n, _)| &**n));
+        let names = self
+            .env
+            .vars()
+            .iter()
+            .map(|v| &*v.name)
+            .chain(self.scopes.iter().map(|(n, _)| &**n));
         let suggestion = did_you_mean(name, names).map(str::to_string);
-        let diag = Diagnostic::error(code::UNDECLARED, e.span, format!("undeclared reference to `{name}`")).with_suggestion(suggestion.as_deref());
+        let diag = Diagnostic::error(
+            code::UNDECLARED,
+            e.span,
+            format!("undeclared reference to `{name}`"),
+        )
+        .with_suggestion(suggestion.as_deref());
         self.error(diag)
     }
 
@@ -229,7 +311,11 @@ impl Checker<'_> {
             Type::Map(key, value) => {
                 if !matches!(**key, Type::String | Type::Dyn | Type::Param(_)) {
                     let key = (**key).clone();
-                    self.error(Diagnostic::error(code::TYPE_MISMATCH, e.span, format!("cannot select field `{field}` from a map with `{key}` keys")));
+                    self.error(Diagnostic::error(
+                        code::TYPE_MISMATCH,
+                        e.span,
+                        format!("cannot select field `{field}` from a map with `{key}` keys"),
+                    ));
                 }
                 (**value).clone()
             }
@@ -237,14 +323,26 @@ impl Checker<'_> {
                 Some(t) => t.clone(),
                 None => {
                     let obj = obj.clone();
-                    let suggestion = did_you_mean(field, obj.fields.iter().map(|(n, _)| &**n)).map(str::to_string);
-                    self.error(Diagnostic::error(code::UNKNOWN_FIELD, e.span, format!("`{}` has no field `{field}`", obj.name)).with_suggestion(suggestion.as_deref()))
+                    let suggestion = did_you_mean(field, obj.fields.iter().map(|(n, _)| &**n))
+                        .map(str::to_string);
+                    self.error(
+                        Diagnostic::error(
+                            code::UNKNOWN_FIELD,
+                            e.span,
+                            format!("`{}` has no field `{field}`", obj.name),
+                        )
+                        .with_suggestion(suggestion.as_deref()),
+                    )
                 }
             },
             Type::Dyn | Type::Error => Type::Dyn,
             other => {
                 let other = other.clone();
-                self.error(Diagnostic::error(code::UNKNOWN_FIELD, e.span, format!("type `{other}` has no fields (selecting `{field}`)")))
+                self.error(Diagnostic::error(
+                    code::UNKNOWN_FIELD,
+                    e.span,
+                    format!("type `{other}` has no fields (selecting `{field}`)"),
+                ))
             }
         };
         if test_only { Type::Bool } else { ty }
@@ -263,14 +361,25 @@ impl Checker<'_> {
         }
     }
 
-    fn call(&mut self, e: &Expr, target: Option<&Expr>, function: &Arc<str>, args: &[Expr]) -> Type {
+    fn call(
+        &mut self,
+        e: &Expr,
+        target: Option<&Expr>,
+        function: &Arc<str>,
+        args: &[Expr],
+    ) -> Type {
         // `ns.f(x)`: a qualified global function, when `ns` is not a variable.
         if let Some(t) = target {
             if let Some(q) = t.qualified_name() {
                 let first = q.split('.').next().unwrap_or("");
                 if self.local(first).is_none() && self.lookup_var(&q).is_none() {
                     let full = format!("{q}.{function}");
-                    if let Some(name) = self.env.candidates(&full).into_iter().find(|c| self.env.function(c).is_some()) {
+                    if let Some(name) = self
+                        .env
+                        .candidates(&full)
+                        .into_iter()
+                        .find(|c| self.env.function(c).is_some())
+                    {
                         let arg_tys: Vec<Type> = args.iter().map(|a| self.expr(a)).collect();
                         return self.resolve(e, &name, false, &arg_tys, true);
                     }
@@ -285,17 +394,40 @@ impl Checker<'_> {
         let name = if target.is_some() {
             function.to_string()
         } else {
-            self.env.candidates(function).into_iter().find(|c| self.env.function(c).is_some()).unwrap_or_else(|| function.to_string())
+            self.env
+                .candidates(function)
+                .into_iter()
+                .find(|c| self.env.function(c).is_some())
+                .unwrap_or_else(|| function.to_string())
         };
         self.resolve(e, &name, target.is_some(), &arg_tys, false)
     }
 
-    fn resolve(&mut self, e: &Expr, name: &str, member: bool, args: &[Type], qualified: bool) -> Type {
+    fn resolve(
+        &mut self,
+        e: &Expr,
+        name: &str,
+        member: bool,
+        args: &[Type],
+        qualified: bool,
+    ) -> Type {
         let env = self.env;
         let Some(func) = env.function(name) else {
-            let suggestion = did_you_mean(name, env.function_names().filter(|n| !n.contains('_') && !n.starts_with('@'))).map(str::to_string);
+            let suggestion = did_you_mean(
+                name,
+                env.function_names()
+                    .filter(|n| !n.contains('_') && !n.starts_with('@')),
+            )
+            .map(str::to_string);
             let shown = display_name(name);
-            return self.error(Diagnostic::error(code::UNKNOWN_FUNCTION, e.span, format!("unknown function `{shown}`")).with_suggestion(suggestion.as_deref()));
+            return self.error(
+                Diagnostic::error(
+                    code::UNKNOWN_FUNCTION,
+                    e.span,
+                    format!("unknown function `{shown}`"),
+                )
+                .with_suggestion(suggestion.as_deref()),
+            );
         };
         let mut matched = Vec::new();
         let mut result: Option<Type> = None;
@@ -305,7 +437,11 @@ impl Checker<'_> {
                 continue;
             }
             let mut subst = Subst::new();
-            if o.params.iter().zip(args).all(|(p, a)| assignable(p, a, &mut subst)) {
+            if o.params
+                .iter()
+                .zip(args)
+                .all(|(p, a)| assignable(p, a, &mut subst))
+            {
                 let r = substitute(&o.result, &subst);
                 match &result {
                     None => result = Some(r),
@@ -319,15 +455,32 @@ impl Checker<'_> {
             let shape: Vec<String> = args.iter().map(ToString::to_string).collect();
             let shown = display_name(name);
             let applied = if member {
-                let (recv, rest) = shape.split_first().map(|(r, rest)| (r.clone(), rest.join(", "))).unwrap_or_default();
+                let (recv, rest) = shape
+                    .split_first()
+                    .map(|(r, rest)| (r.clone(), rest.join(", ")))
+                    .unwrap_or_default();
                 format!("`{recv}.{shown}({rest})`")
             } else {
                 format!("`{shown}({})`", shape.join(", "))
             };
-            let sigs: Vec<String> = func.overloads.iter().filter(|o| o.member == member).take(6).map(|o| o.signature(&shown)).collect();
-            let mut diag = Diagnostic::error(code::NO_OVERLOAD, e.span, format!("no matching overload for {applied}"));
+            let sigs: Vec<String> = func
+                .overloads
+                .iter()
+                .filter(|o| o.member == member)
+                .take(6)
+                .map(|o| o.signature(&shown))
+                .collect();
+            let mut diag = Diagnostic::error(
+                code::NO_OVERLOAD,
+                e.span,
+                format!("no matching overload for {applied}"),
+            );
             if sigs.is_empty() {
-                let other = if member { format!("call it as `{shown}(...)`") } else { format!("call it as a method, `x.{shown}(...)`") };
+                let other = if member {
+                    format!("call it as `{shown}(...)`")
+                } else {
+                    format!("call it as a method, `x.{shown}(...)`")
+                };
                 diag = diag.with_help(other);
             } else {
                 diag = diag.with_help(format!("expected {}", sigs.join("; ")));
@@ -336,11 +489,31 @@ impl Checker<'_> {
                 self.diags.push(diag);
             }
             // Unchecked mode: dispatch on runtime kinds among same-shape overloads.
-            let fallback: Vec<usize> = func.overloads.iter().enumerate().filter(|(_, o)| o.member == member && o.params.len() == args.len()).map(|(i, _)| i).collect();
-            self.refs.insert(e.id, Ref::Function { name: Arc::from(name), overloads: fallback, qualified });
+            let fallback: Vec<usize> = func
+                .overloads
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| o.member == member && o.params.len() == args.len())
+                .map(|(i, _)| i)
+                .collect();
+            self.refs.insert(
+                e.id,
+                Ref::Function {
+                    name: Arc::from(name),
+                    overloads: fallback,
+                    qualified,
+                },
+            );
             return if self.strict { Type::Error } else { Type::Dyn };
         }
-        self.refs.insert(e.id, Ref::Function { name: Arc::from(name), overloads: matched, qualified });
+        self.refs.insert(
+            e.id,
+            Ref::Function {
+                name: Arc::from(name),
+                overloads: matched,
+                qualified,
+            },
+        );
         match result {
             Some(r) if same_result => r,
             _ => Type::Dyn,
@@ -354,7 +527,9 @@ fn display_name(name: &str) -> String {
         "@in" => "in".to_string(),
         "_?_:_" => "?:".to_string(),
         "_[_]" => "[]".to_string(),
-        n if n.starts_with('_') && n.ends_with('_') && n.len() > 2 => n.trim_matches('_').to_string(),
+        n if n.starts_with('_') && n.ends_with('_') && n.len() > 2 => {
+            n.trim_matches('_').to_string()
+        }
         n if n.ends_with('_') && n.len() == 2 => n.trim_end_matches('_').to_string(),
         n => n.to_string(),
     }
@@ -382,8 +557,14 @@ fn type_name(name: &str) -> Option<(Kind, Type)> {
 /// The common type of aggregate elements: the one type if all agree, else `dyn`.
 fn join(tys: &[Type]) -> Type {
     let mut it = tys.iter().filter(|t| !matches!(t, Type::Error));
-    let Some(first) = it.next() else { return Type::Dyn };
-    if it.all(|t| t == first) { first.clone() } else { Type::Dyn }
+    let Some(first) = it.next() else {
+        return Type::Dyn;
+    };
+    if it.all(|t| t == first) {
+        first.clone()
+    } else {
+        Type::Dyn
+    }
 }
 
 /// Whether an argument of type `arg` may bind to parameter `param`,
@@ -407,16 +588,27 @@ fn assignable(param: &Type, arg: &Type, subst: &mut Subst) -> bool {
                 }
             }
             None => {
-                subst.insert(p.clone(), if matches!(arg, Type::Error) { Type::Dyn } else { arg.clone() });
+                subst.insert(
+                    p.clone(),
+                    if matches!(arg, Type::Error) {
+                        Type::Dyn
+                    } else {
+                        arg.clone()
+                    },
+                );
                 true
             }
         },
         (_, Type::Dyn | Type::Error) | (Type::Dyn | Type::Error, _) => true,
         (Type::List(p), Type::List(a)) => assignable(p, a, subst),
-        (Type::Map(pk, pv), Type::Map(ak, av)) => assignable(pk, ak, subst) && assignable(pv, av, subst),
-        (Type::Map(pk, pv), Type::Object(_)) => assignable(pk, &Type::String, subst) && assignable(pv, &Type::Dyn, subst),
-        (Type::Type(None), Type::Type(_)) | (Type::Type(_), Type::Type(None)) => true,
-        (Type::Type(Some(p)), Type::Type(Some(a))) => assignable(p, a, subst),
+        (Type::Map(pk, pv), Type::Map(ak, av)) => {
+            assignable(pk, ak, subst) && assignable(pv, av, subst)
+        }
+        (Type::Map(pk, pv), Type::Object(_)) => {
+            assignable(pk, &Type::String, subst) && assignable(pv, &Type::Dyn, subst)
+        }
+        // Type values compare across types: `type(1) == type(1u)` is false, not an error.
+        (Type::Type(_), Type::Type(_)) => true,
         (Type::Object(p), Type::Object(a)) => p.name == a.name,
         _ => param == arg,
     }
@@ -424,7 +616,10 @@ fn assignable(param: &Type, arg: &Type, subst: &mut Subst) -> bool {
 
 fn substitute(t: &Type, subst: &Subst) -> Type {
     match t {
-        Type::Param(p) => subst.get(p).map(|b| substitute(b, subst)).unwrap_or(Type::Dyn),
+        Type::Param(p) => subst
+            .get(p)
+            .map(|b| substitute(b, subst))
+            .unwrap_or(Type::Dyn),
         Type::List(e) => Type::list(substitute(e, subst)),
         Type::Map(k, v) => Type::map(substitute(k, subst), substitute(v, subst)),
         Type::Type(Some(inner)) => Type::type_of(substitute(inner, subst)),

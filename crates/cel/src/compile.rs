@@ -60,39 +60,74 @@ impl Compiler<'_> {
         Ok(match &e.kind {
             ExprKind::Literal(lit) => Node::Const(literal(lit)),
             ExprKind::Ident(name) => self.reference(e, name),
-            ExprKind::Select { operand, field, test_only } => {
+            ExprKind::Select {
+                operand,
+                field,
+                test_only,
+            } => {
                 if let Some(Ref::Var(id)) = self.checked.reference(e.id) {
-                    let name = self.env.var_decl(*id).map(|d| d.name.clone()).unwrap_or_else(|| Arc::from(&**field));
-                    return Ok(if *test_only { Node::VarPresent(*id) } else { Node::Var(*id, name) });
+                    let name = self
+                        .env
+                        .var_decl(*id)
+                        .map(|d| d.name.clone())
+                        .unwrap_or_else(|| Arc::from(&**field));
+                    return Ok(if *test_only {
+                        Node::VarPresent(*id)
+                    } else {
+                        Node::Var(*id, name)
+                    });
                 }
                 if let Some(Ref::Unbound(name)) = self.checked.reference(e.id) {
                     return Ok(Node::Unbound(name.clone()));
                 }
                 let operand = self.node(operand)?;
                 let constant = is_const(&operand);
-                let node = Node::Select { operand: Box::new(operand), field: Box::from(&**field), test_only: *test_only };
+                let node = Node::Select {
+                    operand: Box::new(operand),
+                    field: Box::from(&**field),
+                    test_only: *test_only,
+                };
                 if constant { fold(node) } else { node }
             }
-            ExprKind::Call { target, function, args } => self.call(e, target.as_deref(), function, args)?,
+            ExprKind::Call {
+                target,
+                function,
+                args,
+            } => self.call(e, target.as_deref(), function, args)?,
             ExprKind::List(items) => {
-                let items = items.iter().map(|i| self.node(i)).collect::<Result<Vec<_>, _>>()?;
+                let items = items
+                    .iter()
+                    .map(|i| self.node(i))
+                    .collect::<Result<Vec<_>, _>>()?;
                 let constant = items.iter().all(is_const);
                 let node = Node::List(items);
                 if constant { fold(node) } else { node }
             }
             ExprKind::Map(entries) => {
-                let entries = entries.iter().map(|(k, v)| Ok((self.node(k)?, self.node(v)?))).collect::<Result<Vec<_>, Diagnostic>>()?;
+                let entries = entries
+                    .iter()
+                    .map(|(k, v)| Ok((self.node(k)?, self.node(v)?)))
+                    .collect::<Result<Vec<_>, Diagnostic>>()?;
                 let constant = entries.iter().all(|(k, v)| is_const(k) && is_const(v));
                 let node = Node::Map(entries);
                 if constant { fold(node) } else { node }
             }
-            ExprKind::Struct { type_name, .. } => Node::Fail(Arc::from(format!("message literals are not supported: `{type_name}`"))),
+            ExprKind::Struct { type_name, .. } => Node::Fail(Arc::from(format!(
+                "message literals are not supported: `{type_name}`"
+            ))),
             ExprKind::Comprehension(c) => {
                 let range = self.node(&c.range)?;
                 let filter = c.filter.as_ref().map(|f| self.node(f)).transpose()?;
                 let body = self.node(&c.body)?;
                 let cost = 1 + size(&body) + filter.as_ref().map_or(0, size);
-                Node::Comprehension(Box::new(Comp { kind: c.kind, range, filter, body, cost }))
+                Node::Comprehension(Box::new(Comp {
+                    kind: c.kind,
+                    two_vars: c.var2.is_some(),
+                    range,
+                    filter,
+                    body,
+                    cost,
+                }))
             }
         })
     }
@@ -106,9 +141,19 @@ impl Compiler<'_> {
         }
     }
 
-    fn call(&self, e: &Expr, target: Option<&Expr>, function: &str, args: &[Expr]) -> Result<Node, Diagnostic> {
+    fn call(
+        &self,
+        e: &Expr,
+        target: Option<&Expr>,
+        function: &str,
+        args: &[Expr],
+    ) -> Result<Node, Diagnostic> {
         let (name, overloads, qualified) = match self.checked.reference(e.id) {
-            Some(Ref::Function { name, overloads, qualified }) => (name.clone(), overloads.clone(), *qualified),
+            Some(Ref::Function {
+                name,
+                overloads,
+                qualified,
+            }) => (name.clone(), overloads.clone(), *qualified),
             _ => (Arc::from(function), Vec::new(), false),
         };
         let mut all: Vec<&Expr> = Vec::with_capacity(args.len() + 1);
@@ -116,7 +161,10 @@ impl Compiler<'_> {
             all.push(t);
         }
         all.extend(args);
-        let mut nodes = all.iter().map(|a| self.node(a)).collect::<Result<Vec<_>, _>>()?;
+        let mut nodes = all
+            .iter()
+            .map(|a| self.node(a))
+            .collect::<Result<Vec<_>, _>>()?;
         let constant = nodes.iter().all(is_const);
 
         if let Some(node) = self.operator(&name, &mut nodes) {
@@ -128,15 +176,36 @@ impl Compiler<'_> {
         }
 
         let func = self.env.function(&name);
-        let chosen: Vec<&Overload> = func.map(|f| overloads.iter().filter_map(|i| f.overloads.get(*i)).collect()).unwrap_or_default();
+        let chosen: Vec<&Overload> = func
+            .map(|f| {
+                overloads
+                    .iter()
+                    .filter_map(|i| f.overloads.get(*i))
+                    .collect()
+            })
+            .unwrap_or_default();
         let pure = chosen.iter().all(|o| o.pure);
         let node = match chosen.as_slice() {
-            [] => return Ok(Node::Fail(Arc::from(format!("no matching overload for `{name}`")))),
+            [] => {
+                return Ok(Node::Fail(Arc::from(format!(
+                    "no matching overload for `{name}`"
+                ))));
+            }
             [one] => match &one.imp {
-                Some(imp) => Node::Call { name, imp: imp.clone(), args: nodes },
-                None => Node::Fail(Arc::from(format!("function `{name}` has no implementation"))),
+                Some(imp) => Node::Call {
+                    name,
+                    imp: imp.clone(),
+                    args: nodes,
+                },
+                None => Node::Fail(Arc::from(format!(
+                    "function `{name}` has no implementation"
+                ))),
             },
-            many => Node::Dispatch { name, overloads: many.iter().map(|o| (*o).clone()).collect(), args: nodes },
+            many => Node::Dispatch {
+                name,
+                overloads: many.iter().map(|o| (*o).clone()).collect(),
+                args: nodes,
+            },
         };
         Ok(if constant && pure { fold(node) } else { node })
     }
@@ -152,8 +221,18 @@ impl Compiler<'_> {
             ("!_", Some(x), None, None) => Node::Not(bx(x)),
             ("-_", Some(x), None, None) => Node::Neg(bx(x)),
             ("_?_:_", Some(c), Some(t), Some(f)) => Node::Cond(bx(c), bx(t), bx(f)),
-            ("_==_", Some(Node::Const(k)), Some(x), None) | ("_==_", Some(x), Some(Node::Const(k)), None) if !is_const(&x) => Node::EqConst(bx(x), k),
-            ("_!=_", Some(Node::Const(k)), Some(x), None) | ("_!=_", Some(x), Some(Node::Const(k)), None) if !is_const(&x) => Node::NeConst(bx(x), k),
+            ("_==_", Some(Node::Const(k)), Some(x), None)
+            | ("_==_", Some(x), Some(Node::Const(k)), None)
+                if !is_const(&x) =>
+            {
+                Node::EqConst(bx(x), k)
+            }
+            ("_!=_", Some(Node::Const(k)), Some(x), None)
+            | ("_!=_", Some(x), Some(Node::Const(k)), None)
+                if !is_const(&x) =>
+            {
+                Node::NeConst(bx(x), k)
+            }
             ("_==_", Some(l), Some(r), None) => Node::Eq(bx(l), bx(r)),
             ("_!=_", Some(l), Some(r), None) => Node::Ne(bx(l), bx(r)),
             ("_<_", Some(l), Some(r), None) => Node::Cmp(bx(l), bx(r), CmpOp::Lt),
@@ -165,12 +244,19 @@ impl Compiler<'_> {
             ("_*_", Some(l), Some(r), None) => Node::Arith(bx(l), bx(r), ArithOp::Mul),
             ("_/_", Some(l), Some(r), None) => Node::Arith(bx(l), bx(r), ArithOp::Div),
             ("_%_", Some(l), Some(r), None) => Node::Arith(bx(l), bx(r), ArithOp::Rem),
-            ("@in", Some(x), Some(Node::Const(Value::List(list))), None) if list.iter().all(|v| matches!(v, Value::String(_))) && !is_const(&x) => {
-                let strs: Box<[Box<str>]> = list.iter().filter_map(|v| v.as_str().map(Box::from)).collect();
+            ("@in", Some(x), Some(Node::Const(Value::List(list))), None)
+                if list.iter().all(|v| matches!(v, Value::String(_))) && !is_const(&x) =>
+            {
+                let strs: Box<[Box<str>]> = list
+                    .iter()
+                    .filter_map(|v| v.as_str().map(Box::from))
+                    .collect();
                 Node::InStrs(bx(x), strs)
             }
             ("@in", Some(x), Some(c), None) => Node::In(bx(x), bx(c)),
-            ("_[_]", Some(c), Some(Node::Const(Value::String(k))), None) if !is_const(&c) => Node::IndexStr(bx(c), Box::from(&*k)),
+            ("_[_]", Some(c), Some(Node::Const(Value::String(k))), None) if !is_const(&c) => {
+                Node::IndexStr(bx(c), Box::from(&*k))
+            }
             ("_[_]", Some(c), Some(i), None) => Node::Index(bx(c), bx(i)),
             (_, a, b, c) => {
                 *nodes = a.into_iter().chain(b).chain(c).chain(it).collect();
@@ -181,7 +267,12 @@ impl Compiler<'_> {
     }
 
     /// Library calls with a constant argument that deserve their own node.
-    fn specialize(&self, e: &Expr, name: &str, nodes: &mut Vec<Node>) -> Result<Option<Node>, Diagnostic> {
+    fn specialize(
+        &self,
+        e: &Expr,
+        name: &str,
+        nodes: &mut Vec<Node>,
+    ) -> Result<Option<Node>, Diagnostic> {
         let pred = match name {
             "startsWith" => Some(StrPred::StartsWith),
             "endsWith" => Some(StrPred::EndsWith),
@@ -197,8 +288,13 @@ impl Compiler<'_> {
         // Only when the receiver is known to be a string: `contains` on a
         // dyn receiver might be another overload.
         let recv_ty = match &e.kind {
-            ExprKind::Call { target: Some(t), .. } => self.checked.type_of(t.id).clone(),
-            ExprKind::Call { args, .. } => args.first().map(|a| self.checked.type_of(a.id).clone()).unwrap_or(crate::Type::Dyn),
+            ExprKind::Call {
+                target: Some(t), ..
+            } => self.checked.type_of(t.id).clone(),
+            ExprKind::Call { args, .. } => args
+                .first()
+                .map(|a| self.checked.type_of(a.id).clone())
+                .unwrap_or(crate::Type::Dyn),
             _ => crate::Type::Dyn,
         };
         if recv_ty != crate::Type::String {
@@ -210,10 +306,14 @@ impl Compiler<'_> {
             None => {
                 let re = Regex::new(&arg).map_err(|err| {
                     let span = match &e.kind {
-                        ExprKind::Call { args, .. } => args.last().map(|a| a.span).unwrap_or(e.span),
+                        ExprKind::Call { args, .. } => {
+                            args.last().map(|a| a.span).unwrap_or(e.span)
+                        }
                         _ => e.span,
                     };
-                    Diagnostic::error(code::BAD_CONSTANT, span, "invalid regular expression").with_label(first_line(&err.to_string())).with_help("patterns use RE2 syntax")
+                    Diagnostic::error(code::BAD_CONSTANT, span, "invalid regular expression")
+                        .with_label(first_line(&err.to_string()))
+                        .with_help("patterns use RE2 syntax")
                 })?;
                 Node::Matches(Box::new(recv), Box::new(re))
             }
@@ -222,20 +322,40 @@ impl Compiler<'_> {
 }
 
 fn first_line(s: &str) -> String {
-    s.lines().filter(|l| !l.trim().is_empty()).last().unwrap_or(s).trim().to_string()
+    s.lines()
+        .filter(|l| !l.trim().is_empty())
+        .last()
+        .unwrap_or(s)
+        .trim()
+        .to_string()
 }
 
 /// Node count, for comprehension step accounting.
 fn size(n: &Node) -> u64 {
     1 + match n {
-        Node::And(a, b) | Node::Or(a, b) | Node::Eq(a, b) | Node::Ne(a, b) | Node::Cmp(a, b, _) | Node::Arith(a, b, _) | Node::In(a, b) | Node::Index(a, b) => size(a) + size(b),
-        Node::Not(a) | Node::Neg(a) | Node::EqConst(a, _) | Node::NeConst(a, _) | Node::InStrs(a, _) | Node::IndexStr(a, _) | Node::StrPred(a, _, _) | Node::Matches(a, _) => size(a),
+        Node::And(a, b)
+        | Node::Or(a, b)
+        | Node::Eq(a, b)
+        | Node::Ne(a, b)
+        | Node::Cmp(a, b, _)
+        | Node::Arith(a, b, _)
+        | Node::In(a, b)
+        | Node::Index(a, b) => size(a) + size(b),
+        Node::Not(a)
+        | Node::Neg(a)
+        | Node::EqConst(a, _)
+        | Node::NeConst(a, _)
+        | Node::InStrs(a, _)
+        | Node::IndexStr(a, _)
+        | Node::StrPred(a, _, _)
+        | Node::Matches(a, _) => size(a),
         Node::Select { operand, .. } => size(operand),
         Node::Cond(a, b, c) => size(a) + size(b) + size(c),
-        Node::List(items) | Node::Call { args: items, .. } | Node::Dispatch { args: items, .. } => items.iter().map(size).sum(),
+        Node::List(items) | Node::Call { args: items, .. } | Node::Dispatch { args: items, .. } => {
+            items.iter().map(size).sum()
+        }
         Node::Map(entries) => entries.iter().map(|(k, v)| size(k) + size(v)).sum(),
         Node::Comprehension(c) => size(&c.range) + c.cost,
         _ => 0,
     }
 }
-

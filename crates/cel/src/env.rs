@@ -90,50 +90,93 @@ impl std::fmt::Debug for Impl {
 impl Overload {
     /// A global overload `f(params) -> result`.
     pub fn global(id: &str, params: impl Into<Vec<Type>>, result: Type) -> Overload {
-        Overload { id: Arc::from(id), member: false, params: params.into(), result, imp: None, pure: true }
+        Overload {
+            id: Arc::from(id),
+            member: false,
+            params: params.into(),
+            result,
+            imp: None,
+            pure: true,
+        }
     }
 
     /// A member overload `params[0].f(params[1..]) -> result`.
     pub fn member(id: &str, params: impl Into<Vec<Type>>, result: Type) -> Overload {
-        Overload { member: true, ..Overload::global(id, params, result) }
+        Overload {
+            member: true,
+            ..Overload::global(id, params, result)
+        }
     }
 
     /// Implements a one-parameter overload (a member overload's receiver counts).
     pub fn unary(self, f: for<'a> fn(Value<'a>) -> Result<Value<'a>, EvalError>) -> Overload {
-        Overload { imp: Some(Impl::Unary(f)), ..self }
+        Overload {
+            imp: Some(Impl::Unary(f)),
+            ..self
+        }
     }
 
     /// Implements a two-parameter overload.
-    pub fn binary(self, f: for<'a> fn(Value<'a>, Value<'a>) -> Result<Value<'a>, EvalError>) -> Overload {
-        Overload { imp: Some(Impl::Binary(f)), ..self }
+    pub fn binary(
+        self,
+        f: for<'a> fn(Value<'a>, Value<'a>) -> Result<Value<'a>, EvalError>,
+    ) -> Overload {
+        Overload {
+            imp: Some(Impl::Binary(f)),
+            ..self
+        }
     }
 
     /// Implements an overload of any arity.
     pub fn variadic(self, f: for<'a> fn(&[Value<'a>]) -> Result<Value<'a>, EvalError>) -> Overload {
-        Overload { imp: Some(Impl::Variadic(f)), ..self }
+        Overload {
+            imp: Some(Impl::Variadic(f)),
+            ..self
+        }
     }
 
     /// Implements an overload with a closure.
-    pub fn closure(self, f: impl for<'a> Fn(&[Value<'a>]) -> Result<Value<'a>, EvalError> + Send + Sync + 'static) -> Overload {
-        Overload { imp: Some(Impl::Closure(Arc::new(f))), ..self }
+    pub fn closure(
+        self,
+        f: impl for<'a> Fn(&[Value<'a>]) -> Result<Value<'a>, EvalError> + Send + Sync + 'static,
+    ) -> Overload {
+        Overload {
+            imp: Some(Impl::Closure(Arc::new(f))),
+            ..self
+        }
     }
 
     /// Marks the overload as reading more than its arguments (the clock, a
     /// random source, a secret store): it never folds at compile time.
     pub fn impure(self) -> Overload {
-        Overload { pure: false, ..self }
+        Overload {
+            pure: false,
+            ..self
+        }
     }
 
     /// Whether runtime values of these kinds may call this overload.
     pub(crate) fn accepts(&self, args: &[Value<'_>]) -> bool {
-        self.params.len() == args.len() && self.params.iter().zip(args).all(|(p, a)| accepts_kind(p, a.kind()))
+        self.params.len() == args.len()
+            && self
+                .params
+                .iter()
+                .zip(args)
+                .all(|(p, a)| accepts_kind(p, a.kind()))
     }
 
     /// The signature as users read it: `string.startsWith(string) -> bool`.
     pub fn signature(&self, name: &str) -> String {
-        let list = |ps: &[Type]| ps.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+        let list = |ps: &[Type]| {
+            ps.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         match (self.member, self.params.split_first()) {
-            (true, Some((recv, rest))) => format!("{recv}.{name}({}) -> {}", list(rest), self.result),
+            (true, Some((recv, rest))) => {
+                format!("{recv}.{name}({}) -> {}", list(rest), self.result)
+            }
             _ => format!("{name}({}) -> {}", list(&self.params), self.result),
         }
     }
@@ -179,14 +222,23 @@ impl Env {
         }
         let id = VarId(u32::try_from(self.vars.len()).unwrap_or(u32::MAX));
         let name: Arc<str> = Arc::from(name);
-        self.vars.push(VarDecl { name: name.clone(), ty });
+        self.vars.push(VarDecl {
+            name: name.clone(),
+            ty,
+        });
         self.var_index.insert(name, id);
         id
     }
 
     /// Adds an overload to the function `name`, declaring it if new.
     pub fn add_function(&mut self, name: &str, overload: Overload) {
-        let f = self.functions.entry(Arc::from(name)).or_insert_with(|| Function { name: Arc::from(name), overloads: Vec::new() });
+        let f = self
+            .functions
+            .entry(Arc::from(name))
+            .or_insert_with(|| Function {
+                name: Arc::from(name),
+                overloads: Vec::new(),
+            });
         if let Some(existing) = f.overloads.iter_mut().find(|o| o.id == overload.id) {
             *existing = overload;
         } else {

@@ -9,7 +9,12 @@
 //! Nothing here panics: out-of-range indices, overflow and type confusion
 //! are [`EvalError`]s. Comprehensions draw on a step budget so that no
 //! expression can hold a request for long.
-#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![deny(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -22,7 +27,7 @@ use crate::ast::Macro;
 use crate::env::{Impl, Overload, VarId};
 use crate::ops;
 use crate::types::Type;
-use crate::value::{Bin, List, Map, MapData, Str, Value, Key};
+use crate::value::{Bin, Key, List, Map, MapData, Str, Value};
 
 /// Where evaluation reads variables from. Implemented by callers: the proxy
 /// reads request fields lazily, tests and the CLI use [`Bindings`].
@@ -78,7 +83,9 @@ pub struct EvalError {
 impl EvalError {
     /// An error with `message`.
     pub fn new(message: impl Into<Cow<'static, str>>) -> EvalError {
-        EvalError { message: message.into() }
+        EvalError {
+            message: message.into(),
+        }
     }
 
     /// The message.
@@ -88,7 +95,10 @@ impl EvalError {
 
     pub(crate) fn no_overload(function: &str, args: &[Value<'_>]) -> EvalError {
         let kinds: Vec<&str> = args.iter().map(|a| a.kind().name()).collect();
-        EvalError::new(format!("no matching overload for `{function}` applied to ({})", kinds.join(", ")))
+        EvalError::new(format!(
+            "no matching overload for `{function}` applied to ({})",
+            kinds.join(", ")
+        ))
     }
 }
 
@@ -123,7 +133,11 @@ impl Program {
     /// Evaluates against `activation`.
     pub fn eval<'a>(&'a self, activation: &'a dyn Activation) -> Result<Value<'a>, EvalError> {
         let budget = Cell::new(self.budget);
-        let frame = Frame { act: activation, locals: None, budget: &budget };
+        let frame = Frame {
+            act: activation,
+            locals: None,
+            budget: &budget,
+        };
         self.root.eval(&frame)
     }
 
@@ -132,7 +146,10 @@ impl Program {
     pub fn eval_bool(&self, activation: &dyn Activation) -> Result<bool, EvalError> {
         match self.eval(activation)? {
             Value::Bool(b) => Ok(b),
-            other => Err(EvalError::new(format!("expression evaluated to {} instead of bool", other.kind().name()))),
+            other => Err(EvalError::new(format!(
+                "expression evaluated to {} instead of bool",
+                other.kind().name()
+            ))),
         }
     }
 
@@ -203,13 +220,25 @@ pub(crate) enum Node {
     InStrs(Box<Node>, Box<[Box<str>]>),
     Index(Box<Node>, Box<Node>),
     IndexStr(Box<Node>, Box<str>),
-    Select { operand: Box<Node>, field: Box<str>, test_only: bool },
+    Select {
+        operand: Box<Node>,
+        field: Box<str>,
+        test_only: bool,
+    },
     StrPred(Box<Node>, StrPred, Box<str>),
     Matches(Box<Node>, Box<Regex>),
     List(Vec<Node>),
     Map(Vec<(Node, Node)>),
-    Call { name: Arc<str>, imp: Impl, args: Vec<Node> },
-    Dispatch { name: Arc<str>, overloads: Arc<[Overload]>, args: Vec<Node> },
+    Call {
+        name: Arc<str>,
+        imp: Impl,
+        args: Vec<Node>,
+    },
+    Dispatch {
+        name: Arc<str>,
+        overloads: Arc<[Overload]>,
+        args: Vec<Node>,
+    },
     Comprehension(Box<Comp>),
     Fail(Arc<str>),
 }
@@ -217,6 +246,8 @@ pub(crate) enum Node {
 #[derive(Debug)]
 pub(crate) struct Comp {
     pub(crate) kind: Macro,
+    /// Binds (index, element) or (key, value) rather than one variable.
+    pub(crate) two_vars: bool,
     pub(crate) range: Node,
     pub(crate) filter: Option<Node>,
     pub(crate) body: Node,
@@ -253,7 +284,9 @@ impl Node {
                 for _ in 0..*depth {
                     local = local.and_then(|l| l.parent);
                 }
-                local.map(|l| l.value.clone()).ok_or_else(|| EvalError::new("internal: unresolved comprehension variable"))
+                local
+                    .map(|l| l.value.clone())
+                    .ok_or_else(|| EvalError::new("internal: unresolved comprehension variable"))
             }
             Node::Unbound(name) => Err(no_such_attribute(name)),
             Node::And(l, r) => logic(l, r, f, false),
@@ -295,7 +328,11 @@ impl Node {
                 Value::Map(m) => m.get_str(key).ok_or_else(|| no_such_key(&Value::str(key))),
                 other => index(other, &Value::str(key)),
             },
-            Node::Select { operand, field, test_only } => select(operand.eval(f)?, field, *test_only),
+            Node::Select {
+                operand,
+                field,
+                test_only,
+            } => select(operand.eval(f)?, field, *test_only),
             Node::StrPred(x, pred, arg) => match x.eval(f)? {
                 Value::String(s) => Ok(Value::Bool(match pred {
                     StrPred::StartsWith => s.starts_with(&**arg),
@@ -319,18 +356,29 @@ impl Node {
                 let mut out = Vec::with_capacity(entries.len());
                 for (k, v) in entries {
                     let key = k.eval(f)?;
-                    let key = Key::from_value(&key).ok_or_else(|| EvalError::new(format!("unsupported map key type: {}", key.kind().name())))?;
+                    let key = Key::from_value(&key).ok_or_else(|| {
+                        EvalError::new(format!("unsupported map key type: {}", key.kind().name()))
+                    })?;
                     out.push((key, v.eval(f)?));
                 }
-                Ok(Value::Map(Map::Values(Arc::new(MapData::from_entries(out)?))))
+                Ok(Value::Map(Map::Values(Arc::new(MapData::from_entries(
+                    out,
+                )?))))
             }
             Node::Call { name, imp, args } => call(name, imp, args, f),
-            Node::Dispatch { name, overloads, args } => {
+            Node::Dispatch {
+                name,
+                overloads,
+                args,
+            } => {
                 let mut vals = Vec::with_capacity(args.len());
                 for a in args {
                     vals.push(a.eval(f)?);
                 }
-                let Some((imp, _)) = overloads.iter().find_map(|o| o.imp.as_ref().filter(|_| o.accepts(&vals)).map(|i| (i, o))) else {
+                let Some((imp, _)) = overloads
+                    .iter()
+                    .find_map(|o| o.imp.as_ref().filter(|_| o.accepts(&vals)).map(|i| (i, o)))
+                else {
                     return Err(EvalError::no_overload(name, &vals));
                 };
                 invoke(imp, vals)
@@ -353,7 +401,12 @@ impl StrPred {
 
 /// `&&` and `||` with CEL's commutative error absorption: `false && error`
 /// and `error && false` are both `false`.
-fn logic<'a>(l: &'a Node, r: &'a Node, f: &Frame<'a, '_>, is_or: bool) -> Result<Value<'a>, EvalError> {
+fn logic<'a>(
+    l: &'a Node,
+    r: &'a Node,
+    f: &Frame<'a, '_>,
+    is_or: bool,
+) -> Result<Value<'a>, EvalError> {
     let short = is_or; // the value that decides the result
     let name = if is_or { "_||_" } else { "_&&_" };
     let left = match l.eval(f) {
@@ -380,17 +433,38 @@ pub(crate) fn index<'a>(container: Value<'a>, key: &Value<'_>) -> Result<Value<'
                 Value::Int(i) => *i,
                 Value::Uint(u) => i64::try_from(*u).unwrap_or(i64::MAX),
                 Value::Double(d) if d.fract() == 0.0 => *d as i64,
-                Value::Double(_) => return Err(EvalError::new("unsupported index value: non-integral double")),
-                other => return Err(EvalError::no_overload("_[_]", &[Value::List(list), other.to_static()])),
+                Value::Double(_) => {
+                    return Err(EvalError::new(
+                        "unsupported index value: non-integral double",
+                    ));
+                }
+                other => {
+                    return Err(EvalError::no_overload(
+                        "_[_]",
+                        &[Value::List(list), other.to_static()],
+                    ));
+                }
             };
             usize::try_from(i)
                 .ok()
                 .and_then(|i| list.get(i))
-                .ok_or_else(|| EvalError::new(format!("index out of bounds: {i}, list size {}", list.len())))
+                .ok_or_else(|| {
+                    EvalError::new(format!(
+                        "index out of bounds: {i}, list size {}",
+                        list.len()
+                    ))
+                })
         }
         Value::Map(map) => match key {
-            Value::Bool(_) | Value::Int(_) | Value::Uint(_) | Value::Double(_) | Value::String(_) => map.get(key).ok_or_else(|| no_such_key(key)),
-            other => Err(EvalError::new(format!("unsupported map key type: {}", other.kind().name()))),
+            Value::Bool(_)
+            | Value::Int(_)
+            | Value::Uint(_)
+            | Value::Double(_)
+            | Value::String(_) => map.get(key).ok_or_else(|| no_such_key(key)),
+            other => Err(EvalError::new(format!(
+                "unsupported map key type: {}",
+                other.kind().name()
+            ))),
         },
         other => Err(EvalError::no_overload("_[_]", &[other, key.to_static()])),
     }
@@ -406,11 +480,19 @@ fn select<'a>(operand: Value<'a>, field: &'a str, test_only: bool) -> Result<Val
                 v.ok_or_else(|| no_such_key(&Value::str(field)))
             }
         }
-        other => Err(EvalError::new(format!("type `{}` has no field `{field}`", other.kind().name()))),
+        other => Err(EvalError::new(format!(
+            "type `{}` has no field `{field}`",
+            other.kind().name()
+        ))),
     }
 }
 
-fn call<'a>(name: &str, imp: &Impl, args: &'a [Node], f: &Frame<'a, '_>) -> Result<Value<'a>, EvalError> {
+fn call<'a>(
+    name: &str,
+    imp: &Impl,
+    args: &'a [Node],
+    f: &Frame<'a, '_>,
+) -> Result<Value<'a>, EvalError> {
     match (imp, args) {
         (Impl::Unary(func), [a]) => func(a.eval(f)?),
         (Impl::Binary(func), [a, b]) => func(a.eval(f)?, b.eval(f)?),
@@ -452,48 +534,90 @@ fn charge(f: &Frame<'_, '_>, cost: u64) -> Result<(), EvalError> {
 }
 
 fn comprehension<'a>(c: &'a Comp, f: &Frame<'a, '_>) -> Result<Value<'a>, EvalError> {
-    let items: Vec<Value<'a>> = match c.range.eval(f)? {
-        Value::List(l) => l.iter().collect(),
-        Value::Map(m) => m.keys(),
-        other => return Err(EvalError::new(format!("expression of type `{}` cannot be iterated; use a list or a map", other.kind().name()))),
+    // (first variable, second variable) per iteration.
+    let items: Vec<(Value<'a>, Option<Value<'a>>)> = match c.range.eval(f)? {
+        Value::List(l) if c.two_vars => l
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (Value::Int(i64::try_from(i).unwrap_or(i64::MAX)), Some(v)))
+            .collect(),
+        Value::List(l) => l.iter().map(|v| (v, None)).collect(),
+        Value::Map(m) if c.two_vars => m.entries().into_iter().map(|(k, v)| (k, Some(v))).collect(),
+        Value::Map(m) => m.keys().into_iter().map(|k| (k, None)).collect(),
+        other => {
+            return Err(EvalError::new(format!(
+                "expression of type `{}` cannot be iterated; use a list or a map",
+                other.kind().name()
+            )));
+        }
     };
     let mut error: Option<EvalError> = None;
     let mut count = 0usize;
     let mut out: Vec<Value<'a>> = Vec::new();
-    for item in items {
+    let mut out_map: Vec<(Key<'a>, Value<'a>)> = Vec::new();
+    for (first, second) in items {
         charge(f, c.cost)?;
-        let local = Local { value: item, parent: f.locals };
-        let inner = Frame { act: f.act, locals: Some(&local), budget: f.budget };
+        let outer = Local {
+            value: first,
+            parent: f.locals,
+        };
+        let inner_local;
+        let local: &Local<'a, '_> = match second {
+            Some(v) => {
+                inner_local = Local {
+                    value: v,
+                    parent: Some(&outer),
+                };
+                &inner_local
+            }
+            None => &outer,
+        };
+        let inner = Frame {
+            act: f.act,
+            locals: Some(local),
+            budget: f.budget,
+        };
+        let keep = |inner: &Frame<'a, '_>| -> Result<bool, EvalError> {
+            match &c.filter {
+                None => Ok(true),
+                Some(p) => match p.eval(inner)? {
+                    Value::Bool(b) => Ok(b),
+                    other => Err(EvalError::no_overload(c.kind.name(), &[other])),
+                },
+            }
+        };
         match c.kind {
             Macro::All | Macro::Exists => {
                 let decisive = c.kind == Macro::Exists;
                 match c.body.eval(&inner) {
                     Ok(Value::Bool(b)) if b == decisive => return Ok(Value::Bool(decisive)),
                     Ok(Value::Bool(_)) => {}
-                    Ok(other) => error = error.or(Some(EvalError::no_overload(c.kind.name(), &[other]))),
+                    Ok(other) => {
+                        error = error.or(Some(EvalError::no_overload(c.kind.name(), &[other])))
+                    }
                     Err(e) => error = error.or(Some(e)),
                 }
             }
             Macro::ExistsOne => match c.body.eval(&inner)? {
                 Value::Bool(true) => count += 1,
                 Value::Bool(false) => {}
-                other => return Err(EvalError::no_overload("exists_one", &[other])),
+                other => return Err(EvalError::no_overload(c.kind.name(), &[other])),
             },
             Macro::Filter => match c.body.eval(&inner)? {
-                Value::Bool(true) => out.push(local.value.clone()),
+                Value::Bool(true) => out.push(outer.value.clone()),
                 Value::Bool(false) => {}
                 other => return Err(EvalError::no_overload("filter", &[other])),
             },
-            Macro::Map => {
-                let keep = match &c.filter {
-                    None => true,
-                    Some(p) => match p.eval(&inner)? {
-                        Value::Bool(b) => b,
-                        other => return Err(EvalError::no_overload("map", &[other])),
-                    },
-                };
-                if keep {
+            Macro::Map | Macro::TransformList => {
+                if keep(&inner)? {
                     out.push(c.body.eval(&inner)?);
+                }
+            }
+            Macro::TransformMap => {
+                if keep(&inner)? {
+                    let key = Key::from_value(&outer.value)
+                        .ok_or_else(|| EvalError::new("unsupported map key type"))?;
+                    out_map.push((key, c.body.eval(&inner)?));
                 }
             }
         }
@@ -504,13 +628,22 @@ fn comprehension<'a>(c: &'a Comp, f: &Frame<'a, '_>) -> Result<Value<'a>, EvalEr
             None => Ok(Value::Bool(c.kind == Macro::All)),
         },
         Macro::ExistsOne => Ok(Value::Bool(count == 1)),
-        Macro::Filter | Macro::Map => Ok(Value::List(List::Values(out.into()))),
+        Macro::Filter | Macro::Map | Macro::TransformList => {
+            Ok(Value::List(List::Values(out.into())))
+        }
+        Macro::TransformMap => Ok(Value::Map(Map::Values(Arc::new(MapData::from_entries(
+            out_map,
+        )?)))),
     }
 }
 
 /// Evaluates a node without variables, for constant folding.
 pub(crate) fn eval_const(node: &Node) -> Result<Value<'static>, EvalError> {
     let budget = Cell::new(DEFAULT_BUDGET);
-    let frame = Frame { act: &(), locals: None, budget: &budget };
+    let frame = Frame {
+        act: &(),
+        locals: None,
+        budget: &budget,
+    };
     node.eval(&frame).map(|v| v.to_static())
 }

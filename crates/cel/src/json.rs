@@ -23,8 +23,18 @@ pub fn from_json(json: &Json) -> Value<'static> {
         Json::String(s) => Value::String(Str::Shared(Arc::from(s.as_str()))),
         Json::Array(items) => Value::List(List::Values(items.iter().map(from_json).collect())),
         Json::Object(obj) => {
-            let entries = obj.iter().map(|(k, v)| (Key::String(Str::Shared(Arc::from(k.as_str()))), from_json(v))).collect();
-            Value::Map(Map::Values(Arc::new(MapData::from_entries(entries).unwrap_or_default())))
+            let entries = obj
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        Key::String(Str::Shared(Arc::from(k.as_str()))),
+                        from_json(v),
+                    )
+                })
+                .collect();
+            Value::Map(Map::Values(Arc::new(
+                MapData::from_entries(entries).unwrap_or_default(),
+            )))
         }
     }
 }
@@ -38,7 +48,9 @@ pub fn to_json(value: &Value<'_>) -> Result<Json, EvalError> {
         Value::Bool(b) => Json::Bool(*b),
         Value::Int(i) => Json::from(*i),
         Value::Uint(u) => Json::from(*u),
-        Value::Double(d) => serde_json::Number::from_f64(*d).map(Json::Number).unwrap_or_else(|| Json::String(crate::stdlib::format_double(*d))),
+        Value::Double(d) => serde_json::Number::from_f64(*d)
+            .map(Json::Number)
+            .unwrap_or_else(|| Json::String(crate::stdlib::format_double(*d))),
         Value::String(s) => Json::String(s.to_string()),
         Value::Bytes(b) => Json::String(base64::engine::general_purpose::STANDARD.encode(&**b)),
         Value::List(l) => Json::Array(l.iter().map(|v| to_json(&v)).collect::<Result<_, _>>()?),

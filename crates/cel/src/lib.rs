@@ -23,7 +23,10 @@
 //! ```text
 //! text ─syntax::parse→ ast::Expr ─check::check→ Checked ─compile→ Program ─eval(Activation)→ Value
 //! ```
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod ast;
 pub mod check;
@@ -74,13 +77,21 @@ pub struct CompileOptions {
 
 impl Default for CompileOptions {
     fn default() -> Self {
-        CompileOptions { parse: ParseOptions::default(), check: true, expect: None }
+        CompileOptions {
+            parse: ParseOptions::default(),
+            check: true,
+            expect: None,
+        }
     }
 }
 
 impl Env {
     /// Parses and checks `src`, returning every diagnostic (warnings too).
-    pub fn check(&self, src: &str, options: &CompileOptions) -> (Option<CheckedExpr>, Vec<Diagnostic>) {
+    pub fn check(
+        &self,
+        src: &str,
+        options: &CompileOptions,
+    ) -> (Option<CheckedExpr>, Vec<Diagnostic>) {
         let expr = match syntax::parse_with(src, options.parse) {
             Ok(expr) => expr,
             Err(d) => return (None, vec![d]),
@@ -109,18 +120,34 @@ impl Env {
 
     /// Parses, checks and compiles a condition, which must be `bool`.
     pub fn compile_condition(&self, src: &str) -> Result<Program, Vec<Diagnostic>> {
-        self.compile_with(src, &CompileOptions { expect: Some(Type::Bool), ..CompileOptions::default() })
+        self.compile_with(
+            src,
+            &CompileOptions {
+                expect: Some(Type::Bool),
+                ..CompileOptions::default()
+            },
+        )
     }
 
     /// Parses, checks and compiles `src` with `options`.
-    pub fn compile_with(&self, src: &str, options: &CompileOptions) -> Result<Program, Vec<Diagnostic>> {
+    pub fn compile_with(
+        &self,
+        src: &str,
+        options: &CompileOptions,
+    ) -> Result<Program, Vec<Diagnostic>> {
         let (checked, mut diags) = self.check(src, options);
-        let Some(checked) = checked else { return Err(diags) };
+        let Some(checked) = checked else {
+            return Err(diags);
+        };
         if diags.iter().any(Diagnostic::is_error) {
             return Err(diags);
         }
         match compile::compile(self, &checked.expr, &checked.checked) {
-            Ok(root) => Ok(Program { root, result_type: checked.ty, budget: eval::DEFAULT_BUDGET }),
+            Ok(root) => Ok(Program {
+                root,
+                result_type: checked.ty,
+                budget: eval::DEFAULT_BUDGET,
+            }),
             Err(d) => {
                 diags.push(d);
                 Err(diags)

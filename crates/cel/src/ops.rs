@@ -1,6 +1,11 @@
 //! Operators: comparison and arithmetic with CEL's overflow, division and
 //! type rules.
-#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![deny(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 
 use std::cmp::Ordering;
 use std::sync::Arc;
@@ -54,12 +59,16 @@ pub(crate) fn compare<'a>(a: &Value<'_>, b: &Value<'_>, op: CmpOp) -> Result<Val
     let ord = match a.compare(b) {
         Some(o) => o,
         None => {
-            let numeric = |v: &Value<'_>| matches!(v, Value::Int(_) | Value::Uint(_) | Value::Double(_));
+            let numeric =
+                |v: &Value<'_>| matches!(v, Value::Int(_) | Value::Uint(_) | Value::Double(_));
             if numeric(a) && numeric(b) {
                 // A NaN is involved: every ordering is false.
                 return Ok(Value::Bool(false));
             }
-            return Err(EvalError::no_overload(op.name(), &[a.to_static(), b.to_static()]));
+            return Err(EvalError::no_overload(
+                op.name(),
+                &[a.to_static(), b.to_static()],
+            ));
         }
     };
     Ok(Value::Bool(match op {

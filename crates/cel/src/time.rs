@@ -1,7 +1,12 @@
 //! Timestamps and durations with CEL's ranges: timestamps from
 //! `0001-01-01T00:00:00Z` to `9999-12-31T23:59:59.999999999Z`, durations as
 //! 64-bit nanoseconds (about ±292 years), as cel-go.
-#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![deny(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 
 use std::fmt;
 
@@ -51,14 +56,18 @@ impl Timestamp {
 
     /// Parses RFC 3339 (`2009-02-13T23:31:30Z`, with optional fraction and offset).
     pub fn parse(text: &str) -> Result<Timestamp, EvalError> {
-        let dt = DateTime::parse_from_rfc3339(text).map_err(|e| EvalError::new(format!("invalid timestamp {text:?}: {e}")))?;
+        let dt = DateTime::parse_from_rfc3339(text)
+            .map_err(|e| EvalError::new(format!("invalid timestamp {text:?}: {e}")))?;
         Timestamp::new(dt.timestamp(), dt.timestamp_subsec_nanos())
     }
 
     /// The current time.
     pub fn now() -> Timestamp {
         let now = Utc::now();
-        Timestamp { secs: now.timestamp(), nanos: now.timestamp_subsec_nanos() }
+        Timestamp {
+            secs: now.timestamp(),
+            nanos: now.timestamp_subsec_nanos(),
+        }
     }
 
     /// Seconds since the epoch.
@@ -111,7 +120,9 @@ impl Timestamp {
             Some(tz) => match parse_offset(tz) {
                 Some(offset) => utc.with_timezone(&offset).naive_local(),
                 None => {
-                    let zone: chrono_tz::Tz = tz.parse().map_err(|_| EvalError::new(format!("unknown time zone {tz:?}")))?;
+                    let zone: chrono_tz::Tz = tz
+                        .parse()
+                        .map_err(|_| EvalError::new(format!("unknown time zone {tz:?}")))?;
                     zone.from_utc_datetime(&utc.naive_utc()).naive_local()
                 }
             },
@@ -176,7 +187,9 @@ impl Duration {
     }
 
     fn from_total(total: i128) -> Result<Duration, EvalError> {
-        i64::try_from(total).map(Duration::from_nanos).map_err(|_| range_error())
+        i64::try_from(total)
+            .map(Duration::from_nanos)
+            .map_err(|_| range_error())
     }
 
     /// From seconds, checking the range.
@@ -204,12 +217,16 @@ impl Duration {
         }
         let mut total: i128 = 0;
         while !rest.is_empty() {
-            let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+            let num_len = rest
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .ok_or_else(bad)?;
             let (num, tail) = rest.split_at(num_len);
             if num.is_empty() || num == "." {
                 return Err(bad());
             }
-            let unit_len = tail.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(tail.len());
+            let unit_len = tail
+                .find(|c: char| c.is_ascii_digit() || c == '.')
+                .unwrap_or(tail.len());
             let (unit, tail) = tail.split_at(unit_len);
             let scale: i128 = match unit {
                 "h" => 3_600 * NANOS,
@@ -221,7 +238,11 @@ impl Duration {
                 _ => return Err(bad()),
             };
             let (int_part, frac_part) = num.split_once('.').unwrap_or((num, ""));
-            let int: i128 = if int_part.is_empty() { 0 } else { int_part.parse().map_err(|_| range_error())? };
+            let int: i128 = if int_part.is_empty() {
+                0
+            } else {
+                int_part.parse().map_err(|_| range_error())?
+            };
             let mut part = int.checked_mul(scale).ok_or_else(range_error)?;
             let mut div = 1i128;
             for c in frac_part.chars().take(18) {
@@ -239,17 +260,26 @@ impl Duration {
 
     /// `self + other`.
     pub fn add(self, other: Duration) -> Result<Duration, EvalError> {
-        self.nanos.checked_add(other.nanos).map(Duration::from_nanos).ok_or_else(range_error)
+        self.nanos
+            .checked_add(other.nanos)
+            .map(Duration::from_nanos)
+            .ok_or_else(range_error)
     }
 
     /// `self - other`.
     pub fn sub(self, other: Duration) -> Result<Duration, EvalError> {
-        self.nanos.checked_sub(other.nanos).map(Duration::from_nanos).ok_or_else(range_error)
+        self.nanos
+            .checked_sub(other.nanos)
+            .map(Duration::from_nanos)
+            .ok_or_else(range_error)
     }
 
     /// `-self`.
     pub fn neg(self) -> Result<Duration, EvalError> {
-        self.nanos.checked_neg().map(Duration::from_nanos).ok_or_else(range_error)
+        self.nanos
+            .checked_neg()
+            .map(Duration::from_nanos)
+            .ok_or_else(range_error)
     }
 }
 
@@ -276,7 +306,11 @@ mod tests {
 
     #[test]
     fn durations_parse_like_go() {
-        let d = |s: &str| Duration::parse(s).map(|d| d.nanos()).map_err(|e| e.to_string());
+        let d = |s: &str| {
+            Duration::parse(s)
+                .map(|d| d.nanos())
+                .map_err(|e| e.to_string())
+        };
         assert_eq!(d("1h30m"), Ok(5_400_000_000_000));
         assert_eq!(d("-1.5s"), Ok(-1_500_000_000));
         assert_eq!(d("100ms"), Ok(100_000_000));

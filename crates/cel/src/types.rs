@@ -53,7 +53,10 @@ pub struct ObjectType {
 impl ObjectType {
     /// The type of `field`, if declared.
     pub fn field(&self, field: &str) -> Option<&Type> {
-        self.fields.iter().find(|(n, _)| &**n == field).map(|(_, t)| t)
+        self.fields
+            .iter()
+            .find(|(n, _)| &**n == field)
+            .map(|(_, t)| t)
     }
 }
 

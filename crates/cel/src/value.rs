@@ -5,7 +5,12 @@
 //! compiled program, and only values built during evaluation (concatenations,
 //! new lists) are reference-counted. Callers expose their data through
 //! [`HostMap`], [`HostList`] and [`MultiMap`] without copying it into maps.
-#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![deny(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -203,7 +208,9 @@ impl PartialEq for Key<'_> {
             (Key::String(a), Key::String(b)) => a == b,
             (Key::Int(a), Key::Int(b)) => a == b,
             (Key::Uint(a), Key::Uint(b)) => a == b,
-            (Key::Int(a), Key::Uint(b)) | (Key::Uint(b), Key::Int(a)) => u64::try_from(*a).is_ok_and(|a| a == *b),
+            (Key::Int(a), Key::Uint(b)) | (Key::Uint(b), Key::Int(a)) => {
+                u64::try_from(*a).is_ok_and(|a| a == *b)
+            }
             _ => false,
         }
     }
@@ -241,8 +248,18 @@ impl<'a> Key<'a> {
             Value::Int(i) => Key::Int(*i),
             Value::Uint(u) => Key::Uint(*u),
             Value::String(s) => Key::String(s.clone()),
-            Value::Double(d) if d.fract() == 0.0 && *d >= -9.223_372_036_854_776e18 && *d < 9.223_372_036_854_776e18 => Key::Int(*d as i64),
-            Value::Double(d) if d.fract() == 0.0 && *d >= 0.0 && *d < 1.844_674_407_370_955_2e19 => Key::Uint(*d as u64),
+            Value::Double(d)
+                if d.fract() == 0.0
+                    && *d >= -9.223_372_036_854_776e18
+                    && *d < 9.223_372_036_854_776e18 =>
+            {
+                Key::Int(*d as i64)
+            }
+            Value::Double(d)
+                if d.fract() == 0.0 && *d >= 0.0 && *d < 1.844_674_407_370_955_2e19 =>
+            {
+                Key::Uint(*d as u64)
+            }
             _ => return None,
         })
     }
@@ -250,7 +267,9 @@ impl<'a> Key<'a> {
     /// The key for building a map: only bool, int, uint and string values are keys.
     pub fn from_value(value: &Value<'a>) -> Option<Key<'a>> {
         match value {
-            Value::Bool(_) | Value::Int(_) | Value::Uint(_) | Value::String(_) => Key::from_lookup(value),
+            Value::Bool(_) | Value::Int(_) | Value::Uint(_) | Value::String(_) => {
+                Key::from_lookup(value)
+            }
             _ => None,
         }
     }
@@ -264,10 +283,16 @@ const INDEX_THRESHOLD: usize = 8;
 impl<'a> MapData<'a> {
     /// Builds a map; fails on a repeated key, as CEL map literals do.
     pub fn from_entries(entries: Vec<(Key<'a>, Value<'a>)>) -> Result<MapData<'a>, EvalError> {
-        let mut map = MapData { entries: Vec::with_capacity(entries.len()), index: None };
+        let mut map = MapData {
+            entries: Vec::with_capacity(entries.len()),
+            index: None,
+        };
         for (k, v) in entries {
             if map.get_key(&k).is_some() {
-                return Err(EvalError::new(format!("repeated key in map literal: {}", k.to_value().display())));
+                return Err(EvalError::new(format!(
+                    "repeated key in map literal: {}",
+                    k.to_value().display()
+                )));
             }
             map.push(k, v);
         }
@@ -280,7 +305,13 @@ impl<'a> MapData<'a> {
         if let Some(index) = &mut self.index {
             index.insert(k, n - 1);
         } else if n > INDEX_THRESHOLD {
-            self.index = Some(self.entries.iter().enumerate().map(|(i, (k, _))| (k.clone(), i)).collect());
+            self.index = Some(
+                self.entries
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (k, _))| (k.clone(), i))
+                    .collect(),
+            );
         }
     }
 
@@ -363,8 +394,14 @@ impl<'a> Value<'a> {
             Value::Bytes(b) => Value::Bytes(Bin::Shared(Arc::from(&**b))),
             Value::List(l) => Value::List(List::Values(l.iter().map(|v| v.to_static()).collect())),
             Value::Map(m) => {
-                let entries = m.entries().into_iter().filter_map(|(k, v)| Some((Key::from_value(&k.to_static())?, v.to_static()))).collect();
-                Value::Map(Map::Values(Arc::new(MapData::from_entries(entries).unwrap_or_default())))
+                let entries = m
+                    .entries()
+                    .into_iter()
+                    .filter_map(|(k, v)| Some((Key::from_value(&k.to_static())?, v.to_static())))
+                    .collect();
+                Value::Map(Map::Values(Arc::new(
+                    MapData::from_entries(entries).unwrap_or_default(),
+                )))
             }
             Value::Timestamp(t) => Value::Timestamp(*t),
             Value::Duration(d) => Value::Duration(*d),
@@ -401,11 +438,15 @@ impl<'a> Value<'a> {
             (Value::Duration(a), Value::Duration(b)) => a == b,
             (Value::Type(a), Value::Type(b)) => a == b,
             (Value::List(a), Value::List(b)) => {
-                a.len() == b.len() && (0..a.len()).all(|i| matches!((a.get(i), b.get(i)), (Some(x), Some(y)) if x.equals(&y)))
+                a.len() == b.len()
+                    && (0..a.len())
+                        .all(|i| matches!((a.get(i), b.get(i)), (Some(x), Some(y)) if x.equals(&y)))
             }
             (Value::Map(a), Value::Map(b)) => {
                 a.len() == b.len()
-                    && a.entries().iter().all(|(k, v)| b.get(k).is_some_and(|w| v.equals(&w)))
+                    && a.entries()
+                        .iter()
+                        .all(|(k, v)| b.get(k).is_some_and(|w| v.equals(&w)))
             }
             _ => matches!(numeric_cmp(self, other), Some(Ordering::Equal)),
         }
@@ -443,29 +484,12 @@ pub fn numeric_cmp(a: &Value<'_>, b: &Value<'_>) -> Option<Ordering> {
         (Value::Double(x), Value::Double(y)) => x.partial_cmp(y),
         (Value::Int(x), Value::Uint(y)) => Some((*x as i128).cmp(&(*y as i128))),
         (Value::Uint(x), Value::Int(y)) => Some((*x as i128).cmp(&(*y as i128))),
-        (Value::Int(x), Value::Double(y)) => cmp_i128_f64(*x as i128, *y),
-        (Value::Uint(x), Value::Double(y)) => cmp_i128_f64(*x as i128, *y),
-        (Value::Double(x), Value::Int(y)) => cmp_i128_f64(*y as i128, *x).map(Ordering::reverse),
-        (Value::Double(x), Value::Uint(y)) => cmp_i128_f64(*y as i128, *x).map(Ordering::reverse),
+        // Like cel-go, integers compare with doubles as doubles.
+        (Value::Int(x), Value::Double(y)) => (*x as f64).partial_cmp(y),
+        (Value::Uint(x), Value::Double(y)) => (*x as f64).partial_cmp(y),
+        (Value::Double(x), Value::Int(y)) => x.partial_cmp(&(*y as f64)),
+        (Value::Double(x), Value::Uint(y)) => x.partial_cmp(&(*y as f64)),
         _ => None,
-    }
-}
-
-fn cmp_i128_f64(i: i128, d: f64) -> Option<Ordering> {
-    if d.is_nan() {
-        return None;
-    }
-    if d >= 1.8446744073709552e19 {
-        return Some(Ordering::Less);
-    }
-    if d < -9.223372036854775808e18 {
-        return Some(Ordering::Greater);
-    }
-    let t = d.trunc();
-    match i.cmp(&(t as i128)) {
-        Ordering::Equal if d > t => Some(Ordering::Less),
-        Ordering::Equal if d < t => Some(Ordering::Greater),
-        o => Some(o),
     }
 }
 
@@ -560,7 +584,9 @@ impl<'a> List<'a> {
     pub fn contains(&self, needle: &Value<'_>) -> bool {
         match (self, needle) {
             // Header values: compare borrowed strings without building values.
-            (List::Multi(m, key), Value::String(s)) => (0..m.count(key)).any(|i| m.value(key, i) == Some(&**s)),
+            (List::Multi(m, key), Value::String(s)) => {
+                (0..m.count(key)).any(|i| m.value(key, i) == Some(&**s))
+            }
             (List::Values(v), _) => v.iter().any(|x| x.equals(needle)),
             _ => self.iter().any(|x| x.equals(needle)),
         }
@@ -593,13 +619,18 @@ impl<'a> Map<'a> {
     /// The value under `key`, with CEL's numeric key equivalence.
     pub fn get(&self, key: &Value<'_>) -> Option<Value<'a>> {
         match self {
-            Map::Values(m) => Key::from_lookup(key).and_then(|k| m.get_key(&k)).cloned().or_else(|| {
-                // A uint-valued double may match a uint key.
-                match key {
-                    Value::Double(d) if *d >= 0.0 && d.fract() == 0.0 => m.get_key(&Key::Uint(*d as u64)).cloned(),
-                    _ => None,
-                }
-            }),
+            Map::Values(m) => Key::from_lookup(key)
+                .and_then(|k| m.get_key(&k))
+                .cloned()
+                .or_else(|| {
+                    // A uint-valued double may match a uint key.
+                    match key {
+                        Value::Double(d) if *d >= 0.0 && d.fract() == 0.0 => {
+                            m.get_key(&Key::Uint(*d as u64)).cloned()
+                        }
+                        _ => None,
+                    }
+                }),
             Map::Host(h) => h.get(key),
             Map::Multi(m) => match key {
                 Value::String(s) if m.count(s) > 0 => {
@@ -617,7 +648,9 @@ impl<'a> Map<'a> {
     /// The value under a string key; the fast path for `m['k']` and `m.k`.
     pub fn get_str(&self, key: &'a str) -> Option<Value<'a>> {
         match self {
-            Map::Multi(m) if m.count(key) > 0 => Some(Value::List(List::Multi(*m, Str::Borrowed(key)))),
+            Map::Multi(m) if m.count(key) > 0 => {
+                Some(Value::List(List::Multi(*m, Str::Borrowed(key))))
+            }
             Map::Multi(_) => None,
             Map::Values(m) => m.get_key(&Key::String(Str::Borrowed(key))).cloned(),
             Map::Host(_) => self.get(&Value::str(key)),
@@ -636,14 +669,21 @@ impl<'a> Map<'a> {
     pub fn entries(&self) -> Vec<(Value<'a>, Value<'a>)> {
         match self {
             Map::Values(m) => m.iter().map(|(k, v)| (k.to_value(), v.clone())).collect(),
-            Map::Host(h) => h.keys().into_iter().filter_map(|k| {
-                let v = h.get(&k)?;
-                Some((k, v))
-            }).collect(),
+            Map::Host(h) => h
+                .keys()
+                .into_iter()
+                .filter_map(|k| {
+                    let v = h.get(&k)?;
+                    Some((k, v))
+                })
+                .collect(),
             Map::Multi(m) => (0..m.key_count())
                 .filter_map(|i| {
                     let k = m.key_at(i)?;
-                    Some((Value::str(k), Value::List(List::Multi(*m, Str::Borrowed(k)))))
+                    Some((
+                        Value::str(k),
+                        Value::List(List::Multi(*m, Str::Borrowed(k))),
+                    ))
                 })
                 .collect(),
         }
@@ -653,7 +693,9 @@ impl<'a> Map<'a> {
     pub fn keys(&self) -> Vec<Value<'a>> {
         match self {
             Map::Values(m) => m.iter().map(|(k, _)| k.to_value()).collect(),
-            Map::Multi(m) => (0..m.key_count()).filter_map(|i| m.key_at(i).map(Value::str)).collect(),
+            Map::Multi(m) => (0..m.key_count())
+                .filter_map(|i| m.key_at(i).map(Value::str))
+                .collect(),
             Map::Host(h) => h.keys(),
         }
     }

@@ -28,29 +28,43 @@ fn decode_signed(pair: Pair<'_, Rule>, negative: bool) -> Result<Literal, Diagno
         Rule::bool_lit => Ok(Literal::Bool(text == "true")),
         Rule::int_lit => {
             let magnitude = parse_u128(text).ok_or_else(|| bad("integer literal is too large"))?;
-            let value = if negative { 0i128 - magnitude as i128 } else { magnitude as i128 };
-            i64::try_from(value)
-                .map(Literal::Int)
-                .map_err(|_| bad("integer literal is out of range").with_help("int is 64-bit signed: -9223372036854775808 to 9223372036854775807"))
+            let value = if negative {
+                0i128 - magnitude as i128
+            } else {
+                magnitude as i128
+            };
+            i64::try_from(value).map(Literal::Int).map_err(|_| {
+                bad("integer literal is out of range")
+                    .with_help("int is 64-bit signed: -9223372036854775808 to 9223372036854775807")
+            })
         }
         Rule::uint_lit => {
             let digits = &text[..text.len() - 1];
             let value = parse_u128(digits).ok_or_else(|| bad("unsigned literal is too large"))?;
-            u64::try_from(value)
-                .map(Literal::Uint)
-                .map_err(|_| bad("unsigned literal is out of range").with_help("uint is 64-bit: 0 to 18446744073709551615"))
+            u64::try_from(value).map(Literal::Uint).map_err(|_| {
+                bad("unsigned literal is out of range")
+                    .with_help("uint is 64-bit: 0 to 18446744073709551615")
+            })
         }
         Rule::float_lit => {
-            let value: f64 = text.parse().map_err(|_| bad("malformed floating-point literal"))?;
+            let value: f64 = text
+                .parse()
+                .map_err(|_| bad("malformed floating-point literal"))?;
             Ok(Literal::Double(if negative { -value } else { value }))
         }
         Rule::string_lit => {
             let bytes = string_bytes(pair, false)?;
-            let s = String::from_utf8(bytes).map_err(|_| bad("string literal is not valid UTF-8").with_help("use a bytes literal (`b'...'`) for binary data"))?;
+            let s = String::from_utf8(bytes).map_err(|_| {
+                bad("string literal is not valid UTF-8")
+                    .with_help("use a bytes literal (`b'...'`) for binary data")
+            })?;
             Ok(Literal::String(Arc::from(s)))
         }
         Rule::bytes_lit => {
-            let inner = pair.into_inner().next().ok_or_else(|| bad("malformed bytes literal"))?;
+            let inner = pair
+                .into_inner()
+                .next()
+                .ok_or_else(|| bad("malformed bytes literal"))?;
             Ok(Literal::Bytes(Arc::from(string_bytes(inner, true)?)))
         }
         _ => Err(bad("malformed literal")),
@@ -80,8 +94,14 @@ fn string_bytes(pair: Pair<'_, Rule>, bytes: bool) -> Result<Vec<u8>, Diagnostic
             }
         }
     }
-    let quote = if body.starts_with("\"\"\"") || body.starts_with("'''") { 3 } else { 1 };
-    let content = body.get(quote..body.len().saturating_sub(quote)).unwrap_or("");
+    let quote = if body.starts_with("\"\"\"") || body.starts_with("'''") {
+        3
+    } else {
+        1
+    };
+    let content = body
+        .get(quote..body.len().saturating_sub(quote))
+        .unwrap_or("");
     let content_start = body_start + quote;
     if raw {
         return Ok(content.as_bytes().to_vec());
@@ -95,7 +115,13 @@ fn string_bytes(pair: Pair<'_, Rule>, bytes: bool) -> Result<Vec<u8>, Diagnostic
             continue;
         }
         let at = content_start + i;
-        let bad = |len: usize, what: &str| Diagnostic::error(code::LITERAL, crate::ast::Span::new(at, at + len), what.to_string());
+        let bad = |len: usize, what: &str| {
+            Diagnostic::error(
+                code::LITERAL,
+                crate::ast::Span::new(at, at + len),
+                what.to_string(),
+            )
+        };
         let Some((_, e)) = chars.next() else {
             return Err(bad(1, "unterminated escape sequence"));
         };
@@ -118,23 +144,36 @@ fn string_bytes(pair: Pair<'_, Rule>, bytes: bool) -> Result<Vec<u8>, Diagnostic
             out.push(b);
             continue;
         }
-        let (digits, radix, len) = match e {
-            'x' | 'X' => (2, 16, 4),
-            'u' if !bytes => (4, 16, 6),
-            'U' if !bytes => (8, 16, 10),
-            '0'..='3' => (2, 8, 4),
-            _ => return Err(bad(2, &format!("invalid escape sequence `\\{e}`")).with_help("valid escapes: \\n \\r \\t \\\\ \\' \\\" \\xHH \\uHHHH \\UHHHHHHHH \\ooo")),
+        let (digits, radix, len) =
+            match e {
+                'x' | 'X' => (2, 16, 4),
+                'u' if !bytes => (4, 16, 6),
+                'U' if !bytes => (8, 16, 10),
+                '0'..='3' => (2, 8, 4),
+                _ => return Err(
+                    bad(2, &format!("invalid escape sequence `\\{e}`")).with_help(
+                        "valid escapes: \\n \\r \\t \\\\ \\' \\\" \\xHH \\uHHHH \\UHHHHHHHH \\ooo",
+                    ),
+                ),
+            };
+        let mut value: u32 = if radix == 8 {
+            e.to_digit(8).unwrap_or(0)
+        } else {
+            0
         };
-        let mut value: u32 = if radix == 8 { e.to_digit(8).unwrap_or(0) } else { 0 };
         for _ in 0..digits {
-            let d = chars.next().and_then(|(_, d)| d.to_digit(radix)).ok_or_else(|| bad(len, "malformed escape sequence"))?;
+            let d = chars
+                .next()
+                .and_then(|(_, d)| d.to_digit(radix))
+                .ok_or_else(|| bad(len, "malformed escape sequence"))?;
             value = value * radix + d;
         }
         let is_byte_escape = matches!(e, 'x' | 'X' | '0'..='3');
         if bytes && is_byte_escape {
             out.push(value as u8);
         } else {
-            let c = char::from_u32(value).ok_or_else(|| bad(len, "escape is not a valid Unicode code point"))?;
+            let c = char::from_u32(value)
+                .ok_or_else(|| bad(len, "escape is not a valid Unicode code point"))?;
             let mut buf = [0; 4];
             out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
         }

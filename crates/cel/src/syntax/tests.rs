@@ -26,7 +26,10 @@ fn literals_decode() {
     assert_eq!(lit("0x1F"), Literal::Int(31));
     assert_eq!(lit("18446744073709551615u"), Literal::Uint(u64::MAX));
     assert_eq!(lit("1e3"), Literal::Double(1000.0));
-    assert_eq!(lit(r#"'\x41\u00e9\101\n'"#), Literal::String(Arc::from("Aé A\n".replace(' ', "A").as_str())));
+    assert_eq!(
+        lit(r#"'\x41\u00e9\101\n'"#),
+        Literal::String(Arc::from("Aé A\n".replace(' ', "A").as_str()))
+    );
     assert_eq!(lit(r"r'\n'"), Literal::String(Arc::from("\\n")));
     assert_eq!(lit(r"b'\xff'"), Literal::Bytes(Arc::from(&[0xffu8][..])));
     assert_eq!(lit("'''a\nb'''"), Literal::String(Arc::from("a\nb")));
@@ -65,6 +68,11 @@ fn spans_cover_their_text() {
     let src = "req.url.path.startsWith('/api')";
     let e = ok(src);
     assert_eq!(&src[e.span.range()], src);
-    let ExprKind::Call { target: Some(t), .. } = &e.kind else { panic!() };
+    let ExprKind::Call {
+        target: Some(t), ..
+    } = &e.kind
+    else {
+        panic!()
+    };
     assert_eq!(&src[t.span.range()], "req.url.path");
 }
