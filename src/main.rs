@@ -1,2 +1,36 @@
-//! The `portcullis` command line.
-fn main() {}
+//! The `portcullis` command line: parses arguments and hands each
+//! subcommand to its module under `command/`. Logic lives in the crates.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod command;
+
+/// A programmable traffic-policy engine: ngrok Traffic Policy on your own machines.
+#[derive(Parser)]
+#[command(name = "portcullis", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check and evaluate one CEL expression, printing the result as JSON.
+    Cel(command::cel::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let res = match cli.command {
+        Command::Cel(args) => command::cel::run(&args),
+    };
+    match res {
+        Ok(code) => code,
+        Err(err) => {
+            command::eprint(&format!("error: {err:#}"));
+            ExitCode::from(2)
+        }
+    }
+}

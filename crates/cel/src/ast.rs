@@ -101,6 +101,8 @@ pub enum ExprKind {
         target: Option<Box<Expr>>,
         /// The function name; operators use CEL's internal names.
         function: Arc<str>,
+        /// Where the function name (or the operator) stands.
+        name_span: Span,
         /// The arguments, receiver excluded.
         args: Vec<Expr>,
     },

@@ -145,6 +145,7 @@ impl Checker<'_> {
                 target,
                 function,
                 args,
+                ..
             } => self.call(e, target.as_deref(), function, args),
             ExprKind::List(items) => {
                 let tys: Vec<Type> = items.iter().map(|i| self.expr(i)).collect();
@@ -420,10 +421,14 @@ impl Checker<'_> {
             )
             .map(str::to_string);
             let shown = display_name(name);
+            let span = match &e.kind {
+                ExprKind::Call { name_span, .. } => *name_span,
+                _ => e.span,
+            };
             return self.error(
                 Diagnostic::error(
                     code::UNKNOWN_FUNCTION,
-                    e.span,
+                    span,
                     format!("unknown function `{shown}`"),
                 )
                 .with_suggestion(suggestion.as_deref()),
@@ -454,14 +459,19 @@ impl Checker<'_> {
         if matched.is_empty() {
             let shape: Vec<String> = args.iter().map(ToString::to_string).collect();
             let shown = display_name(name);
-            let applied = if member {
-                let (recv, rest) = shape
-                    .split_first()
-                    .map(|(r, rest)| (r.clone(), rest.join(", ")))
-                    .unwrap_or_default();
-                format!("`{recv}.{shown}({rest})`")
-            } else {
-                format!("`{shown}({})`", shape.join(", "))
+            let operator = is_operator(name);
+            let applied = match (operator, shape.as_slice()) {
+                (true, [a, b]) if name == "_[_]" => format!("`{a}[{b}]`"),
+                (true, [a, b]) => format!("`{a} {shown} {b}`"),
+                (true, [a]) => format!("`{shown}{a}`"),
+                _ if member => {
+                    let (recv, rest) = shape
+                        .split_first()
+                        .map(|(r, rest)| (r.clone(), rest.join(", ")))
+                        .unwrap_or_default();
+                    format!("`{recv}.{shown}({rest})`")
+                }
+                _ => format!("`{shown}({})`", shape.join(", ")),
             };
             let sigs: Vec<String> = func
                 .overloads
@@ -475,7 +485,11 @@ impl Checker<'_> {
                 e.span,
                 format!("no matching overload for {applied}"),
             );
-            if sigs.is_empty() {
+            if operator && args.len() == 2 && name != "@in" && name != "_[_]" {
+                diag = diag.with_help(
+                    "both sides must have the same type; convert one, e.g. `int(...)` or `string(...)`",
+                );
+            } else if sigs.is_empty() {
                 let other = if member {
                     format!("call it as `{shown}(...)`")
                 } else {
@@ -519,6 +533,11 @@ impl Checker<'_> {
             _ => Type::Dyn,
         }
     }
+}
+
+/// Whether `name` is one of CEL's operator functions.
+fn is_operator(name: &str) -> bool {
+    name.starts_with('_') || name.starts_with('@') || name == "!_" || name == "-_"
 }
 
 /// How users write operator names in messages: `_+_` is `+`.
@@ -626,3 +645,6 @@ fn substitute(t: &Type, subst: &Subst) -> Type {
         other => other.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests;

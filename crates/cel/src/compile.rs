@@ -93,6 +93,7 @@ impl Compiler<'_> {
                 target,
                 function,
                 args,
+                ..
             } => self.call(e, target.as_deref(), function, args)?,
             ExprKind::List(items) => {
                 let items = items

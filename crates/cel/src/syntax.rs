@@ -190,8 +190,11 @@ fn join_or(items: &[&str]) -> String {
 }
 
 fn span_of(pair: &Pair<'_, Rule>) -> Span {
+    // Pest keeps the whitespace an optional tail skipped (`a.b ` in
+    // `a.b == c`); diagnostics should underline the text only.
     let s = pair.as_span();
-    Span::new(s.start(), s.end())
+    let trimmed = s.as_str().trim_end_matches([' ', '\t', '\n', '\r', '\x0C']);
+    Span::new(s.start(), s.start() + trimmed.len())
 }
 
 /// Lowering state: ids are dense, assigned in creation order.
@@ -226,6 +229,7 @@ impl Lower {
             ExprKind::Call {
                 target: None,
                 function: Arc::from(function),
+                name_span: span,
                 args,
             },
         )
@@ -428,7 +432,11 @@ impl Lower {
                     return self.has(span, args, depth);
                 }
                 let depth = self.deep(span, depth + 1)?;
-                Ok((self.call(span, &name, args), depth))
+                let mut call = self.call(span, &name, args);
+                if let ExprKind::Call { name_span: n, .. } = &mut call.kind {
+                    *n = name_span;
+                }
+                Ok((call, depth))
             }
         }
     }
@@ -501,6 +509,7 @@ impl Lower {
                 Rule::select => {
                     let mut parts = suffix.into_inner();
                     let name = parts.next().ok_or_else(|| missing(span))?;
+                    let name_span = span_of(&name);
                     let field = field_name(name);
                     match parts.next() {
                         None => {
@@ -517,7 +526,7 @@ impl Lower {
                         Some(args) => {
                             let (args, d) = self.args(args)?;
                             depth = self.deep(whole, depth.max(d) + 1)?;
-                            expr = self.receiver_call(whole, expr, field, args)?;
+                            expr = self.receiver_call(whole, name_span, expr, field, args)?;
                         }
                     }
                 }
@@ -586,6 +595,7 @@ impl Lower {
     fn receiver_call(
         &mut self,
         span: Span,
+        name_span: Span,
         target: Expr,
         function: Arc<str>,
         mut args: Vec<Expr>,
@@ -613,6 +623,7 @@ impl Lower {
                 ExprKind::Call {
                     target: Some(Box::new(target)),
                     function,
+                    name_span,
                     args,
                 },
             ));

@@ -1,0 +1,17 @@
+//! Subcommands, one module each, and the terminal output they share.
+
+pub(crate) mod cel;
+pub(crate) mod render;
+
+/// Writes a line to standard error. Subcommands report through here (and
+/// `println!` for their results), so that output stays in one place.
+pub(crate) fn eprint(text: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "{text}");
+}
+
+/// Writes a line to standard output.
+pub(crate) fn print(text: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout(), "{text}");
+}
