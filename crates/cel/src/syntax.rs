@@ -120,9 +120,22 @@ fn syntax_error(src: &str, err: &pest::error::Error<Rule>) -> Diagnostic {
         InputLocation::Span((s, _)) => s,
     };
     let rest = src.get(pos..).unwrap_or("");
+    if let Some(diag) = unterminated_string(src, pos) {
+        return diag;
+    }
     let found = token_at(rest);
-    let span = Span::new(pos, pos + found.len().max(usize::from(!rest.is_empty())));
-    let what = if rest.is_empty() {
+    let span = if rest.trim().is_empty() {
+        // Nothing to underline at the end: point at the last character.
+        let end = src.trim_end().len();
+        let start = src
+            .get(..end)
+            .and_then(|s| s.char_indices().last())
+            .map_or(0, |(i, _)| i);
+        Span::new(start, end)
+    } else {
+        Span::new(pos, pos + found.len().max(1))
+    };
+    let what = if rest.trim().is_empty() {
         "end of expression".to_string()
     } else {
         format!("`{found}`")
@@ -144,6 +157,56 @@ fn syntax_error(src: &str, err: &pest::error::Error<Rule>) -> Diagnostic {
         diag = diag.with_help("CEL spells these `&&`, `||` and `!`");
     }
     diag
+}
+
+/// A quote at `pos` that no later quote of its kind closes on its line.
+fn unterminated_string(src: &str, pos: usize) -> Option<Diagnostic> {
+    let rest = src.get(pos..)?;
+    let skip = rest.find(['\'', '"']).filter(|i| {
+        rest.get(..*i)
+            .is_some_and(|p| p.chars().all(|c| "rRbB".contains(c)))
+    })?;
+    let quote = rest.get(skip..)?.chars().next()?;
+    // `'''abc` fails at its third quote, after pest took `''` as a string:
+    // start at the first quote of the run.
+    let mut start = pos + skip;
+    while start > 0 && src.as_bytes().get(start - 1) == Some(&(quote as u8)) {
+        start -= 1;
+    }
+    let body = src.get(start..)?;
+    let triple: String = std::iter::repeat_n(quote, 3).collect();
+    let closed = if let Some(inner) = body.strip_prefix(&triple) {
+        inner.contains(&triple)
+    } else {
+        let line = body.get(1..).unwrap_or("").lines().next().unwrap_or("");
+        let mut escaped = false;
+        line.chars().any(|c| {
+            let close = c == quote && !escaped;
+            escaped = c == '\\' && !escaped;
+            close
+        })
+    };
+    if closed {
+        return None;
+    }
+    let closing = if body.starts_with(&triple) {
+        triple
+    } else {
+        quote.to_string()
+    };
+    let end = src
+        .get(start..)
+        .and_then(|s| s.lines().next())
+        .map_or(src.len(), |l| start + l.len());
+    Some(
+        Diagnostic::error(
+            code::SYNTAX,
+            Span::new(start, end),
+            "unterminated string literal",
+        )
+        .with_label("this string is never closed")
+        .with_help(format!("close it with `{closing}`")),
+    )
 }
 
 fn token_at(rest: &str) -> &str {

@@ -77,3 +77,22 @@ fn spans_cover_their_text() {
     };
     assert_eq!(&src[t.span.range()], "req.url.path");
 }
+
+#[test]
+fn unterminated_strings_are_named() {
+    let d = err("req.method == 'POST");
+    assert_eq!(d.message, "unterminated string literal");
+    assert_eq!(d.span, Span::new(14, 19));
+    assert_eq!(d.help.as_deref(), Some("close it with `'`"));
+    let d = err("'''abc");
+    assert_eq!(d.span, Span::new(0, 6));
+    assert_eq!(d.help.as_deref(), Some("close it with `'''`"));
+}
+
+#[test]
+fn errors_at_the_end_underline_the_last_character() {
+    let d = err("foo(");
+    assert_eq!(d.message, "unexpected end of expression");
+    assert_eq!(d.span, Span::new(3, 4));
+    assert_eq!(d.label.as_deref(), Some("expected an expression"));
+}
