@@ -370,20 +370,18 @@ impl Checker<'_> {
         args: &[Expr],
     ) -> Type {
         // `ns.f(x)`: a qualified global function, when `ns` is not a variable.
-        if let Some(t) = target {
-            if let Some(q) = t.qualified_name() {
-                let first = q.split('.').next().unwrap_or("");
-                if self.local(first).is_none() && self.lookup_var(&q).is_none() {
-                    let full = format!("{q}.{function}");
-                    if let Some(name) = self
-                        .env
-                        .candidates(&full)
-                        .into_iter()
-                        .find(|c| self.env.function(c).is_some())
-                    {
-                        let arg_tys: Vec<Type> = args.iter().map(|a| self.expr(a)).collect();
-                        return self.resolve(e, &name, false, &arg_tys, true);
-                    }
+        if let Some(q) = target.and_then(Expr::qualified_name) {
+            let first = q.split('.').next().unwrap_or("");
+            if self.local(first).is_none() && self.lookup_var(&q).is_none() {
+                let full = format!("{q}.{function}");
+                if let Some(name) = self
+                    .env
+                    .candidates(&full)
+                    .into_iter()
+                    .find(|c| self.env.function(c).is_some())
+                {
+                    let arg_tys: Vec<Type> = args.iter().map(|a| self.expr(a)).collect();
+                    return self.resolve(e, &name, false, &arg_tys, true);
                 }
             }
         }
@@ -592,11 +590,7 @@ fn assignable(param: &Type, arg: &Type, subst: &mut Subst) -> bool {
     match (param, arg) {
         (Type::Param(p), _) => match subst.get(p).cloned() {
             Some(bound) => {
-                if bound.is_dyn() {
-                    true
-                } else if arg.is_dyn() {
-                    true
-                } else if assignable(&bound, arg, subst) {
+                if bound.is_dyn() || arg.is_dyn() || assignable(&bound, arg, subst) {
                     true
                 } else if assignable(arg, &bound, subst) {
                     // The argument is more general (list(dyn) vs list(int)).

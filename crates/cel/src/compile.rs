@@ -50,10 +50,17 @@ fn is_const(n: &Node) -> bool {
 /// `||` may still absorb it.
 fn fold(node: Node) -> Node {
     match eval_const(&node) {
+        // A large constant (`lists.range(100000)`) would live in the program
+        // for good; computing it per evaluation keeps it under the budget.
+        Ok(Value::List(l)) if l.len() > MAX_FOLDED_LEN => node,
+        Ok(Value::Map(m)) if m.len() > MAX_FOLDED_LEN => node,
         Ok(v) => Node::Const(v),
         Err(_) => node,
     }
 }
+
+/// The largest list or map constant folding keeps.
+const MAX_FOLDED_LEN: usize = 4096;
 
 impl Compiler<'_> {
     fn node(&self, e: &Expr) -> Result<Node, Diagnostic> {
@@ -324,8 +331,7 @@ impl Compiler<'_> {
 
 fn first_line(s: &str) -> String {
     s.lines()
-        .filter(|l| !l.trim().is_empty())
-        .last()
+        .rfind(|l| !l.trim().is_empty())
         .unwrap_or(s)
         .trim()
         .to_string()

@@ -63,6 +63,9 @@ pub struct Overload {
     pub pure: bool,
 }
 
+/// The signature of closure implementations.
+pub type ClosureFn = dyn for<'a> Fn(&[Value<'a>]) -> Result<Value<'a>, EvalError> + Send + Sync;
+
 /// A function implementation.
 #[derive(Clone)]
 pub enum Impl {
@@ -73,7 +76,7 @@ pub enum Impl {
     /// Any number of arguments.
     Variadic(for<'a> fn(&[Value<'a>]) -> Result<Value<'a>, EvalError>),
     /// A closure, for implementations that carry state (a secret store).
-    Closure(Arc<dyn for<'a> Fn(&[Value<'a>]) -> Result<Value<'a>, EvalError> + Send + Sync>),
+    Closure(Arc<ClosureFn>),
 }
 
 impl std::fmt::Debug for Impl {

@@ -375,13 +375,14 @@ impl Node {
                 for a in args {
                     vals.push(a.eval(f)?);
                 }
-                let Some((imp, _)) = overloads
+                let Some(imp) = overloads
                     .iter()
-                    .find_map(|o| o.imp.as_ref().filter(|_| o.accepts(&vals)).map(|i| (i, o)))
+                    .find_map(|o| o.imp.as_ref().filter(|_| o.accepts(&vals)))
                 else {
                     return Err(EvalError::no_overload(name, &vals));
                 };
-                invoke(imp, vals)
+                charge(f, 1 + vals.iter().map(size_of).sum::<u64>())?;
+                charged(f, invoke(imp, vals))
             }
             Node::Comprehension(c) => comprehension(c, f),
             Node::Fail(message) => Err(EvalError::new(message.to_string())),
@@ -487,6 +488,27 @@ fn select<'a>(operand: Value<'a>, field: &'a str, test_only: bool) -> Result<Val
     }
 }
 
+/// The size a library call is charged for touching `v`. A call costs one
+/// step plus the sizes of the lists and maps it reads and returns, so that
+/// `sort`, `distinct` or `lists.range` on large data draw on the budget as a
+/// comprehension over the same data would.
+fn size_of(v: &Value<'_>) -> u64 {
+    match v {
+        Value::List(l) => l.len() as u64,
+        Value::Map(m) => m.len() as u64,
+        _ => 0,
+    }
+}
+
+fn charged<'a>(
+    f: &Frame<'a, '_>,
+    res: Result<Value<'a>, EvalError>,
+) -> Result<Value<'a>, EvalError> {
+    let v = res?;
+    charge(f, size_of(&v))?;
+    Ok(v)
+}
+
 fn call<'a>(
     name: &str,
     imp: &Impl,
@@ -494,18 +516,30 @@ fn call<'a>(
     f: &Frame<'a, '_>,
 ) -> Result<Value<'a>, EvalError> {
     match (imp, args) {
-        (Impl::Unary(func), [a]) => func(a.eval(f)?),
-        (Impl::Binary(func), [a, b]) => func(a.eval(f)?, b.eval(f)?),
+        (Impl::Unary(func), [a]) => {
+            let a = a.eval(f)?;
+            charge(f, 1 + size_of(&a))?;
+            charged(f, func(a))
+        }
+        (Impl::Binary(func), [a, b]) => {
+            let (a, b) = (a.eval(f)?, b.eval(f)?);
+            charge(f, 1 + size_of(&a) + size_of(&b))?;
+            charged(f, func(a, b))
+        }
         _ => {
             let mut vals = Vec::with_capacity(args.len());
             for a in args {
                 vals.push(a.eval(f)?);
             }
-            match imp {
-                Impl::Variadic(func) => func(&vals),
-                Impl::Closure(func) => func(&vals),
-                _ => Err(EvalError::no_overload(name, &vals)),
-            }
+            charge(f, 1 + vals.iter().map(size_of).sum::<u64>())?;
+            charged(
+                f,
+                match imp {
+                    Impl::Variadic(func) => func(&vals),
+                    Impl::Closure(func) => func(&vals),
+                    _ => Err(EvalError::no_overload(name, &vals)),
+                },
+            )
         }
     }
 }

@@ -98,17 +98,24 @@ impl Env {
         };
         let (checked, mut diags) = check::check(self, &expr, options.check);
         let ty = checked.type_of(expr.id).clone();
-        if let (Some(want), true) = (&options.expect, options.check) {
-            if ty != *want && !ty.is_dyn() && diags.iter().all(|d| !d.is_error()) {
-                diags.push(
-                    Diagnostic::error(diagnostic::code::TYPE_MISMATCH, expr.span, format!("expected `{want}`, found `{ty}`"))
-                        .with_label(format!("this is `{ty}`"))
-                        .with_help(match want {
-                            Type::Bool => "a condition must evaluate to `true` or `false`; compare the value, e.g. `x == ...`".to_string(),
-                            _ => format!("convert the value, e.g. `{want}(...)`"),
-                        }),
-                );
-            }
+        if let (Some(want), true) = (&options.expect, options.check)
+            && ty != *want
+            && !ty.is_dyn()
+            && diags.iter().all(|d| !d.is_error())
+        {
+            let help = match want {
+                Type::Bool => "a condition must evaluate to `true` or `false`; compare the value, e.g. `x == ...`".to_string(),
+                _ => format!("convert the value, e.g. `{want}(...)`"),
+            };
+            diags.push(
+                Diagnostic::error(
+                    diagnostic::code::TYPE_MISMATCH,
+                    expr.span,
+                    format!("expected `{want}`, found `{ty}`"),
+                )
+                .with_label(format!("this is `{ty}`"))
+                .with_help(help),
+            );
         }
         (Some(CheckedExpr { expr, checked, ty }), diags)
     }

@@ -144,12 +144,22 @@ pub(crate) fn arith<'a>(a: Value<'a>, b: Value<'a>, op: ArithOp) -> Result<Value
             let items: Vec<Value<'a>> = x.iter().chain(y.iter()).collect();
             Ok(Value::List(List::Values(items.into())))
         }
-        (Value::Timestamp(t), Value::Duration(d)) if op == Add => t.add(d).map(Value::Timestamp),
-        (Value::Duration(d), Value::Timestamp(t)) if op == Add => t.add(d).map(Value::Timestamp),
-        (Value::Timestamp(t), Value::Duration(d)) if op == Sub => t.sub(d).map(Value::Timestamp),
+        (Value::Timestamp(t), Value::Duration(d)) if op == Add => {
+            t.checked_add(d).map(Value::Timestamp)
+        }
+        (Value::Duration(d), Value::Timestamp(t)) if op == Add => {
+            t.checked_add(d).map(Value::Timestamp)
+        }
+        (Value::Timestamp(t), Value::Duration(d)) if op == Sub => {
+            t.checked_sub(d).map(Value::Timestamp)
+        }
         (Value::Timestamp(t), Value::Timestamp(u)) if op == Sub => t.since(u).map(Value::Duration),
-        (Value::Duration(d), Value::Duration(e)) if op == Add => d.add(e).map(Value::Duration),
-        (Value::Duration(d), Value::Duration(e)) if op == Sub => d.sub(e).map(Value::Duration),
+        (Value::Duration(d), Value::Duration(e)) if op == Add => {
+            d.checked_add(e).map(Value::Duration)
+        }
+        (Value::Duration(d), Value::Duration(e)) if op == Sub => {
+            d.checked_sub(e).map(Value::Duration)
+        }
         (a, b) => Err(EvalError::no_overload(op.name(), &[a, b])),
     }
 }
@@ -158,7 +168,7 @@ pub(crate) fn negate(v: Value<'_>) -> Result<Value<'_>, EvalError> {
     match v {
         Value::Int(i) => i.checked_neg().map(Value::Int).ok_or_else(overflow),
         Value::Double(d) => Ok(Value::Double(-d)),
-        Value::Duration(d) => d.neg().map(Value::Duration),
+        Value::Duration(d) => d.checked_neg().map(Value::Duration),
         other => Err(EvalError::no_overload("-_", &[other])),
     }
 }

@@ -343,10 +343,9 @@ fn to_int(v: Value<'_>) -> Result<Value<'_>, EvalError> {
         Value::Int(i) => i,
         Value::Uint(u) => i64::try_from(u).map_err(|_| range_error("uint out of int range"))?,
         Value::Double(d) => {
-            if !d.is_finite()
-                || d <= -9.223_372_036_854_775_808e18
-                || d >= 9.223_372_036_854_775_807e18
-            {
+            // Both bounds are excluded: -2^63 converts exactly, but cel-go
+            // rejects it along with everything beyond.
+            if !d.is_finite() || d <= -9.223_372_036_854_776e18 || d >= 9.223_372_036_854_776e18 {
                 return Err(range_error("double out of int range"));
             }
             d.trunc() as i64
@@ -364,7 +363,7 @@ fn to_uint(v: Value<'_>) -> Result<Value<'_>, EvalError> {
         Value::Uint(u) => u,
         Value::Int(i) => u64::try_from(i).map_err(|_| range_error("int out of uint range"))?,
         Value::Double(d) => {
-            if !d.is_finite() || d < 0.0 || d >= 1.844_674_407_370_955_2e19 {
+            if !d.is_finite() || !(0.0..1.844_674_407_370_955_2e19).contains(&d) {
                 return Err(range_error("double out of uint range"));
             }
             d.trunc() as u64
@@ -478,7 +477,9 @@ pub fn format_double(d: f64) -> String {
     let sci = format!("{d:e}");
     let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
-    if exp < -4 || exp >= 21 {
+    // Go's `%g`: the shortest digits, in exponent form when the exponent
+    // is below -4 or at least 6 (strconv's precision for shortest output).
+    if !(-4..6).contains(&exp) {
         let sign = if exp < 0 { '-' } else { '+' };
         format!("{mantissa}e{sign}{:02}", exp.abs())
     } else {

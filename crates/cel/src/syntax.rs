@@ -554,7 +554,7 @@ impl Lower {
             } else {
                 "-_"
             };
-            let op_span = Span::new(op.as_span().start() as usize, expr.span.end as usize);
+            let op_span = Span::new(op.as_span().start(), expr.span.end as usize);
             depth = self.deep(op_span, depth + 1)?;
             expr = self.call(op_span, function, vec![expr]);
         }

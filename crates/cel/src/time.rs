@@ -97,12 +97,12 @@ impl Timestamp {
     }
 
     /// `self + d`.
-    pub fn add(self, d: Duration) -> Result<Timestamp, EvalError> {
+    pub fn checked_add(self, d: Duration) -> Result<Timestamp, EvalError> {
         Timestamp::from_total(self.total() + d.nanos as i128)
     }
 
     /// `self - d`.
-    pub fn sub(self, d: Duration) -> Result<Timestamp, EvalError> {
+    pub fn checked_sub(self, d: Duration) -> Result<Timestamp, EvalError> {
         Timestamp::from_total(self.total() - d.nanos as i128)
     }
 
@@ -259,7 +259,7 @@ impl Duration {
     }
 
     /// `self + other`.
-    pub fn add(self, other: Duration) -> Result<Duration, EvalError> {
+    pub fn checked_add(self, other: Duration) -> Result<Duration, EvalError> {
         self.nanos
             .checked_add(other.nanos)
             .map(Duration::from_nanos)
@@ -267,7 +267,7 @@ impl Duration {
     }
 
     /// `self - other`.
-    pub fn sub(self, other: Duration) -> Result<Duration, EvalError> {
+    pub fn checked_sub(self, other: Duration) -> Result<Duration, EvalError> {
         self.nanos
             .checked_sub(other.nanos)
             .map(Duration::from_nanos)
@@ -275,7 +275,7 @@ impl Duration {
     }
 
     /// `-self`.
-    pub fn neg(self) -> Result<Duration, EvalError> {
+    pub fn checked_neg(self) -> Result<Duration, EvalError> {
         self.nanos
             .checked_neg()
             .map(Duration::from_nanos)

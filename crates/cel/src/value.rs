@@ -96,6 +96,10 @@ pub enum Map<'a> {
 pub trait HostList: Send + Sync {
     /// Number of elements.
     fn len(&self) -> usize;
+    /// Whether there are no elements.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     /// The element at `index`.
     fn get(&self, index: usize) -> Option<Value<'_>>;
 }
@@ -104,6 +108,10 @@ pub trait HostList: Send + Sync {
 pub trait HostMap: Send + Sync {
     /// Number of entries.
     fn len(&self) -> usize;
+    /// Whether there are no entries.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     /// The value under `key`.
     fn get(&self, key: &Value<'_>) -> Option<Value<'_>>;
     /// The keys, for iteration and comparison.
