@@ -9,6 +9,6 @@ fuzz_target!(|data: &[u8]| {
     let Ok(src) = std::str::from_utf8(data) else { return };
     match portcullis_cel::syntax::parse(src) {
         Ok(expr) => assert!(expr.span.end as usize <= src.len()),
-        Err(diag) => assert!(diag.span.start <= diag.span.end && diag.span.end as usize <= src.len() + 1),
+        Err(diag) => assert!(diag.span.start <= diag.span.end && diag.span.end as usize <= src.len()),
     }
 });

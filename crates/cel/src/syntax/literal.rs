@@ -118,7 +118,7 @@ fn string_bytes(pair: Pair<'_, Rule>, bytes: bool) -> Result<Vec<u8>, Diagnostic
         let bad = |len: usize, what: &str| {
             Diagnostic::error(
                 code::LITERAL,
-                crate::ast::Span::new(at, at + len),
+                crate::ast::Span::new(at, at + len.min(content.len() - i)),
                 what.to_string(),
             )
         };
