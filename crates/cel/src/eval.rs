@@ -568,16 +568,10 @@ fn charge(f: &Frame<'_, '_>, cost: u64) -> Result<(), EvalError> {
 }
 
 fn comprehension<'a>(c: &'a Comp, f: &Frame<'a, '_>) -> Result<Value<'a>, EvalError> {
-    // (first variable, second variable) per iteration.
-    let items: Vec<(Value<'a>, Option<Value<'a>>)> = match c.range.eval(f)? {
-        Value::List(l) if c.two_vars => l
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (Value::Int(i64::try_from(i).unwrap_or(i64::MAX)), Some(v)))
-            .collect(),
-        Value::List(l) => l.iter().map(|v| (v, None)).collect(),
-        Value::Map(m) if c.two_vars => m.entries().into_iter().map(|(k, v)| (k, Some(v))).collect(),
-        Value::Map(m) => m.keys().into_iter().map(|k| (k, None)).collect(),
+    let range = match c.range.eval(f)? {
+        Value::List(l) => Range::List(l),
+        Value::Map(Map::Host(h)) => Range::Entries(Map::Host(h).entries()),
+        Value::Map(m) => Range::Map(m),
         other => {
             return Err(EvalError::new(format!(
                 "expression of type `{}` cannot be iterated; use a list or a map",
@@ -589,7 +583,10 @@ fn comprehension<'a>(c: &'a Comp, f: &Frame<'a, '_>) -> Result<Value<'a>, EvalEr
     let mut count = 0usize;
     let mut out: Vec<Value<'a>> = Vec::new();
     let mut out_map: Vec<(Key<'a>, Value<'a>)> = Vec::new();
-    for (first, second) in items {
+    for i in 0..range.len() {
+        let Some((first, second)) = range.item(i, c.two_vars) else {
+            break;
+        };
         charge(f, c.cost)?;
         let outer = Local {
             value: first,
@@ -668,6 +665,53 @@ fn comprehension<'a>(c: &'a Comp, f: &Frame<'a, '_>) -> Result<Value<'a>, EvalEr
         Macro::TransformMap => Ok(Value::Map(Map::Values(Arc::new(MapData::from_entries(
             out_map,
         )?)))),
+    }
+}
+
+/// What a comprehension iterates, read by index so that lists and
+/// caller-owned maps are not copied first.
+enum Range<'a> {
+    List(List<'a>),
+    Map(Map<'a>),
+    Entries(Vec<(Value<'a>, Value<'a>)>),
+}
+
+impl<'a> Range<'a> {
+    fn len(&self) -> usize {
+        match self {
+            Range::List(l) => l.len(),
+            Range::Map(m) => m.len(),
+            Range::Entries(e) => e.len(),
+        }
+    }
+
+    /// The variables of iteration `i`: the element (or index and element)
+    /// of a list, the key (or key and value) of a map.
+    fn item(&self, i: usize, two_vars: bool) -> Option<(Value<'a>, Option<Value<'a>>)> {
+        match self {
+            Range::List(l) => {
+                let v = l.get(i)?;
+                Some(if two_vars {
+                    (Value::Int(i64::try_from(i).ok()?), Some(v))
+                } else {
+                    (v, None)
+                })
+            }
+            Range::Map(Map::Multi(m)) => {
+                let k = m.key_at(i)?;
+                let v = two_vars.then_some(Value::List(List::Multi(*m, Str::Borrowed(k))));
+                Some((Value::str(k), v))
+            }
+            Range::Map(Map::Values(m)) => {
+                let (k, v) = m.entry(i)?;
+                Some((k.to_value(), two_vars.then(|| v.clone())))
+            }
+            Range::Map(Map::Host(_)) => None,
+            Range::Entries(e) => {
+                let (k, v) = e.get(i)?;
+                Some((k.clone(), two_vars.then(|| v.clone())))
+            }
+        }
     }
 }
 

@@ -342,6 +342,11 @@ impl<'a> MapData<'a> {
         self.entries.is_empty()
     }
 
+    /// The entry at `index`, in insertion order.
+    pub fn entry(&self, index: usize) -> Option<&(Key<'a>, Value<'a>)> {
+        self.entries.get(index)
+    }
+
     /// The entries in insertion order.
     pub fn iter(&self) -> impl Iterator<Item = &(Key<'a>, Value<'a>)> {
         self.entries.iter()
