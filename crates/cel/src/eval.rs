@@ -1,6 +1,6 @@
 //! Evaluation of compiled programs.
 //!
-//! A [`Program`] is a tree of [`Node`]s in which every variable is a
+//! A [`Program`] is a tree of nodes in which every variable is a
 //! [`VarId`], every function a function pointer, and every constant a value
 //! that evaluation lends out rather than copies. Evaluation reads variables
 //! from the caller's [`Activation`] and allocates only for values it builds
