@@ -233,13 +233,19 @@ impl Compiler<'_> {
             | ("_==_", Some(x), Some(Node::Const(k)), None)
                 if !is_const(&x) =>
             {
-                Node::EqConst(bx(x), k)
+                match k {
+                    Value::String(s) => Node::EqStr(bx(x), Box::from(&*s)),
+                    k => Node::EqConst(bx(x), k),
+                }
             }
             ("_!=_", Some(Node::Const(k)), Some(x), None)
             | ("_!=_", Some(x), Some(Node::Const(k)), None)
                 if !is_const(&x) =>
             {
-                Node::NeConst(bx(x), k)
+                match k {
+                    Value::String(s) => Node::NeStr(bx(x), Box::from(&*s)),
+                    k => Node::NeConst(bx(x), k),
+                }
             }
             ("_==_", Some(l), Some(r), None) => Node::Eq(bx(l), bx(r)),
             ("_!=_", Some(l), Some(r), None) => Node::Ne(bx(l), bx(r)),
@@ -261,6 +267,10 @@ impl Compiler<'_> {
                     .collect();
                 Node::InStrs(bx(x), strs)
             }
+            ("@in", Some(Node::Const(Value::String(s))), Some(Node::IndexStr(c, key)), None) => {
+                Node::StrInIndexStr(Box::from(&*s), c, key)
+            }
+            ("@in", Some(x), Some(Node::IndexStr(c, key)), None) => Node::InIndexStr(bx(x), c, key),
             ("@in", Some(x), Some(c), None) => Node::In(bx(x), bx(c)),
             ("_[_]", Some(c), Some(Node::Const(Value::String(k))), None) if !is_const(&c) => {
                 Node::IndexStr(bx(c), Box::from(&*k))
@@ -347,11 +357,15 @@ fn size(n: &Node) -> u64 {
         | Node::Cmp(a, b, _)
         | Node::Arith(a, b, _)
         | Node::In(a, b)
+        | Node::InIndexStr(a, b, _)
         | Node::Index(a, b) => size(a) + size(b),
         Node::Not(a)
+        | Node::StrInIndexStr(_, a, _)
         | Node::Neg(a)
         | Node::EqConst(a, _)
         | Node::NeConst(a, _)
+        | Node::EqStr(a, _)
+        | Node::NeStr(a, _)
         | Node::InStrs(a, _)
         | Node::IndexStr(a, _)
         | Node::StrPred(a, _, _)

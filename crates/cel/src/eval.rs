@@ -75,16 +75,20 @@ impl Activation for Bindings {
 
 /// A runtime error. Messages follow cel-go's wording where one exists
 /// (`no such key`, `division by zero`, `no matching overload`).
+///
+/// One pointer wide, so that `Result<bool, EvalError>` is returned in
+/// registers on the evaluation path; the message lives behind it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct EvalError {
-    message: Cow<'static, str>,
+    message: Box<Cow<'static, str>>,
 }
 
 impl EvalError {
     /// An error with `message`.
+    #[cold]
     pub fn new(message: impl Into<Cow<'static, str>>) -> EvalError {
         EvalError {
-            message: message.into(),
+            message: Box::new(message.into()),
         }
     }
 
@@ -126,6 +130,22 @@ pub struct Program {
     pub(crate) budget: u64,
 }
 
+/// The largest string, bytes or list an evaluation may build (4 MiB, or
+/// 4 Mi elements). Functions that multiply sizes check it before they
+/// allocate.
+pub const MAX_BUILT_LEN: usize = 4 << 20;
+
+/// Fails when a value of `len` bytes or elements would exceed [`MAX_BUILT_LEN`].
+pub fn check_built_len(len: usize) -> Result<(), EvalError> {
+    if len > MAX_BUILT_LEN {
+        Err(EvalError::new(format!(
+            "value too large: {len} exceeds the limit of {MAX_BUILT_LEN} bytes or elements"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
 /// Default comprehension step budget per evaluation.
 pub const DEFAULT_BUDGET: u64 = 1_000_000;
 
@@ -144,13 +164,13 @@ impl Program {
     /// Evaluates a condition: `Ok(true)` or `Ok(false)`, or an error when
     /// the result is not a bool.
     pub fn eval_bool(&self, activation: &dyn Activation) -> Result<bool, EvalError> {
-        match self.eval(activation)? {
-            Value::Bool(b) => Ok(b),
-            other => Err(EvalError::new(format!(
-                "expression evaluated to {} instead of bool",
-                other.kind().name()
-            ))),
-        }
+        let budget = Cell::new(self.budget);
+        let frame = Frame {
+            act: activation,
+            locals: None,
+            budget: &budget,
+        };
+        self.root.test(&frame)
     }
 
     /// The checked result type.
@@ -211,11 +231,19 @@ pub(crate) enum Node {
     Eq(Box<Node>, Box<Node>),
     Ne(Box<Node>, Box<Node>),
     EqConst(Box<Node>, Value<'static>),
+    /// `x == 'c'`.
+    EqStr(Box<Node>, Box<str>),
+    /// `x != 'c'`.
+    NeStr(Box<Node>, Box<str>),
     NeConst(Box<Node>, Value<'static>),
     Cmp(Box<Node>, Box<Node>, ops::CmpOp),
     Arith(Box<Node>, Box<Node>, ops::ArithOp),
     Neg(Box<Node>),
     In(Box<Node>, Box<Node>),
+    /// `x in m['k']`, fused: one lookup in a caller's multi-map.
+    InIndexStr(Box<Node>, Box<Node>, Box<str>),
+    /// `'c' in m['k']`: the same with a constant needle.
+    StrInIndexStr(Box<str>, Box<Node>, Box<str>),
     /// `x in ['a', 'b']` with constant strings.
     InStrs(Box<Node>, Box<[Box<str>]>),
     Index(Box<Node>, Box<Node>),
@@ -257,8 +285,11 @@ pub(crate) struct Comp {
 
 /// Lends a stored value out at a shorter lifetime: shared strings and bytes
 /// become borrows, so evaluation touches no reference counts for constants.
+#[inline(always)]
 pub(crate) fn borrow_static<'a>(v: &'a Value<'static>) -> Value<'a> {
     match v {
+        Value::Bool(b) => Value::Bool(*b),
+        Value::Int(i) => Value::Int(*i),
         Value::String(Str::Shared(s)) => Value::String(Str::Borrowed(s)),
         Value::Bytes(Bin::Shared(b)) => Value::Bytes(Bin::Borrowed(b)),
         other => other.clone(),
@@ -289,42 +320,38 @@ impl Node {
                     .ok_or_else(|| EvalError::new("internal: unresolved comprehension variable"))
             }
             Node::Unbound(name) => Err(no_such_attribute(name)),
-            Node::And(l, r) => logic(l, r, f, false),
-            Node::Or(l, r) => logic(l, r, f, true),
-            Node::Not(x) => match x.eval(f)? {
-                Value::Bool(b) => Ok(Value::Bool(!b)),
-                other => Err(EvalError::no_overload("!_", &[other])),
-            },
+            Node::And(..)
+            | Node::Or(..)
+            | Node::Not(_)
+            | Node::EqStr(..)
+            | Node::NeStr(..)
+            | Node::Eq(..)
+            | Node::Ne(..)
+            | Node::EqConst(..)
+            | Node::NeConst(..)
+            | Node::InIndexStr(..)
+            | Node::StrInIndexStr(..)
+            | Node::InStrs(..)
+            | Node::StrPred(..)
+            | Node::Matches(..) => self.test(f).map(Value::Bool),
             Node::Cond(c, t, e) => match c.eval(f)? {
                 Value::Bool(true) => t.eval(f),
                 Value::Bool(false) => e.eval(f),
                 other => Err(EvalError::no_overload("_?_:_", &[other])),
             },
-            Node::Eq(l, r) => Ok(Value::Bool(l.eval(f)?.equals(&r.eval(f)?))),
-            Node::Ne(l, r) => Ok(Value::Bool(!l.eval(f)?.equals(&r.eval(f)?))),
-            Node::EqConst(x, c) => Ok(Value::Bool(x.eval(f)?.equals(c))),
-            Node::NeConst(x, c) => Ok(Value::Bool(!x.eval(f)?.equals(c))),
-            Node::Cmp(l, r, op) => ops::compare(&l.eval(f)?, &r.eval(f)?, *op),
+            Node::Cmp(l, r, op) => ops::compare(&operand(l, f)?, &operand(r, f)?, *op),
             Node::Arith(l, r, op) => ops::arith(l.eval(f)?, r.eval(f)?, *op),
             Node::Neg(x) => ops::negate(x.eval(f)?),
             Node::In(x, c) => {
-                let needle = x.eval(f)?;
-                match c.eval(f)? {
+                let needle = operand(x, f)?;
+                match operand(c, f)? {
                     Value::List(l) => Ok(Value::Bool(l.contains(&needle))),
                     Value::Map(m) => Ok(Value::Bool(m.contains_key(&needle))),
                     other => Err(EvalError::no_overload("@in", &[needle, other])),
                 }
             }
-            Node::InStrs(x, set) => match x.eval(f)? {
-                Value::String(s) => Ok(Value::Bool(set.iter().any(|c| **c == *s))),
-                other => {
-                    // Heterogeneous `in`: a non-string never equals a string.
-                    let _ = other;
-                    Ok(Value::Bool(false))
-                }
-            },
             Node::Index(c, i) => index(c.eval(f)?, &i.eval(f)?),
-            Node::IndexStr(c, key) => match c.eval(f)? {
+            Node::IndexStr(c, key) => match operand(c, f)? {
                 Value::Map(m) => m.get_str(key).ok_or_else(|| no_such_key(&Value::str(key))),
                 other => index(other, &Value::str(key)),
             },
@@ -333,60 +360,102 @@ impl Node {
                 field,
                 test_only,
             } => select(operand.eval(f)?, field, *test_only),
-            Node::StrPred(x, pred, arg) => match x.eval(f)? {
-                Value::String(s) => Ok(Value::Bool(match pred {
-                    StrPred::StartsWith => s.starts_with(&**arg),
-                    StrPred::EndsWith => s.ends_with(&**arg),
-                    StrPred::Contains => s.contains(&**arg),
-                })),
-                other => Err(EvalError::no_overload(pred.name(), &[other])),
-            },
-            Node::Matches(x, re) => match x.eval(f)? {
-                Value::String(s) => Ok(Value::Bool(re.is_match(&s))),
-                other => Err(EvalError::no_overload("matches", &[other])),
-            },
-            Node::List(items) => {
-                let mut out = Vec::with_capacity(items.len());
-                for item in items {
-                    out.push(item.eval(f)?);
-                }
-                Ok(Value::List(List::Values(out.into())))
-            }
-            Node::Map(entries) => {
-                let mut out = Vec::with_capacity(entries.len());
-                for (k, v) in entries {
-                    let key = k.eval(f)?;
-                    let key = Key::from_value(&key).ok_or_else(|| {
-                        EvalError::new(format!("unsupported map key type: {}", key.kind().name()))
-                    })?;
-                    out.push((key, v.eval(f)?));
-                }
-                Ok(Value::Map(Map::Values(Arc::new(MapData::from_entries(
-                    out,
-                )?))))
-            }
+            Node::List(items) => build_list(items, f),
+            Node::Map(entries) => build_map(entries, f),
             Node::Call { name, imp, args } => call(name, imp, args, f),
             Node::Dispatch {
                 name,
                 overloads,
                 args,
-            } => {
-                let mut vals = Vec::with_capacity(args.len());
-                for a in args {
-                    vals.push(a.eval(f)?);
-                }
-                let Some(imp) = overloads
-                    .iter()
-                    .find_map(|o| o.imp.as_ref().filter(|_| o.accepts(&vals)))
-                else {
-                    return Err(EvalError::no_overload(name, &vals));
-                };
-                charge(f, 1 + vals.iter().map(size_of).sum::<u64>())?;
-                charged(f, invoke(imp, vals))
-            }
+            } => dispatch(name, overloads, args, f),
             Node::Comprehension(c) => comprehension(c, f),
             Node::Fail(message) => Err(EvalError::new(message.to_string())),
         }
+    }
+}
+
+impl Node {
+    /// Evaluates a node whose value must be a `bool`. Conditions are most
+    /// of what policies evaluate: boolean nodes answer here directly,
+    /// without building a [`Value`] at every level; any other node is
+    /// evaluated and its value required to be a bool. A non-bool is an
+    /// error, which `&&` and `||` absorb like any other.
+    pub(crate) fn test<'a>(&'a self, f: &Frame<'a, '_>) -> Result<bool, EvalError> {
+        match self {
+            Node::Const(Value::Bool(b)) => Ok(*b),
+            Node::And(l, r) => match l.test(f) {
+                Ok(false) => Ok(false),
+                Ok(true) => r.test(f),
+                Err(e) => absorb(e, r, f, false),
+            },
+            Node::Or(l, r) => match l.test(f) {
+                Ok(true) => Ok(true),
+                Ok(false) => r.test(f),
+                Err(e) => absorb(e, r, f, true),
+            },
+            Node::Not(x) => x.test(f).map(|b| !b),
+            Node::EqStr(x, c) => eq_str(x, c, f),
+            Node::NeStr(x, c) => eq_str(x, c, f).map(|b| !b),
+            Node::Eq(l, r) => Ok(operand(l, f)?.equals(&operand(r, f)?)),
+            Node::Ne(l, r) => Ok(!operand(l, f)?.equals(&operand(r, f)?)),
+            Node::EqConst(x, c) => Ok(operand(x, f)?.equals(c)),
+            Node::NeConst(x, c) => Ok(!operand(x, f)?.equals(c)),
+            Node::InIndexStr(x, c, key) => in_index_str(x, c, key, f),
+            Node::StrInIndexStr(needle, c, key) => match operand(c, f)? {
+                Value::Map(Map::Multi(m)) => m
+                    .find_value(key, &mut |v| str_eq(v, needle))
+                    .ok_or_else(|| no_such_key(&Value::str(key))),
+                other => in_index_value(Value::str(needle), other, key),
+            },
+            Node::InStrs(x, set) => match operand(x, f)? {
+                Value::String(s) => Ok(set.iter().any(|c| str_eq(c, &s))),
+                // Heterogeneous `in`: a non-string never equals a string.
+                _ => Ok(false),
+            },
+            Node::StrPred(x, pred, arg) => match operand(x, f)? {
+                Value::String(s) => Ok(match pred {
+                    StrPred::StartsWith => s.get(..arg.len()).is_some_and(|head| str_eq(head, arg)),
+                    StrPred::EndsWith => s.ends_with(&**arg),
+                    StrPred::Contains => s.contains(&**arg),
+                }),
+                other => Err(EvalError::no_overload(pred.name(), &[other])),
+            },
+            Node::Matches(x, re) => match operand(x, f)? {
+                Value::String(s) => Ok(re.is_match(&s)),
+                other => Err(EvalError::no_overload("matches", &[other])),
+            },
+            Node::VarPresent(id) => Ok(f.act.resolve(*id).is_some()),
+            Node::Cond(c, t, e) => {
+                if c.test(f)? {
+                    t.test(f)
+                } else {
+                    e.test(f)
+                }
+            }
+            other => match other.eval(f)? {
+                Value::Bool(b) => Ok(b),
+                v => Err(EvalError::new(format!(
+                    "expected bool, found {}",
+                    v.kind().name()
+                ))),
+            },
+        }
+    }
+}
+
+/// The left side of `&&` (`is_or` false) or `||` failed: the right side may
+/// still decide (`error && false` is `false`), else the left error stands.
+#[cold]
+#[inline(never)]
+fn absorb<'a>(
+    left: EvalError,
+    r: &'a Node,
+    f: &Frame<'a, '_>,
+    is_or: bool,
+) -> Result<bool, EvalError> {
+    match r.test(f) {
+        Ok(b) if b == is_or => Ok(is_or),
+        _ => Err(left),
     }
 }
 
@@ -400,33 +469,129 @@ impl StrPred {
     }
 }
 
-/// `&&` and `||` with CEL's commutative error absorption: `false && error`
-/// and `error && false` are both `false`.
-fn logic<'a>(
-    l: &'a Node,
-    r: &'a Node,
-    f: &Frame<'a, '_>,
-    is_or: bool,
-) -> Result<Value<'a>, EvalError> {
-    let short = is_or; // the value that decides the result
-    let name = if is_or { "_||_" } else { "_&&_" };
-    let left = match l.eval(f) {
-        Ok(Value::Bool(b)) if b == short => return Ok(Value::Bool(short)),
-        Ok(Value::Bool(_)) => None,
-        Ok(other) => Some(EvalError::no_overload(name, &[other])),
-        Err(e) => Some(e),
-    };
-    match r.eval(f) {
-        Ok(Value::Bool(b)) if b == short => Ok(Value::Bool(short)),
-        Ok(Value::Bool(b)) => match left {
-            None => Ok(Value::Bool(b)),
-            Some(e) => Err(e),
-        },
-        Ok(other) => Err(left.unwrap_or_else(|| EvalError::no_overload(name, &[other]))),
-        Err(e) => Err(left.unwrap_or(e)),
+/// String equality with short strings compared inline: policy constants
+/// and header values are mostly a few bytes, where a `memcmp` call costs
+/// more than the comparison.
+#[inline(always)]
+fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    // Overlapping word loads: the first and last 4 or 8 bytes cover
+    // every length from 4 to 16.
+    fn words<const N: usize>(x: &[u8]) -> Option<([u8; N], [u8; N])> {
+        Some((*x.first_chunk::<N>()?, *x.last_chunk::<N>()?))
+    }
+    match a.len() {
+        0..=3 => a.iter().zip(b).all(|(x, y)| x == y),
+        4..=7 => words::<4>(a) == words::<4>(b),
+        8..=16 => words::<8>(a) == words::<8>(b),
+        _ => a == b,
     }
 }
 
+/// `x == 'c'`: borrowed strings compare and drop without a call.
+#[inline(always)]
+fn eq_str<'a>(x: &'a Node, c: &str, f: &Frame<'a, '_>) -> Result<bool, EvalError> {
+    match operand(x, f)? {
+        Value::String(Str::Borrowed(s)) => Ok(str_eq(s, c)),
+        other => Ok(other.equals(&Value::str(c))),
+    }
+}
+
+/// Evaluates a child: variables and constants directly, without a
+/// recursive call. These are most of the leaves of policy conditions.
+#[inline(always)]
+fn operand<'a>(x: &'a Node, f: &Frame<'a, '_>) -> Result<Value<'a>, EvalError> {
+    match x {
+        Node::Var(id, name) => f.act.resolve(*id).ok_or_else(|| no_such_attribute(name)),
+        Node::Const(v) => Ok(borrow_static(v)),
+        _ => x.eval(f),
+    }
+}
+
+#[inline(never)]
+fn build_list<'a>(items: &'a [Node], f: &Frame<'a, '_>) -> Result<Value<'a>, EvalError> {
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        out.push(item.eval(f)?);
+    }
+    Ok(Value::List(List::Values(out.into())))
+}
+
+#[inline(never)]
+fn build_map<'a>(entries: &'a [(Node, Node)], f: &Frame<'a, '_>) -> Result<Value<'a>, EvalError> {
+    let mut out = Vec::with_capacity(entries.len());
+    for (k, v) in entries {
+        let key = k.eval(f)?;
+        let key = Key::from_value(&key).ok_or_else(|| {
+            EvalError::new(format!("unsupported map key type: {}", key.kind().name()))
+        })?;
+        out.push((key, v.eval(f)?));
+    }
+    Ok(Value::Map(Map::Values(Arc::new(MapData::from_entries(
+        out,
+    )?))))
+}
+
+#[inline(never)]
+fn dispatch<'a>(
+    name: &str,
+    overloads: &'a [Overload],
+    args: &'a [Node],
+    f: &Frame<'a, '_>,
+) -> Result<Value<'a>, EvalError> {
+    let mut vals = Vec::with_capacity(args.len());
+    for a in args {
+        vals.push(a.eval(f)?);
+    }
+    let Some(imp) = overloads
+        .iter()
+        .find_map(|o| o.imp.as_ref().filter(|_| o.accepts(&vals)))
+    else {
+        return Err(EvalError::no_overload(name, &vals));
+    };
+    charge(f, 1 + vals.iter().map(size_of).sum::<u64>())?;
+    charged(f, invoke(imp, vals))
+}
+
+/// `needle in container[key]`, fused so that a caller's multi-map (a
+/// header's values) is searched in one lookup.
+#[inline(never)]
+fn in_index_str<'a>(
+    needle: &'a Node,
+    container: &'a Node,
+    key: &'a str,
+    f: &Frame<'a, '_>,
+) -> Result<bool, EvalError> {
+    let needle = operand(needle, f)?;
+    match (operand(container, f)?, &needle) {
+        (Value::Map(Map::Multi(m)), Value::String(s)) => m
+            .find_value(key, &mut |v| str_eq(v, s))
+            .ok_or_else(|| no_such_key(&Value::str(key))),
+        (other, _) => in_index_value(needle, other, key),
+    }
+}
+
+/// `needle in container[key]` for containers other than a caller's multi-map.
+#[cold]
+#[inline(never)]
+fn in_index_value(needle: Value<'_>, container: Value<'_>, key: &str) -> Result<bool, EvalError> {
+    let inner = match container {
+        Value::Map(m) => m
+            .get_str(key)
+            .ok_or_else(|| no_such_key(&Value::str(key)))?,
+        other => index(other, &Value::str(key))?,
+    };
+    match inner {
+        Value::List(l) => Ok(l.contains(&needle)),
+        Value::Map(m) => Ok(m.contains_key(&needle)),
+        other => Err(EvalError::no_overload("@in", &[needle, other])),
+    }
+}
+
+#[inline(never)]
 pub(crate) fn index<'a>(container: Value<'a>, key: &Value<'_>) -> Result<Value<'a>, EvalError> {
     match container {
         Value::List(list) => {
@@ -471,6 +636,7 @@ pub(crate) fn index<'a>(container: Value<'a>, key: &Value<'_>) -> Result<Value<'
     }
 }
 
+#[inline(never)]
 fn select<'a>(operand: Value<'a>, field: &'a str, test_only: bool) -> Result<Value<'a>, EvalError> {
     match operand {
         Value::Map(m) => {
@@ -496,6 +662,10 @@ fn size_of(v: &Value<'_>) -> u64 {
     match v {
         Value::List(l) => l.len() as u64,
         Value::Map(m) => m.len() as u64,
+        // Text is cheap per byte; a step per 64 bytes keeps large bodies
+        // affordable and runaway string building bounded.
+        Value::String(s) => s.len() as u64 / 64,
+        Value::Bytes(b) => b.len() as u64 / 64,
         _ => 0,
     }
 }
@@ -509,6 +679,7 @@ fn charged<'a>(
     Ok(v)
 }
 
+#[inline(never)]
 fn call<'a>(
     name: &str,
     imp: &Impl,
@@ -544,6 +715,7 @@ fn call<'a>(
     }
 }
 
+#[inline(never)]
 pub(crate) fn invoke<'a>(imp: &Impl, mut vals: Vec<Value<'a>>) -> Result<Value<'a>, EvalError> {
     match imp {
         Impl::Unary(func) if vals.len() == 1 => func(vals.swap_remove(0)),
@@ -567,6 +739,7 @@ fn charge(f: &Frame<'_, '_>, cost: u64) -> Result<(), EvalError> {
     Ok(())
 }
 
+#[inline(never)]
 fn comprehension<'a>(c: &'a Comp, f: &Frame<'a, '_>) -> Result<Value<'a>, EvalError> {
     let range = match c.range.eval(f)? {
         Value::List(l) => Range::List(l),
@@ -725,3 +898,6 @@ pub(crate) fn eval_const(node: &Node) -> Result<Value<'static>, EvalError> {
     };
     node.eval(&frame).map(|v| v.to_static())
 }
+
+#[cfg(test)]
+mod tests;

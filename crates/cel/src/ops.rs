@@ -123,12 +123,14 @@ pub(crate) fn arith<'a>(a: Value<'a>, b: Value<'a>, op: ArithOp) -> Result<Value
             if x.is_empty() {
                 return Ok(Value::String(y));
             }
+            crate::eval::check_built_len(x.len() + y.len())?;
             let mut s = String::with_capacity(x.len() + y.len());
             s.push_str(&x);
             s.push_str(&y);
             Ok(Value::String(Str::Shared(Arc::from(s))))
         }
         (Value::Bytes(x), Value::Bytes(y)) if op == Add => {
+            crate::eval::check_built_len(x.len() + y.len())?;
             let mut v = Vec::with_capacity(x.len() + y.len());
             v.extend_from_slice(&x);
             v.extend_from_slice(&y);
@@ -141,6 +143,7 @@ pub(crate) fn arith<'a>(a: Value<'a>, b: Value<'a>, op: ArithOp) -> Result<Value
             if x.is_empty() {
                 return Ok(Value::List(y));
             }
+            crate::eval::check_built_len(x.len() + y.len())?;
             let items: Vec<Value<'a>> = x.iter().chain(y.iter()).collect();
             Ok(Value::List(List::Values(items.into())))
         }

@@ -129,6 +129,17 @@ pub trait MultiMap: Send + Sync {
     fn count(&self, key: &str) -> usize;
     /// The `index`th value under `key`.
     fn value(&self, key: &str, index: usize) -> Option<&str>;
+    /// Calls `found` on the values under `key`, in order, until it returns
+    /// `true`; `None` when `key` is absent, else whether `found` said `true`.
+    /// One lookup of `key`, where `count` plus `value` take several;
+    /// implementations over hash maps or header maps should override it.
+    fn find_value(&self, key: &str, found: &mut dyn FnMut(&str) -> bool) -> Option<bool> {
+        let n = self.count(key);
+        if n == 0 {
+            return None;
+        }
+        Some((0..n).any(|i| self.value(key, i).is_some_and(&mut *found)))
+    }
 }
 
 /// The entries of an in-memory map, in insertion order.
@@ -598,7 +609,7 @@ impl<'a> List<'a> {
         match (self, needle) {
             // Header values: compare borrowed strings without building values.
             (List::Multi(m, key), Value::String(s)) => {
-                (0..m.count(key)).any(|i| m.value(key, i) == Some(&**s))
+                m.find_value(key, &mut |v| v == &**s).unwrap_or(false)
             }
             (List::Values(v), _) => v.iter().any(|x| x.equals(needle)),
             _ => self.iter().any(|x| x.equals(needle)),

@@ -109,3 +109,31 @@ fn comprehensions_have_a_cost_limit() {
     let err = limited.eval(&()).err().map(|e| e.to_string());
     assert_eq!(err.as_deref(), Some("evaluation cost limit exceeded"));
 }
+
+#[test]
+fn values_built_during_evaluation_are_bounded() {
+    let env = Env::standard();
+    // Chained replacements would build 10^10 bytes.
+    let src = format!("'a'{}.size()", ".replace('a', 'aaaaaaaaaa')".repeat(10));
+    let err = env
+        .compile(&src)
+        .map_err(|d| format!("{d:?}"))
+        .unwrap()
+        .eval(&())
+        .err()
+        .map(|e| e.to_string());
+    assert!(err.is_some_and(|e| e.starts_with("value too large")));
+    // Doubling through nested `map` would build 2^33 bytes.
+    let mut src = "['ab']".to_string();
+    for _ in 0..32 {
+        src = format!("[{src}.map(v, v + v)[0]]");
+    }
+    let err = env
+        .compile(&format!("{src}[0].size()"))
+        .map_err(|d| format!("{d:?}"))
+        .unwrap()
+        .eval(&())
+        .err()
+        .map(|e| e.to_string());
+    assert!(err.is_some_and(|e| e.starts_with("value too large")));
+}

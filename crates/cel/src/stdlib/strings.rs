@@ -358,6 +358,16 @@ fn replace<'a>(args: &[Value<'a>]) -> Result<Value<'a>, EvalError> {
     if n == 0 || (!old.is_empty() && !s.contains(&**old)) {
         return Ok(Value::String(s.clone()));
     }
+    // Size the result before building it: chained replacements multiply
+    // lengths, and a budget charged afterwards would come too late.
+    let found = if old.is_empty() {
+        s.chars().count() + 1
+    } else {
+        s.matches(&**old).count()
+    };
+    let count = usize::try_from(n).map_or(found, |n| n.min(found));
+    let len = (s.len() - count * old.len()).saturating_add(count.saturating_mul(new.len()));
+    crate::eval::check_built_len(len)?;
     Ok(Value::string(match usize::try_from(n) {
         Ok(n) => s.replacen(&**old, new, n),
         Err(_) => s.replace(&**old, new),
