@@ -88,19 +88,7 @@ fn check_nesting(src: &str) -> Result<(), Diagnostic> {
                 }
             }
             b')' | b']' | b'}' => depth = depth.saturating_sub(1),
-            b'"' | b'\'' => {
-                // Skip to the matching quote, honouring backslashes.
-                let quote = b;
-                i += 1;
-                while let Some(&c) = bytes.get(i) {
-                    if c == b'\\' {
-                        i += 1;
-                    } else if c == quote {
-                        break;
-                    }
-                    i += 1;
-                }
-            }
+            b'"' | b'\'' => i = skip_string(bytes, i),
             b'/' if bytes.get(i + 1) == Some(&b'/') => {
                 while bytes.get(i).is_some_and(|&c| c != b'\n') {
                     i += 1;
@@ -111,6 +99,32 @@ fn check_nesting(src: &str) -> Result<(), Diagnostic> {
         i += 1;
     }
     Ok(())
+}
+
+/// The index of the last byte of the string literal opening at `start`
+/// (or of the input, if it never closes). Knows raw strings (`r'\'` holds
+/// a backslash) and triple quotes, so that no bracket hides from
+/// [`check_nesting`] inside what looks like a string.
+fn skip_string(bytes: &[u8], start: usize) -> usize {
+    let quote = bytes.get(start).copied().unwrap_or(b'"');
+    let prefix = |back: usize| start.checked_sub(back).and_then(|i| bytes.get(i)).copied();
+    let raw = matches!(prefix(1), Some(b'r' | b'R'))
+        || (matches!(prefix(1), Some(b'b' | b'B')) && matches!(prefix(2), Some(b'r' | b'R')));
+    let triple = bytes.get(start + 1) == Some(&quote) && bytes.get(start + 2) == Some(&quote);
+    let mut i = start + if triple { 3 } else { 1 };
+    while let Some(&c) = bytes.get(i) {
+        if c == b'\\' && !raw {
+            i += 2;
+            continue;
+        }
+        if c == quote
+            && (!triple || (bytes.get(i + 1) == Some(&quote) && bytes.get(i + 2) == Some(&quote)))
+        {
+            return if triple { i + 2 } else { i };
+        }
+        i += 1;
+    }
+    bytes.len()
 }
 
 fn syntax_error(src: &str, err: &pest::error::Error<Rule>) -> Diagnostic {

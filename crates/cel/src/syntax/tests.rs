@@ -96,3 +96,25 @@ fn errors_at_the_end_underline_the_last_character() {
     assert_eq!(d.span, Span::new(3, 4));
     assert_eq!(d.label.as_deref(), Some("expected an expression"));
 }
+
+#[test]
+fn strings_cannot_hide_brackets_from_the_nesting_limit() {
+    let deep = |open: &str, close: &str| format!("{}1{}", open.repeat(500), close.repeat(500));
+    // A raw string ending in a backslash, then deep nesting.
+    assert_eq!(
+        err(&format!("r'\\\\' + {}", deep("(", ")"))).code,
+        code::TOO_DEEP
+    );
+    // A triple-quoted string holding a lone quote.
+    assert_eq!(
+        err(&format!("'''x'y''' + {}", deep("[", "]"))).code,
+        code::TOO_DEEP
+    );
+    // Brackets inside strings do not count.
+    ok(&format!(
+        "'{}' + \"{}\" + r'{}'",
+        "(".repeat(200),
+        "[".repeat(200),
+        "{".repeat(200)
+    ));
+}
