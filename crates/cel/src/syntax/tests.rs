@@ -102,7 +102,7 @@ fn strings_cannot_hide_brackets_from_the_nesting_limit() {
     let deep = |open: &str, close: &str| format!("{}1{}", open.repeat(500), close.repeat(500));
     // A raw string ending in a backslash, then deep nesting.
     assert_eq!(
-        err(&format!("r'\\\\' + {}", deep("(", ")"))).code,
+        err(&format!("r'\\' + {}", deep("(", ")"))).code,
         code::TOO_DEEP
     );
     // A triple-quoted string holding a lone quote.
