@@ -62,8 +62,9 @@ pub(crate) fn compare<'a>(a: &Value<'_>, b: &Value<'_>, op: CmpOp) -> Result<Val
             let numeric =
                 |v: &Value<'_>| matches!(v, Value::Int(_) | Value::Uint(_) | Value::Double(_));
             if numeric(a) && numeric(b) {
-                // A NaN is involved: every ordering is false.
-                return Ok(Value::Bool(false));
+                // A NaN is involved. As in cel-go, that is an error rather
+                // than `false`, which would break `a <= b == !(a > b)`.
+                return Err(EvalError::new("NaN values cannot be ordered"));
             }
             return Err(EvalError::no_overload(
                 op.name(),
