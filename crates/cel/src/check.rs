@@ -119,9 +119,7 @@ impl Checker<'_> {
 
     fn lookup_var(&self, name: &str) -> Option<(VarId, Type)> {
         self.env
-            .candidates(name)
-            .iter()
-            .find_map(|c| self.env.var(c).map(|(id, d)| (id, d.ty.clone())))
+            .resolve(name, |c| self.env.var(c).map(|(id, d)| (id, d.ty.clone())))
     }
 
     fn expr(&mut self, e: &Expr) -> Type {
@@ -376,9 +374,7 @@ impl Checker<'_> {
                 let full = format!("{q}.{function}");
                 if let Some(name) = self
                     .env
-                    .candidates(&full)
-                    .into_iter()
-                    .find(|c| self.env.function(c).is_some())
+                    .resolve(&full, |c| self.env.function(c).map(|f| f.name.to_string()))
                 {
                     let arg_tys: Vec<Type> = args.iter().map(|a| self.expr(a)).collect();
                     return self.resolve(e, &name, false, &arg_tys, true);
@@ -394,9 +390,9 @@ impl Checker<'_> {
             function.to_string()
         } else {
             self.env
-                .candidates(function)
-                .into_iter()
-                .find(|c| self.env.function(c).is_some())
+                .resolve(function, |c| {
+                    self.env.function(c).map(|f| f.name.to_string())
+                })
                 .unwrap_or_else(|| function.to_string())
         };
         self.resolve(e, &name, target.is_some(), &arg_tys, false)

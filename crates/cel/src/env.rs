@@ -281,6 +281,20 @@ impl Env {
         self.functions.keys().map(|k| &**k)
     }
 
+    /// The first of `name`'s candidates (see [`Env::candidates`]) for which
+    /// `found` gives something. Without a container, no names are built.
+    pub(crate) fn resolve<T>(
+        &self,
+        name: &str,
+        mut found: impl FnMut(&str) -> Option<T>,
+    ) -> Option<T> {
+        match (&self.container, name.strip_prefix('.')) {
+            (_, Some(abs)) => found(abs),
+            (None, None) => found(name),
+            (Some(_), None) => self.candidates(name).iter().find_map(|c| found(c)),
+        }
+    }
+
     /// Names to try for `name`, most qualified first (CEL container resolution).
     pub(crate) fn candidates(&self, name: &str) -> Vec<String> {
         if let Some(abs) = name.strip_prefix('.') {

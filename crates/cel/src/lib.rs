@@ -28,6 +28,10 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+// The pest-generated parser refers to `::alloc` (pest is built without
+// `std`; see `syntax.rs`).
+extern crate alloc;
+
 pub mod ast;
 pub mod check;
 mod compile;
