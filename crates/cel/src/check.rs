@@ -245,6 +245,11 @@ impl Checker<'_> {
         self.set(e.id, ty)
     }
 
+    /// The type already given to `e`.
+    fn checked_type(&self, e: &Expr) -> Type {
+        self.types.get(e.id.index()).cloned().unwrap_or(Type::Dyn)
+    }
+
     fn expect_bool(&mut self, e: &Expr, t: &Type, m: Macro) {
         if !matches!(t, Type::Bool | Type::Dyn | Type::Error) {
             self.error(Diagnostic::error(
@@ -367,6 +372,34 @@ impl Checker<'_> {
         function: &Arc<str>,
         args: &[Expr],
     ) -> Type {
+        // `&&`, `||`, `!`: a non-bool operand is reported where it stands,
+        // which reads better than a mismatch on the whole chain.
+        if target.is_none() && matches!(&**function, "_&&_" | "_||_" | "!_") {
+            let op = display_name(function);
+            let mut ok = true;
+            for arg in args {
+                let t = self.expr(arg);
+                if !matches!(t, Type::Bool | Type::Dyn | Type::Error | Type::Param(_)) {
+                    ok = false;
+                    self.error(
+                        Diagnostic::error(
+                            code::TYPE_MISMATCH,
+                            arg.span,
+                            format!("expected `bool`, found `{t}`"),
+                        )
+                        .with_label(format!("an operand of `{op}`"))
+                        .with_help(
+                            "compare the value to make a condition, e.g. `x == ...` or `x > 0`",
+                        ),
+                    );
+                }
+            }
+            if ok {
+                let arg_tys: Vec<Type> = args.iter().map(|a| self.checked_type(a)).collect();
+                return self.resolve(e, function, false, &arg_tys, false);
+            }
+            return Type::Bool;
+        }
         // `ns.f(x)`: a qualified global function, when `ns` is not a variable.
         if let Some(q) = target.and_then(Expr::qualified_name) {
             let first = q.split('.').next().unwrap_or("");
