@@ -19,12 +19,15 @@ struct Cli {
 enum Command {
     /// Check and evaluate one CEL expression, printing the result as JSON.
     Cel(command::cel::Args),
+    /// Check policy files and report every problem.
+    Lint(command::lint::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.command {
         Command::Cel(args) => command::cel::run(&args),
+        Command::Lint(args) => command::lint::run(&args),
     };
     match res {
         Ok(code) => code,

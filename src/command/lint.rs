@@ -1,0 +1,191 @@
+//! `portcullis lint [PATH...] [--format human|short|json] [--deny-warnings]`:
+//! checks policy files and reports every problem in every file.
+//!
+//! Directories are searched recursively for `*.yml`, `*.yaml` and `*.json`.
+//! Exit status: 0 when clean, 1 on errors (or on warnings with
+//! `--deny-warnings`), 2 on a usage error (a path that does not exist).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use portcullis_cel::{Diagnostic, Severity};
+
+use super::{eprint, print, render};
+
+/// Output formats.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub(crate) enum Format {
+    /// The source, with the problem underlined.
+    Human,
+    /// `file:line:col: severity[code]: message`, one line each.
+    Short,
+    /// One JSON document, for CI bots.
+    Json,
+}
+
+/// Arguments of `portcullis lint`.
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// Policy files or directories.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// How to print diagnostics.
+    #[arg(long, value_enum, default_value = "human")]
+    format: Format,
+    /// Fail (exit 1) on warnings too.
+    #[arg(long)]
+    deny_warnings: bool,
+}
+
+/// One file's findings.
+struct Report {
+    path: PathBuf,
+    src: String,
+    diags: Vec<Diagnostic>,
+}
+
+pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let mut files = Vec::new();
+    for path in &args.paths {
+        if !path.exists() {
+            eprint(&format!("error: {} does not exist", path.display()));
+            return Ok(ExitCode::from(2));
+        }
+        collect(path, &mut files)?;
+    }
+    let mut reports = Vec::new();
+    for path in files {
+        let src = std::fs::read_to_string(&path)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        let (_, diags) = portcullis_policy::check(&src);
+        reports.push(Report { path, src, diags });
+    }
+    let errors = reports
+        .iter()
+        .flat_map(|r| &r.diags)
+        .filter(|d| d.is_error())
+        .count();
+    let warnings = reports
+        .iter()
+        .flat_map(|r| &r.diags)
+        .filter(|d| !d.is_error())
+        .count();
+    match args.format {
+        Format::Human => {
+            for r in &reports {
+                for d in &r.diags {
+                    eprint(&render::human(&r.path.display().to_string(), &r.src, d));
+                }
+            }
+            eprint(&format!(
+                "{} in {} {}",
+                counts(errors, warnings),
+                reports.len(),
+                if reports.len() == 1 { "file" } else { "files" }
+            ));
+        }
+        Format::Short => {
+            for r in &reports {
+                for d in &r.diags {
+                    print(&short(&r.path, &r.src, d));
+                }
+            }
+        }
+        Format::Json => print(&serde_json::to_string_pretty(&json(
+            &reports, errors, warnings,
+        ))?),
+    }
+    let fail = errors > 0 || (args.deny_warnings && warnings > 0);
+    Ok(if fail {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn collect(path: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    if path.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        entries.sort();
+        for entry in entries {
+            let policy_file = entry
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| matches!(e, "yml" | "yaml" | "json"));
+            if entry.is_dir() || policy_file {
+                collect(&entry, out)?;
+            }
+        }
+    } else {
+        out.push(path.to_path_buf());
+    }
+    Ok(())
+}
+
+fn counts(errors: usize, warnings: usize) -> String {
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    format!(
+        "{}, {}",
+        plural(errors, "error"),
+        plural(warnings, "warning")
+    )
+}
+
+/// 1-based line and column (in characters) of byte `offset`.
+fn line_col(src: &str, offset: usize) -> (usize, usize) {
+    let before = src.get(..offset).unwrap_or(src);
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    (line, col)
+}
+
+fn severity(s: Severity) -> &'static str {
+    match s {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+    }
+}
+
+fn short(path: &Path, src: &str, d: &Diagnostic) -> String {
+    let (line, col) = line_col(src, d.span.start as usize);
+    let mut out = format!(
+        "{}:{line}:{col}: {}[{}]: {}",
+        path.display(),
+        severity(d.severity),
+        d.code,
+        d.message
+    );
+    if let Some(help) = &d.help {
+        out.push_str(&format!(" (help: {help})"));
+    }
+    out
+}
+
+fn json(reports: &[Report], errors: usize, warnings: usize) -> serde_json::Value {
+    let diagnostics: Vec<serde_json::Value> = reports
+        .iter()
+        .flat_map(|r| {
+            r.diags.iter().map(move |d| {
+                let (line, column) = line_col(&r.src, d.span.start as usize);
+                let (end_line, end_column) = line_col(&r.src, d.span.end as usize);
+                serde_json::json!({
+                    "file": r.path.display().to_string(),
+                    "code": d.code,
+                    "severity": severity(d.severity),
+                    "message": d.message,
+                    "label": d.label,
+                    "help": d.help,
+                    "start": d.span.start,
+                    "end": d.span.end,
+                    "line": line,
+                    "column": column,
+                    "end_line": end_line,
+                    "end_column": end_column,
+                })
+            })
+        })
+        .collect();
+    serde_json::json!({ "files": reports.len(), "errors": errors, "warnings": warnings, "diagnostics": diagnostics })
+}

@@ -1,0 +1,100 @@
+//! `portcullis lint` end to end: the real binary on files and folders, each
+//! output format, and the exit status CI scripts rely on.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn lint(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .arg("lint")
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("the portcullis binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+const ERR: &str = "crates/policy/tests/data/err";
+
+#[test]
+fn clean_policies_exit_0() {
+    let out = lint(&["policies"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("0 errors, 0 warnings in"));
+}
+
+#[test]
+fn every_problem_in_every_file_is_reported_in_short_form() {
+    let out = lint(&["--format", "short", ERR]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    let files = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(ERR))
+        .expect("corpus")
+        .count();
+    for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(ERR))
+        .expect("corpus")
+        .flatten()
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        assert!(stdout.contains(&name), "{name} missing from:\n{stdout}");
+    }
+    assert!(stdout.lines().count() >= files);
+    assert!(
+        stdout.contains("0001_unknown_action_type.yaml:3:15: error[E0107]: unknown action type `deni` (help: did you mean `deny`?)"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn human_output_underlines_the_expression_inside_a_block_scalar() {
+    let out = lint(&[&format!("{ERR}/0005_cel_in_scalars.yaml")]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("E0011"), "{stderr}");
+    assert!(
+        stderr.contains("help: did you mean `startsWith`?"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("3 errors, 0 warnings in 1 file"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn json_is_one_document_with_positions() {
+    let out = lint(&[
+        "--format",
+        "json",
+        &format!("{ERR}/0006_int_compared_with_string.yaml"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    assert_eq!(doc["errors"], 1);
+    let d = &doc["diagnostics"][0];
+    assert_eq!(d["code"], "E0012");
+    assert_eq!(
+        (d["line"].as_u64(), d["column"].as_u64()),
+        (Some(3), Some(9))
+    );
+    assert_eq!(d["message"], "no matching overload for `int < string`");
+}
+
+#[test]
+fn warnings_fail_only_when_denied() {
+    let file = format!("{ERR}/0008_legacy_names.yaml");
+    assert_eq!(lint(&[&file]).status.code(), Some(0));
+    assert_eq!(lint(&["--deny-warnings", &file]).status.code(), Some(1));
+}
+
+#[test]
+fn a_missing_path_is_a_usage_error() {
+    let out = lint(&["no/such/policy.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("does not exist"));
+    assert_eq!(lint(&[]).status.code(), Some(2));
+}
