@@ -124,6 +124,17 @@ impl Env {
         (Some(CheckedExpr { expr, checked, ty }), diags)
     }
 
+    /// Compiles an expression [`Env::check`] accepted, without parsing or
+    /// checking it again.
+    pub fn compile_checked(&self, checked: &CheckedExpr) -> Result<Program, Diagnostic> {
+        let root = compile::compile(self, &checked.expr, &checked.checked)?;
+        Ok(Program {
+            root,
+            result_type: checked.ty.clone(),
+            budget: eval::DEFAULT_BUDGET,
+        })
+    }
+
     /// Parses, checks and compiles `src`.
     pub fn compile(&self, src: &str) -> Result<Program, Vec<Diagnostic>> {
         self.compile_with(src, &CompileOptions::default())

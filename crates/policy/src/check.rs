@@ -4,7 +4,9 @@
 
 use portcullis_cel::{CompileOptions, Diagnostic, Env, Type};
 
+use crate::config;
 use crate::document::{self, Policy};
+use crate::rules;
 use crate::schema::{self, Phase};
 use crate::yaml;
 
@@ -23,19 +25,51 @@ pub fn check(src: &str) -> (Policy, Vec<Diagnostic>) {
         let env = envs.get(phase.phase);
         for rule in &phase.rules {
             for expr in &rule.expressions {
-                let Some(scalar) = expr.scalar() else {
-                    continue;
-                };
-                let (_, cel_diags) = env.check(&scalar.value, &options);
-                for mut d in cel_diags {
-                    d.span = expr.value_span(src, d.span);
-                    diags.push(d);
-                }
+                check_expression(expr, env, &options, src, &mut diags);
+            }
+            for action in &rule.actions {
+                diags.extend(config::check(action, phase.phase, src));
             }
         }
     }
+    diags.extend(rules::check(&policy));
     diags.sort_by_key(|d| (d.span.start, d.span.end));
     (policy, diags)
+}
+
+/// Checks one condition: its CEL diagnostics mapped into the file, then
+/// the lints that need its tree (header case) or its compiled form
+/// (constant conditions). The text is parsed and checked once.
+fn check_expression(
+    expr: &yaml::Node,
+    env: &Env,
+    options: &CompileOptions,
+    src: &str,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let Some(scalar) = expr.scalar() else { return };
+    let (checked, cel_diags) = env.check(&scalar.value, options);
+    let clean = cel_diags.iter().all(|d| !d.is_error());
+    for mut d in cel_diags {
+        d.span = expr.value_span(src, d.span);
+        diags.push(d);
+    }
+    let Some(checked) = checked else { return };
+    rules::header_case(&checked.expr, expr, src, diags);
+    if !clean {
+        return;
+    }
+    match env.compile_checked(&checked) {
+        Ok(program) => {
+            if let Some(portcullis_cel::Value::Bool(b)) = program.constant() {
+                diags.push(rules::constant_condition(expr, *b));
+            }
+        }
+        Err(mut d) => {
+            d.span = expr.value_span(src, d.span);
+            diags.push(d);
+        }
+    }
 }
 
 /// The CEL environment of each phase, built once per check.

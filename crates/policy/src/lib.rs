@@ -7,13 +7,19 @@
 //! Built so far: the YAML layer ([`yaml`]), which keeps a byte span for
 //! every node and maps positions inside scalars back to the document; the
 //! document structure ([`document`]), strict as ngrok is; the variable
-//! schema ([`schema`]); and [`check`], which type-checks every expression
-//! against its phase's variables. Not built yet (issue 3): action config
-//! schemas, `${}` interpolation, ngrok's function library, the lints
-//! beyond ngrok.
+//! schema ([`schema`]) and ngrok's function library ([`functions`]); every
+//! action's config schema ([`config`]); the rules across actions and the
+//! lints beyond ngrok (`rules.rs`); and [`check`], which runs them all and
+//! type-checks every expression against its phase's variables. Not built
+//! yet (issue 3): `${}` interpolation and bare-CEL config fields
+//! (`bucket_key`), and the lints for regexes that cannot match and
+//! `set-vars` never read.
 
 mod check;
+pub mod config;
 pub mod document;
+pub mod functions;
+mod rules;
 pub mod schema;
 pub mod yaml;
 
@@ -46,11 +52,66 @@ pub mod code {
     // Diagnostic: E0107
     /// An action type that does not exist.
     pub const UNKNOWN_ACTION: &str = "E0107";
+    // Diagnostic: E0110
+    /// A config value is not one the field accepts: not in its enum, not a number (ngrok ERR_NGROK_2204/2222).
+    pub const INVALID_VALUE: &str = "E0110";
+    // Diagnostic: E0111
+    /// A number or duration outside the field's range (ERR_NGROK_2215).
+    pub const OUT_OF_RANGE: &str = "E0111";
+    // Diagnostic: E0112
+    /// A value that cannot be empty is empty (ERR_NGROK_2223).
+    pub const EMPTY: &str = "E0112";
+    // Diagnostic: E0113
+    /// A duration that is not a Go duration such as `90s` (ERR_NGROK_2225).
+    pub const BAD_DURATION: &str = "E0113";
+    // Diagnostic: E0114
+    /// A regular expression that does not compile (ERR_NGROK_2261).
+    pub const BAD_REGEX: &str = "E0114";
+    // Diagnostic: E0115
+    /// A CIDR that does not parse (ERR_NGROK_2217).
+    pub const BAD_CIDR: &str = "E0115";
+    // Diagnostic: E0116
+    /// A field that must be a URL is not one (ERR_NGROK_2226).
+    pub const BAD_URL: &str = "E0116";
+    // Diagnostic: E0117
+    /// A list or map with too many or too few entries (ERR_NGROK_2218).
+    pub const COUNT: &str = "E0117";
+    // Diagnostic: E0118
+    /// Config fields that conflict, or one that requires another (ERR_NGROK_2240).
+    pub const CONFLICT: &str = "E0118";
+    // Diagnostic: E0119
+    /// A list that must hold distinct values holds one twice (ERR_NGROK_2231).
+    pub const DUPLICATE_VALUE: &str = "E0119";
+    // Diagnostic: E0120
+    /// An action in a phase that does not run it (ERR_NGROK_2202).
+    pub const ACTION_PHASE: &str = "E0120";
+    // Diagnostic: E0121
+    /// A string longer than the field allows (ERR_NGROK_2221).
+    pub const TOO_LONG: &str = "E0121";
 
     /// Lints: warnings by name, whose level users may raise.
     pub mod lint {
         // Lint: deprecated-field
         /// A legacy spelling ngrok still accepts (`inbound`, `type: oidc`).
         pub const DEPRECATED: &str = "deprecated-field";
+        // Lint: header-case
+        /// A header looked up with upper-case letters: keys are lower-case, so it never matches.
+        pub const HEADER_CASE: &str = "header-case";
+        // Lint: constant-condition
+        /// A condition that is always true or always false.
+        pub const CONSTANT_CONDITION: &str = "constant-condition";
+        // Lint: unreachable-rule
+        /// A rule after one that always ends the phase.
+        pub const UNREACHABLE_RULE: &str = "unreachable-rule";
+        // Lint: duplicate-rule
+        /// A rule identical to an earlier one in the same phase.
+        pub const DUPLICATE_RULE: &str = "duplicate-rule";
     }
+
+    // Diagnostic: E0130
+    /// An action after a terminating action in the same rule.
+    pub const UNREACHABLE_ACTION: &str = "E0130";
+    // Diagnostic: E0131
+    /// More than one sign-in action in a policy.
+    pub const MULTIPLE_AUTH: &str = "E0131";
 }

@@ -100,6 +100,7 @@ pub fn env(phase: Phase) -> Env {
     for v in VARIABLES.iter().filter(|v| v.in_phase(phase)) {
         env.declare_var(v.name, v.ty.clone());
     }
+    crate::functions::register(&mut env, phase);
     env
 }
 

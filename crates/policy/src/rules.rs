@@ -1,0 +1,216 @@
+//! Checks across rules and actions that ngrok makes (spec §1.7: actions
+//! after a terminating action, one sign-in action per policy) and lints
+//! beyond ngrok: header look-ups with upper-case keys, conditions that are
+//! always true or false, rules that can never run, duplicated rules.
+
+use portcullis_cel::Diagnostic;
+use portcullis_cel::ast::{Expr, ExprKind, Literal};
+
+use crate::code;
+use crate::document::{Action, PhaseRules, Policy, Rule};
+use crate::yaml::{Node, NodeKind};
+
+/// Actions that always end the phase (ngrok's "terminating" set).
+/// `forward-internal` does unless `on_error: continue`.
+fn terminates(action: &Action) -> bool {
+    match action.kind.as_str() {
+        "close-connection" | "custom-response" | "deny" => true,
+        "forward-internal" => !config_says(action, "on_error", "continue"),
+        _ => false,
+    }
+}
+
+/// Whether the action's config sets `key` to the plain string `value`.
+fn config_says(action: &Action, key: &str, value: &str) -> bool {
+    let Some(Node {
+        kind: NodeKind::Map(entries),
+        ..
+    }) = &action.config
+    else {
+        return false;
+    };
+    entries.iter().any(|(k, v)| {
+        k.scalar().is_some_and(|s| s.value == key) && v.scalar().is_some_and(|s| s.value == value)
+    })
+}
+
+/// Sign-in actions, of which a policy may hold one (ERR_NGROK_2239).
+const AUTH_ACTIONS: &[&str] = &["oauth", "openid-connect", "basic-auth"];
+
+/// The checks across rules and actions of a whole policy.
+pub(crate) fn check(policy: &Policy) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let mut auth: Vec<&Action> = Vec::new();
+    for phase in &policy.phases {
+        check_phase(phase, &mut out);
+        auth.extend(
+            phase
+                .rules
+                .iter()
+                .flat_map(|r| &r.actions)
+                .filter(|a| AUTH_ACTIONS.contains(&a.kind.as_str())),
+        );
+    }
+    if let [first, rest @ ..] = auth.as_slice() {
+        for extra in rest {
+            out.push(
+                Diagnostic::error(
+                    code::MULTIPLE_AUTH,
+                    extra.kind_span,
+                    format!(
+                        "a policy may hold one sign-in action; `{}` is another",
+                        extra.kind
+                    ),
+                )
+                .with_label(format!("the first is `{}`", first.kind))
+                .with_help("keep one of `oauth`, `openid-connect`, `basic-auth` (ERR_NGROK_2239)"),
+            );
+        }
+    }
+    out
+}
+
+fn check_phase(phase: &PhaseRules, out: &mut Vec<Diagnostic>) {
+    let mut ended_by: Option<&Rule> = None;
+    for (i, rule) in phase.rules.iter().enumerate() {
+        // Actions after a terminating action never run.
+        if let Some((pos, term)) = rule.actions.iter().enumerate().find(|(_, a)| terminates(a)) {
+            for later in rule.actions.iter().skip(pos + 1) {
+                out.push(
+                    Diagnostic::error(code::UNREACHABLE_ACTION, later.kind_span, format!("`{}` can never run: `{}` before it ends the phase", later.kind, term.kind))
+                        .with_help("move it before the terminating action, or into a rule of its own (ERR_NGROK_2207)"),
+                );
+            }
+        }
+        if let Some(prev) = ended_by {
+            out.push(
+                Diagnostic::warning(code::lint::UNREACHABLE_RULE, rule.span, "this rule can never run")
+                    .with_label(format!("rule {} always ends the phase", rule_name(prev, i)))
+                    .with_help("the earlier rule has no expressions and a terminating action; give it a condition, or remove this rule"),
+            );
+        } else if rule.expressions.is_empty() && rule.actions.iter().any(terminates) {
+            ended_by = Some(rule);
+        }
+        if let Some(earlier) = phase
+            .rules
+            .get(..i)
+            .and_then(|before| before.iter().find(|r| same_rule(r, rule)))
+        {
+            out.push(
+                Diagnostic::warning(
+                    code::lint::DUPLICATE_RULE,
+                    rule.span,
+                    "this rule repeats an earlier one",
+                )
+                .with_label(format!(
+                    "same expressions and actions as {}",
+                    rule_name(earlier, i)
+                ))
+                .with_help("remove one of them"),
+            );
+        }
+    }
+}
+
+fn rule_name(rule: &Rule, _index: usize) -> String {
+    match &rule.name {
+        Some(name) => format!("`{name}`"),
+        None => "an earlier rule".to_string(),
+    }
+}
+
+/// Rules with the same expressions and the same actions (configs compared
+/// as parsed, not as spelled).
+fn same_rule(a: &Rule, b: &Rule) -> bool {
+    let exprs = |r: &Rule| {
+        r.expressions
+            .iter()
+            .filter_map(|e| e.scalar().map(|s| s.value.trim().to_string()))
+            .collect::<Vec<_>>()
+    };
+    let actions = |r: &Rule| {
+        r.actions
+            .iter()
+            .map(|x| (x.kind.clone(), x.config.as_ref().map(shape)))
+            .collect::<Vec<_>>()
+    };
+    !a.actions.is_empty() && exprs(a) == exprs(b) && actions(a) == actions(b)
+}
+
+/// A node's content without spans.
+fn shape(n: &Node) -> String {
+    match &n.kind {
+        NodeKind::Scalar(s) => format!("{:?}", s.value),
+        NodeKind::Seq(items) => format!(
+            "[{}]",
+            items.iter().map(shape).collect::<Vec<_>>().join(",")
+        ),
+        NodeKind::Map(entries) => format!(
+            "{{{}}}",
+            entries
+                .iter()
+                .map(|(k, v)| format!("{}:{}", shape(k), shape(v)))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+    }
+}
+
+/// A condition that folded to a constant.
+pub(crate) fn constant_condition(node: &Node, value: bool) -> Diagnostic {
+    Diagnostic::warning(
+        code::lint::CONSTANT_CONDITION,
+        node.span,
+        format!("this condition is always `{value}`"),
+    )
+    .with_help(if value {
+        "remove it: a rule without expressions always runs"
+    } else {
+        "the rule can never run; fix the condition or remove the rule"
+    })
+}
+
+const HEADER_MAPS: &[&str] = &["req.headers", "res.headers", "req.trailers", "res.trailers"];
+
+/// `req.headers['X-Api-Key']` and `'X-Api-Key' in req.headers` never match:
+/// header names are lower-case there.
+pub(crate) fn header_case(expr: &Expr, node: &Node, src: &str, out: &mut Vec<Diagnostic>) {
+    if let ExprKind::Call {
+        function,
+        args,
+        target: None,
+        ..
+    } = &expr.kind
+    {
+        let key = match (&**function, args.as_slice()) {
+            ("_[_]", [map, key]) if is_header_map(map) => Some(key),
+            ("@in", [key, map]) if is_header_map(map) => Some(key),
+            _ => None,
+        };
+        if let Some(Expr {
+            kind: ExprKind::Literal(Literal::String(name)),
+            span,
+            ..
+        }) = key
+            && name.chars().any(|c| c.is_ascii_uppercase())
+        {
+            let lower = name.to_ascii_lowercase();
+            out.push(
+                Diagnostic::warning(
+                    code::lint::HEADER_CASE,
+                    node.value_span(src, *span),
+                    format!("header names are lower-case here: `{name}` never matches"),
+                )
+                .with_help(format!("write '{lower}'")),
+            );
+        }
+    }
+    for child in expr.children() {
+        header_case(child, node, src, out);
+    }
+}
+
+fn is_header_map(e: &Expr) -> bool {
+    e.qualified_name()
+        .is_some_and(|n| HEADER_MAPS.contains(&n.as_str()))
+}
