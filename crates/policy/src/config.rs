@@ -4,7 +4,7 @@
 //! suggestion (ngrok's `ERR_NGROK_2203`).
 //!
 //! Schemas are data (`config/actions.rs`): each action lists its fields, each field
-//! its [`Ty`]; a few cross-field rules are functions. Values that contain
+//! its type; a few cross-field rules are functions. Values that contain
 //! `${` in fields that take CEL interpolation are not checked as literals;
 //! the interpolation itself is checked elsewhere.
 
