@@ -51,6 +51,14 @@ impl Checked {
         self.types.get(id.index()).unwrap_or(&Type::Dyn)
     }
 
+    /// Whether the expression reads any variable (declared or not). One
+    /// that reads none may fold to a constant.
+    pub fn reads_variables(&self) -> bool {
+        self.refs
+            .values()
+            .any(|r| matches!(r, Ref::Var(_) | Ref::Unbound(_)))
+    }
+
     pub(crate) fn reference(&self, id: ExprId) -> Option<&Ref> {
         self.refs.get(&id)
     }

@@ -3,6 +3,9 @@
 //! beyond ngrok: header look-ups with upper-case keys, conditions that are
 //! always true or false, rules that can never run, duplicated rules.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
 use portcullis_cel::Diagnostic;
 use portcullis_cel::ast::{Expr, ExprKind, Literal};
 
@@ -72,6 +75,7 @@ pub(crate) fn check(policy: &Policy) -> Vec<Diagnostic> {
 
 fn check_phase(phase: &PhaseRules, out: &mut Vec<Diagnostic>) {
     let mut ended_by: Option<&Rule> = None;
+    let mut seen: HashMap<String, &Rule> = HashMap::new();
     for (i, rule) in phase.rules.iter().enumerate() {
         // Actions after a terminating action never run.
         if let Some((pos, term)) = rule.actions.iter().enumerate().find(|(_, a)| terminates(a)) {
@@ -91,12 +95,11 @@ fn check_phase(phase: &PhaseRules, out: &mut Vec<Diagnostic>) {
         } else if rule.expressions.is_empty() && rule.actions.iter().any(terminates) {
             ended_by = Some(rule);
         }
-        if let Some(earlier) = phase
-            .rules
-            .get(..i)
-            .and_then(|before| before.iter().find(|r| same_rule(r, rule)))
-        {
-            out.push(
+        if rule.actions.is_empty() {
+            continue;
+        }
+        match seen.entry(rule_key(rule)) {
+            Entry::Occupied(earlier) => out.push(
                 Diagnostic::warning(
                     code::lint::DUPLICATE_RULE,
                     rule.span,
@@ -104,10 +107,13 @@ fn check_phase(phase: &PhaseRules, out: &mut Vec<Diagnostic>) {
                 )
                 .with_label(format!(
                     "same expressions and actions as {}",
-                    rule_name(earlier, i)
+                    rule_name(earlier.get(), i)
                 ))
                 .with_help("remove one of them"),
-            );
+            ),
+            Entry::Vacant(slot) => {
+                slot.insert(rule);
+            }
         }
     }
 }
@@ -119,22 +125,25 @@ fn rule_name(rule: &Rule, _index: usize) -> String {
     }
 }
 
-/// Rules with the same expressions and the same actions (configs compared
-/// as parsed, not as spelled).
-fn same_rule(a: &Rule, b: &Rule) -> bool {
-    let exprs = |r: &Rule| {
-        r.expressions
-            .iter()
-            .filter_map(|e| e.scalar().map(|s| s.value.trim().to_string()))
-            .collect::<Vec<_>>()
-    };
-    let actions = |r: &Rule| {
-        r.actions
-            .iter()
-            .map(|x| (x.kind.clone(), x.config.as_ref().map(shape)))
-            .collect::<Vec<_>>()
-    };
-    !a.actions.is_empty() && exprs(a) == exprs(b) && actions(a) == actions(b)
+/// What makes two rules the same: their expressions and their actions
+/// (configs compared as parsed, not as spelled).
+fn rule_key(rule: &Rule) -> String {
+    let mut key = String::new();
+    for e in &rule.expressions {
+        if let Some(s) = e.scalar() {
+            key.push_str(s.value.trim());
+            key.push('\u{1}');
+        }
+    }
+    key.push('\u{2}');
+    for a in &rule.actions {
+        key.push_str(&a.kind);
+        if let Some(config) = &a.config {
+            key.push_str(&shape(config));
+        }
+        key.push('\u{1}');
+    }
+    key
 }
 
 /// A node's content without spans.
