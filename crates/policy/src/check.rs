@@ -32,7 +32,7 @@ pub fn check(src: &str) -> (Policy, Vec<Diagnostic>) {
             }
         }
     }
-    diags.extend(rules::check(&policy));
+    diags.extend(rules::check(&policy, src));
     diags.sort_by_key(|d| (d.span.start, d.span.end));
     (policy, diags)
 }
@@ -55,7 +55,7 @@ fn check_expression(
         diags.push(d);
     }
     let Some(checked) = checked else { return };
-    rules::header_case(&checked.expr, expr, src, diags);
+    rules::expression_lints(&checked.expr, expr, src, diags);
     // Only an expression that reads no variable can fold to a constant;
     // compiling the others here would double the cost of a lint.
     if !clean || checked.checked.reads_variables() {

@@ -106,6 +106,12 @@ pub mod code {
         // Lint: duplicate-rule
         /// A rule identical to an earlier one in the same phase.
         pub const DUPLICATE_RULE: &str = "duplicate-rule";
+        // Lint: unused-var
+        /// A variable `set-vars` sets that nothing in the phase reads.
+        pub const UNUSED_VAR: &str = "unused-var";
+        // Lint: regex-never-matches
+        /// A regular expression that no text can match (`a$b`, `x^y`).
+        pub const REGEX_NEVER_MATCHES: &str = "regex-never-matches";
     }
 
     // Diagnostic: E0130

@@ -23,6 +23,120 @@ fn terminates(action: &Action) -> bool {
     }
 }
 
+/// The value of `key` in the action's config.
+fn config_value<'a>(action: &'a Action, key: &str) -> Option<&'a Node> {
+    let Some(Node {
+        kind: NodeKind::Map(entries),
+        ..
+    }) = &action.config
+    else {
+        return None;
+    };
+    entries
+        .iter()
+        .find(|(k, _)| k.scalar().is_some_and(|s| s.value == key))
+        .map(|(_, v)| v)
+}
+
+/// Variables `set-vars` sets in a phase that nothing in the phase reads
+/// (`vars` are scoped per phase). Reads are found in the text of the
+/// phase's expressions and config strings: `vars.name` or `vars['name']`.
+fn unused_vars(phase: &PhaseRules, src: &str, out: &mut Vec<Diagnostic>) {
+    let mut set: Vec<&Node> = Vec::new();
+    let mut text = String::new();
+    for rule in &phase.rules {
+        for e in &rule.expressions {
+            text.push_str(src.get(e.span.range()).unwrap_or(""));
+            text.push('\n');
+        }
+        for action in &rule.actions {
+            let Some(config) = &action.config else {
+                continue;
+            };
+            if action.kind == "set-vars" {
+                if let Some(Node {
+                    kind: NodeKind::Seq(items),
+                    ..
+                }) = config_value(action, "vars")
+                {
+                    for item in items {
+                        if let NodeKind::Map(entries) = &item.kind {
+                            set.extend(entries.iter().map(|(k, _)| k));
+                            for (_, v) in entries {
+                                text.push_str(src.get(v.span.range()).unwrap_or(""));
+                                text.push('\n');
+                            }
+                        }
+                    }
+                }
+            } else {
+                text.push_str(src.get(config.span.range()).unwrap_or(""));
+                text.push('\n');
+            }
+        }
+    }
+    for key in set {
+        let Some(name) = key.scalar().map(|s| s.value.as_str()) else {
+            continue;
+        };
+        let read = [
+            format!("vars.{name}"),
+            format!("vars['{name}']"),
+            format!("vars[\"{name}\"]"),
+        ]
+        .iter()
+        .any(|pattern| {
+            text.match_indices(pattern.as_str()).any(|(i, m)| {
+                !text[i + m.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+            })
+        });
+        if !read {
+            out.push(
+                Diagnostic::warning(
+                    code::lint::UNUSED_VAR,
+                    key.span,
+                    format!("`vars.{name}` is set but never read in this phase"),
+                )
+                .with_help("`vars` do not carry over to other phases; read it here, or remove it"),
+            );
+        }
+    }
+}
+
+/// Anchors that leave nothing to match: `$` followed by text that must be
+/// matched (`a$b`), or text that must be matched followed by `^` (`a^b`),
+/// outside multi-line mode.
+pub(crate) fn regex_never_matches(
+    pattern: &str,
+    span: portcullis_cel::Span,
+    out: &mut Vec<Diagnostic>,
+) {
+    use regex_syntax::hir::{HirKind, Look};
+    let Ok(hir) = regex_syntax::parse(pattern) else {
+        return;
+    };
+    let HirKind::Concat(parts) = hir.kind() else {
+        return;
+    };
+    let needs_text =
+        |h: &regex_syntax::hir::Hir| h.properties().minimum_len().is_some_and(|n| n > 0);
+    let end = parts
+        .iter()
+        .position(|p| matches!(p.kind(), HirKind::Look(Look::End)));
+    let start = parts
+        .iter()
+        .rposition(|p| matches!(p.kind(), HirKind::Look(Look::Start)));
+    let after_end = end.is_some_and(|i| parts.iter().skip(i + 1).any(needs_text));
+    let before_start = start.is_some_and(|i| parts.iter().take(i).any(needs_text));
+    if after_end || before_start {
+        let anchor = if after_end { "`$`" } else { "`^`" };
+        out.push(
+            Diagnostic::warning(code::lint::REGEX_NEVER_MATCHES, span, format!("this regular expression can never match: {anchor} stands where text must still be matched"))
+                .with_help("`^` matches only at the start of the text and `$` only at its end; escape them (`\\^`, `\\$`) to match the characters"),
+        );
+    }
+}
+
 /// Whether the action's config sets `key` to the plain string `value`.
 fn config_says(action: &Action, key: &str, value: &str) -> bool {
     let Some(Node {
@@ -41,11 +155,11 @@ fn config_says(action: &Action, key: &str, value: &str) -> bool {
 const AUTH_ACTIONS: &[&str] = &["oauth", "openid-connect", "basic-auth"];
 
 /// The checks across rules and actions of a whole policy.
-pub(crate) fn check(policy: &Policy) -> Vec<Diagnostic> {
+pub(crate) fn check(policy: &Policy, src: &str) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let mut auth: Vec<&Action> = Vec::new();
     for phase in &policy.phases {
-        check_phase(phase, &mut out);
+        check_phase(phase, src, &mut out);
         auth.extend(
             phase
                 .rules
@@ -73,7 +187,17 @@ pub(crate) fn check(policy: &Policy) -> Vec<Diagnostic> {
     out
 }
 
-fn check_phase(phase: &PhaseRules, out: &mut Vec<Diagnostic>) {
+fn check_phase(phase: &PhaseRules, src: &str, out: &mut Vec<Diagnostic>) {
+    unused_vars(phase, src, out);
+    for action in phase.rules.iter().flat_map(|r| &r.actions) {
+        if matches!(action.kind.as_str(), "redirect" | "url-rewrite")
+            && let Some(from) = config_value(action, "from")
+            && let Some(s) = from.scalar()
+            && !s.value.contains("${")
+        {
+            regex_never_matches(&s.value, from.span, out);
+        }
+    }
     let mut ended_by: Option<&Rule> = None;
     let mut seen: HashMap<String, &Rule> = HashMap::new();
     for (i, rule) in phase.rules.iter().enumerate() {
@@ -181,9 +305,40 @@ pub(crate) fn constant_condition(node: &Node, value: bool) -> Diagnostic {
 
 const HEADER_MAPS: &[&str] = &["req.headers", "res.headers", "req.trailers", "res.trailers"];
 
+/// The lints that read an expression's tree: header names with upper-case
+/// letters, and `matches` patterns that can never match.
+pub(crate) fn expression_lints(expr: &Expr, node: &Node, src: &str, out: &mut Vec<Diagnostic>) {
+    header_case(expr, node, src, out);
+    if let ExprKind::Call {
+        function,
+        target,
+        args,
+        ..
+    } = &expr.kind
+        && &**function == "matches"
+    {
+        let pattern = match (target, args.as_slice()) {
+            (Some(_), [p]) | (None, [_, p]) => Some(p),
+            _ => None,
+        };
+        if let Some(Expr {
+            kind: ExprKind::Literal(Literal::String(p)),
+            span,
+            ..
+        }) = pattern
+        {
+            regex_never_matches(p, node.value_span(src, *span), out);
+        }
+    }
+    for child in expr.children() {
+        expression_lints(child, node, src, out);
+    }
+}
+
 /// `req.headers['X-Api-Key']` and `'X-Api-Key' in req.headers` never match:
-/// header names are lower-case there.
-pub(crate) fn header_case(expr: &Expr, node: &Node, src: &str, out: &mut Vec<Diagnostic>) {
+/// header names are lower-case there. Checks `expr` itself; the walk is in
+/// [`expression_lints`].
+fn header_case(expr: &Expr, node: &Node, src: &str, out: &mut Vec<Diagnostic>) {
     if let ExprKind::Call {
         function,
         args,
@@ -213,9 +368,6 @@ pub(crate) fn header_case(expr: &Expr, node: &Node, src: &str, out: &mut Vec<Dia
                 .with_help(format!("write '{lower}'")),
             );
         }
-    }
-    for child in expr.children() {
-        header_case(child, node, src, out);
     }
 }
 
