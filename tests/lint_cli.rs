@@ -98,3 +98,49 @@ fn a_missing_path_is_a_usage_error() {
     assert!(text(&out.stderr).contains("does not exist"));
     assert_eq!(lint(&[]).status.code(), Some(2));
 }
+
+/// The three output formats, byte for byte, against files under
+/// `tests/snapshots/`. After a deliberate change, regenerate them with
+/// `UPDATE_SNAPSHOTS=1 cargo test --test lint_cli` and read the diff.
+#[test]
+fn output_formats_match_their_snapshots() {
+    let cases: [(&str, Vec<String>); 3] = [
+        (
+            "lint_err_short.txt",
+            vec!["--format".into(), "short".into(), ERR.into()],
+        ),
+        (
+            "lint_cel_in_scalars_human.txt",
+            vec![format!("{ERR}/0005_cel_in_scalars.yaml")],
+        ),
+        (
+            "lint_int_vs_string.json",
+            vec![
+                "--format".into(),
+                "json".into(),
+                format!("{ERR}/0006_int_compared_with_string.yaml"),
+            ],
+        ),
+    ];
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots");
+    for (file, args) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = lint(&args);
+        // Human output goes to stderr, the others to stdout.
+        let got = if out.stdout.is_empty() {
+            text(&out.stderr)
+        } else {
+            text(&out.stdout)
+        };
+        let path = dir.join(file);
+        if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+            std::fs::write(&path, &got).expect("snapshot written");
+            continue;
+        }
+        let want = std::fs::read_to_string(&path).unwrap_or_default();
+        assert_eq!(
+            got, want,
+            "{file} differs; regenerate with UPDATE_SNAPSHOTS=1 if the change is deliberate"
+        );
+    }
+}
