@@ -1,11 +1,15 @@
 //! A policy file's text to its diagnostics: YAML, document structure, and
 //! every expression type-checked against the variables of its phase, with
 //! CEL's spans mapped onto the file so the exact characters are underlined.
+//! Config strings that hold CEL are checked the same way: each `${…}`
+//! interpolation, and the bare-CEL fields (`bucket_key`, `retry_condition`).
 
-use portcullis_cel::{CompileOptions, Diagnostic, Env, Type};
+use portcullis_cel::{CompileOptions, Diagnostic, Env, Span, Type};
 
-use crate::config;
-use crate::document::{self, Policy};
+use crate::code;
+use crate::config::{self, FieldKind};
+use crate::document::{self, Action, Policy};
+use crate::interpolate;
 use crate::rules;
 use crate::schema::{self, Phase};
 use crate::yaml;
@@ -29,6 +33,11 @@ pub fn check(src: &str) -> (Policy, Vec<Diagnostic>) {
             }
             for action in &rule.actions {
                 diags.extend(config::check(action, phase.phase, src));
+                // An action in a phase that does not run it is reported
+                // by `config`; its CEL would only add noise.
+                if config::runs_in(action, phase.phase) {
+                    check_config_cel(action, &envs, phase.phase, src, &mut diags);
+                }
             }
         }
     }
@@ -74,10 +83,132 @@ fn check_expression(
     }
 }
 
-/// The CEL environment of each phase, built once per check.
+/// Checks the CEL in `action`'s config: every `${…}` in a template
+/// field, and the bare-CEL fields.
+fn check_config_cel(
+    action: &Action,
+    envs: &Envs,
+    phase: Phase,
+    src: &str,
+    diags: &mut Vec<Diagnostic>,
+) {
+    for (node, kind) in config::cel_fields(action) {
+        match kind {
+            FieldKind::Template => check_template(node, &action.kind, envs.get(phase), src, diags),
+            // `http-request`'s one bare field is `retry_condition`: a
+            // condition, with variables of its own.
+            FieldKind::Bare if action.kind == "http-request" => {
+                let options = CompileOptions {
+                    expect: Some(Type::Bool),
+                    ..CompileOptions::default()
+                };
+                check_bare(node, envs.retry(phase), &options, src, diags);
+            }
+            // `rate-limit`'s `bucket_key` entries: any type.
+            FieldKind::Bare => {
+                check_bare(
+                    node,
+                    envs.get(phase),
+                    &CompileOptions::default(),
+                    src,
+                    diags,
+                );
+            }
+        }
+    }
+}
+
+/// Checks each interpolation of a template string. Any result type will
+/// do: a mixed string stringifies each piece, and a string that is one
+/// interpolation keeps the expression's own type.
+fn check_template(
+    node: &yaml::Node,
+    action: &str,
+    env: &Env,
+    src: &str,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let Some(scalar) = node.scalar() else { return };
+    if !scalar.value.contains("${") {
+        return;
+    }
+    let template = interpolate::parse(&scalar.value);
+    let ngrok = if action == "add-headers" {
+        "ERR_NGROK_2213"
+    } else {
+        "ERR_NGROK_2224"
+    };
+    let options = CompileOptions::default();
+    for (outer, range) in template.exprs() {
+        let text = scalar.value.get(range.clone()).unwrap_or("");
+        if text.trim().is_empty() {
+            diags.push(
+                Diagnostic::error(
+                    code::INTERPOLATION,
+                    node.value_span(src, Span::new(outer.start, outer.end)),
+                    "`${}` holds no expression",
+                )
+                .with_help(format!(
+                    "write an expression between the braces, or remove them (ngrok rejects it: {ngrok})"
+                )),
+            );
+            continue;
+        }
+        let (_, cel_diags) = env.check(text, &options);
+        for mut d in cel_diags {
+            let (start, end) = (d.span.start as usize, d.span.end as usize);
+            d.span = node.value_span(src, Span::new(range.start + start, range.start + end));
+            if d.is_error() {
+                let why = format!("ngrok fails to compile the template expression ({ngrok})");
+                d.help = Some(match d.help.take() {
+                    Some(help) if help.ends_with(['?', '.']) => format!("{help} {why}"),
+                    Some(help) => format!("{help}; {why}"),
+                    None => why,
+                });
+            }
+            diags.push(d);
+        }
+    }
+    if let Some(at) = template.unterminated {
+        diags.push(
+            Diagnostic::error(
+                code::INTERPOLATION,
+                node.value_span(src, Span::new(at, at + 2)),
+                "unterminated `${`: no `}` closes it",
+            )
+            .with_help(format!(
+                "end the expression with `}}`; to write `${{` literally, build the string in CEL, as in `${{'$' + '{{'}}` (ngrok rejects it: {ngrok})"
+            )),
+        );
+    }
+}
+
+/// Checks a config string that is one CEL expression.
+fn check_bare(
+    node: &yaml::Node,
+    env: &Env,
+    options: &CompileOptions,
+    src: &str,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let Some(scalar) = node.scalar() else { return };
+    // An empty value is reported by `config`.
+    if scalar.value.trim().is_empty() {
+        return;
+    }
+    let (_, cel_diags) = env.check(&scalar.value, options);
+    for mut d in cel_diags {
+        d.span = node.value_span(src, d.span);
+        diags.push(d);
+    }
+}
+
+/// The CEL environment of each phase, built once per check, and the
+/// environments of `retry_condition`, built when one is met.
 #[derive(Default)]
 struct Envs {
     built: std::cell::OnceCell<[Env; 3]>,
+    retry: [std::cell::OnceCell<Env>; 3],
 }
 
 impl Envs {
@@ -88,5 +219,24 @@ impl Envs {
             Phase::HttpRequest => req,
             Phase::HttpResponse => res,
         }
+    }
+
+    /// The phase's variables plus those of `http-request`'s
+    /// `retry_condition` (spec §3.11): `attempts`, the attempts made so
+    /// far, and `last_attempt`, with the last one's `req`, `res` and
+    /// `error`.
+    fn retry(&self, phase: Phase) -> &Env {
+        let [tcp, req, res] = &self.retry;
+        let cell = match phase {
+            Phase::TcpConnect => tcp,
+            Phase::HttpRequest => req,
+            Phase::HttpResponse => res,
+        };
+        cell.get_or_init(|| {
+            let mut env = self.get(phase).clone();
+            env.declare_var("attempts", Type::Int);
+            env.declare_var("last_attempt", Type::map(Type::String, Type::Dyn));
+            env
+        })
     }
 }

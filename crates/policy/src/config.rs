@@ -110,6 +110,93 @@ pub fn check(action: &Action, phase: Phase, src: &str) -> Vec<Diagnostic> {
     cx.diags
 }
 
+/// How a CEL-capable string holds CEL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldKind {
+    /// Literal text that may interpolate `${expr}` (spec §2.9).
+    Template,
+    /// The whole string is one CEL expression: rate-limit `bucket_key`
+    /// entries, http-request `retry_condition`.
+    Bare,
+}
+
+/// The string nodes of `action`'s config that hold CEL, found by walking
+/// the config along its schema: the fields tagged CEL-capable, `set-vars`
+/// values and `log.metadata` (every string in them, however deep). Nulls,
+/// unknown fields and nodes of the wrong shape are skipped: [`check`]
+/// reports those.
+pub fn cel_fields(action: &Action) -> Vec<(&Node, FieldKind)> {
+    let mut out = Vec::new();
+    let Some(fields) = actions::spec(&action.kind).and_then(|s| s.fields) else {
+        return out;
+    };
+    if let Some(config) = &action.config {
+        cel_object(config, fields, &mut out);
+    }
+    out
+}
+
+/// Whether `action` runs in `phase` (an unknown type runs nowhere).
+pub fn runs_in(action: &Action, phase: Phase) -> bool {
+    actions::spec(&action.kind).is_some_and(|s| s.phases.contains(&phase))
+}
+
+fn cel_object<'n>(node: &'n Node, fields: &[Field], out: &mut Vec<(&'n Node, FieldKind)>) {
+    let NodeKind::Map(entries) = &node.kind else {
+        return;
+    };
+    for (key, value) in entries {
+        let Some(name) = key.scalar().map(|s| s.value.as_str()) else {
+            continue;
+        };
+        if let Some(field) = fields
+            .iter()
+            .find(|f| f.name == name && !matches!(f.alias, Alias::Removed(_)))
+        {
+            cel_value(value, &field.ty, out);
+        }
+    }
+}
+
+fn cel_value<'n>(node: &'n Node, ty: &Ty, out: &mut Vec<(&'n Node, FieldKind)>) {
+    match (ty, &node.kind) {
+        (_, NodeKind::Scalar(_)) if is_null_node(node) => {}
+        (Ty::Str(s), NodeKind::Scalar(_)) => match s.cel {
+            Cel::No => {}
+            Cel::Template => out.push((node, FieldKind::Template)),
+            Cel::Bare => out.push((node, FieldKind::Bare)),
+        },
+        (Ty::Any, NodeKind::Scalar(_)) => out.push((node, FieldKind::Template)),
+        (Ty::Any, NodeKind::Seq(items)) => {
+            for item in items {
+                cel_value(item, ty, out);
+            }
+        }
+        (Ty::Any, NodeKind::Map(entries)) => {
+            for (_, value) in entries {
+                cel_value(value, ty, out);
+            }
+        }
+        (Ty::List { item, .. }, NodeKind::Seq(items)) => {
+            for it in items {
+                cel_value(it, item, out);
+            }
+        }
+        (Ty::Map { value, .. }, NodeKind::Map(entries)) => {
+            for (_, v) in entries {
+                cel_value(v, value, out);
+            }
+        }
+        (Ty::Obj(fields), NodeKind::Map(_)) => cel_object(node, fields, out),
+        (Ty::Custom(_, shapes), _) => {
+            for shape in *shapes {
+                cel_value(node, shape, out);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// The schema of one action.
 pub(crate) struct ActionSpec {
     /// Phases the action runs in.
@@ -221,10 +308,15 @@ pub(crate) enum Ty {
         max: usize,
     },
     Obj(&'static [Field]),
-    /// Anything: a string, a number, a list, a map.
+    /// Anything: a string, a number, a list, a map. Its strings, however
+    /// deep, may interpolate `${}` (`log.metadata`, `set-vars` values).
     Any,
-    /// Checked by a function of (context, node, path).
-    Custom(fn(&mut Cx, &Node, &str)),
+    /// Checked by a function of (context, node, path). The types after it
+    /// say where the node holds CEL, for [`cel_fields`]: each alternative
+    /// is tried against the node and applies where its shape matches (a
+    /// string type to a scalar, a list type to a list, a map or object
+    /// type to a map).
+    Custom(fn(&mut Cx, &Node, &str), &'static [Ty]),
 }
 
 /// A string type.
@@ -488,7 +580,7 @@ impl Cx {
     pub(crate) fn value(&mut self, node: &Node, ty: &Ty, path: &str, key: Span) {
         match ty {
             Ty::Any => {}
-            Ty::Custom(f) => f(self, node, path),
+            Ty::Custom(f, _) => f(self, node, path),
             Ty::Str(s) => self.string(node, s, path),
             Ty::Bool => self.boolean(node, path),
             Ty::Int { min, max } => self.int(node, path, *min, *max),

@@ -4,21 +4,20 @@
 //! text ─yaml::parse→ yaml::Node (spans) ─document::lower→ Policy ─check→ Vec<Diagnostic>
 //! ```
 //!
-//! Built so far: the YAML layer ([`yaml`]), which keeps a byte span for
+//! What it holds: the YAML layer ([`yaml`]), which keeps a byte span for
 //! every node and maps positions inside scalars back to the document; the
 //! document structure ([`document`]), strict as ngrok is; the variable
 //! schema ([`schema`]) and ngrok's function library ([`functions`]); every
-//! action's config schema ([`config`]); the rules across actions and the
-//! lints beyond ngrok (`rules.rs`); and [`check`], which runs them all and
-//! type-checks every expression against its phase's variables. Not built
-//! yet (issue 3): `${}` interpolation and bare-CEL config fields
-//! (`bucket_key`), and the lints for regexes that cannot match and
-//! `set-vars` never read.
+//! action's config schema ([`config`]); `${}` templates ([`interpolate`]);
+//! the rules across actions and the lints beyond ngrok (`rules.rs`); and
+//! [`check`], which runs them all. Request-bound functions (`getReqHeader`,
+//! …) are declared for the checker and bound to the request by the runtime.
 
 mod check;
 pub mod config;
 pub mod document;
 pub mod functions;
+pub mod interpolate;
 mod rules;
 pub mod schema;
 pub mod yaml;
@@ -120,4 +119,8 @@ pub mod code {
     // Diagnostic: E0131
     /// More than one sign-in action in a policy.
     pub const MULTIPLE_AUTH: &str = "E0131";
+    // Diagnostic: E0132
+    /// A `${` interpolation that is never closed by `}`, or one with no
+    /// expression inside (`${}`) (ERR_NGROK_2224).
+    pub const INTERPOLATION: &str = "E0132";
 }

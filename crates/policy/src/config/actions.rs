@@ -187,7 +187,7 @@ const BASIC_AUTH: &[Field] = &[
     Field::req(
         "credentials",
         Ty::List {
-            item: &Ty::Custom(credential),
+            item: &Ty::Custom(credential, &[TEMPLATE, Ty::Obj(CREDENTIAL_OBJECT)]),
             min: 1,
             max: 10,
             unique: Unique::Exact,
@@ -543,13 +543,27 @@ const JWS: &[Field] = &[
     Field::req(
         "allowed_algorithms",
         Ty::List {
-            item: &Ty::Custom(jws_algorithm),
+            item: &Ty::Custom(jws_algorithm, &[]),
             min: 1,
             max: usize::MAX,
             unique: Unique::Exact,
         },
     ),
-    Field::req("keys", Ty::Custom(jws_keys)),
+    Field::req(
+        "keys",
+        Ty::Custom(
+            jws_keys,
+            &[
+                Ty::List {
+                    item: &Ty::Obj(KEYS),
+                    min: 0,
+                    max: usize::MAX,
+                    unique: Unique::No,
+                },
+                Ty::Obj(KEYS),
+            ],
+        ),
+    ),
 ];
 
 fn jws_algorithm(cx: &mut Cx, node: &Node, path: &str) {
@@ -641,7 +655,15 @@ const LOG: &[Field] = &[Field::req(
 const SET_VARS: &[Field] = &[Field::req(
     "vars",
     Ty::List {
-        item: &Ty::Custom(set_var),
+        // Each value, however deep, may interpolate.
+        item: &Ty::Custom(
+            set_var,
+            &[Ty::Map {
+                value: &Ty::Any,
+                min: 0,
+                max: usize::MAX,
+            }],
+        ),
         min: 1,
         max: usize::MAX,
         unique: Unique::No,
