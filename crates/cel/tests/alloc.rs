@@ -14,7 +14,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use portcullis_cel::{Activation, Env, Map, MultiMap, Program, Type, Value, VarId};
+use portcullis_cel::Program;
 
 // === counting allocator ===
 
@@ -94,144 +94,9 @@ fn allocations<R>(f: impl FnOnce() -> R) -> (R, usize) {
     (out, COUNT.with(Cell::get))
 }
 
-// === a request, exposed without copying ===
-
-/// An HTTP request as a proxy holds it.
-struct Request {
-    method: String,
-    path: String,
-    /// Lower-case names; a name may repeat.
-    headers: Vec<(String, String)>,
-    query: Vec<(String, String)>,
-    client_ip: String,
-    email: String,
-}
-
-/// Name/value pairs read as CEL's `map(string, list(string))`, borrowing them.
-struct Pairs<'r>(&'r [(String, String)]);
-
-impl Pairs<'_> {
-    /// The distinct names, in order of first appearance.
-    fn names(&self) -> impl Iterator<Item = &str> {
-        self.0
-            .iter()
-            .enumerate()
-            .filter(|(i, (k, _))| !self.0.iter().take(*i).any(|(p, _)| p == k))
-            .map(|(_, (k, _))| k.as_str())
-    }
-}
-
-impl MultiMap for Pairs<'_> {
-    fn key_count(&self) -> usize {
-        self.names().count()
-    }
-
-    fn key_at(&self, index: usize) -> Option<&str> {
-        self.names().nth(index)
-    }
-
-    fn count(&self, key: &str) -> usize {
-        self.0.iter().filter(|(k, _)| k == key).count()
-    }
-
-    fn value(&self, key: &str, index: usize) -> Option<&str> {
-        self.0
-            .iter()
-            .filter(|(k, _)| k == key)
-            .nth(index)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// The request fields expressions may read.
-#[derive(Clone, Copy)]
-enum Field {
-    Method,
-    Path,
-    Headers,
-    Query,
-    ClientIp,
-    Email,
-}
-
-/// The environment, with a table from [`VarId`] to request field.
-struct Vars {
-    env: Env,
-    fields: Vec<Option<Field>>,
-}
-
-impl Vars {
-    fn new() -> Vars {
-        let mut env = Env::standard();
-        let multi = || Type::map(Type::String, Type::list(Type::String));
-        let decls = [
-            ("req.method", Type::String, Field::Method),
-            ("req.url.path", Type::String, Field::Path),
-            ("req.headers", multi(), Field::Headers),
-            ("req.query_params", multi(), Field::Query),
-            ("conn.client_ip", Type::String, Field::ClientIp),
-            (
-                "actions.ngrok.oauth.identity.email",
-                Type::String,
-                Field::Email,
-            ),
-        ];
-        let mut fields = Vec::new();
-        for (name, ty, field) in decls {
-            let id = env.declare_var(name, ty);
-            if fields.len() <= id.index() {
-                fields.resize(id.index() + 1, None);
-            }
-            fields[id.index()] = Some(field);
-        }
-        Vars { env, fields }
-    }
-
-    fn compile(&self, src: &str) -> Program {
-        self.env
-            .compile_condition(src)
-            .unwrap_or_else(|d| panic!("{src}: {d:?}"))
-    }
-}
-
-/// A request seen through the declared variables; building one is free.
-struct RequestActivation<'r> {
-    vars: &'r Vars,
-    req: &'r Request,
-    headers: Pairs<'r>,
-    query: Pairs<'r>,
-}
-
-impl<'r> RequestActivation<'r> {
-    fn new(vars: &'r Vars, req: &'r Request) -> Self {
-        RequestActivation {
-            vars,
-            req,
-            headers: Pairs(&req.headers),
-            query: Pairs(&req.query),
-        }
-    }
-}
-
-impl Activation for RequestActivation<'_> {
-    fn resolve(&self, var: VarId) -> Option<Value<'_>> {
-        Some(match (*self.vars.fields.get(var.index())?)? {
-            Field::Method => Value::str(&self.req.method),
-            Field::Path => Value::str(&self.req.path),
-            Field::Headers => Value::Map(Map::Multi(&self.headers)),
-            Field::Query => Value::Map(Map::Multi(&self.query)),
-            Field::ClientIp => Value::str(&self.req.client_ip),
-            Field::Email => Value::str(&self.req.email),
-        })
-    }
-}
-
-fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
-    items
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
-}
+#[path = "support/request.rs"]
+mod request;
+use request::{Request, RequestActivation, Vars, pairs};
 
 fn request(method: &str, path: &str, headers: &[(&str, &str)], email: &str) -> Request {
     Request {
