@@ -23,6 +23,8 @@ mod encoders;
 mod lists;
 mod math;
 mod strings;
+#[cfg(test)]
+mod testing;
 
 /// Registers everything.
 pub(crate) fn register(env: &mut Env) {

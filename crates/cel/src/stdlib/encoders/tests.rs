@@ -1,23 +1,7 @@
 //! Tests of the encoders extension.
 
-use crate::{Env, Value};
-
-/// Compiles and evaluates `src`, keeping compile and run errors apart.
-fn eval(src: &str) -> Result<Value<'static>, String> {
-    let program = Env::standard().compile(src).map_err(|d| {
-        format!(
-            "compile: {}",
-            d.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
-        )
-    })?;
-    program
-        .eval(&())
-        .map(|v| v.to_static())
-        .map_err(|e| e.message().to_string())
-}
+use crate::Value;
+use crate::stdlib::testing::{check_err, eval};
 
 #[track_caller]
 fn check_string(src: &str, want: &str) {
@@ -34,15 +18,6 @@ fn check_bytes(src: &str, want: &[u8]) {
     assert!(
         matches!(&got, Ok(Value::Bytes(b)) if &**b == want),
         "{src}: got {got:?}, want {want:?}"
-    );
-}
-
-#[track_caller]
-fn check_err(src: &str, needle: &str) {
-    let got = eval(src);
-    assert!(
-        matches!(&got, Err(e) if !e.starts_with("compile:") && e.contains(needle)),
-        "{src}: got {got:?}, want a run-time error containing {needle:?}"
     );
 }
 

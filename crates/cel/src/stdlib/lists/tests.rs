@@ -1,23 +1,6 @@
 //! Tests of the lists extension.
 
-use crate::{Env, Value};
-
-/// Compiles and evaluates `src`, keeping compile and run errors apart.
-fn eval(src: &str) -> Result<Value<'static>, String> {
-    let program = Env::standard().compile(src).map_err(|d| {
-        format!(
-            "compile: {}",
-            d.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
-        )
-    })?;
-    program
-        .eval(&())
-        .map(|v| v.to_static())
-        .map_err(|e| e.message().to_string())
-}
+use crate::stdlib::testing::{check_compile_err, check_err, eval, same};
 
 /// Evaluates `src == want` where `want` is CEL source, and also compares
 /// the element kinds of the two sides (CEL equality ignores `1` vs `1u`).
@@ -28,36 +11,6 @@ fn check(src: &str, want: &str) {
     assert!(
         matches!((&got, &expected), (Ok(g), Ok(w)) if same(g, w)),
         "{src}: got {got:?}, want {expected:?}"
-    );
-}
-
-fn same(a: &Value<'_>, b: &Value<'_>) -> bool {
-    match (a, b) {
-        (Value::Double(x), Value::Double(y)) => (x.is_nan() && y.is_nan()) || x == y,
-        (Value::List(x), Value::List(y)) => {
-            x.len() == y.len() && x.iter().zip(y.iter()).all(|(p, q)| same(&p, &q))
-        }
-        _ => a.kind() == b.kind() && a.equals(b),
-    }
-}
-
-/// `src` compiles but fails at run time with a message containing `needle`.
-#[track_caller]
-fn check_err(src: &str, needle: &str) {
-    let got = eval(src);
-    assert!(
-        matches!(&got, Err(e) if !e.starts_with("compile:") && e.contains(needle)),
-        "{src}: got {got:?}, want a run-time error containing {needle:?}"
-    );
-}
-
-/// `src` is rejected by the checker.
-#[track_caller]
-fn check_compile_err(src: &str) {
-    let got = eval(src);
-    assert!(
-        matches!(&got, Err(e) if e.starts_with("compile:")),
-        "{src}: got {got:?}, want a compile error"
     );
 }
 
