@@ -92,6 +92,21 @@ fn warnings_fail_only_when_denied() {
 }
 
 #[test]
+fn a_file_that_is_not_text_is_a_diagnostic() {
+    let path =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("binary-{}.yaml", std::process::id()));
+    std::fs::write(&path, b"on_http_request:\n  - name: \xff\xfe\n").expect("scratch file");
+    let out = lint(&["--format", "short", path.to_str().expect("utf-8 path")]);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains(":2:11: error[E0100]: the file is not UTF-8 text"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
 fn a_missing_path_is_a_usage_error() {
     let out = lint(&["no/such/policy.yaml"]);
     assert_eq!(out.status.code(), Some(2));

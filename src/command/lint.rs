@@ -55,9 +55,37 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     }
     let mut reports = Vec::new();
     for path in files {
-        let src = std::fs::read_to_string(&path)
+        let bytes = std::fs::read(&path)
             .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-        let (_, diags) = portcullis_policy::check(&src);
+        let (src, diags) = match String::from_utf8(bytes) {
+            Ok(src) => {
+                let (_, diags) = portcullis_policy::check(&src);
+                (src, diags)
+            }
+            // A file that is not text is a finding about that file, not a
+            // reason to stop linting the others.
+            Err(e) => {
+                let at = e.utf8_error().valid_up_to();
+                let src = String::from_utf8_lossy(e.as_bytes()).into_owned();
+                let start = src
+                    .char_indices()
+                    .map(|(i, _)| i)
+                    .take_while(|i| *i <= at)
+                    .last()
+                    .unwrap_or(0);
+                let end = src[start..]
+                    .chars()
+                    .next()
+                    .map_or(start, |c| start + c.len_utf8());
+                let diag = Diagnostic::error(
+                    portcullis_policy::code::YAML,
+                    portcullis_cel::Span::new(start, end),
+                    "the file is not UTF-8 text",
+                )
+                .with_help("policy files are YAML or JSON in UTF-8");
+                (src, vec![diag])
+            }
+        };
         reports.push(Report { path, src, diags });
     }
     let errors = reports
