@@ -20,6 +20,8 @@ use crate::types::{Kind, Type};
 use crate::value::{Bin, Str, Value};
 
 mod encoders;
+
+pub use encoders::decode_base64;
 mod lists;
 mod math;
 mod strings;

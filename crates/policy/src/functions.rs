@@ -86,9 +86,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use base64::Engine as _;
-use base64::alphabet;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
-use base64::engine::{DecodePaddingMode, general_purpose};
+use base64::engine::general_purpose;
 use portcullis_cel::eval::check_built_len;
 use portcullis_cel::value::{Bin, Key, MapData};
 use portcullis_cel::{Env, EvalError, List, Map, Overload, Str, Type, Value};
@@ -449,22 +447,6 @@ fn is_private_ip(ip: Value<'_>) -> Result<Value<'_>, EvalError> {
 
 // === base64 and basic auth ===
 
-/// Go's `base64.StdEncoding` for decoding: padding required, trailing bits allowed.
-const PADDED: GeneralPurpose = GeneralPurpose::new(
-    &alphabet::STANDARD,
-    GeneralPurposeConfig::new()
-        .with_decode_allow_trailing_bits(true)
-        .with_decode_padding_mode(DecodePaddingMode::RequireCanonical),
-);
-
-/// Go's `base64.RawStdEncoding` for decoding: no padding, trailing bits allowed.
-const UNPADDED: GeneralPurpose = GeneralPurpose::new(
-    &alphabet::STANDARD,
-    GeneralPurposeConfig::new()
-        .with_decode_allow_trailing_bits(true)
-        .with_decode_padding_mode(DecodePaddingMode::RequireNone),
-);
-
 fn encoding(env: &mut Env) {
     env.add_function(
         "decodeBase64",
@@ -488,11 +470,7 @@ fn encoding(env: &mut Env) {
 /// `s.decodeBase64()`: as the standard library's `base64.decode`, padded or not.
 fn decode_base64(v: Value<'_>) -> Result<Value<'_>, EvalError> {
     let s = string_arg(&v, "decodeBase64")?;
-    let text: Vec<u8> = s.bytes().filter(|b| !matches!(b, b'\r' | b'\n')).collect();
-    let decoded = PADDED
-        .decode(&text)
-        .or_else(|_| UNPADDED.decode(&text))
-        .map_err(|e| EvalError::new(format!("illegal base64 data: {e}")))?;
+    let decoded = portcullis_cel::stdlib::decode_base64(s)?;
     Ok(Value::Bytes(Bin::Shared(Arc::from(decoded))))
 }
 

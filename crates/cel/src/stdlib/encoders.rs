@@ -64,6 +64,13 @@ fn decode(v: Value<'_>) -> Result<Value<'_>, EvalError> {
     let Value::String(s) = &v else {
         return Err(EvalError::no_overload("base64.decode", &[v]));
     };
+    Ok(Value::Bytes(Bin::Shared(Arc::from(decode_base64(s)?))))
+}
+
+/// Decodes base64 as Go's encoders do, which cel-go and ngrok use: padded
+/// or not, line breaks ignored, non-zero trailing bits accepted. Shared with
+/// ngrok's `string.decodeBase64()` so both decode alike.
+pub fn decode_base64(s: &str) -> Result<Vec<u8>, EvalError> {
     let stripped;
     let text: &[u8] = if s.contains(['\r', '\n']) {
         stripped = s
@@ -74,11 +81,10 @@ fn decode(v: Value<'_>) -> Result<Value<'_>, EvalError> {
     } else {
         s.as_bytes()
     };
-    let decoded = PADDED
+    PADDED
         .decode(text)
         .or_else(|_| UNPADDED.decode(text))
-        .map_err(|e| EvalError::new(format!("illegal base64 data: {}", describe(&e))))?;
-    Ok(Value::Bytes(Bin::Shared(Arc::from(decoded))))
+        .map_err(|e| EvalError::new(format!("illegal base64 data: {}", describe(&e))))
 }
 
 /// A decoding error in words, with the offending input offset where known.
