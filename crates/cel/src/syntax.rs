@@ -240,17 +240,26 @@ fn token_at(rest: &str) -> &str {
     rest.get(..len).unwrap_or("")
 }
 
+/// The rules of the precedence ladder, from `expr` down to `primary`: each
+/// is an expression, and with one child it only passes that child on.
+fn is_precedence_level(rule: Rule) -> bool {
+    matches!(
+        rule,
+        Rule::expr
+            | Rule::cond_or
+            | Rule::cond_and
+            | Rule::relation
+            | Rule::addition
+            | Rule::multiplication
+            | Rule::unary
+            | Rule::member
+            | Rule::primary
+    )
+}
+
 fn describe(rule: Rule) -> Option<&'static str> {
     Some(match rule {
-        Rule::expr
-        | Rule::cond_or
-        | Rule::cond_and
-        | Rule::relation
-        | Rule::addition
-        | Rule::multiplication
-        | Rule::unary
-        | Rule::member
-        | Rule::primary => "an expression",
+        r if is_precedence_level(r) => "an expression",
         Rule::or_op | Rule::and_op | Rule::rel_op | Rule::add_op | Rule::mul_op => "an operator",
         Rule::question => "`?`",
         Rule::colon => "`:`",
@@ -322,19 +331,7 @@ impl Lower {
     /// operator, not once per grammar rule, which keeps the stack shallow.
     fn expr(&mut self, mut pair: Pair<'_, Rule>) -> Lowered {
         loop {
-            let passthrough = matches!(
-                pair.as_rule(),
-                Rule::expr
-                    | Rule::cond_or
-                    | Rule::cond_and
-                    | Rule::relation
-                    | Rule::addition
-                    | Rule::multiplication
-                    | Rule::unary
-                    | Rule::member
-                    | Rule::primary
-                    | Rule::paren
-            );
+            let passthrough = is_precedence_level(pair.as_rule()) || pair.as_rule() == Rule::paren;
             if !passthrough {
                 break;
             }
@@ -417,15 +414,8 @@ impl Lower {
                 Ok((self.node(span, ExprKind::Literal(lit)), 1))
             }
             Rule::list => {
-                let mut items = Vec::new();
-                let mut depth = 0;
-                if let Some(list) = pair.into_inner().next() {
-                    for p in list.into_inner() {
-                        let (e, d) = self.expr(p)?;
-                        depth = depth.max(d);
-                        items.push(e);
-                    }
-                }
+                // `[a, b]` holds an `expr_list`, as call arguments do.
+                let (items, depth) = self.args(pair)?;
                 let depth = self.deep(span, depth + 1)?;
                 Ok((self.node(span, ExprKind::List(items)), depth))
             }
