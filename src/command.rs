@@ -1,6 +1,7 @@
 //! Subcommands, one module each, and the terminal output they share.
 
 pub(crate) mod cel;
+pub(crate) mod http;
 pub(crate) mod lint;
 pub(crate) mod render;
 

@@ -21,6 +21,12 @@ enum Command {
     Cel(command::cel::Args),
     /// Check policy files and report every problem.
     Lint(command::lint::Args),
+    /// Run the proxy in front of an upstream, as `ngrok http` does.
+    Http(command::http::HttpArgs),
+    /// Run the endpoints of a configuration file.
+    Serve(command::http::ServeArgs),
+    /// Run the demo policy in front of a built-in echo upstream.
+    Demo(command::http::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -28,6 +34,9 @@ fn main() -> ExitCode {
     let res = match cli.command {
         Command::Cel(args) => command::cel::run(&args),
         Command::Lint(args) => command::lint::run(&args),
+        Command::Http(args) => command::http::http(&args),
+        Command::Serve(args) => command::http::serve(&args),
+        Command::Demo(args) => command::http::demo(&args),
     };
     match res {
         Ok(code) => code,

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::eval::EvalError;
+use crate::eval::{Activation, EvalError};
 use crate::types::{Kind, Type};
 use crate::value::Value;
 
@@ -66,6 +66,11 @@ pub struct Overload {
 /// The signature of closure implementations.
 pub type ClosureFn = dyn for<'a> Fn(&[Value<'a>]) -> Result<Value<'a>, EvalError> + Send + Sync;
 
+/// The signature of host implementations: they also read the caller's
+/// [`Activation`], as ngrok's `getReqHeader(name)` reads the request.
+pub type HostFn =
+    dyn for<'a> Fn(&'a dyn Activation, &[Value<'a>]) -> Result<Value<'a>, EvalError> + Send + Sync;
+
 /// A function implementation.
 #[derive(Clone)]
 pub enum Impl {
@@ -77,6 +82,8 @@ pub enum Impl {
     Variadic(for<'a> fn(&[Value<'a>]) -> Result<Value<'a>, EvalError>),
     /// A closure, for implementations that carry state (a secret store).
     Closure(Arc<ClosureFn>),
+    /// A closure that reads the activation too; never folded.
+    Host(Arc<HostFn>),
 }
 
 impl std::fmt::Debug for Impl {
@@ -86,6 +93,7 @@ impl std::fmt::Debug for Impl {
             Impl::Binary(_) => "Impl::Binary",
             Impl::Variadic(_) => "Impl::Variadic",
             Impl::Closure(_) => "Impl::Closure",
+            Impl::Host(_) => "Impl::Host",
         })
     }
 }
@@ -145,6 +153,23 @@ impl Overload {
     ) -> Overload {
         Overload {
             imp: Some(Impl::Closure(Arc::new(f))),
+            ..self
+        }
+    }
+
+    /// Implements an overload with a closure that also reads the caller's
+    /// activation, such as a function over the request being evaluated.
+    /// Such an overload is impure: it never folds at compile time.
+    pub fn host(
+        self,
+        f: impl for<'a> Fn(&'a dyn Activation, &[Value<'a>]) -> Result<Value<'a>, EvalError>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Overload {
+        Overload {
+            imp: Some(Impl::Host(Arc::new(f))),
+            pure: false,
             ..self
         }
     }

@@ -553,7 +553,7 @@ fn dispatch<'a>(
         return Err(EvalError::no_overload(name, &vals));
     };
     charge(f, 1 + vals.iter().map(size_of).sum::<u64>())?;
-    charged(f, invoke(imp, vals))
+    charged(f, invoke(imp, f.act, vals))
 }
 
 /// `needle in container[key]`, fused so that a caller's multi-map (a
@@ -708,6 +708,7 @@ fn call<'a>(
                 match imp {
                     Impl::Variadic(func) => func(&vals),
                     Impl::Closure(func) => func(&vals),
+                    Impl::Host(func) => func(f.act, &vals),
                     _ => Err(EvalError::no_overload(name, &vals)),
                 },
             )
@@ -716,7 +717,11 @@ fn call<'a>(
 }
 
 #[inline(never)]
-pub(crate) fn invoke<'a>(imp: &Impl, mut vals: Vec<Value<'a>>) -> Result<Value<'a>, EvalError> {
+pub(crate) fn invoke<'a>(
+    imp: &Impl,
+    act: &'a dyn Activation,
+    mut vals: Vec<Value<'a>>,
+) -> Result<Value<'a>, EvalError> {
     match imp {
         Impl::Unary(func) if vals.len() == 1 => func(vals.swap_remove(0)),
         Impl::Binary(func) if vals.len() == 2 => {
@@ -726,6 +731,7 @@ pub(crate) fn invoke<'a>(imp: &Impl, mut vals: Vec<Value<'a>>) -> Result<Value<'
         }
         Impl::Variadic(func) => func(&vals),
         Impl::Closure(func) => func(&vals),
+        Impl::Host(func) => func(act, &vals),
         _ => Err(EvalError::new("internal: implementation arity mismatch")),
     }
 }

@@ -261,6 +261,13 @@ fn request_helpers(env: &mut Env, phase: Phase) {
 
 // === request helpers, for the runtime ===
 
+/// A URL's query string as its parameters, in order of first appearance,
+/// as Go's `URL.Query` reads it: bad pairs are skipped. This is
+/// `req.url.query_params`.
+pub fn query_params(query: &str) -> Vec<(String, Vec<String>)> {
+    parse_query(query, true).unwrap_or_default()
+}
+
 /// The values of header `name` in a header map (`req.headers`,
 /// `res.headers`), compared case-insensitively; an empty list when absent.
 /// This is `getReqHeader`/`getResHeader`; `hasReqHeader` is whether the
@@ -368,7 +375,7 @@ fn canonical(ip: IpAddr) -> IpAddr {
 }
 
 /// A CIDR (`10.0.0.0/8`, `2001:db8::/32`): its network address and prefix length.
-fn parse_cidr(cidr: &str) -> Option<(IpAddr, u32)> {
+pub fn parse_cidr(cidr: &str) -> Option<(IpAddr, u32)> {
     let (addr, len) = cidr.trim().split_once('/')?;
     if len.is_empty() || len.len() > 3 || !len.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -379,8 +386,10 @@ fn parse_cidr(cidr: &str) -> Option<(IpAddr, u32)> {
     (len <= max).then_some((addr, len))
 }
 
-/// Whether `ip` is in `cidr`; `None` when the CIDR is invalid.
-fn cidr_contains(ip: IpAddr, cidr: &str) -> Option<bool> {
+/// Whether `ip` is in `cidr`; `None` when the CIDR is invalid. IPv4-mapped
+/// IPv6 addresses compare as IPv4. This is `inCidrRange`, and what
+/// `restrict-ips` matches with.
+pub fn cidr_contains(ip: IpAddr, cidr: &str) -> Option<bool> {
     let (net, len) = parse_cidr(cidr)?;
     let ip = canonical(ip);
     // A mapped network with a prefix that covers the mapping compares as IPv4.

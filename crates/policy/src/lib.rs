@@ -123,4 +123,11 @@ pub mod code {
     /// A `${` interpolation that is never closed by `}`, or one with no
     /// expression inside (`${}`) (ERR_NGROK_2224).
     pub const INTERPOLATION: &str = "E0132";
+    // Diagnostic: E0140
+    /// An action config that checks but cannot be compiled into the proxy's
+    /// pipeline (a regex that is too large, a CIDR list that does not parse).
+    pub const ACTION_COMPILE: &str = "E0140";
+    // Diagnostic: E0141
+    /// An action type ngrok documents that this build does not run yet.
+    pub const UNSUPPORTED_ACTION: &str = "E0141";
 }

@@ -1,0 +1,182 @@
+//! The [`Action`] trait, what running one yields ([`Step`]), how one fails
+//! ([`ActionError`]), and compiling an action of a document into one.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+use http::StatusCode;
+use portcullis_cel::{Diagnostic, Span};
+use portcullis_policy::document;
+use portcullis_policy::schema::Phase;
+use portcullis_policy::yaml::{Node, NodeKind};
+
+use crate::RequestCtx;
+
+/// What the pipeline does after an action ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Go on with the next action.
+    Next,
+    /// The action set a response (`deny`, `custom-response`, `redirect`, a
+    /// rejecting `rate-limit`): the phase ends.
+    Respond,
+    /// Send the request to the internal upstream the action chose
+    /// (`forward-internal`): the phase ends.
+    Forward,
+    /// Drop the connection without a response (`close-connection`, `deny`
+    /// on `on_tcp_connect`).
+    Close,
+}
+
+/// An action that failed while running: the pipeline answers with `status`
+/// and `code` unless the action was told to carry on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActionError {
+    /// The status to answer with.
+    pub status: StatusCode,
+    /// The error code, ngrok's where ngrok has one (`ERR_NGROK_2254`).
+    pub code: &'static str,
+    /// What went wrong, for the log and the error page.
+    pub message: String,
+}
+
+impl ActionError {
+    /// An internal failure (500) with `code`.
+    pub fn internal(code: &'static str, message: impl Into<String>) -> ActionError {
+        ActionError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ActionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.message, self.code)
+    }
+}
+
+impl std::error::Error for ActionError {}
+
+/// The future of an action that waits (reads a body, calls out).
+pub type StepFuture<'a> = Pin<Box<dyn Future<Output = Result<Step, ActionError>> + Send + 'a>>;
+
+/// An action's run: most finish at once, without allocating a future.
+pub enum Run<'a> {
+    /// Finished.
+    Done(Result<Step, ActionError>),
+    /// Finishes when the future does.
+    Wait(StepFuture<'a>),
+}
+
+impl Run<'_> {
+    /// Waits for the run to finish.
+    pub async fn finish(self) -> Result<Step, ActionError> {
+        match self {
+            Run::Done(res) => res,
+            Run::Wait(fut) => fut.await,
+        }
+    }
+}
+
+impl From<Result<Step, ActionError>> for Run<'_> {
+    fn from(res: Result<Step, ActionError>) -> Self {
+        Run::Done(res)
+    }
+}
+
+/// A compiled action, immutable and shared by every request.
+pub trait Action: Send + Sync + fmt::Debug {
+    /// The action's type, as a policy names it (`deny`).
+    fn kind(&self) -> &'static str;
+
+    /// Runs the action on an exchange.
+    fn run<'a>(&'a self, ctx: &'a mut RequestCtx) -> Run<'a>;
+}
+
+/// What compiling an action may use beyond its config.
+#[derive(Clone, Copy, Debug)]
+pub struct CompileCx<'a> {
+    /// The phase the action runs in.
+    pub phase: Phase,
+    /// The policy's text, for diagnostics.
+    pub src: &'a str,
+    /// The names of the internal upstreams `forward-internal` may reach
+    /// (`api.internal`).
+    pub internal: &'a [String],
+}
+
+/// An action's config, read: the policy crate has checked its shape, so
+/// a missing or mistyped field here falls back to the documented default.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Config<'a> {
+    pub(crate) node: Option<&'a Node>,
+    pub(crate) span: Span,
+}
+
+impl<'a> Config<'a> {
+    pub(crate) fn of(action: &'a document::Action) -> Config<'a> {
+        Config {
+            node: action.config.as_ref(),
+            span: action.span,
+        }
+    }
+
+    /// The value of `key` (or of its legacy spelling `alias`).
+    pub(crate) fn get(&self, key: &str) -> Option<&'a Node> {
+        let NodeKind::Map(entries) = &self.node?.kind else {
+            return None;
+        };
+        entries
+            .iter()
+            .find(|(k, _)| k.scalar().is_some_and(|s| s.value == key))
+            .map(|(_, v)| v)
+            .filter(|v| !matches!(v.scalar(), Some(s) if portcullis_policy::yaml::is_null(&s.value) && s.style == portcullis_policy::yaml::Style::Plain))
+    }
+
+    pub(crate) fn str(&self, key: &str) -> Option<&'a str> {
+        self.get(key)?.scalar().map(|s| s.value.as_str())
+    }
+
+    pub(crate) fn bool(&self, key: &str, default: bool) -> bool {
+        match self.str(key) {
+            Some("true" | "True" | "TRUE") => true,
+            Some("false" | "False" | "FALSE") => false,
+            _ => default,
+        }
+    }
+
+    pub(crate) fn int(&self, key: &str) -> Option<i64> {
+        self.str(key)?.trim().parse().ok()
+    }
+
+    /// The items of a sequence field.
+    pub(crate) fn seq(&self, key: &str) -> &'a [Node] {
+        match self.get(key).map(|n| &n.kind) {
+            Some(NodeKind::Seq(items)) => items,
+            _ => &[],
+        }
+    }
+
+    /// The entries of a mapping field, keys as text.
+    pub(crate) fn map(&self, key: &str) -> Vec<(&'a str, &'a Node)> {
+        match self.get(key).map(|n| &n.kind) {
+            Some(NodeKind::Map(entries)) => entries
+                .iter()
+                .filter_map(|(k, v)| Some((k.scalar()?.value.as_str(), v)))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// An error about this action.
+    pub(crate) fn error(&self, at: Option<&Node>, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::error(
+            crate::code::ACTION_COMPILE,
+            at.map_or(self.span, |n| n.span),
+            message,
+        )
+    }
+}

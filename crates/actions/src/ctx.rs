@@ -1,0 +1,581 @@
+//! [`RequestCtx`]: one exchange as the policy sees it, passed `&mut`
+//! through the phases. It owns the request (and later the response), the
+//! connection's facts, the action results and `vars` of the current phase,
+//! and it is the [`Activation`] that CEL reads variables from.
+//!
+//! Variables are computed when an expression first reads them, not when
+//! the request arrives: headers are read in place through [`MultiMap`],
+//! and what must be built (the full URL, the query parameters, the cookies)
+//! is built once and cached until an action changes what it derives from.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, OnceLock};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http_body_util::BodyExt;
+use portcullis_cel::time::Timestamp;
+use portcullis_cel::value::MapData;
+use portcullis_cel::{Activation, List, Map, MultiMap, Str, Value, VarId};
+use portcullis_policy::schema::Phase;
+
+use crate::body::{self, Body};
+use crate::env::{self, Field};
+
+mod fields;
+#[cfg(test)]
+mod tests;
+
+/// What is known of the connection a request arrived on.
+#[derive(Clone, Debug)]
+pub struct Conn {
+    /// The client's address (layer 4, never `X-Forwarded-For`).
+    pub client: SocketAddr,
+    /// The address the client connected to.
+    pub server: SocketAddr,
+    /// When the connection was accepted.
+    pub started: SystemTime,
+    /// TLS facts, when the proxy terminated TLS.
+    pub tls: Option<Tls>,
+    client_ip: String,
+    server_ip: String,
+}
+
+/// TLS facts of a connection.
+#[derive(Clone, Debug, Default)]
+pub struct Tls {
+    /// `TLSv1.3`, as `conn.tls.version`.
+    pub version: String,
+    /// The IANA name of the cipher suite.
+    pub cipher_suite: String,
+    /// The server name the client asked for.
+    pub sni: Option<String>,
+    /// The protocol ALPN agreed (`h2`, `http/1.1`).
+    pub alpn: Option<String>,
+}
+
+impl Conn {
+    /// A connection from `client` to `server`, accepted now.
+    pub fn new(client: SocketAddr, server: SocketAddr, tls: Option<Tls>) -> Conn {
+        Conn {
+            client,
+            server,
+            started: SystemTime::now(),
+            tls,
+            client_ip: canonical(client.ip()).to_string(),
+            server_ip: canonical(server.ip()).to_string(),
+        }
+    }
+
+    /// The client's IP address as text (IPv4-mapped addresses as IPv4).
+    pub fn client_ip(&self) -> &str {
+        &self.client_ip
+    }
+}
+
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// The endpoint a policy is attached to: `endpoint.*`.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    /// A stable identifier (the listen address unless configured).
+    pub id: String,
+    /// The public URL (`https://app.example.com`).
+    pub url: String,
+    /// The URL's host.
+    pub host: String,
+    /// The URL's port.
+    pub port: u16,
+    /// `http` or `https`.
+    pub protocol: String,
+}
+
+impl Endpoint {
+    /// An endpoint reached at `url` (`http://host:port`).
+    pub fn new(url: &str) -> Endpoint {
+        let uri: Uri = url.parse().unwrap_or_default();
+        let protocol = uri.scheme_str().unwrap_or("http").to_owned();
+        let default_port = if protocol == "https" { 443 } else { 80 };
+        Endpoint {
+            id: url.to_owned(),
+            url: url.trim_end_matches('/').to_owned(),
+            host: uri.host().unwrap_or("").to_owned(),
+            port: uri.port_u16().unwrap_or(default_port),
+            protocol,
+        }
+    }
+
+    /// `host:port`, as `endpoint.addr`.
+    fn addr(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+/// Header values, as CEL's `map(string, list(string))`: read in place.
+/// Keys are lower case, as ngrok presents them; a key written with capitals
+/// finds nothing, as in ngrok (lint warns of it).
+#[derive(Debug, Default)]
+pub struct Headers(pub HeaderMap);
+
+impl MultiMap for Headers {
+    fn key_count(&self) -> usize {
+        self.0.keys_len()
+    }
+
+    fn key_at(&self, index: usize) -> Option<&str> {
+        self.0.keys().nth(index).map(HeaderName::as_str)
+    }
+
+    fn count(&self, key: &str) -> usize {
+        if has_upper(key) {
+            return 0;
+        }
+        self.0.get_all(key).iter().count()
+    }
+
+    fn value(&self, key: &str, index: usize) -> Option<&str> {
+        if has_upper(key) {
+            return None;
+        }
+        self.0
+            .get_all(key)
+            .iter()
+            .nth(index)
+            .and_then(|v| v.to_str().ok())
+    }
+
+    fn find_value(&self, key: &str, found: &mut dyn FnMut(&str) -> bool) -> Option<bool> {
+        if has_upper(key) {
+            return None;
+        }
+        let mut values = self.0.get_all(key).iter().peekable();
+        values.peek()?;
+        Some(values.any(|v| v.to_str().is_ok_and(&mut *found)))
+    }
+}
+
+fn has_upper(key: &str) -> bool {
+    key.bytes().any(|b| b.is_ascii_uppercase())
+}
+
+/// Query parameters, decoded once: `req.url.query_params`.
+#[derive(Debug, Default)]
+pub(crate) struct QueryParams(Vec<(String, Vec<String>)>);
+
+impl MultiMap for QueryParams {
+    fn key_count(&self) -> usize {
+        self.0.len()
+    }
+
+    fn key_at(&self, index: usize) -> Option<&str> {
+        self.0.get(index).map(|(k, _)| k.as_str())
+    }
+
+    fn count(&self, key: &str) -> usize {
+        self.values(key).map_or(0, <[String]>::len)
+    }
+
+    fn value(&self, key: &str, index: usize) -> Option<&str> {
+        self.values(key)?.get(index).map(String::as_str)
+    }
+}
+
+impl QueryParams {
+    fn values(&self, key: &str) -> Option<&[String]> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_slice())
+    }
+}
+
+/// The response of an exchange: the upstream's, or one an action made.
+#[derive(Debug)]
+struct Res {
+    parts: http::response::Parts,
+    headers: Headers,
+    body: Body,
+}
+
+/// Values derived from the request, built on first read.
+#[derive(Debug, Default)]
+struct ReqCache {
+    url: OnceLock<String>,
+    query: OnceLock<QueryParams>,
+    cookies: OnceLock<Value<'static>>,
+}
+
+/// Values derived from the response, built on first read.
+#[derive(Debug, Default)]
+struct ResCache {
+    cookies: OnceLock<Value<'static>>,
+}
+
+/// One exchange, as the policy sees it.
+#[derive(Debug)]
+pub struct RequestCtx {
+    conn: Arc<Conn>,
+    endpoint: Arc<Endpoint>,
+    phase: Phase,
+    req: http::request::Parts,
+    req_headers: Headers,
+    req_body: Body,
+    req_body_buffered: Option<Bytes>,
+    received: SystemTime,
+    res: Option<Res>,
+    req_cache: ReqCache,
+    res_cache: ResCache,
+    now: OnceLock<String>,
+    /// Action results (`actions.ngrok.*`) by schema index; the last
+    /// execution of an action wins.
+    results: Vec<(u16, Value<'static>)>,
+    /// `vars`, of the current phase.
+    vars: Vec<(String, Value<'static>)>,
+    vars_value: OnceLock<Value<'static>>,
+    logs: Vec<serde_json::Value>,
+    forward: Option<String>,
+}
+
+impl RequestCtx {
+    /// The context of `req`, received on `conn` at `endpoint`.
+    pub fn new(req: Request<Body>, conn: Arc<Conn>, endpoint: Arc<Endpoint>) -> RequestCtx {
+        let (mut parts, body) = req.into_parts();
+        let headers = std::mem::take(&mut parts.headers);
+        RequestCtx {
+            conn,
+            endpoint,
+            phase: Phase::HttpRequest,
+            req: parts,
+            req_headers: Headers(headers),
+            req_body: body,
+            req_body_buffered: None,
+            received: SystemTime::now(),
+            res: None,
+            req_cache: ReqCache::default(),
+            res_cache: ResCache::default(),
+            now: OnceLock::new(),
+            results: Vec::new(),
+            vars: Vec::new(),
+            vars_value: OnceLock::new(),
+            logs: Vec::new(),
+            forward: None,
+        }
+    }
+
+    /// The context of a connection, for `on_tcp_connect`: no request.
+    pub fn connection(conn: Arc<Conn>, endpoint: Arc<Endpoint>) -> RequestCtx {
+        let mut ctx = RequestCtx::new(Request::new(body::empty()), conn, endpoint);
+        ctx.phase = Phase::TcpConnect;
+        ctx
+    }
+
+    /// The phase being evaluated.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// Enters `phase`: `vars` are scoped per phase (spec §1.5).
+    pub fn enter(&mut self, phase: Phase) {
+        if phase != self.phase {
+            self.phase = phase;
+            self.vars.clear();
+            self.vars_value = OnceLock::new();
+        }
+    }
+
+    /// The connection.
+    pub fn conn(&self) -> &Conn {
+        &self.conn
+    }
+
+    /// The endpoint.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    // === the request ===
+
+    /// The request's method.
+    pub fn method(&self) -> &Method {
+        &self.req.method
+    }
+
+    /// The request's URI as received (origin form, or absolute for HTTP/2).
+    pub fn uri(&self) -> &Uri {
+        &self.req.uri
+    }
+
+    /// The request's headers.
+    pub fn req_headers(&self) -> &HeaderMap {
+        &self.req_headers.0
+    }
+
+    /// The request's headers, to change; derived values are rebuilt.
+    pub fn req_headers_mut(&mut self) -> &mut HeaderMap {
+        self.req_cache.cookies = OnceLock::new();
+        self.req_cache.url = OnceLock::new();
+        &mut self.req_headers.0
+    }
+
+    /// Replaces the request's path and query (and authority, for a
+    /// rewrite that changes the host).
+    pub fn set_uri(&mut self, uri: Uri) {
+        self.req.uri = uri;
+        self.req_cache.url = OnceLock::new();
+        self.req_cache.query = OnceLock::new();
+    }
+
+    /// The scheme clients used: the endpoint's.
+    pub fn scheme(&self) -> &str {
+        self.req
+            .uri
+            .scheme_str()
+            .unwrap_or(self.endpoint.protocol.as_str())
+    }
+
+    /// The host the client asked for: `Host`, else the URI's authority,
+    /// else the endpoint's host; with its port if the client gave one.
+    pub fn authority(&self) -> &str {
+        self.req_headers
+            .0
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| self.req.uri.authority().map(|a| a.as_str()))
+            .unwrap_or(self.endpoint.host.as_str())
+    }
+
+    /// The full URL the client asked for: `scheme://authority/path?query`.
+    pub fn url(&self) -> &str {
+        self.req_cache.url.get_or_init(|| {
+            let path = self.req.uri.path_and_query().map_or("/", |p| p.as_str());
+            format!("{}://{}{}", self.scheme(), self.authority(), path)
+        })
+    }
+
+    fn query_params(&self) -> &QueryParams {
+        self.req_cache.query.get_or_init(|| {
+            QueryParams(portcullis_policy::functions::query_params(
+                self.req.uri.query().unwrap_or(""),
+            ))
+        })
+    }
+
+    /// The request body, read whole (at most `limit` bytes) and kept so
+    /// that it is still forwarded. `None` when it is larger than `limit`
+    /// or cannot be read.
+    pub async fn buffer_body(&mut self, limit: usize) -> Result<Bytes, BodyError> {
+        if let Some(b) = &self.req_body_buffered {
+            return Ok(b.clone());
+        }
+        let body = std::mem::replace(&mut self.req_body, body::empty());
+        let limited = http_body_util::Limited::new(body, limit);
+        match limited.collect().await {
+            Ok(collected) => {
+                let bytes = collected.to_bytes();
+                self.req_body = body::full(bytes.clone());
+                self.req_body_buffered = Some(bytes.clone());
+                Ok(bytes)
+            }
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge),
+            Err(_) => Err(BodyError::Read),
+        }
+    }
+
+    /// Takes the request out, with its headers, to send upstream.
+    pub fn take_request(&mut self) -> Request<Body> {
+        let mut parts = self.req.clone();
+        parts.headers = std::mem::take(&mut self.req_headers.0);
+        let body = std::mem::replace(&mut self.req_body, body::empty());
+        Request::from_parts(parts, body)
+    }
+
+    /// The HTTP version of the request.
+    pub fn version(&self) -> Version {
+        self.req.version
+    }
+
+    // === the response ===
+
+    /// Sets the response: the upstream's, or an action's.
+    pub fn set_response(&mut self, res: Response<Body>) {
+        let (mut parts, body) = res.into_parts();
+        let headers = std::mem::take(&mut parts.headers);
+        self.res = Some(Res {
+            parts,
+            headers: Headers(headers),
+            body,
+        });
+        self.res_cache = ResCache::default();
+    }
+
+    /// Whether a response is set.
+    pub fn has_response(&self) -> bool {
+        self.res.is_some()
+    }
+
+    /// The response's status.
+    pub fn status(&self) -> Option<StatusCode> {
+        self.res.as_ref().map(|r| r.parts.status)
+    }
+
+    /// The response's headers.
+    pub fn res_headers(&self) -> Option<&HeaderMap> {
+        self.res.as_ref().map(|r| &r.headers.0)
+    }
+
+    /// The response's headers, to change.
+    pub fn res_headers_mut(&mut self) -> Option<&mut HeaderMap> {
+        self.res_cache = ResCache::default();
+        self.res.as_mut().map(|r| &mut r.headers.0)
+    }
+
+    /// Replaces the response body through `f` (compression).
+    pub fn map_res_body(&mut self, f: impl FnOnce(Body) -> Body) {
+        if let Some(res) = &mut self.res {
+            let body = std::mem::replace(&mut res.body, body::empty());
+            res.body = f(body);
+        }
+    }
+
+    /// Takes the response out.
+    pub fn take_response(&mut self) -> Option<Response<Body>> {
+        let res = self.res.take()?;
+        let mut parts = res.parts;
+        parts.headers = res.headers.0;
+        Some(Response::from_parts(parts, res.body))
+    }
+
+    // === results, vars, logs ===
+
+    /// Records an action result variable; the last execution wins.
+    pub fn set_result(&mut self, var: ResultVar, value: Value<'static>) {
+        match self.results.iter_mut().find(|(i, _)| *i == var.0) {
+            Some((_, v)) => *v = value,
+            None => self.results.push((var.0, value)),
+        }
+    }
+
+    /// An action result variable, if set.
+    pub fn result(&self, var: ResultVar) -> Option<&Value<'static>> {
+        self.results
+            .iter()
+            .find(|(i, _)| *i == var.0)
+            .map(|(_, v)| v)
+    }
+
+    /// Sets `vars.<name>`.
+    pub fn set_var(&mut self, name: &str, value: Value<'static>) {
+        match self.vars.iter_mut().find(|(n, _)| n == name) {
+            Some((_, v)) => *v = value,
+            None => self.vars.push((name.to_owned(), value)),
+        }
+        self.vars_value = OnceLock::new();
+    }
+
+    /// Appends a `log` action's entry to the exchange's access log.
+    pub fn log(&mut self, entry: serde_json::Value) {
+        self.logs.push(entry);
+    }
+
+    /// The entries `log` actions added.
+    pub fn logs(&self) -> &[serde_json::Value] {
+        &self.logs
+    }
+
+    /// Routes the request to a named internal upstream (`forward-internal`).
+    pub fn forward_to(&mut self, url: String) {
+        self.forward = Some(url);
+    }
+
+    /// The internal upstream `forward-internal` chose, if any.
+    pub fn forward(&self) -> Option<&str> {
+        self.forward.as_deref()
+    }
+
+    /// When the request's head was received.
+    pub fn received(&self) -> SystemTime {
+        self.received
+    }
+}
+
+/// A body that could not be buffered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyError {
+    /// Larger than the limit.
+    TooLarge,
+    /// The client failed while sending it.
+    Read,
+}
+
+/// An action result variable (`actions.ngrok.rate_limit.limited`),
+/// resolved to its slot when a policy compiles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResultVar(u16);
+
+impl ResultVar {
+    /// The result variable `name`, which the schema must declare.
+    pub fn named(name: &str) -> Option<ResultVar> {
+        env::schema_index(name).map(ResultVar)
+    }
+}
+
+// === impl Activation ===
+
+impl Activation for RequestCtx {
+    fn resolve(&self, var: VarId) -> Option<Value<'_>> {
+        match env::field(self.phase, var)? {
+            Field::Result(i) => self
+                .results
+                .iter()
+                .find(|(j, _)| *j == i)
+                .map(|(_, v)| borrow(v)),
+            Field::Vars => Some(borrow(self.vars_value.get_or_init(|| {
+                let entries = self
+                    .vars
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            portcullis_cel::value::Key::String(Str::Shared(Arc::from(k.as_str()))),
+                            v.clone(),
+                        )
+                    })
+                    .collect();
+                MapData::from_entries(entries)
+                    .map(|m| Value::Map(Map::Values(Arc::new(m))))
+                    .unwrap_or(Value::Null)
+            }))),
+            field => self.field(field),
+        }
+    }
+}
+
+/// A stored value, borrowed for one evaluation (a shallow copy: strings
+/// and containers are shared, not copied).
+fn borrow<'a>(v: &'a Value<'static>) -> Value<'a> {
+    v.clone()
+}
+
+fn text(s: &str) -> Value<'_> {
+    Value::String(Str::Borrowed(s))
+}
+
+fn headers_value(h: &Headers) -> Value<'_> {
+    Value::Map(Map::Multi(h))
+}
+
+fn list_of_header<'a>(h: &'a Headers, name: &'static str) -> Value<'a> {
+    Value::List(List::Multi(h, Str::Borrowed(name)))
+}
+
+impl RequestCtx {
+    fn now(&self) -> &str {
+        self.now.get_or_init(|| Timestamp::now().to_rfc3339())
+    }
+}

@@ -1,0 +1,294 @@
+//! Each variable's value, read from the exchange when an expression asks.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use http::header::{self, HeaderMap};
+use portcullis_cel::time::Timestamp;
+use portcullis_cel::value::{Key, MapData};
+use portcullis_cel::{Map, Str, Value};
+
+use super::{Headers, RequestCtx, headers_value, list_of_header, text};
+use crate::env::Field;
+
+impl RequestCtx {
+    /// The value of `field`, borrowing from the exchange where it can.
+    pub(super) fn field(&self, field: Field) -> Option<Value<'_>> {
+        use Field::*;
+        let conn = &*self.conn;
+        let ep = &*self.endpoint;
+        Some(match field {
+            ReqMethod => text(self.req.method.as_str()),
+            ReqHeaders => headers_value(&self.req_headers),
+            ReqHost | UrlAuthority => text(self.authority()),
+            UrlHost => text(host_of(self.authority())),
+            UrlPort => Value::Int(port_of(self.authority(), self.scheme())?),
+            UrlPath | UrlRawPath => text(self.req.uri.path()),
+            UrlQuery => text(self.req.uri.query().unwrap_or("")),
+            UrlQueryParams => Value::Map(Map::Multi(self.query_params())),
+            ReqUrl | UrlRaw => text(self.url()),
+            UrlScheme => text(self.scheme()),
+            UrlUri => text(self.req.uri.path_and_query().map_or("/", |p| p.as_str())),
+            UrlUserPassword => text(""),
+            UserAgent => text(header_str(&self.req_headers.0, header::USER_AGENT)?),
+            ReqVersion => text(version(self.req.version)),
+            ReqContentEncoding => list_of_header(&self.req_headers, "content-encoding"),
+            ReqContentLength => content_length(&self.req_headers.0)?,
+            ReqContentType => text(media_type(&self.req_headers.0)?),
+            ReqContentTypeRaw => text(header_str(&self.req_headers.0, header::CONTENT_TYPE)?),
+            ReqContentTypeParams => content_type_params(&self.req_headers.0)?,
+            ReqCookies => self
+                .req_cache
+                .cookies
+                .get_or_init(|| request_cookies(&self.req_headers.0))
+                .clone(),
+            ReqLocation => text(header_str(&self.req_headers.0, header::LOCATION)?),
+            ReqTrailers => empty_map(),
+            ReqTsHeaderReceived => Value::Timestamp(timestamp(self.received)),
+            ResStatusCode => Value::Int(i64::from(self.res.as_ref()?.parts.status.as_u16())),
+            ResHeaders => headers_value(&self.res.as_ref()?.headers),
+            ResContentEncoding => list_of_header(&self.res.as_ref()?.headers, "content-encoding"),
+            ResContentLength => content_length(&self.res.as_ref()?.headers.0)?,
+            ResContentType => text(media_type(&self.res.as_ref()?.headers.0)?),
+            ResContentTypeRaw => text(header_str(
+                &self.res.as_ref()?.headers.0,
+                header::CONTENT_TYPE,
+            )?),
+            ResContentTypeParams => content_type_params(&self.res.as_ref()?.headers.0)?,
+            ResLocation => text(header_str(&self.res.as_ref()?.headers.0, header::LOCATION)?),
+            ResCookies => {
+                let res = self.res.as_ref()?;
+                self.res_cache
+                    .cookies
+                    .get_or_init(|| response_cookies(&res.headers))
+                    .clone()
+            }
+            ResTrailers => empty_map(),
+            ConnClientIp => text(&conn.client_ip),
+            ConnClientPort => Value::Int(i64::from(conn.client.port())),
+            ConnServerIp => text(&conn.server_ip),
+            ConnServerPort => Value::Int(i64::from(conn.server.port())),
+            ConnTsStart => Value::Timestamp(timestamp(conn.started)),
+            ConnTlsVersion => text(&conn.tls.as_ref()?.version),
+            ConnTlsCipherSuite => text(&conn.tls.as_ref()?.cipher_suite),
+            ConnTlsSni => text(conn.tls.as_ref()?.sni.as_deref().unwrap_or("")),
+            ConnTlsAlpn => text(conn.tls.as_ref()?.alpn.as_deref().unwrap_or("")),
+            ConnTlsSessionResumed => Value::Bool(false),
+            EndpointAddr => Value::string(ep.addr()),
+            EndpointHost => text(&ep.host),
+            EndpointId => text(&ep.id),
+            EndpointPort => Value::Int(i64::from(ep.port)),
+            EndpointProtocol => text(&ep.protocol),
+            EndpointUrl => text(&ep.url),
+            TimeNow => text(self.now()),
+            Vars | Result(_) | Unavailable => return None,
+        })
+    }
+}
+
+fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn host_of(authority: &str) -> &str {
+    if let Some(rest) = authority.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+}
+
+fn port_of(authority: &str, scheme: &str) -> Option<i64> {
+    let after_host = match authority.strip_prefix('[') {
+        Some(rest) => rest.split_once(']').map_or("", |(_, p)| p),
+        None => authority.rsplit_once(':').map_or("", |(_, p)| p),
+    };
+    match after_host.trim_start_matches(':') {
+        "" => match scheme {
+            "https" => Some(443),
+            "http" => Some(80),
+            _ => None,
+        },
+        p => p.parse().ok(),
+    }
+}
+
+fn version(v: http::Version) -> &'static str {
+    match v {
+        http::Version::HTTP_09 => "HTTP/0.9",
+        http::Version::HTTP_10 => "HTTP/1.0",
+        http::Version::HTTP_2 => "HTTP/2.0",
+        http::Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/1.1",
+    }
+}
+
+fn content_length(h: &HeaderMap) -> Option<Value<'static>> {
+    header_str(h, header::CONTENT_LENGTH)?
+        .trim()
+        .parse()
+        .ok()
+        .map(Value::Int)
+}
+
+fn media_type(h: &HeaderMap) -> Option<&str> {
+    let raw = header_str(h, header::CONTENT_TYPE)?;
+    Some(raw.split(';').next().unwrap_or("").trim())
+}
+
+fn content_type_params(h: &HeaderMap) -> Option<Value<'static>> {
+    let raw = header_str(h, header::CONTENT_TYPE)?;
+    let entries = raw
+        .split(';')
+        .skip(1)
+        .filter_map(|p| p.split_once('='))
+        .map(|(k, v)| {
+            (
+                key(k.trim().to_ascii_lowercase()),
+                Value::string(v.trim().trim_matches('"')),
+            )
+        })
+        .collect();
+    Some(map(entries))
+}
+
+fn key(s: impl Into<Arc<str>>) -> Key<'static> {
+    Key::String(Str::Shared(s.into()))
+}
+
+fn map(entries: Vec<(Key<'static>, Value<'static>)>) -> Value<'static> {
+    // Duplicate keys keep the first: `from_entries` rejects duplicates.
+    let mut seen: Vec<(Key<'static>, Value<'static>)> = Vec::with_capacity(entries.len());
+    for (k, v) in entries {
+        if !seen.iter().any(|(s, _)| *s == k) {
+            seen.push((k, v));
+        }
+    }
+    MapData::from_entries(seen)
+        .map(|m| Value::Map(Map::Values(Arc::new(m))))
+        .unwrap_or_else(|_| empty_map())
+}
+
+fn empty_map() -> Value<'static> {
+    Value::Map(Map::Values(Arc::new(MapData::default())))
+}
+
+fn timestamp(t: SystemTime) -> Timestamp {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    Timestamp::new(
+        i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        d.subsec_nanos(),
+    )
+    .unwrap_or_else(|_| Timestamp::now())
+}
+
+/// `req.cookies`: name to the cookies of that name, in header order.
+fn request_cookies(h: &HeaderMap) -> Value<'static> {
+    let mut by_name: Vec<(String, Vec<Value<'static>>)> = Vec::new();
+    let pairs = h
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='));
+    for (name, value) in pairs {
+        let cookie = map(vec![
+            (key("name"), Value::string(name)),
+            (key("value"), Value::string(value.trim_matches('"'))),
+        ]);
+        match by_name.iter_mut().find(|(n, _)| n == name) {
+            Some((_, list)) => list.push(cookie),
+            None => by_name.push((name.to_owned(), vec![cookie])),
+        }
+    }
+    map(by_name
+        .into_iter()
+        .map(|(n, l)| (key(n), Value::list(l)))
+        .collect())
+}
+
+/// `res.cookies`: name to the `Set-Cookie` cookies of that name, longest
+/// path first.
+fn response_cookies(h: &Headers) -> Value<'static> {
+    let mut by_name: Vec<(String, Vec<(usize, Value<'static>)>)> = Vec::new();
+    for line in h.0.get_all(header::SET_COOKIE).iter() {
+        let Ok(line) = line.to_str() else { continue };
+        let mut attrs = line.split(';');
+        let Some((name, value)) = attrs.next().and_then(|c| c.trim().split_once('=')) else {
+            continue;
+        };
+        let mut fields = vec![
+            (key("name"), Value::string(name.trim())),
+            (key("value"), Value::string(value.trim().trim_matches('"'))),
+        ];
+        let (mut path, mut secure, mut http_only) = (String::new(), false, false);
+        let mut unparsed = Vec::new();
+        for attr in attrs {
+            let (k, v) = attr.trim().split_once('=').unwrap_or((attr.trim(), ""));
+            match k.to_ascii_lowercase().as_str() {
+                "path" => path = v.to_owned(),
+                "domain" => fields.push((key("domain"), Value::string(v))),
+                "samesite" => fields.push((key("same_site"), Value::string(v))),
+                "secure" => secure = true,
+                "httponly" => http_only = true,
+                "max-age" => {
+                    if let Ok(secs) = v.parse::<i64>()
+                        && let Ok(d) = portcullis_cel::time::Duration::from_secs(secs)
+                    {
+                        fields.push((key("max_age"), Value::Duration(d)));
+                    }
+                }
+                "expires" => {
+                    if let Some(t) = parse_http_date(v) {
+                        fields.push((key("expires"), Value::Timestamp(t)));
+                    }
+                }
+                "" => {}
+                _ => unparsed.push((key(k.to_owned()), Value::string(v))),
+            }
+        }
+        let path_len = path.len();
+        fields.push((key("path"), Value::string(path)));
+        fields.push((key("secure"), Value::Bool(secure)));
+        fields.push((key("http_only"), Value::Bool(http_only)));
+        fields.push((key("unparsed_attributes"), map(unparsed)));
+        let cookie = map(fields);
+        let name = name.trim().to_owned();
+        match by_name.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, list)) => list.push((path_len, cookie)),
+            None => by_name.push((name, vec![(path_len, cookie)])),
+        }
+    }
+    map(by_name
+        .into_iter()
+        .map(|(n, mut l)| {
+            l.sort_by_key(|c| std::cmp::Reverse(c.0));
+            (key(n), Value::list(l.into_iter().map(|(_, c)| c).collect()))
+        })
+        .collect())
+}
+
+/// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the form RFC 9110
+/// requires senders to use.
+fn parse_http_date(s: &str) -> Option<Timestamp> {
+    let mut it = s.split_whitespace().skip(1);
+    let day: u32 = it.next()?.parse().ok()?;
+    let month = match it.next()? {
+        "Jan" => 1,
+        "Feb" => 2,
+        "Mar" => 3,
+        "Apr" => 4,
+        "May" => 5,
+        "Jun" => 6,
+        "Jul" => 7,
+        "Aug" => 8,
+        "Sep" => 9,
+        "Oct" => 10,
+        "Nov" => 11,
+        "Dec" => 12,
+        _ => return None,
+    };
+    let year: i32 = it.next()?.parse().ok()?;
+    let time = it.next()?;
+    let text = format!("{year:04}-{month:02}-{day:02}T{time}Z");
+    Timestamp::parse(&text).ok()
+}

@@ -1,0 +1,323 @@
+//! The CEL environments the proxy compiles against, and what each of their
+//! variables reads from a [`RequestCtx`](crate::RequestCtx).
+//!
+//! An environment is the policy crate's, `schema::env(phase)`, the same one
+//! `portcullis lint` checks against, with ngrok's request helpers
+//! (`getReqHeader`, …) bound to the request. Because the variable
+//! declarations are the schema's, in the schema's order, a [`VarId`] maps
+//! to a [`Field`] through one table per phase, built once per process.
+
+use std::sync::{Arc, LazyLock};
+
+use portcullis_cel::{Activation, Env, EvalError, Map, Overload, Type, Value, VarId};
+use portcullis_policy::functions::{self, EnvSecrets};
+use portcullis_policy::schema::{self, Phase};
+
+/// Where a variable's value comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Field {
+    ReqContentEncoding,
+    ReqContentLength,
+    ReqContentType,
+    ReqContentTypeParams,
+    ReqContentTypeRaw,
+    ReqCookies,
+    ReqHeaders,
+    ReqHost,
+    ReqLocation,
+    ReqMethod,
+    ReqTrailers,
+    ReqTsHeaderReceived,
+    ReqUrl,
+    UrlAuthority,
+    UrlHost,
+    UrlPath,
+    UrlPort,
+    UrlQuery,
+    UrlQueryParams,
+    UrlRaw,
+    UrlRawPath,
+    UrlScheme,
+    UrlUri,
+    UrlUserPassword,
+    UserAgent,
+    ReqVersion,
+    ResContentEncoding,
+    ResContentLength,
+    ResContentType,
+    ResContentTypeParams,
+    ResContentTypeRaw,
+    ResCookies,
+    ResHeaders,
+    ResLocation,
+    ResStatusCode,
+    ResTrailers,
+    ConnClientIp,
+    ConnClientPort,
+    ConnServerIp,
+    ConnServerPort,
+    ConnTsStart,
+    ConnTlsCipherSuite,
+    ConnTlsAlpn,
+    ConnTlsSessionResumed,
+    ConnTlsSni,
+    ConnTlsVersion,
+    EndpointAddr,
+    EndpointHost,
+    EndpointId,
+    EndpointPort,
+    EndpointProtocol,
+    EndpointUrl,
+    TimeNow,
+    Vars,
+    /// An action result: the variable's index in the schema.
+    Result(u16),
+    /// A variable this proxy has no source for (IP intelligence, geo,
+    /// Kubernetes, client certificates, user-agent parsing): absent, so
+    /// reading it is an error and `has()` is false.
+    Unavailable,
+}
+
+impl Field {
+    fn of(name: &str) -> Field {
+        use Field::*;
+        match name {
+            "req.content_encoding" => ReqContentEncoding,
+            "req.content_length" => ReqContentLength,
+            "req.content_type" => ReqContentType,
+            "req.content_type.parameters" => ReqContentTypeParams,
+            "req.content_type.raw" => ReqContentTypeRaw,
+            "req.cookies" => ReqCookies,
+            "req.headers" => ReqHeaders,
+            "req.host" => ReqHost,
+            "req.location" => ReqLocation,
+            "req.method" => ReqMethod,
+            "req.trailers" => ReqTrailers,
+            "req.ts.header_received" => ReqTsHeaderReceived,
+            "req.url" => ReqUrl,
+            "req.url.authority" => UrlAuthority,
+            "req.url.host" => UrlHost,
+            "req.url.path" => UrlPath,
+            "req.url.port" => UrlPort,
+            "req.url.query" => UrlQuery,
+            "req.url.query_params" => UrlQueryParams,
+            "req.url.raw" => UrlRaw,
+            "req.url.raw_path" => UrlRawPath,
+            "req.url.scheme" => UrlScheme,
+            "req.url.uri" => UrlUri,
+            "req.url.user_password" => UrlUserPassword,
+            "req.user_agent" => UserAgent,
+            "req.version" => ReqVersion,
+            "res.content_encoding" => ResContentEncoding,
+            "res.content_length" => ResContentLength,
+            "res.content_type" => ResContentType,
+            "res.content_type.parameters" => ResContentTypeParams,
+            "res.content_type.raw" => ResContentTypeRaw,
+            "res.cookies" => ResCookies,
+            "res.headers" => ResHeaders,
+            "res.location" => ResLocation,
+            "res.status_code" => ResStatusCode,
+            "res.trailers" => ResTrailers,
+            "conn.client_ip" => ConnClientIp,
+            "conn.client_port" => ConnClientPort,
+            "conn.server_ip" => ConnServerIp,
+            "conn.server_port" => ConnServerPort,
+            "conn.ts.start" => ConnTsStart,
+            "conn.tls.cipher_suite" => ConnTlsCipherSuite,
+            "conn.tls.negotiated_alpn" => ConnTlsAlpn,
+            "conn.tls.session_resumed" => ConnTlsSessionResumed,
+            "conn.tls.sni" => ConnTlsSni,
+            "conn.tls.version" => ConnTlsVersion,
+            "endpoint.addr" => EndpointAddr,
+            "endpoint.host" => EndpointHost,
+            "endpoint.id" => EndpointId,
+            "endpoint.port" => EndpointPort,
+            "endpoint.protocol" => EndpointProtocol,
+            "endpoint.url" => EndpointUrl,
+            "time.now" => TimeNow,
+            "vars" => Vars,
+            _ if name.starts_with("actions.ngrok.") => match schema_index(name) {
+                Some(i) => Result(i),
+                None => Unavailable,
+            },
+            _ => Unavailable,
+        }
+    }
+}
+
+/// The index of variable `name` in the schema.
+pub(crate) fn schema_index(name: &str) -> Option<u16> {
+    schema::variables()
+        .iter()
+        .position(|v| v.name == name)
+        .and_then(|i| u16::try_from(i).ok())
+}
+
+struct Phases {
+    envs: [Env; 3],
+    fields: [Vec<Field>; 3],
+}
+
+fn slot(phase: Phase) -> usize {
+    match phase {
+        Phase::TcpConnect => 0,
+        Phase::HttpRequest => 1,
+        Phase::HttpResponse => 2,
+    }
+}
+
+static PHASES: LazyLock<Phases> = LazyLock::new(|| {
+    let envs = Phase::all().map(build);
+    let fields = [0, 1, 2].map(|i| {
+        envs.get(i)
+            .map(|env| env.vars().iter().map(|v| Field::of(&v.name)).collect())
+            .unwrap_or_default()
+    });
+    Phases { envs, fields }
+});
+
+/// The environment expressions in `phase` compile against.
+pub fn env(phase: Phase) -> &'static Env {
+    // INVARIANT: `envs` has one entry per phase, in `slot` order.
+    match &PHASES.envs {
+        [tcp, req, res] => match phase {
+            Phase::TcpConnect => tcp,
+            Phase::HttpRequest => req,
+            Phase::HttpResponse => res,
+        },
+    }
+}
+
+/// What `var` of `phase` reads.
+pub(crate) fn field(phase: Phase, var: VarId) -> Option<Field> {
+    PHASES.fields.get(slot(phase))?.get(var.index()).copied()
+}
+
+fn build(phase: Phase) -> Env {
+    let mut env = schema::env(phase);
+    functions::register_with_secrets(&mut env, phase, Arc::new(EnvSecrets));
+    if matches!(phase, Phase::HttpRequest | Phase::HttpResponse) {
+        bind_request_helpers(&mut env, "req", "Req", "request");
+    }
+    if phase == Phase::HttpResponse {
+        bind_request_helpers(&mut env, "res", "Res", "response");
+    }
+    env
+}
+
+/// Binds `get{Req,Res}Header`, `has…Header`, `get…Cookie`, `has…Cookie`
+/// (and, for the request, `getQueryParam`/`hasQueryParam`) to the
+/// variables they read. The declarations (and their overload ids) are the
+/// policy crate's; only the implementations are replaced.
+fn bind_request_helpers(env: &mut Env, prefix: &str, name: &str, what: &'static str) {
+    let var = |env: &Env, n: &str| env.var(&format!("{prefix}.{n}")).map(|(id, _)| id);
+    let (Some(headers), Some(cookies)) = (var(env, "headers"), var(env, "cookies")) else {
+        return;
+    };
+    let strings = Type::list(Type::String);
+    let lower = prefix;
+    let cookie_ty = match env.var(&format!("{prefix}.cookies")).map(|(_, d)| &d.ty) {
+        Some(Type::Map(_, list)) => match &**list {
+            Type::List(c) => (**c).clone(),
+            _ => Type::Dyn,
+        },
+        _ => Type::Dyn,
+    };
+    env.add_function(
+        &format!("get{name}Header"),
+        Overload::global(
+            &format!("ngrok_get_{lower}_header"),
+            vec![Type::String],
+            strings.clone(),
+        )
+        .host(move |act, args| {
+            let (m, n) = map_and_name(act, headers, args, what)?;
+            Ok(functions::header_values(&m, n))
+        }),
+    );
+    env.add_function(
+        &format!("has{name}Header"),
+        Overload::global(
+            &format!("ngrok_has_{lower}_header"),
+            vec![Type::String],
+            Type::Bool,
+        )
+        .host(move |act, args| {
+            let (m, n) = map_and_name(act, headers, args, what)?;
+            let found = match functions::header_values(&m, n) {
+                Value::List(l) => !l.is_empty(),
+                _ => false,
+            };
+            Ok(Value::Bool(found))
+        }),
+    );
+    env.add_function(
+        &format!("get{name}Cookie"),
+        Overload::global(
+            &format!("ngrok_get_{lower}_cookie"),
+            vec![Type::String],
+            cookie_ty,
+        )
+        .host(move |act, args| {
+            let (m, n) = map_and_name(act, cookies, args, what)?;
+            functions::first_cookie(&m, n)
+                .ok_or_else(|| EvalError::new(format!("no cookie named `{n}`")))
+        }),
+    );
+    env.add_function(
+        &format!("has{name}Cookie"),
+        Overload::global(
+            &format!("ngrok_has_{lower}_cookie"),
+            vec![Type::String],
+            Type::Bool,
+        )
+        .host(move |act, args| {
+            let (m, n) = map_and_name(act, cookies, args, what)?;
+            Ok(Value::Bool(functions::first_cookie(&m, n).is_some()))
+        }),
+    );
+    if prefix == "req" {
+        let Some(params) = var(env, "url.query_params") else {
+            return;
+        };
+        env.add_function(
+            "getQueryParam",
+            Overload::global("ngrok_get_query_param", vec![Type::String], strings).host(
+                move |act, args| {
+                    let (m, n) = map_and_name(act, params, args, what)?;
+                    Ok(functions::query_param_values(&m, n))
+                },
+            ),
+        );
+        env.add_function(
+            "hasQueryParam",
+            Overload::global("ngrok_has_query_param", vec![Type::String], Type::Bool).host(
+                move |act, args| {
+                    let (m, n) = map_and_name(act, params, args, what)?;
+                    let found = match functions::query_param_values(&m, n) {
+                        Value::List(l) => !l.is_empty(),
+                        _ => false,
+                    };
+                    Ok(Value::Bool(found))
+                },
+            ),
+        );
+    }
+}
+
+/// The map variable `var` and the name argument of a helper call.
+fn map_and_name<'a, 'v>(
+    act: &'a dyn Activation,
+    var: VarId,
+    args: &'v [Value<'a>],
+    what: &str,
+) -> Result<(Map<'a>, &'v str), EvalError> {
+    let name = args
+        .first()
+        .and_then(Value::as_str)
+        .ok_or_else(|| EvalError::new("expected a string argument"))?;
+    match act.resolve(var) {
+        Some(Value::Map(m)) => Ok((m, name)),
+        _ => Err(EvalError::new(format!("no {what} in this phase"))),
+    }
+}

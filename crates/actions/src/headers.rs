@@ -1,0 +1,163 @@
+//! `add-headers` and `remove-headers` (spec §3.10), on the request in
+//! `on_http_request` and on the response in `on_http_response`. Added
+//! values are appended, except `host`, which replaces.
+
+use std::sync::Arc;
+
+use http::header::{HOST, HeaderMap, HeaderName, HeaderValue};
+use portcullis_cel::value::{Key, MapData};
+use portcullis_cel::{Diagnostic, Map, Str, Value};
+use portcullis_policy::schema::Phase;
+
+use crate::action::Config;
+use crate::template::Template;
+use crate::{Action, ActionError, CompileCx, RequestCtx, ResultVar, Run, Step};
+
+/// The templates of a `headers` map field, names lower-cased.
+pub(crate) fn compile_map(
+    cfg: &Config<'_>,
+    field: &str,
+    cx: &CompileCx<'_>,
+) -> Result<Vec<(HeaderName, Template)>, Diagnostic> {
+    cfg.map(field)
+        .into_iter()
+        .map(|(name, node)| {
+            let name = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
+                .map_err(|_| cfg.error(Some(node), format!("`{name}` is not a header name")))?;
+            Ok((name, Template::compile(node, cx.phase, cx.src)?))
+        })
+        .collect()
+}
+
+/// A rendered header value, checked.
+pub(crate) fn value(text: &str) -> Result<HeaderValue, ActionError> {
+    HeaderValue::from_str(text).map_err(|_| {
+        ActionError::internal(
+            "ERR_NGROK_2300",
+            format!(
+                "header value `{}` contains a control character",
+                text.escape_debug()
+            ),
+        )
+    })
+}
+
+fn headers_of(ctx: &mut RequestCtx, phase: Phase) -> Option<&mut HeaderMap> {
+    match phase {
+        Phase::HttpResponse => ctx.res_headers_mut(),
+        _ => Some(ctx.req_headers_mut()),
+    }
+}
+
+fn key(s: &str) -> Key<'static> {
+    Key::String(Str::Shared(Arc::from(s)))
+}
+
+// === add-headers ===
+
+#[derive(Debug)]
+pub(crate) struct AddHeaders {
+    phase: Phase,
+    headers: Vec<(HeaderName, Template)>,
+    added: Option<ResultVar>,
+}
+
+pub(crate) fn compile_add(
+    cfg: Config<'_>,
+    cx: &CompileCx<'_>,
+) -> Result<Box<dyn Action>, Diagnostic> {
+    Ok(Box::new(AddHeaders {
+        phase: cx.phase,
+        headers: compile_map(&cfg, "headers", cx)?,
+        added: ResultVar::named("actions.ngrok.add_headers.headers_added"),
+    }))
+}
+
+impl Action for AddHeaders {
+    fn kind(&self) -> &'static str {
+        "add-headers"
+    }
+
+    fn run<'a>(&'a self, ctx: &'a mut RequestCtx) -> Run<'a> {
+        Run::Done(self.add(ctx))
+    }
+}
+
+impl AddHeaders {
+    fn add(&self, ctx: &mut RequestCtx) -> Result<Step, ActionError> {
+        // Render all first: a later header may not see an earlier one, as
+        // the templates read the exchange as it was when the action began.
+        let mut rendered = Vec::with_capacity(self.headers.len());
+        for (name, t) in &self.headers {
+            let text = t.render(ctx)?.into_owned();
+            rendered.push((name, value(&text)?, text));
+        }
+        let mut entries = Vec::with_capacity(rendered.len());
+        if let Some(headers) = headers_of(ctx, self.phase) {
+            for (name, v, text) in rendered {
+                if *name == HOST {
+                    headers.insert(name.clone(), v);
+                } else {
+                    headers.append(name.clone(), v);
+                }
+                entries.push((key(name.as_str()), Value::string(text)));
+            }
+        }
+        if let Some(var) = self.added
+            && let Ok(m) = MapData::from_entries(entries)
+        {
+            ctx.set_result(var, Value::Map(Map::Values(Arc::new(m))));
+        }
+        Ok(Step::Next)
+    }
+}
+
+// === remove-headers ===
+
+#[derive(Debug)]
+pub(crate) struct RemoveHeaders {
+    phase: Phase,
+    names: Vec<HeaderName>,
+    removed: Option<ResultVar>,
+}
+
+pub(crate) fn compile_remove(
+    cfg: Config<'_>,
+    cx: &CompileCx<'_>,
+) -> Result<Box<dyn Action>, Diagnostic> {
+    let names = cfg
+        .seq("headers")
+        .iter()
+        .map(|node| {
+            let text = node.scalar().map_or("", |s| s.value.as_str());
+            HeaderName::from_bytes(text.to_ascii_lowercase().as_bytes())
+                .map_err(|_| cfg.error(Some(node), format!("`{text}` is not a header name")))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Box::new(RemoveHeaders {
+        phase: cx.phase,
+        names,
+        removed: ResultVar::named("actions.ngrok.remove_headers.headers_removed"),
+    }))
+}
+
+impl Action for RemoveHeaders {
+    fn kind(&self) -> &'static str {
+        "remove-headers"
+    }
+
+    fn run<'a>(&'a self, ctx: &'a mut RequestCtx) -> Run<'a> {
+        let mut removed = Vec::new();
+        if let Some(headers) = headers_of(ctx, self.phase) {
+            for name in &self.names {
+                if headers.remove(name).is_some() {
+                    removed.push(Value::string(name.as_str()));
+                }
+            }
+        }
+        if let Some(var) = self.removed {
+            ctx.set_result(var, Value::list(removed));
+        }
+        Run::Done(Ok(Step::Next))
+    }
+}

@@ -1,0 +1,92 @@
+//! Traffic Policy actions (spec §3), and [`RequestCtx`], the exchange
+//! they act on.
+//!
+//! [`compile`] turns an action of a checked document into an [`Action`]:
+//! a config read once, templates and regexes compiled once, shared by
+//! every request. [`Action::run`] acts on one exchange and says what the
+//! pipeline does next ([`Step`]). Actions that wait (for a request body)
+//! return a future; the others finish without allocating one.
+//!
+//! The pipeline that runs actions in rules and phases is
+//! `portcullis-runtime`'s; this crate knows nothing of rules.
+
+mod action;
+mod basic_auth;
+pub mod body;
+mod close_connection;
+mod ctx;
+mod custom_response;
+mod deny;
+pub mod encoding;
+pub mod env;
+mod forward_internal;
+mod headers;
+mod log;
+mod rate_limit;
+mod redirect;
+pub mod respond;
+mod restrict_ips;
+mod rewrite;
+mod set_vars;
+pub mod template;
+mod url_rewrite;
+pub mod webhook;
+
+use portcullis_cel::Diagnostic;
+use portcullis_policy::document;
+
+pub use crate::action::{Action, ActionError, CompileCx, Run, Step, StepFuture};
+pub use crate::ctx::{BodyError, Conn, Endpoint, Headers, RequestCtx, ResultVar, Tls};
+pub(crate) use portcullis_policy::code;
+
+/// The action types this build runs.
+pub const SUPPORTED: &[&str] = &[
+    "add-headers",
+    "basic-auth",
+    "close-connection",
+    "custom-response",
+    "deny",
+    "forward-internal",
+    "log",
+    "rate-limit",
+    "redirect",
+    "remove-headers",
+    "restrict-ips",
+    "set-vars",
+    "url-rewrite",
+];
+
+/// Compiles `action` for the phase and policy in `cx`. The policy must
+/// have passed `portcullis_policy::check` without errors; this reports
+/// what only building the action finds (and actions this build does not
+/// run).
+pub fn compile(
+    action: &document::Action,
+    cx: &CompileCx<'_>,
+) -> Result<Box<dyn Action>, Diagnostic> {
+    let cfg = action::Config::of(action);
+    match action.kind.as_str() {
+        "add-headers" => headers::compile_add(cfg, cx),
+        "basic-auth" => basic_auth::compile(cfg, cx),
+        "close-connection" => close_connection::compile(cfg, cx),
+        "custom-response" => custom_response::compile(cfg, cx),
+        "deny" => deny::compile(cfg, cx),
+        "forward-internal" => forward_internal::compile(cfg, cx),
+        "log" => log::compile(cfg, cx),
+        "rate-limit" => rate_limit::compile(cfg, cx),
+        "redirect" => redirect::compile(cfg, cx),
+        "remove-headers" => headers::compile_remove(cfg, cx),
+        "restrict-ips" => restrict_ips::compile(cfg, cx),
+        "set-vars" => set_vars::compile(cfg, cx),
+        "url-rewrite" => url_rewrite::compile(cfg, cx),
+        other => Err(Diagnostic::error(
+            code::UNSUPPORTED_ACTION,
+            action.kind_span,
+            format!("action `{other}` is not supported by this build"),
+        )
+        .with_help(
+            "the proxy refuses a policy it cannot run in full rather than skip an action; \
+             the README lists the actions that run today",
+        )),
+    }
+}

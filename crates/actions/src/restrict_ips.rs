@@ -1,0 +1,122 @@
+//! `restrict-ips` (spec §3.5): allows a client by its layer-4 address
+//! (`conn.client_ip`, never `X-Forwarded-For`). A client is allowed when
+//! it matches an `allow` CIDR (or there is no `allow` list) and no `deny`
+//! CIDR. Denied: 403 on HTTP, the connection closed on `on_tcp_connect`.
+//! With `enforce: false` the decision is only recorded.
+
+use std::net::IpAddr;
+
+use http::StatusCode;
+use portcullis_cel::{Diagnostic, Value};
+use portcullis_policy::functions::{cidr_contains, parse_cidr};
+use portcullis_policy::schema::Phase;
+
+use crate::action::Config;
+use crate::template::Template;
+use crate::{Action, ActionError, CompileCx, RequestCtx, ResultVar, Run, Step, respond};
+
+/// ngrok's code for a client an IP restriction rejected.
+const DENIED: &str = "ERR_NGROK_3205";
+
+#[derive(Debug)]
+enum Cidr {
+    Fixed(String),
+    Interpolated(Template),
+}
+
+#[derive(Debug)]
+pub(crate) struct RestrictIps {
+    allow: Vec<Cidr>,
+    deny: Vec<Cidr>,
+    enforce: bool,
+    close: bool,
+    action: Option<ResultVar>,
+    matched: Option<ResultVar>,
+}
+
+pub(crate) fn compile(cfg: Config<'_>, cx: &CompileCx<'_>) -> Result<Box<dyn Action>, Diagnostic> {
+    let list = |key: &str| {
+        cfg.seq(key)
+            .iter()
+            .map(|node| {
+                let t = Template::compile(node, cx.phase, cx.src)?;
+                match t.constant() {
+                    Some(text) if parse_cidr(text).is_none() => {
+                        Err(cfg.error(Some(node), format!("`{text}` is not a CIDR")))
+                    }
+                    Some(text) => Ok(Cidr::Fixed(text.trim().to_owned())),
+                    None => Ok(Cidr::Interpolated(t)),
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    Ok(Box::new(RestrictIps {
+        allow: list("allow")?,
+        deny: list("deny")?,
+        enforce: cfg.bool("enforce", true),
+        close: cx.phase == Phase::TcpConnect,
+        action: ResultVar::named("actions.ngrok.restrict_ips.action"),
+        matched: ResultVar::named("actions.ngrok.restrict_ips.matched_cidr"),
+    }))
+}
+
+impl Action for RestrictIps {
+    fn kind(&self) -> &'static str {
+        "restrict-ips"
+    }
+
+    fn run<'a>(&'a self, ctx: &'a mut RequestCtx) -> Run<'a> {
+        Run::Done(self.restrict(ctx))
+    }
+}
+
+impl RestrictIps {
+    fn first_match(
+        &self,
+        list: &[Cidr],
+        ip: IpAddr,
+        ctx: &RequestCtx,
+    ) -> Result<Option<String>, ActionError> {
+        for cidr in list {
+            let text = match cidr {
+                Cidr::Fixed(t) => std::borrow::Cow::Borrowed(t.as_str()),
+                Cidr::Interpolated(t) => t.render(ctx)?,
+            };
+            if cidr_contains(ip, &text) == Some(true) {
+                return Ok(Some(text.into_owned()));
+            }
+        }
+        Ok(None)
+    }
+
+    fn restrict(&self, ctx: &mut RequestCtx) -> Result<Step, ActionError> {
+        let ip = ctx.conn().client.ip();
+        let denied = self.first_match(&self.deny, ip, ctx)?;
+        let (allowed, matched) = match denied {
+            Some(cidr) => (false, cidr),
+            None if self.allow.is_empty() => (true, String::new()),
+            None => match self.first_match(&self.allow, ip, ctx)? {
+                Some(cidr) => (true, cidr),
+                None => (false, String::new()),
+            },
+        };
+        if let Some(var) = self.action {
+            ctx.set_result(var, Value::str(if allowed { "allow" } else { "deny" }));
+        }
+        if let Some(var) = self.matched {
+            ctx.set_result(var, Value::string(matched));
+        }
+        if allowed || !self.enforce {
+            return Ok(Step::Next);
+        }
+        if self.close {
+            return Ok(Step::Close);
+        }
+        ctx.set_response(respond::error(
+            StatusCode::FORBIDDEN,
+            DENIED,
+            "the client's IP address is not allowed",
+        ));
+        Ok(Step::Respond)
+    }
+}

@@ -1,0 +1,141 @@
+//! What `redirect` and `url-rewrite` share (spec §3.8, §3.9): `from`, a
+//! regex matched unanchored against the whole URL after interpolation, and
+//! `to`, its replacement with `$1` references. Without `from`, `to` is the
+//! whole new URL.
+
+use http::header::HeaderValue;
+use http::uri::{PathAndQuery, Uri};
+use portcullis_cel::{Diagnostic, Value};
+use regex::Regex;
+
+use crate::action::Config;
+use crate::template::Template;
+use crate::{ActionError, CompileCx, RequestCtx};
+
+/// ngrok's code for a `from` that is not a regex after interpolation.
+const BAD_REGEX: &str = "ERR_NGROK_3901";
+
+/// Regexes compiled per request are capped, as ngrok caps them.
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+#[derive(Debug)]
+enum From {
+    Whole,
+    Fixed(Regex),
+    Interpolated(Template),
+}
+
+/// A compiled `from`/`to` pair.
+#[derive(Debug)]
+pub(crate) struct Rewrite {
+    from: From,
+    to: Template,
+}
+
+/// A rewrite's outcome.
+pub(crate) struct Rewritten {
+    /// The new URL.
+    pub(crate) url: String,
+    /// The whole match and each capture of the first match.
+    pub(crate) matches: Vec<String>,
+}
+
+impl Rewrite {
+    pub(crate) fn compile(cfg: &Config<'_>, cx: &CompileCx<'_>) -> Result<Rewrite, Diagnostic> {
+        let from = match cfg.get("from") {
+            None => From::Whole,
+            Some(node) => {
+                let t = Template::compile(node, cx.phase, cx.src)?;
+                match t.constant() {
+                    Some(re) => From::Fixed(regex(re).map_err(|e| cfg.error(Some(node), e))?),
+                    None => From::Interpolated(t),
+                }
+            }
+        };
+        let to = match cfg.get("to") {
+            Some(node) => Template::compile(node, cx.phase, cx.src)?,
+            None => return Err(cfg.error(None, "`to` is required")),
+        };
+        Ok(Rewrite { from, to })
+    }
+
+    /// Applies the rewrite to the request's URL; `None` when `from` does
+    /// not match. `all` replaces every match (`url-rewrite`), else the
+    /// first (`redirect`).
+    pub(crate) fn apply(
+        &self,
+        ctx: &RequestCtx,
+        all: bool,
+    ) -> Result<Option<Rewritten>, ActionError> {
+        let to = self.to.render(ctx)?;
+        let url = ctx.url();
+        let dynamic;
+        let re = match &self.from {
+            From::Whole => {
+                return Ok(Some(Rewritten {
+                    url: to.into_owned(),
+                    matches: Vec::new(),
+                }));
+            }
+            From::Fixed(re) => re,
+            From::Interpolated(t) => {
+                dynamic =
+                    regex(&t.render(ctx)?).map_err(|e| ActionError::internal(BAD_REGEX, e))?;
+                &dynamic
+            }
+        };
+        let Some(caps) = re.captures(url) else {
+            return Ok(None);
+        };
+        let matches = caps
+            .iter()
+            .map(|m| m.map_or(String::new(), |m| m.as_str().to_owned()))
+            .collect();
+        let new = if all {
+            re.replace_all(url, to.as_ref())
+        } else {
+            re.replace(url, to.as_ref())
+        };
+        Ok(Some(Rewritten {
+            url: new.into_owned(),
+            matches,
+        }))
+    }
+}
+
+fn regex(pattern: &str) -> Result<Regex, String> {
+    regex::RegexBuilder::new(pattern)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(|e| format!("`from` is not a valid regex: {e}"))
+}
+
+/// The matches as a CEL list.
+pub(crate) fn matches_value(matches: &[String]) -> Value<'static> {
+    Value::list(matches.iter().map(|m| Value::string(m.as_str())).collect())
+}
+
+/// A rewritten URL split for the upstream: the new authority (if the URL
+/// is absolute) and the new path and query.
+pub(crate) fn split(url: &str) -> Result<(Option<HeaderValue>, PathAndQuery), ActionError> {
+    let bad = || {
+        ActionError::internal(
+            "ERR_NGROK_2300",
+            format!("the rewritten URL `{url}` is not a valid URL"),
+        )
+    };
+    if url.starts_with('/') {
+        return Ok((None, url.parse().map_err(|_| bad())?));
+    }
+    let uri: Uri = url.parse().map_err(|_| bad())?;
+    let authority = uri
+        .authority()
+        .map(|a| HeaderValue::from_str(a.as_str()))
+        .transpose()
+        .map_err(|_| bad())?;
+    let pq = uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    Ok((authority, pq))
+}

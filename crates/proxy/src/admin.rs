@@ -1,0 +1,94 @@
+//! The admin listener: `/metrics` (Prometheus text format) and
+//! `/healthz`. Kept off the public listeners so that a policy cannot
+//! expose it and a flood of public traffic cannot starve it of accepts.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use http::header::{CONTENT_TYPE, HeaderValue};
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use portcullis_actions::body::{self, Body};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::metrics;
+use crate::server::{Shared, Site};
+
+pub(crate) async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    sites: Vec<Arc<Site>>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            res = listener.accept() => res,
+            _ = stopped.wait_for(|s| *s) => return,
+        };
+        let Ok((stream, _)) = accepted else { continue };
+        let (shared, sites) = (shared.clone(), sites.clone());
+        tokio::spawn(async move {
+            let service = service_fn(move |req: Request<Incoming>| {
+                let res = answer(&req, &shared, &sites);
+                async move { Ok::<_, std::convert::Infallible>(res) }
+            });
+            let _ = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn answer(req: &Request<Incoming>, shared: &Shared, sites: &[Arc<Site>]) -> Response<Body> {
+    match req.uri().path() {
+        "/healthz" => text(StatusCode::OK, "ok\n".into(), "text/plain; charset=utf-8"),
+        "/metrics" => {
+            let mut out = shared.metrics.render();
+            render_decisions(&mut out, sites);
+            text(StatusCode::OK, out, metrics::CONTENT_TYPE)
+        }
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "not found\n".into(),
+            "text/plain; charset=utf-8",
+        ),
+    }
+}
+
+/// `portcullis_policy_decisions_total`: how often each action of each
+/// endpoint's running policy ran. A reload starts the counts again.
+fn render_decisions(out: &mut String, sites: &[Arc<Site>]) {
+    out.push_str("# HELP portcullis_policy_decisions_total Actions the running policy took, by endpoint, phase, rule and action.\n");
+    out.push_str("# TYPE portcullis_policy_decisions_total counter\n");
+    for site in sites {
+        let pipeline = site.pipeline.load();
+        for (d, n) in pipeline.decision_counts() {
+            let _ = writeln!(
+                out,
+                "portcullis_policy_decisions_total{{endpoint=\"{}\",phase=\"{}\",rule=\"{}\",action=\"{}\"}} {n}",
+                escape(&site.endpoint.url),
+                d.phase,
+                escape(&d.rule),
+                d.action
+            );
+        }
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn text(status: StatusCode, body: String, content_type: &'static str) -> Response<Body> {
+    let mut res = Response::new(body::full(body));
+    *res.status_mut() = status;
+    res.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    res
+}

@@ -1,0 +1,332 @@
+//! The proxy's configuration: endpoints (listen address, TLS, policy,
+//! upstream), internal upstreams for `forward-internal`, the admin
+//! listener, timeouts and limits. `portcullis http` builds one from its
+//! flags; `portcullis serve --config FILE` reads one from YAML:
+//!
+//! ```yaml
+//! admin: 127.0.0.1:9901            # /metrics and /healthz
+//! endpoints:
+//!   - listen: 0.0.0.0:8443
+//!     url: https://app.example.com  # endpoint.url; default from listen/tls
+//!     tls: { cert: cert.pem, key: key.pem }
+//!     traffic_policy_file: policy.yml
+//!     upstream: http://127.0.0.1:3000
+//! internal:                        # forward-internal targets
+//!   api.internal: http://127.0.0.1:4000
+//! timeouts: { connect: 5s, upstream: 60s, header_read: 30s }
+//! limits: { max_header_bytes: 65536, max_body_bytes: 10485760 }
+//! ```
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::Uri;
+use portcullis_policy::yaml::{self, Node, NodeKind};
+
+/// The whole configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The endpoints to serve.
+    pub endpoints: Vec<EndpointConfig>,
+    /// Internal upstreams by host name (`api.internal`).
+    pub internal: Vec<(String, Upstream)>,
+    /// Where `/metrics` and `/healthz` are served, if anywhere.
+    pub admin: Option<SocketAddr>,
+    /// Timeouts.
+    pub timeouts: Timeouts,
+    /// Limits.
+    pub limits: Limits,
+}
+
+/// One endpoint.
+#[derive(Clone, Debug)]
+pub struct EndpointConfig {
+    /// The address to listen on.
+    pub listen: SocketAddr,
+    /// The public URL (`endpoint.url`); by default `http(s)://listen`.
+    pub url: Option<String>,
+    /// A certificate and key to terminate TLS with.
+    pub tls: Option<TlsFiles>,
+    /// The policy: a file (reloaded when it changes), or none.
+    pub policy: Option<PathBuf>,
+    /// Where allowed requests go.
+    pub upstream: Upstream,
+}
+
+/// PEM files for TLS.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    /// The certificate chain.
+    pub cert: PathBuf,
+    /// The private key.
+    pub key: PathBuf,
+}
+
+/// An upstream HTTP server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Upstream {
+    /// `host:port`.
+    pub authority: http::uri::Authority,
+}
+
+impl Upstream {
+    /// Reads `3000`, `host:3000` or `http://host:3000`, as `ngrok http`
+    /// takes its upstream.
+    pub fn parse(text: &str) -> Result<Upstream, String> {
+        let text = text.trim();
+        let with_scheme = if text.bytes().all(|b| b.is_ascii_digit()) {
+            format!("http://127.0.0.1:{text}")
+        } else if text.contains("://") {
+            text.to_owned()
+        } else {
+            format!("http://{text}")
+        };
+        let uri: Uri = with_scheme
+            .parse()
+            .map_err(|e| format!("`{text}` is not an upstream address: {e}"))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some("https") => {
+                return Err(format!(
+                    "`{text}`: upstreams over TLS are not supported yet; use http://"
+                ));
+            }
+            _ => return Err(format!("`{text}`: the upstream must be http://")),
+        }
+        let authority = uri
+            .authority()
+            .cloned()
+            .ok_or_else(|| format!("`{text}` has no host"))?;
+        let authority = if authority.port().is_some() {
+            authority
+        } else {
+            format!("{}:80", authority.host())
+                .parse()
+                .map_err(|e| format!("`{text}`: {e}"))?
+        };
+        Ok(Upstream { authority })
+    }
+}
+
+/// Timeouts.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    /// To connect to an upstream.
+    pub connect: Duration,
+    /// For an upstream's response head, once the request is sent.
+    pub upstream: Duration,
+    /// For a client to send a request head.
+    pub header_read: Duration,
+    /// For open connections to finish after shutdown begins.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(5),
+            upstream: Duration::from_secs(60),
+            header_read: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Limits on what clients send.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// The largest request head (HTTP/1.1) or header list (HTTP/2).
+    pub max_header_bytes: usize,
+    /// The largest request body; larger ones get 413.
+    pub max_body_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_header_bytes: 64 * 1024,
+            max_body_bytes: 10 * 1024 * 1024,
+        }
+    }
+}
+
+/// A configuration file that cannot be used.
+#[derive(Debug)]
+pub struct ConfigError {
+    message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads a `serve` configuration; relative paths in it are relative to
+    /// the file's directory.
+    pub fn parse(src: &str, path: &Path) -> Result<Config, ConfigError> {
+        let base = path.parent().unwrap_or(Path::new("."));
+        let (root, diags) = yaml::parse(src);
+        let at = |node: Option<&Node>| {
+            let line = node.map_or(1, |n| yaml::line_of(src, n.span.start as usize));
+            format!("{}:{line}", path.display())
+        };
+        if let Some(d) = diags.iter().find(|d| d.is_error()) {
+            return Err(ConfigError {
+                message: format!(
+                    "{}: {}",
+                    format_args!(
+                        "{}:{}",
+                        path.display(),
+                        yaml::line_of(src, d.span.start as usize)
+                    ),
+                    d.message
+                ),
+            });
+        }
+        let err = |node: Option<&Node>, message: String| ConfigError {
+            message: format!("{}: {message}", at(node)),
+        };
+        let root = root.ok_or_else(|| err(None, "the configuration is empty".into()))?;
+        let top = entries(&root).ok_or_else(|| err(Some(&root), "expected a mapping".into()))?;
+        let mut config = Config {
+            endpoints: Vec::new(),
+            internal: Vec::new(),
+            admin: None,
+            timeouts: Timeouts::default(),
+            limits: Limits::default(),
+        };
+        for (key, value) in top {
+            match key {
+                "admin" => config.admin = Some(addr(value).map_err(|m| err(Some(value), m))?),
+                "endpoints" => {
+                    let NodeKind::Seq(items) = &value.kind else {
+                        return Err(err(Some(value), "`endpoints` must be a list".into()));
+                    };
+                    for item in items {
+                        config
+                            .endpoints
+                            .push(endpoint(item, base).map_err(|m| err(Some(item), m))?);
+                    }
+                }
+                "internal" => {
+                    for (name, up) in entries(value)
+                        .ok_or_else(|| err(Some(value), "expected a mapping".into()))?
+                    {
+                        let up = Upstream::parse(scalar(up).unwrap_or(""))
+                            .map_err(|m| err(Some(up), m))?;
+                        config.internal.push((name.to_owned(), up));
+                    }
+                }
+                "timeouts" => {
+                    for (k, v) in entries(value)
+                        .ok_or_else(|| err(Some(value), "expected a mapping".into()))?
+                    {
+                        let d = duration(v).map_err(|m| err(Some(v), m))?;
+                        match k {
+                            "connect" => config.timeouts.connect = d,
+                            "upstream" => config.timeouts.upstream = d,
+                            "header_read" => config.timeouts.header_read = d,
+                            "shutdown_grace" => config.timeouts.shutdown_grace = d,
+                            other => {
+                                return Err(err(Some(v), format!("unknown timeout `{other}`")));
+                            }
+                        }
+                    }
+                }
+                "limits" => {
+                    for (k, v) in entries(value)
+                        .ok_or_else(|| err(Some(value), "expected a mapping".into()))?
+                    {
+                        let n: u64 = scalar(v)
+                            .and_then(|s| s.parse().ok())
+                            .ok_or_else(|| err(Some(v), "expected a number of bytes".into()))?;
+                        match k {
+                            "max_header_bytes" => {
+                                config.limits.max_header_bytes =
+                                    usize::try_from(n).unwrap_or(usize::MAX)
+                            }
+                            "max_body_bytes" => config.limits.max_body_bytes = n,
+                            other => return Err(err(Some(v), format!("unknown limit `{other}`"))),
+                        }
+                    }
+                }
+                other => return Err(err(Some(value), format!("unknown setting `{other}`"))),
+            }
+        }
+        if config.endpoints.is_empty() {
+            return Err(err(Some(&root), "no `endpoints`".into()));
+        }
+        Ok(config)
+    }
+}
+
+fn entries(node: &Node) -> Option<Vec<(&str, &Node)>> {
+    match &node.kind {
+        NodeKind::Map(es) => Some(
+            es.iter()
+                .filter_map(|(k, v)| Some((k.scalar()?.value.as_str(), v)))
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+fn scalar(node: &Node) -> Option<&str> {
+    node.scalar().map(|s| s.value.as_str())
+}
+
+fn addr(node: &Node) -> Result<SocketAddr, String> {
+    let text = scalar(node).unwrap_or("");
+    text.parse()
+        .map_err(|_| format!("`{text}` is not an address (host:port)"))
+}
+
+fn duration(node: &Node) -> Result<Duration, String> {
+    let text = scalar(node).unwrap_or("");
+    portcullis_cel::time::Duration::parse(text)
+        .ok()
+        .and_then(|d| u64::try_from(d.nanos()).ok())
+        .map(Duration::from_nanos)
+        .ok_or_else(|| format!("`{text}` is not a duration (`30s`, `1m`)"))
+}
+
+fn endpoint(node: &Node, base: &Path) -> Result<EndpointConfig, String> {
+    let es = entries(node).ok_or("an endpoint must be a mapping")?;
+    let (mut listen, mut url, mut tls, mut policy, mut upstream) = (None, None, None, None, None);
+    for (k, v) in es {
+        match k {
+            "listen" => listen = Some(addr(v)?),
+            "url" => url = scalar(v).map(str::to_owned),
+            "traffic_policy_file" => policy = scalar(v).map(|p| base.join(p)),
+            "upstream" => upstream = Some(Upstream::parse(scalar(v).unwrap_or(""))?),
+            "tls" => {
+                let (mut cert, mut key) = (None, None);
+                for (k, v) in entries(v).ok_or("`tls` must be a mapping")? {
+                    match k {
+                        "cert" => cert = scalar(v).map(|p| base.join(p)),
+                        "key" => key = scalar(v).map(|p| base.join(p)),
+                        other => return Err(format!("unknown `tls` setting `{other}`")),
+                    }
+                }
+                match (cert, key) {
+                    (Some(cert), Some(key)) => tls = Some(TlsFiles { cert, key }),
+                    _ => return Err("`tls` needs both `cert` and `key`".into()),
+                }
+            }
+            other => return Err(format!("unknown endpoint setting `{other}`")),
+        }
+    }
+    Ok(EndpointConfig {
+        listen: listen.ok_or("an endpoint needs `listen`")?,
+        url,
+        tls,
+        policy,
+        upstream: upstream.ok_or("an endpoint needs `upstream`")?,
+    })
+}

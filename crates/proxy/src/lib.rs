@@ -1,0 +1,19 @@
+//! The Portcullis edge proxy: listeners (HTTP/1.1, HTTP/2, TLS), the
+//! policy pipeline per request, a pooled upstream client, hot reload,
+//! access logs and Prometheus metrics.
+//!
+//! [`start`] binds and serves a [`Config`]; [`run`] does so until a
+//! shutdown signal. This is the only crate that owns hyper's server.
+
+mod admin;
+pub mod config;
+pub mod echo;
+pub mod metrics;
+pub mod reload;
+mod server;
+mod tls;
+
+pub use crate::config::{Config, EndpointConfig, Limits, Timeouts, TlsFiles, Upstream};
+pub use crate::server::{
+    Running, StartError, UPSTREAM_CONNECT, UPSTREAM_PROTOCOL, UPSTREAM_TIMEOUT, run, start,
+};

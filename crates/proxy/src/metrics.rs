@@ -1,0 +1,461 @@
+//! Prometheus metrics.
+//!
+//! [`Metrics`] keeps every series the proxy exports in plain atomics, so that
+//! recording on the request path takes no lock and allocates nothing;
+//! [`Metrics::render`] turns them into the Prometheus text exposition format
+//! 0.0.4 when `/metrics` is scraped. Every label set is fixed before the first
+//! request: status classes and upstream error kinds are closed lists, and the
+//! policy's (phase, rule, action) triples are fixed when the policy is
+//! compiled ([`Decisions`]), so no request input can create a series.
+//!
+//! Counters are updated with `Ordering::Relaxed`: each one stands alone, and a
+//! scrape that races a request may see it in one series and not yet in
+//! another, which Prometheus tolerates (client_golang makes the same trade).
+//! The histogram's `_count` is the sum of its buckets rather than a counter of
+//! its own, so the two always agree within a scrape.
+#![deny(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::fmt::{self, Write as _};
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, SystemTime};
+
+/// The `Content-Type` of [`Metrics::render`]'s output.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Every series the proxy exports, shared as an `Arc<Metrics>`.
+#[derive(Debug)]
+pub struct Metrics {
+    // INVARIANT: one counter per entry of `STATUS_CLASSES`, in the same order.
+    requests: [AtomicU64; STATUS_CLASSES.len()],
+    duration: Histogram,
+    // INVARIANT: one counter per `UpstreamErrorKind`, indexed by its discriminant.
+    upstream_errors: [AtomicU64; UpstreamErrorKind::ALL.len()],
+    reloads_ok: AtomicU64,
+    reloads_error: AtomicU64,
+    /// Nanoseconds since the Unix epoch; 0 until a reload succeeds.
+    last_reload_success: AtomicU64,
+    // INVARIANT: only a `ConnectionGuard` decrements it, once, after its own
+    // increment, so it never wraps below zero.
+    connections_open: AtomicU64,
+    decisions: RwLock<Arc<Decisions>>,
+}
+
+/// Why a request to an upstream failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpstreamErrorKind {
+    /// No connection (TCP or TLS) could be established.
+    Connect,
+    /// The upstream did not answer in time.
+    Timeout,
+    /// The upstream broke HTTP: a malformed response, or a connection closed
+    /// mid-response.
+    Protocol,
+}
+
+/// Counters for the actions one compiled policy takes, one per
+/// (phase, rule, action) triple.
+///
+/// The proxy builds one when it compiles a policy, hands it to
+/// [`Metrics::set_decisions`], and keeps an `Arc` next to the pipeline so that
+/// recording is a single [`Decisions::hit`]. A reload builds a new one, so the
+/// counts start again from zero, which Prometheus's `rate()` reads as a
+/// counter reset.
+#[derive(Debug, Default)]
+pub struct Decisions {
+    // Maps the index given to `hit` to a series. A triple listed twice (two
+    // rules with one name) shares a series, because a scrape must not repeat
+    // a label set.
+    slots: Box<[usize]>,
+    series: Box<[DecisionSeries]>,
+}
+
+/// Counts one client connection as open until it is dropped; see
+/// [`Metrics::connection_opened`].
+#[derive(Debug)]
+#[must_use = "the connection counts as closed as soon as the guard is dropped"]
+pub struct ConnectionGuard {
+    metrics: Arc<Metrics>,
+}
+
+/// Labels of `portcullis_http_requests_total`. HTTP allows status codes up to
+/// 999; those outside 100..=599 count as `other` rather than being dropped,
+/// so that the counter and the histogram's `_count` agree.
+const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "other"];
+
+/// Upper bounds of the request duration histogram: the `le` label as written
+/// and the bound in nanoseconds. Writing the label out avoids depending on how
+/// floats are formatted.
+const DURATION_BUCKETS: [(&str, u64); 14] = [
+    ("0.0005", 500_000),
+    ("0.001", 1_000_000),
+    ("0.0025", 2_500_000),
+    ("0.005", 5_000_000),
+    ("0.01", 10_000_000),
+    ("0.025", 25_000_000),
+    ("0.05", 50_000_000),
+    ("0.1", 100_000_000),
+    ("0.25", 250_000_000),
+    ("0.5", 500_000_000),
+    ("1", 1_000_000_000),
+    ("2.5", 2_500_000_000),
+    ("5", 5_000_000_000),
+    ("10", 10_000_000_000),
+];
+
+const REQUESTS: &str = "portcullis_http_requests_total";
+const DURATION: &str = "portcullis_http_request_duration_seconds";
+const DECISIONS: &str = "portcullis_policy_decisions_total";
+const UPSTREAM_ERRORS: &str = "portcullis_upstream_errors_total";
+const RELOADS: &str = "portcullis_policy_reloads_total";
+const LAST_RELOAD: &str = "portcullis_policy_last_reload_success_timestamp_seconds";
+const CONNECTIONS: &str = "portcullis_connections_open";
+
+// === impl Metrics ===
+
+impl Metrics {
+    /// All counters at zero, no connection open, and no policy decisions.
+    pub fn new() -> Self {
+        Metrics {
+            requests: [const { AtomicU64::new(0) }; STATUS_CLASSES.len()],
+            duration: Histogram::new(),
+            upstream_errors: [const { AtomicU64::new(0) }; UpstreamErrorKind::ALL.len()],
+            reloads_ok: AtomicU64::new(0),
+            reloads_error: AtomicU64::new(0),
+            last_reload_success: AtomicU64::new(0),
+            connections_open: AtomicU64::new(0),
+            decisions: RwLock::new(Arc::new(Decisions::default())),
+        }
+    }
+
+    /// Records a response sent to a client: its status and how long the
+    /// request took.
+    pub fn record_request(&self, status: u16, elapsed: Duration) {
+        let class = match status {
+            100..=599 => usize::from(status / 100 - 1),
+            _ => STATUS_CLASSES.len() - 1,
+        };
+        if let Some(counter) = self.requests.get(class) {
+            counter.fetch_add(1, Relaxed);
+        }
+        self.duration.observe(elapsed);
+    }
+
+    /// Records a failed request to an upstream.
+    pub fn upstream_error(&self, kind: UpstreamErrorKind) {
+        if let Some(counter) = self.upstream_errors.get(kind as usize) {
+            counter.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Records a policy load that succeeded (`ok`) or failed, finished at
+    /// `at`. Call it for the initial load too, so that the timestamp gauge
+    /// holds the start-up time until the first reload.
+    ///
+    /// A time before the Unix epoch reads as 0, like "never".
+    pub fn reload(&self, ok: bool, at: SystemTime) {
+        if ok {
+            let nanos = at
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |it| u64::try_from(it.as_nanos()).unwrap_or(u64::MAX));
+            self.last_reload_success.store(nanos, Relaxed);
+            self.reloads_ok.fetch_add(1, Relaxed);
+        } else {
+            self.reloads_error.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Counts a client connection as open until the returned guard is
+    /// dropped. A guard rather than a matching `connection_closed` call,
+    /// so that an early return or a panicking task cannot leak a count.
+    pub fn connection_opened(self: &Arc<Self>) -> ConnectionGuard {
+        self.connections_open.fetch_add(1, Relaxed);
+        ConnectionGuard {
+            metrics: Arc::clone(self),
+        }
+    }
+
+    /// Makes `decisions` the policy counters that [`Metrics::render`] reports,
+    /// dropping the previous policy's counts.
+    pub fn set_decisions(&self, decisions: Arc<Decisions>) {
+        let old = {
+            let mut current = self
+                .decisions
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            std::mem::replace(&mut *current, decisions)
+        };
+        // Freeing the old counters after the lock is released keeps readers
+        // from waiting on the deallocation.
+        drop(old);
+    }
+
+    /// The current policy's counters.
+    pub fn decisions(&self) -> Arc<Decisions> {
+        // The lock only guards an `Arc` swap, which cannot panic, so a
+        // poisoned lock still holds a valid value.
+        let current = self
+            .decisions
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(&current)
+    }
+
+    /// Every series in the Prometheus text exposition format 0.0.4; serve it
+    /// with [`CONTENT_TYPE`].
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        // Writing to a `String` cannot fail.
+        let _ = self.encode(&mut out);
+        out
+    }
+
+    fn encode(&self, out: &mut String) -> fmt::Result {
+        header(
+            out,
+            REQUESTS,
+            "counter",
+            "HTTP responses sent to clients, by status class.",
+        )?;
+        for (class, counter) in STATUS_CLASSES.iter().zip(&self.requests) {
+            let n = counter.load(Relaxed);
+            writeln!(out, "{REQUESTS}{{status=\"{class}\"}} {n}")?;
+        }
+
+        header(
+            out,
+            DURATION,
+            "histogram",
+            "Time taken to serve HTTP requests, in seconds.",
+        )?;
+        self.duration.encode(out)?;
+
+        header(
+            out,
+            DECISIONS,
+            "counter",
+            "Actions taken by the current policy's rules; reset when a policy is loaded.",
+        )?;
+        for series in &self.decisions().series {
+            let n = series.count.load(Relaxed);
+            writeln!(out, "{DECISIONS}{{{}}} {n}", series.labels)?;
+        }
+
+        header(
+            out,
+            UPSTREAM_ERRORS,
+            "counter",
+            "Failed requests to upstreams, by kind of failure.",
+        )?;
+        for (kind, counter) in UpstreamErrorKind::ALL.iter().zip(&self.upstream_errors) {
+            let n = counter.load(Relaxed);
+            writeln!(out, "{UPSTREAM_ERRORS}{{kind=\"{}\"}} {n}", kind.label())?;
+        }
+
+        header(out, RELOADS, "counter", "Policy loads, by result.")?;
+        let ok = self.reloads_ok.load(Relaxed);
+        let error = self.reloads_error.load(Relaxed);
+        writeln!(out, "{RELOADS}{{result=\"ok\"}} {ok}")?;
+        writeln!(out, "{RELOADS}{{result=\"error\"}} {error}")?;
+
+        header(
+            out,
+            LAST_RELOAD,
+            "gauge",
+            "Unix time of the last successful policy load, in seconds; 0 before the first.",
+        )?;
+        let at = Duration::from_nanos(self.last_reload_success.load(Relaxed)).as_secs_f64();
+        writeln!(out, "{LAST_RELOAD} {at}")?;
+
+        header(
+            out,
+            CONNECTIONS,
+            "gauge",
+            "Client connections currently open.",
+        )?;
+        let open = self.connections_open.load(Relaxed);
+        writeln!(out, "{CONNECTIONS} {open}")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+// === impl UpstreamErrorKind ===
+
+impl UpstreamErrorKind {
+    // INVARIANT: in discriminant order, so `ALL[kind as usize] == kind`.
+    const ALL: [UpstreamErrorKind; 3] = [
+        UpstreamErrorKind::Connect,
+        UpstreamErrorKind::Timeout,
+        UpstreamErrorKind::Protocol,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            UpstreamErrorKind::Connect => "connect",
+            UpstreamErrorKind::Timeout => "timeout",
+            UpstreamErrorKind::Protocol => "protocol",
+        }
+    }
+}
+
+// === impl Decisions ===
+
+impl Decisions {
+    /// Counters for a policy whose rule actions are numbered by their position
+    /// in `labels`: `(phase, rule, action)`, such as
+    /// `("on_http_request", "block-bots", "deny")`.
+    pub fn new(labels: Vec<(String, String, String)>) -> Self {
+        let mut slots = Vec::with_capacity(labels.len());
+        let mut series = Vec::with_capacity(labels.len());
+        let mut seen: HashMap<String, usize> = HashMap::with_capacity(labels.len());
+        for (phase, rule, action) in labels {
+            // Escaped once here so that scrapes only copy the label set.
+            let mut key = String::new();
+            push_label(&mut key, "phase", &phase);
+            key.push(',');
+            push_label(&mut key, "rule", &rule);
+            key.push(',');
+            push_label(&mut key, "action", &action);
+            let slot = match seen.entry(key) {
+                Entry::Occupied(it) => *it.get(),
+                Entry::Vacant(it) => {
+                    let slot = series.len();
+                    series.push(DecisionSeries {
+                        labels: it.key().as_str().into(),
+                        count: AtomicU64::new(0),
+                    });
+                    it.insert(slot);
+                    slot
+                }
+            };
+            slots.push(slot);
+        }
+        Decisions {
+            slots: slots.into(),
+            series: series.into(),
+        }
+    }
+
+    /// Counts one use of the rule action at `index` in the list given to
+    /// [`Decisions::new`].
+    ///
+    /// An index past the end is ignored: it is a bug in the caller, not
+    /// request input, and losing a count is better than failing a request.
+    pub fn hit(&self, index: usize) {
+        let series = self
+            .slots
+            .get(index)
+            .and_then(|&slot| self.series.get(slot));
+        if let Some(series) = series {
+            series.count.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+#[derive(Debug)]
+struct DecisionSeries {
+    /// `phase="..",rule="..",action=".."`, escaped.
+    labels: Box<str>,
+    count: AtomicU64,
+}
+
+// === impl ConnectionGuard ===
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.metrics.connections_open.fetch_sub(1, Relaxed);
+    }
+}
+
+// === impl Histogram ===
+
+/// The request duration histogram.
+#[derive(Debug)]
+struct Histogram {
+    // Not cumulative: bucket `i` counts observations in (bound `i - 1`,
+    // bound `i`], and the extra last bucket those above every bound. That is
+    // one increment per request instead of one per bound; `encode` adds them
+    // up.
+    buckets: [AtomicU64; DURATION_BUCKETS.len() + 1],
+    // Microseconds, rounded to the nearest. Nanoseconds would wrap after
+    // 2^64 ns (about three weeks of 10,000 one-second requests a second),
+    // and a float would need a compare-and-swap loop.
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    fn new() -> Self {
+        Histogram {
+            buckets: [const { AtomicU64::new(0) }; DURATION_BUCKETS.len() + 1],
+            sum_micros: AtomicU64::new(0),
+        }
+    }
+
+    fn observe(&self, elapsed: Duration) {
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        // Prometheus bounds are inclusive (`le`): the first bound >= nanos.
+        let bucket = DURATION_BUCKETS.partition_point(|&(_, bound)| bound < nanos);
+        if let Some(counter) = self.buckets.get(bucket) {
+            counter.fetch_add(1, Relaxed);
+        }
+        let micros = nanos.saturating_add(500) / 1000;
+        self.sum_micros.fetch_add(micros, Relaxed);
+    }
+
+    fn encode(&self, out: &mut String) -> fmt::Result {
+        let mut cumulative = 0u64;
+        for ((le, _), counter) in DURATION_BUCKETS.iter().zip(&self.buckets) {
+            cumulative = cumulative.wrapping_add(counter.load(Relaxed));
+            writeln!(out, "{DURATION}_bucket{{le=\"{le}\"}} {cumulative}")?;
+        }
+        // `zip` stopped with the bounds; the last bucket is the one above them.
+        if let Some(counter) = self.buckets.last() {
+            cumulative = cumulative.wrapping_add(counter.load(Relaxed));
+        }
+        writeln!(out, "{DURATION}_bucket{{le=\"+Inf\"}} {cumulative}")?;
+        // `u64 as f64` rounds only past 2^53 µs, about 285 years.
+        let sum = self.sum_micros.load(Relaxed) as f64 / 1e6;
+        writeln!(out, "{DURATION}_sum {sum}")?;
+        writeln!(out, "{DURATION}_count {cumulative}")
+    }
+}
+
+// === helpers ===
+
+/// Writes the `# HELP` and `# TYPE` lines that open a metric family.
+fn header(out: &mut String, name: &str, kind: &str, help: &str) -> fmt::Result {
+    writeln!(out, "# HELP {name} {help}")?;
+    writeln!(out, "# TYPE {name} {kind}")
+}
+
+/// Appends `name="value"`, escaping the value as the exposition format
+/// requires: backslash, double quote and line feed.
+fn push_label(out: &mut String, name: &str, value: &str) {
+    out.push_str(name);
+    out.push_str("=\"");
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests;

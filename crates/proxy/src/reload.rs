@@ -1,0 +1,132 @@
+//! Hot reload: a policy file is read again when it changes (its size or
+//! modification time, checked every second) and on SIGHUP. A new policy
+//! replaces the running one only if it loads without errors; otherwise its
+//! diagnostics are logged and the old policy keeps serving.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use portcullis_cel::Diagnostic;
+use portcullis_runtime::{Options, Pipeline};
+use tokio::sync::watch;
+
+use crate::server::{Shared, Site};
+
+/// How often policy files are checked for changes.
+const POLL: Duration = Duration::from_secs(1);
+
+/// Reads and compiles the policy at `path`; the error lists every
+/// diagnostic as `file:line:column: error[code]: message`.
+pub fn load(path: &Path, options: &Options) -> Result<Pipeline, String> {
+    let src = std::fs::read_to_string(path)
+        .map_err(|e| format!("{}: cannot read the policy: {e}", path.display()))?;
+    Pipeline::load(&src, options).map_err(|diags| {
+        diags
+            .iter()
+            .map(|d| plain(path, &src, d))
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+}
+
+/// A diagnostic on one line.
+pub fn plain(path: &Path, src: &str, d: &Diagnostic) -> String {
+    let start = (d.span.start as usize).min(src.len());
+    let before = src.get(..start).unwrap_or("");
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    let help = d
+        .help
+        .as_deref()
+        .map(|h| format!(" (help: {h})"))
+        .unwrap_or_default();
+    format!(
+        "{}:{line}:{col}: {}[{}]: {}{help}",
+        path.display(),
+        if d.is_error() { "error" } else { "warning" },
+        d.code,
+        d.message
+    )
+}
+
+/// Watches every site's policy file, and SIGHUP, until stopped.
+pub(crate) async fn watch(
+    sites: Vec<Arc<Site>>,
+    shared: Arc<Shared>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut seen: Vec<Option<(u64, SystemTime)>> =
+        sites.iter().map(|s| stamp(s.policy.as_deref())).collect();
+    let mut hup = hangup();
+    let mut tick = tokio::time::interval(POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let forced = tokio::select! {
+            _ = tick.tick() => false,
+            _ = recv(&mut hup) => true,
+            _ = stopped.wait_for(|s| *s) => return,
+        };
+        for (site, last) in sites.iter().zip(seen.iter_mut()) {
+            let Some(path) = &site.policy else { continue };
+            let now = stamp(Some(path));
+            if !forced && now == *last {
+                continue;
+            }
+            *last = now;
+            reload(site, path, &shared);
+        }
+    }
+}
+
+fn reload(site: &Site, path: &Path, shared: &Shared) {
+    match load(path, &shared.options) {
+        Ok(pipeline) => {
+            site.pipeline.store(Arc::new(pipeline));
+            shared.metrics.reload(true, SystemTime::now());
+            tracing::info!(policy = %path.display(), "policy reloaded");
+        }
+        Err(errors) => {
+            shared.metrics.reload(false, SystemTime::now());
+            tracing::error!(
+                policy = %path.display(),
+                "the new policy is invalid; the previous one keeps serving:\n{errors}"
+            );
+        }
+    }
+}
+
+fn stamp(path: Option<&Path>) -> Option<(u64, SystemTime)> {
+    let meta = std::fs::metadata(path?).ok()?;
+    Some((meta.len(), meta.modified().ok()?))
+}
+
+#[cfg(unix)]
+type Hangup = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangup = Option<()>;
+
+#[cfg(unix)]
+fn hangup() -> Hangup {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok()
+}
+
+#[cfg(not(unix))]
+fn hangup() -> Hangup {
+    None
+}
+
+#[cfg(unix)]
+async fn recv(hup: &mut Hangup) {
+    match hup {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(not(unix))]
+async fn recv(_: &mut Hangup) {
+    std::future::pending().await
+}

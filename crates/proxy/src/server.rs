@@ -1,0 +1,620 @@
+//! The listeners and the request path: accept (TLS if configured), run
+//! `on_tcp_connect`, serve HTTP/1.1 and HTTP/2 (h2c by preface, h2 by
+//! ALPN), and per request run the policy, forward to the upstream, run
+//! `on_http_response`, and log.
+//!
+//! Errors become responses here and nowhere else: the service hyper sees
+//! fails only to drop a connection on purpose (`close-connection`).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use arc_swap::ArcSwap;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use portcullis_actions::body::{self, Body};
+use portcullis_actions::{Conn, Endpoint, RequestCtx, respond};
+use portcullis_runtime::{Options, Outcome, Pipeline};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::{Config, EndpointConfig, Limits, Timeouts, Upstream};
+use crate::metrics::{Metrics, UpstreamErrorKind};
+use crate::{admin, reload, tls};
+
+/// The code of a request body over the limit.
+const BODY_TOO_LARGE: &str = "ERR_NGROK_3903";
+/// The code of an upstream that refused or failed the connection (ngrok's
+/// "the agent failed to establish a connection to the upstream").
+pub const UPSTREAM_CONNECT: &str = "ERR_NGROK_8012";
+/// The code of an upstream that broke HTTP.
+pub const UPSTREAM_PROTOCOL: &str = "ERR_NGROK_3004";
+/// The code of an upstream that did not answer in time.
+pub const UPSTREAM_TIMEOUT: &str = "ERR_PORTCULLIS_UPSTREAM_TIMEOUT";
+
+/// A proxy that is running.
+#[derive(Debug)]
+pub struct Running {
+    /// Each endpoint's bound address, in configuration order.
+    pub addrs: Vec<SocketAddr>,
+    /// The admin listener's address.
+    pub admin: Option<SocketAddr>,
+    /// The metrics.
+    pub metrics: Arc<Metrics>,
+    stop: watch::Sender<bool>,
+    done: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops accepting, lets open requests finish (up to the grace
+    /// timeout), and returns when everything has stopped.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.done.await;
+    }
+
+    /// Waits until the proxy stops (after [`Running::stop_handle`] fires).
+    pub async fn wait(self) {
+        let _ = self.done.await;
+    }
+
+    /// A handle that stops the proxy when sent `true`.
+    pub fn stop_handle(&self) -> watch::Sender<bool> {
+        self.stop.clone()
+    }
+}
+
+/// An endpoint's shared state.
+pub(crate) struct Site {
+    pub(crate) endpoint: Arc<Endpoint>,
+    pub(crate) pipeline: ArcSwap<Pipeline>,
+    pub(crate) policy: Option<PathBuf>,
+    upstream: Upstream,
+    tls: Option<TlsAcceptor>,
+}
+
+/// What every request shares.
+pub(crate) struct Shared {
+    client: Client<HttpConnector, Body>,
+    internal: Vec<(String, Upstream)>,
+    timeouts: Timeouts,
+    limits: Limits,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) options: Options,
+}
+
+/// A failure to start.
+#[derive(Debug)]
+pub struct StartError(pub String);
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// Loads every endpoint's policy, binds every listener, and starts
+/// serving. A policy with errors stops the start: the errors are in the
+/// message, one per line, as `file:line:column: error[code]: message`.
+pub async fn start(config: Config) -> Result<Running, StartError> {
+    let metrics = Arc::new(Metrics::new());
+    let options = Options {
+        internal: config.internal.iter().map(|(n, _)| n.clone()).collect(),
+    };
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(config.timeouts.connect));
+    connector.set_nodelay(true);
+    let client = Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_timer(TokioTimer::new())
+        .build(connector);
+    let shared = Arc::new(Shared {
+        client,
+        internal: config.internal.clone(),
+        timeouts: config.timeouts,
+        limits: config.limits,
+        metrics: metrics.clone(),
+        options,
+    });
+    let mut sites = Vec::new();
+    let mut listeners = Vec::new();
+    for ep in &config.endpoints {
+        let site = site(ep, &shared)?;
+        let listener = TcpListener::bind(ep.listen)
+            .await
+            .map_err(|e| StartError(format!("cannot listen on {}: {e}", ep.listen)))?;
+        listeners.push(listener);
+        sites.push(Arc::new(site));
+    }
+    metrics.reload(true, SystemTime::now());
+    let addrs = listeners
+        .iter()
+        .map(|l| l.local_addr())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| StartError(e.to_string()))?;
+    let admin_listener = match config.admin {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| StartError(format!("cannot listen on {addr}: {e}")))?,
+        ),
+        None => None,
+    };
+    let admin_addr = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
+    let (stop, stopped) = watch::channel(false);
+    let grace = config.timeouts.shutdown_grace;
+    let done = tokio::spawn(async move {
+        let graceful = Arc::new(GracefulShutdown::new());
+        let mut tasks = tokio::task::JoinSet::new();
+        for (listener, site) in listeners.into_iter().zip(&sites) {
+            tasks.spawn(accept_loop(
+                listener,
+                site.clone(),
+                shared.clone(),
+                graceful.clone(),
+                stopped.clone(),
+            ));
+        }
+        if let Some(listener) = admin_listener {
+            tasks.spawn(admin::serve(
+                listener,
+                shared.clone(),
+                sites.clone(),
+                stopped.clone(),
+            ));
+        }
+        tasks.spawn(reload::watch(
+            sites.clone(),
+            shared.clone(),
+            stopped.clone(),
+        ));
+        while tasks.join_next().await.is_some() {}
+        match Arc::try_unwrap(graceful) {
+            Ok(graceful) => {
+                if tokio::time::timeout(grace, graceful.shutdown())
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!("connections still open after the grace period; closing them");
+                }
+            }
+            Err(_) => tracing::warn!("shutdown: connection watcher still shared"),
+        }
+    });
+    Ok(Running {
+        addrs,
+        admin: admin_addr,
+        metrics,
+        stop,
+        done,
+    })
+}
+
+fn site(ep: &EndpointConfig, shared: &Shared) -> Result<Site, StartError> {
+    let scheme = if ep.tls.is_some() { "https" } else { "http" };
+    let url = ep
+        .url
+        .clone()
+        .unwrap_or_else(|| format!("{scheme}://{}", ep.listen));
+    let pipeline = match &ep.policy {
+        Some(path) => reload::load(path, &shared.options).map_err(StartError)?,
+        None => Pipeline::empty(),
+    };
+    let tls = ep
+        .tls
+        .as_ref()
+        .map(tls::acceptor)
+        .transpose()
+        .map_err(StartError)?;
+    Ok(Site {
+        endpoint: Arc::new(Endpoint::new(&url)),
+        pipeline: ArcSwap::from_pointee(pipeline),
+        policy: ep.policy.clone(),
+        upstream: ep.upstream.clone(),
+        tls,
+    })
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    site: Arc<Site>,
+    shared: Arc<Shared>,
+    graceful: Arc<GracefulShutdown>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            res = listener.accept() => res,
+            _ = stopped.wait_for(|s| *s) => return,
+        };
+        let (stream, client) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of file descriptors, or a connection reset before
+                // accept: back off briefly rather than spin.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let server = stream.local_addr().unwrap_or(client);
+        let _ = stream.set_nodelay(true);
+        let site = site.clone();
+        let shared = shared.clone();
+        let watcher = graceful.clone();
+        tokio::spawn(async move {
+            connection(stream, client, server, site, shared, &watcher).await;
+        });
+    }
+}
+
+async fn connection(
+    stream: TcpStream,
+    client: SocketAddr,
+    server: SocketAddr,
+    site: Arc<Site>,
+    shared: Arc<Shared>,
+    graceful: &GracefulShutdown,
+) {
+    let _open = shared.metrics.connection_opened();
+    match &site.tls {
+        Some(acceptor) => {
+            let stream =
+                match tokio::time::timeout(shared.timeouts.header_read, acceptor.accept(stream))
+                    .await
+                {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%client, "TLS handshake failed: {e}");
+                        return;
+                    }
+                    Err(_) => return,
+                };
+            let conn = Arc::new(Conn::new(client, server, Some(tls::facts(&stream))));
+            let h2 = tls::is_h2(&stream);
+            serve(stream, conn, site, shared, graceful, h2).await;
+        }
+        None => {
+            let conn = Arc::new(Conn::new(client, server, None));
+            serve(stream, conn, site, shared, graceful, false).await;
+        }
+    }
+}
+
+async fn serve<IO>(
+    io: IO,
+    conn: Arc<Conn>,
+    site: Arc<Site>,
+    shared: Arc<Shared>,
+    graceful: &GracefulShutdown,
+    h2_only: bool,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let pipeline = site.pipeline.load_full();
+    if pipeline.has_tcp_rules() {
+        let mut ctx = RequestCtx::connection(conn.clone(), site.endpoint.clone());
+        if pipeline.on_connect(&mut ctx).await == Outcome::Close {
+            tracing::info!(target: "portcullis::access", client = conn.client_ip(), "connection closed by on_tcp_connect");
+            return;
+        }
+    }
+    drop(pipeline);
+    let shared_cfg = shared.clone();
+    let service = service_fn(move |req: Request<Incoming>| {
+        let (site, shared, conn) = (site.clone(), shared.clone(), conn.clone());
+        async move { handle(req, conn, site, shared).await }
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let (header_read, max_header) = (
+        shared_cfg.timeouts.header_read,
+        shared_cfg.limits.max_header_bytes,
+    );
+    // hyper's smallest read buffer is 8 KiB; a head larger than the buffer
+    // is answered 431.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read)
+        .max_buf_size(max_header.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(max_header).unwrap_or(u32::MAX));
+    let builder = if h2_only {
+        builder.http2_only()
+    } else {
+        builder
+    };
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    if let Err(e) = graceful.watch(conn.into_owned()).await {
+        tracing::debug!("connection ended: {e}");
+    }
+}
+
+/// The connection is dropped on purpose (`close-connection`).
+#[derive(Debug)]
+struct Closed;
+
+impl std::fmt::Display for Closed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("closed by the traffic policy")
+    }
+}
+
+impl std::error::Error for Closed {}
+
+async fn handle(
+    req: Request<Incoming>,
+    conn: Arc<Conn>,
+    site: Arc<Site>,
+    shared: Arc<Shared>,
+) -> Result<Response<Body>, Closed> {
+    let started = Instant::now();
+    let pipeline = site.pipeline.load_full();
+    let method = req.method().clone();
+    let target = req
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    let version = req.version();
+
+    let too_large = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > shared.limits.max_body_bytes);
+    let max_body = usize::try_from(shared.limits.max_body_bytes).unwrap_or(usize::MAX);
+    let req = req.map(|b| body::boxed(http_body_util::Limited::new(b, max_body)));
+    let mut ctx = RequestCtx::new(req, conn.clone(), site.endpoint.clone());
+
+    let mut outcome = if too_large {
+        ctx.set_response(respond::error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            BODY_TOO_LARGE,
+            "the request body is larger than the proxy accepts",
+        ));
+        Outcome::Respond
+    } else {
+        pipeline.on_request(&mut ctx).await
+    };
+    let upstream = match outcome {
+        Outcome::Continue => Some(site.upstream.clone()),
+        Outcome::Forward => {
+            let name = ctx.forward().unwrap_or("");
+            match shared.internal.iter().find(|(n, _)| n == name) {
+                Some((_, up)) => Some(up.clone()),
+                None => {
+                    ctx.set_response(respond::error(
+                        StatusCode::BAD_GATEWAY,
+                        "ERR_NGROK_3200",
+                        "no such internal endpoint",
+                    ));
+                    None
+                }
+            }
+        }
+        Outcome::Respond => None,
+        Outcome::Close => {
+            log(&ctx, &method, &target, version, None, started);
+            return Err(Closed);
+        }
+    };
+    if let Some(upstream) = upstream {
+        let res = forward(&mut ctx, &upstream, &shared).await;
+        ctx.set_response(res);
+    }
+    if pipeline.has_response_rules() {
+        outcome = pipeline.on_response(&mut ctx).await;
+        if outcome == Outcome::Close {
+            log(&ctx, &method, &target, version, None, started);
+            return Err(Closed);
+        }
+    }
+    let res = ctx.take_response().unwrap_or_else(|| {
+        respond::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ERR_NGROK_2300",
+            "the policy left no response",
+        )
+    });
+    shared
+        .metrics
+        .record_request(res.status().as_u16(), started.elapsed());
+    log(&ctx, &method, &target, version, Some(&res), started);
+    Ok(res)
+}
+
+/// Sends the request in `ctx` to `upstream` and returns its response, or
+/// the error response that stands for its failure.
+async fn forward(ctx: &mut RequestCtx, upstream: &Upstream, shared: &Shared) -> Response<Body> {
+    let client_ip = ctx.conn().client_ip().to_owned();
+    let proto = ctx.scheme().to_owned();
+    let host = ctx.authority().to_owned();
+    let mut req = ctx.take_request();
+    let pq = req
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    let uri = Uri::builder()
+        .scheme("http")
+        .authority(upstream.authority.clone())
+        .path_and_query(pq)
+        .build();
+    let Ok(uri) = uri else {
+        return respond::error(
+            StatusCode::BAD_REQUEST,
+            "ERR_NGROK_2300",
+            "bad request target",
+        );
+    };
+    *req.uri_mut() = uri;
+    *req.version_mut() = Version::HTTP_11;
+    let headers = req.headers_mut();
+    strip_hop_by_hop(headers);
+    if !headers.contains_key(header::HOST)
+        && let Ok(v) = HeaderValue::from_str(&host)
+    {
+        headers.insert(header::HOST, v);
+    }
+    append_forwarded_for(headers, &client_ip);
+    if let Ok(v) = HeaderValue::from_str(&proto) {
+        headers.insert(HeaderName::from_static("x-forwarded-proto"), v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&host) {
+        headers.insert(HeaderName::from_static("x-forwarded-host"), v);
+    }
+
+    let sent = tokio::time::timeout(shared.timeouts.upstream, shared.client.request(req)).await;
+    match sent {
+        Ok(Ok(res)) => {
+            let (mut parts, incoming) = res.into_parts();
+            strip_hop_by_hop(&mut parts.headers);
+            parts.headers.remove(&respond::ERROR_CODE);
+            Response::from_parts(parts, body::boxed(incoming))
+        }
+        Ok(Err(e)) => {
+            if e.is_connect() {
+                shared.metrics.upstream_error(UpstreamErrorKind::Connect);
+                tracing::warn!(upstream = %upstream.authority, "upstream connection failed: {e}");
+                respond::error(
+                    StatusCode::BAD_GATEWAY,
+                    UPSTREAM_CONNECT,
+                    "the upstream could not be reached",
+                )
+            } else if is_body_limit(&e) {
+                respond::error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    BODY_TOO_LARGE,
+                    "the request body is larger than the proxy accepts",
+                )
+            } else {
+                shared.metrics.upstream_error(UpstreamErrorKind::Protocol);
+                tracing::warn!(upstream = %upstream.authority, "upstream failed: {e}");
+                respond::error(
+                    StatusCode::BAD_GATEWAY,
+                    UPSTREAM_PROTOCOL,
+                    "the upstream sent no valid response",
+                )
+            }
+        }
+        Err(_) => {
+            shared.metrics.upstream_error(UpstreamErrorKind::Timeout);
+            respond::error(
+                StatusCode::GATEWAY_TIMEOUT,
+                UPSTREAM_TIMEOUT,
+                "the upstream did not answer in time",
+            )
+        }
+    }
+}
+
+fn is_body_limit(e: &hyper_util::client::legacy::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// Removes the headers that concern one connection only (RFC 9110
+/// §7.6.1), including those the `Connection` header names.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in [
+        header::CONNECTION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+        header::PROXY_AUTHORIZATION,
+    ] {
+        headers.remove(name);
+    }
+    headers.remove("keep-alive");
+    headers.remove("proxy-connection");
+}
+
+fn append_forwarded_for(headers: &mut HeaderMap, client_ip: &str) {
+    let name = HeaderName::from_static("x-forwarded-for");
+    let value = match headers.get(&name).and_then(|v| v.to_str().ok()) {
+        Some(prior) => format!("{prior}, {client_ip}"),
+        None => client_ip.to_owned(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        headers.insert(name, v);
+    }
+}
+
+/// One access-log line per exchange.
+fn log(
+    ctx: &RequestCtx,
+    method: &http::Method,
+    target: &str,
+    version: Version,
+    res: Option<&Response<Body>>,
+    started: Instant,
+) {
+    let policy_logs = if ctx.logs().is_empty() {
+        String::new()
+    } else {
+        serde_json::Value::Array(ctx.logs().to_vec()).to_string()
+    };
+    tracing::info!(
+        target: "portcullis::access",
+        client = ctx.conn().client_ip(),
+        method = %method,
+        target,
+        version = ?version,
+        status = res.map_or(0, |r| r.status().as_u16()),
+        duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        error_code = res
+            .and_then(|r| r.headers().get(&respond::ERROR_CODE))
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(""),
+        policy_logs = policy_logs.as_str(),
+    );
+}
+
+/// Runs until `shutdown` resolves, then shuts down gracefully.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
+    let running = start(config).await?;
+    for addr in &running.addrs {
+        tracing::info!("listening on {addr}");
+    }
+    if let Some(addr) = running.admin {
+        tracing::info!("admin (/metrics, /healthz) on {addr}");
+    }
+    shutdown.await;
+    tracing::info!("shutting down");
+    running.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,281 @@
+//! [`Pipeline`]: rules per phase, compiled, and the loop that applies them
+//! (spec §1.5): rules top to bottom, a rule's expressions ANDed, its
+//! actions in order, until an action ends the phase.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use http::StatusCode;
+use portcullis_actions::{Action, ActionError, CompileCx, RequestCtx, Step, respond};
+use portcullis_cel::{CompileOptions, Diagnostic, Program, Type};
+use portcullis_policy::document::Policy;
+use portcullis_policy::schema::Phase;
+
+/// ngrok's code for a rule expression that failed at run time.
+pub const EXPRESSION_FAILED: &str = "ERR_NGROK_2238";
+
+/// What the caller does after a phase.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Go on: to the upstream after `on_http_request`, to the client after
+    /// `on_http_response`, to HTTP after `on_tcp_connect`.
+    Continue,
+    /// Answer with the response in the context (an action's, or an error).
+    Respond,
+    /// Send the request to the internal upstream in `ctx.forward()`.
+    Forward,
+    /// Drop the connection without an answer.
+    Close,
+}
+
+/// Settings of a compile.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Internal upstreams `forward-internal` may reach, by host name.
+    pub internal: Vec<String>,
+}
+
+/// One action of one rule, as metrics name it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// The phase's key (`on_http_request`).
+    pub phase: &'static str,
+    /// The rule's name, or its position (`#2`) when it has none.
+    pub rule: String,
+    /// The action's type.
+    pub action: &'static str,
+}
+
+#[derive(Debug)]
+struct Rule {
+    conditions: Box<[Program]>,
+    actions: Box<[(Box<dyn Action>, usize)]>,
+}
+
+/// A compiled policy. Immutable; share it in an `Arc`.
+#[derive(Debug)]
+pub struct Pipeline {
+    tcp: Box<[Rule]>,
+    request: Box<[Rule]>,
+    response: Box<[Rule]>,
+    decisions: Box<[Decision]>,
+    hits: Box<[AtomicU64]>,
+    invalid: Option<String>,
+}
+
+impl Pipeline {
+    /// A pipeline with no rules: every exchange goes to the upstream.
+    pub fn empty() -> Pipeline {
+        Pipeline {
+            tcp: Box::new([]),
+            request: Box::new([]),
+            response: Box::new([]),
+            decisions: Box::new([]),
+            hits: Box::new([]),
+            invalid: None,
+        }
+    }
+
+    /// A pipeline that answers every request with 500: what runs when no
+    /// valid policy was ever loaded. Never allow-all.
+    pub fn invalid(reason: impl Into<String>) -> Pipeline {
+        Pipeline {
+            invalid: Some(reason.into()),
+            ..Pipeline::empty()
+        }
+    }
+
+    /// Checks and compiles a policy document. Errors are every error
+    /// diagnostic; warnings do not stop a load (`portcullis lint` shows
+    /// them).
+    pub fn load(src: &str, options: &Options) -> Result<Pipeline, Vec<Diagnostic>> {
+        let (policy, diags) = portcullis_policy::check(src);
+        let errors: Vec<Diagnostic> = diags.into_iter().filter(Diagnostic::is_error).collect();
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Pipeline::compile(&policy, src, options)
+    }
+
+    /// Compiles a checked policy. Reports every action that cannot be
+    /// built, not just the first.
+    pub fn compile(
+        policy: &Policy,
+        src: &str,
+        options: &Options,
+    ) -> Result<Pipeline, Vec<Diagnostic>> {
+        let mut errors = Vec::new();
+        let mut decisions = Vec::new();
+        let (mut tcp, mut request, mut response) = (Vec::new(), Vec::new(), Vec::new());
+        let condition = CompileOptions {
+            expect: Some(Type::Bool),
+            ..CompileOptions::default()
+        };
+        for phase_rules in &policy.phases {
+            let phase = phase_rules.phase;
+            let env = portcullis_actions::env::env(phase);
+            let cx = CompileCx {
+                phase,
+                src,
+                internal: &options.internal,
+            };
+            let out = match phase {
+                Phase::TcpConnect => &mut tcp,
+                Phase::HttpRequest => &mut request,
+                Phase::HttpResponse => &mut response,
+            };
+            for (rule_idx, rule) in phase_rules.rules.iter().enumerate() {
+                let mut conditions = Vec::new();
+                for expr in &rule.expressions {
+                    let text = expr.scalar().map_or("", |s| s.value.as_str());
+                    match env.compile_with(text, &condition) {
+                        Ok(p) => conditions.push(p),
+                        Err(diags) => errors.extend(
+                            diags.into_iter().filter(Diagnostic::is_error).map(|mut d| {
+                                d.span = expr.value_span(src, d.span);
+                                d
+                            }),
+                        ),
+                    }
+                }
+                let name = rule
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| format!("#{}", rule_idx + 1));
+                let mut actions = Vec::new();
+                for action in &rule.actions {
+                    match portcullis_actions::compile(action, &cx) {
+                        Ok(a) => {
+                            decisions.push(Decision {
+                                phase: phase.key(),
+                                rule: name.clone(),
+                                action: a.kind(),
+                            });
+                            actions.push((a, decisions.len() - 1));
+                        }
+                        Err(d) => errors.push(d),
+                    }
+                }
+                out.push(Rule {
+                    conditions: conditions.into(),
+                    actions: actions.into(),
+                });
+            }
+        }
+        if !errors.is_empty() {
+            errors.sort_by_key(|d| d.span.start);
+            return Err(errors);
+        }
+        let hits = decisions.iter().map(|_| AtomicU64::new(0)).collect();
+        Ok(Pipeline {
+            tcp: tcp.into(),
+            request: request.into(),
+            response: response.into(),
+            decisions: decisions.into(),
+            hits,
+            invalid: None,
+        })
+    }
+
+    /// Whether the policy has `on_tcp_connect` rules.
+    pub fn has_tcp_rules(&self) -> bool {
+        !self.tcp.is_empty()
+    }
+
+    /// Whether the policy has `on_http_response` rules.
+    pub fn has_response_rules(&self) -> bool {
+        !self.response.is_empty()
+    }
+
+    /// Every action of the policy, in order, as metrics label them.
+    pub fn decisions(&self) -> &[Decision] {
+        &self.decisions
+    }
+
+    /// How often each action of [`decisions`](Self::decisions) ran.
+    pub fn decision_counts(&self) -> impl Iterator<Item = (&Decision, u64)> {
+        self.decisions
+            .iter()
+            .zip(self.hits.iter().map(|h| h.load(Ordering::Relaxed)))
+    }
+
+    /// Runs `on_tcp_connect` for a new connection (a context made with
+    /// [`RequestCtx::connection`]).
+    pub async fn on_connect(&self, ctx: &mut RequestCtx) -> Outcome {
+        self.run(&self.tcp, Phase::TcpConnect, ctx).await
+    }
+
+    /// Runs `on_http_request`.
+    pub async fn on_request(&self, ctx: &mut RequestCtx) -> Outcome {
+        if let Some(reason) = &self.invalid {
+            ctx.set_response(respond::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "ERR_NGROK_2300",
+                &format!("no valid traffic policy is loaded: {reason}"),
+            ));
+            return Outcome::Respond;
+        }
+        self.run(&self.request, Phase::HttpRequest, ctx).await
+    }
+
+    /// Runs `on_http_response` on the response in `ctx`. An action may
+    /// replace it (`custom-response`) or change it.
+    pub async fn on_response(&self, ctx: &mut RequestCtx) -> Outcome {
+        if !ctx.has_response() {
+            return Outcome::Continue;
+        }
+        self.run(&self.response, Phase::HttpResponse, ctx).await
+    }
+
+    async fn run(&self, rules: &[Rule], phase: Phase, ctx: &mut RequestCtx) -> Outcome {
+        ctx.enter(phase);
+        for rule in rules {
+            match matches(rule, ctx) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => return fail(ctx, phase, &e),
+            }
+            for (action, decision) in &rule.actions {
+                if let Some(h) = self.hits.get(*decision) {
+                    h.fetch_add(1, Ordering::Relaxed);
+                }
+                let step = action.run(ctx).finish().await;
+                match step {
+                    Ok(Step::Next) => {}
+                    Ok(Step::Respond) => return Outcome::Respond,
+                    Ok(Step::Forward) => return Outcome::Forward,
+                    Ok(Step::Close) => return Outcome::Close,
+                    Err(e) => return fail(ctx, phase, &e),
+                }
+            }
+        }
+        Outcome::Continue
+    }
+}
+
+/// Whether every condition of `rule` holds.
+fn matches(rule: &Rule, ctx: &RequestCtx) -> Result<bool, ActionError> {
+    for c in &rule.conditions {
+        match c.eval_bool(ctx) {
+            Ok(true) => {}
+            Ok(false) => return Ok(false),
+            Err(e) => {
+                return Err(ActionError::internal(
+                    EXPRESSION_FAILED,
+                    format!("a rule's expression failed: {}", e.message()),
+                ));
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// A failure: on `on_tcp_connect` the connection closes; on HTTP the
+/// answer is the error's status and code. Never a pass.
+fn fail(ctx: &mut RequestCtx, phase: Phase, e: &ActionError) -> Outcome {
+    tracing::warn!(phase = phase.key(), code = e.code, "{}", e.message);
+    if phase == Phase::TcpConnect {
+        return Outcome::Close;
+    }
+    ctx.set_response(respond::error(e.status, e.code, &e.message));
+    Outcome::Respond
+}

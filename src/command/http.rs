@@ -1,0 +1,209 @@
+//! `portcullis http`, `portcullis serve` and `portcullis demo`: the edge
+//! proxy, from flags (as `ngrok http`), from a config file, or with the
+//! embedded demo policy in front of a built-in echo upstream.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use portcullis_proxy::{Config, EndpointConfig, Limits, Timeouts, TlsFiles, Upstream};
+
+/// `portcullis http`.
+#[derive(clap::Args)]
+pub(crate) struct HttpArgs {
+    /// The upstream: a port (`3000`), `host:port`, or `http://host:port`.
+    upstream: String,
+    /// The traffic policy to apply (YAML or JSON); reloaded when it changes.
+    #[arg(long, value_name = "FILE")]
+    traffic_policy_file: Option<PathBuf>,
+    /// Where to listen.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// The endpoint's public URL (`endpoint.url`); default `http(s)://LISTEN`.
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
+    /// Terminate TLS with this certificate chain (PEM); needs `--tls-key`.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) for `--tls-cert`.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve `/metrics` and `/healthz` here.
+    #[arg(long, value_name = "ADDR")]
+    admin: Option<SocketAddr>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// `portcullis serve`.
+#[derive(clap::Args)]
+pub(crate) struct ServeArgs {
+    /// The configuration file (endpoints, TLS, policies, upstreams).
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// `portcullis demo`.
+#[derive(clap::Args)]
+pub(crate) struct DemoArgs {
+    /// Where to listen.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// Settings of the process.
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Worker threads (default: one per CPU).
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
+    /// Access and event log format.
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The demo policy.
+const DEMO_POLICY: &str = include_str!("../../policies/demo.yaml");
+
+pub(crate) fn http(args: &HttpArgs) -> anyhow::Result<ExitCode> {
+    let upstream = Upstream::parse(&args.upstream).map_err(anyhow::Error::msg)?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        _ => None,
+    };
+    let config = Config {
+        endpoints: vec![EndpointConfig {
+            listen: args.listen,
+            url: args.url.clone(),
+            tls,
+            policy: args.traffic_policy_file.clone(),
+            upstream,
+        }],
+        internal: Vec::new(),
+        admin: args.admin,
+        timeouts: Timeouts::default(),
+        limits: Limits::default(),
+    };
+    run(config, &args.run, None)
+}
+
+pub(crate) fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    let src = std::fs::read_to_string(&args.config)
+        .with_context(|| format!("cannot read {}", args.config.display()))?;
+    let config = Config::parse(&src, &args.config)?;
+    run(config, &args.run, None)
+}
+
+pub(crate) fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
+    // The policy goes through a file so that it is loaded (and reloadable)
+    // exactly as a user's would be.
+    let dir = std::env::temp_dir().join(format!("portcullis-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).context("cannot create a temporary directory")?;
+    let policy = dir.join("demo.yaml");
+    std::fs::write(&policy, DEMO_POLICY).context("cannot write the demo policy")?;
+    let config = Config {
+        endpoints: vec![EndpointConfig {
+            listen: args.listen,
+            url: None,
+            tls: None,
+            policy: Some(policy.clone()),
+            // Replaced by the echo upstream's address once it is bound.
+            upstream: Upstream::parse("127.0.0.1:9").map_err(anyhow::Error::msg)?,
+        }],
+        internal: Vec::new(),
+        admin: None,
+        timeouts: Timeouts::default(),
+        limits: Limits::default(),
+    };
+    let res = run(config, &args.run, Some(policy.display().to_string()));
+    let _ = std::fs::remove_dir_all(&dir);
+    res
+}
+
+fn run(mut config: Config, args: &RunArgs, demo: Option<String>) -> anyhow::Result<ExitCode> {
+    init_logging(args.log_format);
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = args.workers {
+        rt.worker_threads(n.max(1));
+    }
+    let rt = rt
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    rt.block_on(async move {
+        if let Some(policy) = &demo {
+            let echo = portcullis_proxy::echo::spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
+                .await
+                .context("cannot start the echo upstream")?;
+            for ep in &mut config.endpoints {
+                ep.upstream = Upstream::parse(&echo.to_string()).map_err(anyhow::Error::msg)?;
+            }
+            let at = config.endpoints.first().map(|e| e.listen);
+            if let Some(at) = at {
+                super::eprint(&format!(
+                    "portcullis demo: the policy {policy} in front of an echo upstream\n\
+                     try:  curl -i http://{at}/hello\n      \
+                     curl -i http://{at}/admin      (denied)\n      \
+                     curl -i http://{at}/v1/items   (redirected)\n      \
+                     curl -i http://{at}/healthz    (answered by the proxy)\n\
+                     edit the policy file and it reloads; Ctrl-C stops"
+                ));
+            }
+        }
+        match portcullis_proxy::run(config, shutdown_signal()).await {
+            Ok(()) => Ok(ExitCode::SUCCESS),
+            Err(e) => {
+                super::eprint(&format!("error: {e}"));
+                Ok(ExitCode::from(1))
+            }
+        }
+    })
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
