@@ -375,8 +375,7 @@ impl RequestCtx {
             return Ok(b.clone());
         }
         let body = std::mem::replace(&mut self.req_body, body::empty());
-        let limited = http_body_util::Limited::new(body, limit);
-        match limited.collect().await {
+        match collect_limited(body, limit).await {
             Ok(collected) => {
                 let bytes = collected.to_bytes();
                 self.req_body = body::full(bytes.clone());
@@ -388,10 +387,16 @@ impl RequestCtx {
         }
     }
 
-    /// Takes the request out, with its headers, to send upstream.
-    pub fn take_request(&mut self) -> Request<Body> {
+    /// Takes the request out, with its headers, to send upstream. With
+    /// `keep`, the headers stay readable (`req.headers` in
+    /// `on_http_response`); without, they are moved, not copied.
+    pub fn take_request(&mut self, keep: bool) -> Request<Body> {
         let mut parts = self.req.clone();
-        parts.headers = std::mem::take(&mut self.req_headers.0);
+        parts.headers = if keep {
+            self.req_headers.0.clone()
+        } else {
+            std::mem::take(&mut self.req_headers.0)
+        };
         let body = std::mem::replace(&mut self.req_body, body::empty());
         Request::from_parts(parts, body)
     }
@@ -503,6 +508,21 @@ impl RequestCtx {
     pub fn received(&self) -> SystemTime {
         self.received
     }
+}
+
+type Collecting = std::pin::Pin<
+    Box<
+        dyn std::future::Future<
+                Output = Result<http_body_util::Collected<Bytes>, crate::body::BoxError>,
+            > + Send,
+    >,
+>;
+
+/// Reads `body` whole, up to `limit` bytes. The future is boxed here, where
+/// its type is concrete: proving it `Send` inside an `async fn` trips a
+/// compiler limitation with higher-ranked lifetimes (rust-lang/rust#102211).
+fn collect_limited(body: Body, limit: usize) -> Collecting {
+    Box::pin(http_body_util::Limited::new(body, limit).collect())
 }
 
 /// A body that could not be buffered.

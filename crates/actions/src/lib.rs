@@ -14,6 +14,7 @@ mod action;
 mod basic_auth;
 pub mod body;
 mod close_connection;
+mod compress_response;
 mod ctx;
 mod custom_response;
 mod deny;
@@ -30,6 +31,7 @@ mod rewrite;
 mod set_vars;
 pub mod template;
 mod url_rewrite;
+mod verify_webhook;
 pub mod webhook;
 
 use portcullis_cel::Diagnostic;
@@ -44,6 +46,7 @@ pub const SUPPORTED: &[&str] = &[
     "add-headers",
     "basic-auth",
     "close-connection",
+    "compress-response",
     "custom-response",
     "deny",
     "forward-internal",
@@ -54,6 +57,7 @@ pub const SUPPORTED: &[&str] = &[
     "restrict-ips",
     "set-vars",
     "url-rewrite",
+    "verify-webhook",
 ];
 
 /// Compiles `action` for the phase and policy in `cx`. The policy must
@@ -69,6 +73,7 @@ pub fn compile(
         "add-headers" => headers::compile_add(cfg, cx),
         "basic-auth" => basic_auth::compile(cfg, cx),
         "close-connection" => close_connection::compile(cfg, cx),
+        "compress-response" => compress_response::compile(cfg, cx),
         "custom-response" => custom_response::compile(cfg, cx),
         "deny" => deny::compile(cfg, cx),
         "forward-internal" => forward_internal::compile(cfg, cx),
@@ -79,6 +84,7 @@ pub fn compile(
         "restrict-ips" => restrict_ips::compile(cfg, cx),
         "set-vars" => set_vars::compile(cfg, cx),
         "url-rewrite" => url_rewrite::compile(cfg, cx),
+        "verify-webhook" => verify_webhook::compile(cfg, cx),
         other => Err(Diagnostic::error(
             code::UNSUPPORTED_ACTION,
             action.kind_span,

@@ -2,7 +2,6 @@
 //! `/healthz`. Kept off the public listeners so that a policy cannot
 //! expose it and a flood of public traffic cannot starve it of accepts.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use http::header::{CONTENT_TYPE, HeaderValue};
@@ -15,7 +14,7 @@ use portcullis_actions::body::{self, Body};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::metrics;
+use crate::metrics::{self, DecisionCount};
 use crate::server::{Shared, Site};
 
 pub(crate) async fn serve(
@@ -47,8 +46,26 @@ fn answer(req: &Request<Incoming>, shared: &Shared, sites: &[Arc<Site>]) -> Resp
     match req.uri().path() {
         "/healthz" => text(StatusCode::OK, "ok\n".into(), "text/plain; charset=utf-8"),
         "/metrics" => {
-            let mut out = shared.metrics.render();
-            render_decisions(&mut out, sites);
+            // Each endpoint's running pipeline, held while its counts are
+            // borrowed; a reload during the scrape swaps in a new one without
+            // touching these.
+            let pipelines: Vec<_> = sites.iter().map(|site| site.pipeline.load()).collect();
+            let counts: Vec<DecisionCount<'_>> = sites
+                .iter()
+                .zip(&pipelines)
+                .flat_map(|(site, pipeline)| {
+                    pipeline
+                        .decision_counts()
+                        .map(|(decision, count)| DecisionCount {
+                            endpoint: &site.endpoint.url,
+                            phase: decision.phase,
+                            rule: &decision.rule,
+                            action: decision.action,
+                            count,
+                        })
+                })
+                .collect();
+            let out = shared.metrics.render(&counts);
             text(StatusCode::OK, out, metrics::CONTENT_TYPE)
         }
         _ => text(
@@ -57,32 +74,6 @@ fn answer(req: &Request<Incoming>, shared: &Shared, sites: &[Arc<Site>]) -> Resp
             "text/plain; charset=utf-8",
         ),
     }
-}
-
-/// `portcullis_policy_decisions_total`: how often each action of each
-/// endpoint's running policy ran. A reload starts the counts again.
-fn render_decisions(out: &mut String, sites: &[Arc<Site>]) {
-    out.push_str("# HELP portcullis_policy_decisions_total Actions the running policy took, by endpoint, phase, rule and action.\n");
-    out.push_str("# TYPE portcullis_policy_decisions_total counter\n");
-    for site in sites {
-        let pipeline = site.pipeline.load();
-        for (d, n) in pipeline.decision_counts() {
-            let _ = writeln!(
-                out,
-                "portcullis_policy_decisions_total{{endpoint=\"{}\",phase=\"{}\",rule=\"{}\",action=\"{}\"}} {n}",
-                escape(&site.endpoint.url),
-                d.phase,
-                escape(&d.rule),
-                d.action
-            );
-        }
-    }
-}
-
-fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 fn text(status: StatusCode, body: String, content_type: &'static str) -> Response<Body> {

@@ -4,9 +4,11 @@
 //! recording on the request path takes no lock and allocates nothing;
 //! [`Metrics::render`] turns them into the Prometheus text exposition format
 //! 0.0.4 when `/metrics` is scraped. Every label set is fixed before the first
-//! request: status classes and upstream error kinds are closed lists, and the
-//! policy's (phase, rule, action) triples are fixed when the policy is
-//! compiled ([`Decisions`]), so no request input can create a series.
+//! request: status classes and upstream error kinds are closed lists, and each
+//! endpoint's (phase, rule, action) triples are fixed when its policy is
+//! compiled, so no request input can create a series. Policy decisions are
+//! counted by the compiled pipelines themselves; the admin listener passes
+//! their counts to [`Metrics::render`] as [`DecisionCount`]s.
 //!
 //! Counters are updated with `Ordering::Relaxed`: each one stands alone, and a
 //! scrape that races a request may see it in one series and not yet in
@@ -23,9 +25,9 @@
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::fmt::{self, Write as _};
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
 /// The `Content-Type` of [`Metrics::render`]'s output.
@@ -46,7 +48,6 @@ pub struct Metrics {
     // INVARIANT: only a `ConnectionGuard` decrements it, once, after its own
     // increment, so it never wraps below zero.
     connections_open: AtomicU64,
-    decisions: RwLock<Arc<Decisions>>,
 }
 
 /// Why a request to an upstream failed.
@@ -61,21 +62,24 @@ pub enum UpstreamErrorKind {
     Protocol,
 }
 
-/// Counters for the actions one compiled policy takes, one per
-/// (phase, rule, action) triple.
+/// How often one endpoint's running policy took one action: a sample of
+/// `portcullis_policy_decisions_total`, as passed to [`Metrics::render`].
 ///
-/// The proxy builds one when it compiles a policy, hands it to
-/// [`Metrics::set_decisions`], and keeps an `Arc` next to the pipeline so that
-/// recording is a single [`Decisions::hit`]. A reload builds a new one, so the
-/// counts start again from zero, which Prometheus's `rate()` reads as a
-/// counter reset.
-#[derive(Debug, Default)]
-pub struct Decisions {
-    // Maps the index given to `hit` to a series. A triple listed twice (two
-    // rules with one name) shares a series, because a scrape must not repeat
-    // a label set.
-    slots: Box<[usize]>,
-    series: Box<[DecisionSeries]>,
+/// The counts live in the compiled pipeline
+/// (`portcullis_runtime::Pipeline::decision_counts`), so a reload starts them
+/// again from zero, which Prometheus's `rate()` reads as a counter reset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecisionCount<'a> {
+    /// The endpoint's public URL (`https://app.example.com`).
+    pub endpoint: &'a str,
+    /// The phase's key (`on_http_request`).
+    pub phase: &'a str,
+    /// The rule's name, or its position when it has none.
+    pub rule: &'a str,
+    /// The action's type (`deny`).
+    pub action: &'a str,
+    /// How often the action ran.
+    pub count: u64,
 }
 
 /// Counts one client connection as open until it is dropped; see
@@ -122,7 +126,7 @@ const CONNECTIONS: &str = "portcullis_connections_open";
 // === impl Metrics ===
 
 impl Metrics {
-    /// All counters at zero, no connection open, and no policy decisions.
+    /// All counters at zero and no connection open.
     pub fn new() -> Self {
         Metrics {
             requests: [const { AtomicU64::new(0) }; STATUS_CLASSES.len()],
@@ -132,7 +136,6 @@ impl Metrics {
             reloads_error: AtomicU64::new(0),
             last_reload_success: AtomicU64::new(0),
             connections_open: AtomicU64::new(0),
-            decisions: RwLock::new(Arc::new(Decisions::default())),
         }
     }
 
@@ -183,42 +186,21 @@ impl Metrics {
         }
     }
 
-    /// Makes `decisions` the policy counters that [`Metrics::render`] reports,
-    /// dropping the previous policy's counts.
-    pub fn set_decisions(&self, decisions: Arc<Decisions>) {
-        let old = {
-            let mut current = self
-                .decisions
-                .write()
-                .unwrap_or_else(PoisonError::into_inner);
-            std::mem::replace(&mut *current, decisions)
-        };
-        // Freeing the old counters after the lock is released keeps readers
-        // from waiting on the deallocation.
-        drop(old);
-    }
-
-    /// The current policy's counters.
-    pub fn decisions(&self) -> Arc<Decisions> {
-        // The lock only guards an `Arc` swap, which cannot panic, so a
-        // poisoned lock still holds a valid value.
-        let current = self
-            .decisions
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
-        Arc::clone(&current)
-    }
-
-    /// Every series in the Prometheus text exposition format 0.0.4; serve it
-    /// with [`CONTENT_TYPE`].
-    pub fn render(&self) -> String {
+    /// Every series in the Prometheus text exposition format 0.0.4, with
+    /// `decisions` as `portcullis_policy_decisions_total`; serve it with
+    /// [`CONTENT_TYPE`].
+    ///
+    /// Decisions with the same labels (two rules with one name, say) are
+    /// reported as one series with their counts summed, because a scrape must
+    /// not repeat a label set.
+    pub fn render(&self, decisions: &[DecisionCount<'_>]) -> String {
         let mut out = String::with_capacity(4096);
         // Writing to a `String` cannot fail.
-        let _ = self.encode(&mut out);
+        let _ = self.encode(&mut out, decisions);
         out
     }
 
-    fn encode(&self, out: &mut String) -> fmt::Result {
+    fn encode(&self, out: &mut String, decisions: &[DecisionCount<'_>]) -> fmt::Result {
         header(
             out,
             REQUESTS,
@@ -242,12 +224,10 @@ impl Metrics {
             out,
             DECISIONS,
             "counter",
-            "Actions taken by the current policy's rules; reset when a policy is loaded.",
+            "Actions the running policies took, by endpoint, phase, rule and action; \
+             a reload starts the counts again.",
         )?;
-        for series in &self.decisions().series {
-            let n = series.count.load(Relaxed);
-            writeln!(out, "{DECISIONS}{{{}}} {n}", series.labels)?;
-        }
+        encode_decisions(out, decisions)?;
 
         header(
             out,
@@ -309,67 +289,6 @@ impl UpstreamErrorKind {
             UpstreamErrorKind::Protocol => "protocol",
         }
     }
-}
-
-// === impl Decisions ===
-
-impl Decisions {
-    /// Counters for a policy whose rule actions are numbered by their position
-    /// in `labels`: `(phase, rule, action)`, such as
-    /// `("on_http_request", "block-bots", "deny")`.
-    pub fn new(labels: Vec<(String, String, String)>) -> Self {
-        let mut slots = Vec::with_capacity(labels.len());
-        let mut series = Vec::with_capacity(labels.len());
-        let mut seen: HashMap<String, usize> = HashMap::with_capacity(labels.len());
-        for (phase, rule, action) in labels {
-            // Escaped once here so that scrapes only copy the label set.
-            let mut key = String::new();
-            push_label(&mut key, "phase", &phase);
-            key.push(',');
-            push_label(&mut key, "rule", &rule);
-            key.push(',');
-            push_label(&mut key, "action", &action);
-            let slot = match seen.entry(key) {
-                Entry::Occupied(it) => *it.get(),
-                Entry::Vacant(it) => {
-                    let slot = series.len();
-                    series.push(DecisionSeries {
-                        labels: it.key().as_str().into(),
-                        count: AtomicU64::new(0),
-                    });
-                    it.insert(slot);
-                    slot
-                }
-            };
-            slots.push(slot);
-        }
-        Decisions {
-            slots: slots.into(),
-            series: series.into(),
-        }
-    }
-
-    /// Counts one use of the rule action at `index` in the list given to
-    /// [`Decisions::new`].
-    ///
-    /// An index past the end is ignored: it is a bug in the caller, not
-    /// request input, and losing a count is better than failing a request.
-    pub fn hit(&self, index: usize) {
-        let series = self
-            .slots
-            .get(index)
-            .and_then(|&slot| self.series.get(slot));
-        if let Some(series) = series {
-            series.count.fetch_add(1, Relaxed);
-        }
-    }
-}
-
-#[derive(Debug)]
-struct DecisionSeries {
-    /// `phase="..",rule="..",action=".."`, escaped.
-    labels: Box<str>,
-    count: AtomicU64,
 }
 
 // === impl ConnectionGuard ===
@@ -434,6 +353,42 @@ impl Histogram {
 }
 
 // === helpers ===
+
+/// Writes the samples of `portcullis_policy_decisions_total`, one per label
+/// set, in the order each set first appears in `decisions`.
+fn encode_decisions(out: &mut String, decisions: &[DecisionCount<'_>]) -> fmt::Result {
+    // Escaping is one-to-one, so equal raw labels are exactly the equal
+    // rendered ones.
+    let mut series: Vec<(&DecisionCount<'_>, u64)> = Vec::with_capacity(decisions.len());
+    let mut seen: HashMap<(&str, &str, &str, &str), usize> =
+        HashMap::with_capacity(decisions.len());
+    for d in decisions {
+        match seen.entry((d.endpoint, d.phase, d.rule, d.action)) {
+            Entry::Occupied(it) => {
+                if let Some((_, n)) = series.get_mut(*it.get()) {
+                    *n = n.saturating_add(d.count);
+                }
+            }
+            Entry::Vacant(it) => {
+                it.insert(series.len());
+                series.push((d, d.count));
+            }
+        }
+    }
+    for (d, n) in series {
+        out.push_str(DECISIONS);
+        out.push('{');
+        push_label(out, "endpoint", d.endpoint);
+        out.push(',');
+        push_label(out, "phase", d.phase);
+        out.push(',');
+        push_label(out, "rule", d.rule);
+        out.push(',');
+        push_label(out, "action", d.action);
+        writeln!(out, "}} {n}")?;
+    }
+    Ok(())
+}
 
 /// Writes the `# HELP` and `# TYPE` lines that open a metric family.
 fn header(out: &mut String, name: &str, kind: &str, help: &str) -> fmt::Result {

@@ -1,5 +1,5 @@
-//! Hot reload: a policy file is read again when it changes (its size or
-//! modification time, checked every second) and on SIGHUP. A new policy
+//! Hot reload: a policy file is read again when its content changes
+//! (checked every second) and on SIGHUP. A new policy
 //! replaces the running one only if it loads without errors; otherwise its
 //! diagnostics are logged and the old policy keeps serving.
 
@@ -56,8 +56,7 @@ pub(crate) async fn watch(
     shared: Arc<Shared>,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let mut seen: Vec<Option<(u64, SystemTime)>> =
-        sites.iter().map(|s| stamp(s.policy.as_deref())).collect();
+    let mut seen: Vec<Option<u64>> = sites.iter().map(|s| stamp(s.policy.as_deref())).collect();
     let mut hup = hangup();
     let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -96,9 +95,16 @@ fn reload(site: &Site, path: &Path, shared: &Shared) {
     }
 }
 
-fn stamp(path: Option<&Path>) -> Option<(u64, SystemTime)> {
-    let meta = std::fs::metadata(path?).ok()?;
-    Some((meta.len(), meta.modified().ok()?))
+/// A fingerprint of the file's content. Sizes and modification times
+/// miss an edit that keeps the size within the file system's timestamp
+/// granularity; policy files are small, so reading one each second is
+/// cheap.
+fn stamp(path: Option<&Path>) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let bytes = std::fs::read(path?).ok()?;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    Some(h.finish())
 }
 
 #[cfg(unix)]

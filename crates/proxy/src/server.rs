@@ -416,7 +416,8 @@ async fn handle(
         }
     };
     if let Some(upstream) = upstream {
-        let res = forward(&mut ctx, &upstream, &shared).await;
+        let keep = pipeline.has_response_rules();
+        let res = forward(&mut ctx, &upstream, &shared, keep).await;
         ctx.set_response(res);
     }
     if pipeline.has_response_rules() {
@@ -442,11 +443,16 @@ async fn handle(
 
 /// Sends the request in `ctx` to `upstream` and returns its response, or
 /// the error response that stands for its failure.
-async fn forward(ctx: &mut RequestCtx, upstream: &Upstream, shared: &Shared) -> Response<Body> {
+async fn forward(
+    ctx: &mut RequestCtx,
+    upstream: &Upstream,
+    shared: &Shared,
+    keep_request: bool,
+) -> Response<Body> {
     let client_ip = ctx.conn().client_ip().to_owned();
     let proto = ctx.scheme().to_owned();
     let host = ctx.authority().to_owned();
-    let mut req = ctx.take_request();
+    let mut req = ctx.take_request(keep_request);
     let pq = req
         .uri()
         .path_and_query()

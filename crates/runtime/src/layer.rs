@@ -104,7 +104,9 @@ where
             let mut ctx = RequestCtx::new(req.map(body::boxed), conn, endpoint);
             match pipeline.on_request(&mut ctx).await {
                 Outcome::Continue | Outcome::Forward => {
-                    let res = call_inner(&mut inner, ctx.take_request()).await?;
+                    let res =
+                        call_inner(&mut inner, ctx.take_request(pipeline.has_response_rules()))
+                            .await?;
                     ctx.set_response(res.map(body::boxed));
                 }
                 Outcome::Respond => {}

@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::{CONTENT_TYPE, Decisions, Metrics, UpstreamErrorKind};
+use super::{CONTENT_TYPE, DecisionCount, Metrics, UpstreamErrorKind};
 
 #[test]
 fn render_after_a_known_sequence() {
@@ -32,14 +32,11 @@ fn render_after_a_known_sequence() {
         true,
         SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_250),
     );
-    let decisions = Arc::new(Decisions::new(vec![
-        triple("on_http_request", "block-bots", "deny"),
-        triple("on_http_request", "1", "deny"),
-    ]));
-    metrics.set_decisions(Arc::clone(&decisions));
-    decisions.hit(0);
-    decisions.hit(1);
-    decisions.hit(0);
+    let decisions = [
+        decision("http://a.test", "on_http_request", "block-bots", "deny", 2),
+        decision("http://a.test", "on_http_request", "#2", "deny", 1),
+        decision("https://b.test", "on_http_request", "block-bots", "deny", 0),
+    ];
     let _open = metrics.connection_opened();
     drop(metrics.connection_opened());
 
@@ -70,10 +67,11 @@ portcullis_http_request_duration_seconds_bucket{le="10"} 4
 portcullis_http_request_duration_seconds_bucket{le="+Inf"} 5
 portcullis_http_request_duration_seconds_sum 12.0243
 portcullis_http_request_duration_seconds_count 5
-# HELP portcullis_policy_decisions_total Actions taken by the current policy's rules; reset when a policy is loaded.
+# HELP portcullis_policy_decisions_total Actions the running policies took, by endpoint, phase, rule and action; a reload starts the counts again.
 # TYPE portcullis_policy_decisions_total counter
-portcullis_policy_decisions_total{phase="on_http_request",rule="block-bots",action="deny"} 2
-portcullis_policy_decisions_total{phase="on_http_request",rule="1",action="deny"} 1
+portcullis_policy_decisions_total{endpoint="http://a.test",phase="on_http_request",rule="block-bots",action="deny"} 2
+portcullis_policy_decisions_total{endpoint="http://a.test",phase="on_http_request",rule="#2",action="deny"} 1
+portcullis_policy_decisions_total{endpoint="https://b.test",phase="on_http_request",rule="block-bots",action="deny"} 0
 # HELP portcullis_upstream_errors_total Failed requests to upstreams, by kind of failure.
 # TYPE portcullis_upstream_errors_total counter
 portcullis_upstream_errors_total{kind="connect"} 1
@@ -90,14 +88,14 @@ portcullis_policy_last_reload_success_timestamp_seconds 1700000000.25
 # TYPE portcullis_connections_open gauge
 portcullis_connections_open 1
 "##;
-    let text = metrics.render();
+    let text = metrics.render(&decisions);
     assert_eq!(text, expected);
     check_exposition(&text);
 }
 
 #[test]
 fn a_fresh_registry_renders_every_fixed_series_at_zero() {
-    let text = Metrics::new().render();
+    let text = Metrics::new().render(&[]);
     check_exposition(&text);
     for series in [
         r#"portcullis_http_requests_total{status="2xx"}"#,
@@ -111,7 +109,7 @@ fn a_fresh_registry_renders_every_fixed_series_at_zero() {
     ] {
         assert_eq!(value(&text, series), 0.0, "{series}");
     }
-    // No policy yet: the family is announced, with no series.
+    // No decisions: the family is announced, with no series.
     assert!(text.contains("# TYPE portcullis_policy_decisions_total counter\n"));
     assert!(!text.contains("portcullis_policy_decisions_total{"));
     assert_eq!(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8");
@@ -133,7 +131,7 @@ fn histogram_buckets_are_cumulative_with_inclusive_bounds() {
     for elapsed in samples {
         metrics.record_request(200, elapsed);
     }
-    let text = metrics.render();
+    let text = metrics.render(&[]);
     check_exposition(&text);
 
     let buckets = buckets(&text);
@@ -175,7 +173,7 @@ fn histogram_sum_is_in_seconds_rounded_to_the_microsecond() {
     // 1.4 µs rounds down, 1.5 µs up.
     metrics.record_request(200, Duration::from_nanos(1_400));
     metrics.record_request(200, Duration::from_nanos(1_500));
-    let text = metrics.render();
+    let text = metrics.render(&[]);
     assert!(text.contains("\nportcullis_http_request_duration_seconds_sum 1.500253\n"));
     assert!(text.contains("\nportcullis_http_request_duration_seconds_count 4\n"));
 }
@@ -186,7 +184,7 @@ fn status_codes_count_by_class() {
     for status in [101, 200, 299, 300, 399, 400, 499, 500, 599, 600, 999, 0, 99] {
         metrics.record_request(status, Duration::ZERO);
     }
-    let text = metrics.render();
+    let text = metrics.render(&[]);
     let counts: Vec<(&str, f64)> = ["1xx", "2xx", "3xx", "4xx", "5xx", "other"]
         .into_iter()
         .map(|class| {
@@ -213,19 +211,18 @@ fn status_codes_count_by_class() {
 
 #[test]
 fn label_values_are_escaped() {
-    let metrics = Metrics::new();
-    let decisions = Arc::new(Decisions::new(vec![triple(
+    let decisions = [decision(
+        "http://a.test/\"x\"",
         "on_http_request",
         "say \"hi\"\\\nbye é",
         "deny",
-    )]));
-    decisions.hit(0);
-    metrics.set_decisions(decisions);
-    let text = metrics.render();
+        1,
+    )];
+    let text = Metrics::new().render(&decisions);
     assert!(
         text.contains(
-            "\nportcullis_policy_decisions_total{phase=\"on_http_request\",\
-             rule=\"say \\\"hi\\\"\\\\\\nbye é\",action=\"deny\"} 1\n"
+            "\nportcullis_policy_decisions_total{endpoint=\"http://a.test/\\\"x\\\"\",\
+             phase=\"on_http_request\",rule=\"say \\\"hi\\\"\\\\\\nbye é\",action=\"deny\"} 1\n"
         ),
         "{text}"
     );
@@ -233,76 +230,50 @@ fn label_values_are_escaped() {
 }
 
 #[test]
-fn swapping_decisions_reports_only_the_current_policy() {
-    let metrics = Metrics::new();
-    let old = Arc::new(Decisions::new(vec![triple(
-        "on_http_request",
-        "old",
-        "deny",
-    )]));
-    metrics.set_decisions(Arc::clone(&old));
-    metrics.decisions().hit(0);
-    assert!(Arc::ptr_eq(&metrics.decisions(), &old));
-
-    let new = Arc::new(Decisions::new(vec![
-        triple("on_http_request", "new", "deny"),
-        triple("on_http_request", "new", "rate-limit"),
-    ]));
-    metrics.set_decisions(Arc::clone(&new));
-    // A request still holding the old policy records into counters nobody
-    // reports any more, without failing.
-    old.hit(0);
-    metrics.decisions().hit(1);
-
-    let text = metrics.render();
+fn identical_label_sets_are_merged() {
+    let decisions = [
+        decision("http://a.test", "on_http_request", "dup", "deny", 2),
+        decision("http://a.test", "on_http_request", "other", "deny", 0),
+        decision("http://a.test", "on_http_request", "dup", "deny", 3),
+        // Differs from the first only in one label each: series of their own.
+        decision("http://b.test", "on_http_request", "dup", "deny", 7),
+        decision("http://a.test", "on_http_response", "dup", "deny", 11),
+        decision("http://a.test", "on_http_request", "dup", "rate_limit", 13),
+        decision("http://a.test", "on_http_request", "dup", "deny", u64::MAX),
+    ];
+    let text = Metrics::new().render(&decisions);
     check_exposition(&text);
-    let decisions: Vec<&str> = text
+    let lines: Vec<&str> = text
         .lines()
         .filter(|line| line.starts_with("portcullis_policy_decisions_total{"))
         .collect();
     assert_eq!(
-        decisions,
+        lines,
         [
-            r#"portcullis_policy_decisions_total{phase="on_http_request",rule="new",action="deny"} 0"#,
-            r#"portcullis_policy_decisions_total{phase="on_http_request",rule="new",action="rate-limit"} 1"#,
+            // In order of first appearance; the sum saturates rather than wraps.
+            r#"portcullis_policy_decisions_total{endpoint="http://a.test",phase="on_http_request",rule="dup",action="deny"} 18446744073709551615"#,
+            r#"portcullis_policy_decisions_total{endpoint="http://a.test",phase="on_http_request",rule="other",action="deny"} 0"#,
+            r#"portcullis_policy_decisions_total{endpoint="http://b.test",phase="on_http_request",rule="dup",action="deny"} 7"#,
+            r#"portcullis_policy_decisions_total{endpoint="http://a.test",phase="on_http_response",rule="dup",action="deny"} 11"#,
+            r#"portcullis_policy_decisions_total{endpoint="http://a.test",phase="on_http_request",rule="dup",action="rate_limit"} 13"#,
         ]
     );
 }
 
 #[test]
-fn repeated_triples_share_a_series_and_stray_indices_are_ignored() {
-    let metrics = Metrics::new();
-    let decisions = Arc::new(Decisions::new(vec![
-        triple("on_http_request", "dup", "deny"),
-        triple("on_http_request", "other", "deny"),
-        triple("on_http_request", "dup", "deny"),
-    ]));
-    metrics.set_decisions(Arc::clone(&decisions));
-    decisions.hit(0);
-    decisions.hit(2);
-    decisions.hit(3);
-    decisions.hit(usize::MAX);
-    Decisions::default().hit(0);
-
-    let text = metrics.render();
+fn duplicates_sum_their_counts() {
+    let decisions = [
+        decision("http://a.test", "on_http_request", "dup", "deny", 2),
+        decision("http://a.test", "on_http_request", "dup", "deny", 3),
+    ];
+    let text = Metrics::new().render(&decisions);
     check_exposition(&text);
     assert_eq!(
         value(
             &text,
-            r#"portcullis_policy_decisions_total{phase="on_http_request",rule="dup",action="deny"}"#
+            r#"portcullis_policy_decisions_total{endpoint="http://a.test",phase="on_http_request",rule="dup",action="deny"}"#
         ),
-        2.0
-    );
-    assert_eq!(
-        value(
-            &text,
-            r#"portcullis_policy_decisions_total{phase="on_http_request",rule="other",action="deny"}"#
-        ),
-        0.0
-    );
-    assert_eq!(
-        text.matches("portcullis_policy_decisions_total{").count(),
-        2
+        5.0
     );
 }
 
@@ -312,10 +283,10 @@ fn failed_reloads_keep_the_last_success_time() {
     let at = |secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
     let last = "portcullis_policy_last_reload_success_timestamp_seconds";
     metrics.reload(false, at(100));
-    assert_eq!(value(&metrics.render(), last), 0.0);
+    assert_eq!(value(&metrics.render(&[]), last), 0.0);
     metrics.reload(true, at(1_700_000_000));
     metrics.reload(false, at(1_700_000_100));
-    let text = metrics.render();
+    let text = metrics.render(&[]);
     assert_eq!(value(&text, last), 1_700_000_000.0);
     assert_eq!(
         value(&text, r#"portcullis_policy_reloads_total{result="error"}"#),
@@ -323,7 +294,7 @@ fn failed_reloads_keep_the_last_success_time() {
     );
     // Before the epoch reads as "never" rather than failing.
     metrics.reload(true, SystemTime::UNIX_EPOCH - Duration::from_secs(1));
-    assert_eq!(value(&metrics.render(), last), 0.0);
+    assert_eq!(value(&metrics.render(&[]), last), 0.0);
 }
 
 #[test]
@@ -332,16 +303,16 @@ fn connection_guards_count_open_connections() {
     let open = "portcullis_connections_open";
     let a = metrics.connection_opened();
     let b = metrics.connection_opened();
-    assert_eq!(value(&metrics.render(), open), 2.0);
+    assert_eq!(value(&metrics.render(&[]), open), 2.0);
     drop(a);
-    assert_eq!(value(&metrics.render(), open), 1.0);
+    assert_eq!(value(&metrics.render(&[]), open), 1.0);
     // A guard moved into a task that panics still closes the connection.
     let task = std::thread::spawn(move || {
         let _b = b;
         panic!("connection task failed");
     });
     assert!(task.join().is_err());
-    assert_eq!(value(&metrics.render(), open), 0.0);
+    assert_eq!(value(&metrics.render(&[]), open), 0.0);
 }
 
 #[test]
@@ -349,22 +320,19 @@ fn concurrent_records_are_all_counted() {
     const THREADS: u64 = 4;
     const PER_THREAD: u64 = 10_000;
     let metrics = Arc::new(Metrics::new());
-    let decisions = Arc::new(Decisions::new(vec![triple("on_http_request", "r", "deny")]));
-    metrics.set_decisions(decisions);
     std::thread::scope(|scope| {
         for _ in 0..THREADS {
             scope.spawn(|| {
                 for _ in 0..PER_THREAD {
                     let _conn = metrics.connection_opened();
                     metrics.record_request(200, Duration::from_millis(2));
-                    metrics.decisions().hit(0);
                     metrics.upstream_error(UpstreamErrorKind::Protocol);
                 }
             });
         }
     });
     let total = (THREADS * PER_THREAD) as f64;
-    let text = metrics.render();
+    let text = metrics.render(&[]);
     check_exposition(&text);
     assert_eq!(
         value(&text, r#"portcullis_http_requests_total{status="2xx"}"#),
@@ -384,13 +352,6 @@ fn concurrent_records_are_all_counted() {
     assert_eq!(
         value(
             &text,
-            r#"portcullis_policy_decisions_total{phase="on_http_request",rule="r",action="deny"}"#
-        ),
-        total
-    );
-    assert_eq!(
-        value(
-            &text,
             r#"portcullis_upstream_errors_total{kind="protocol"}"#
         ),
         total
@@ -402,7 +363,6 @@ fn concurrent_records_are_all_counted() {
 fn metrics_can_be_shared_across_threads() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Metrics>();
-    assert_send_sync::<Decisions>();
     assert_send_sync::<super::ConnectionGuard>();
 }
 
@@ -429,8 +389,20 @@ fn the_format_check_rejects_malformed_text() {
 
 // === helpers ===
 
-fn triple(phase: &str, rule: &str, action: &str) -> (String, String, String) {
-    (phase.to_owned(), rule.to_owned(), action.to_owned())
+fn decision<'a>(
+    endpoint: &'a str,
+    phase: &'a str,
+    rule: &'a str,
+    action: &'a str,
+    count: u64,
+) -> DecisionCount<'a> {
+    DecisionCount {
+        endpoint,
+        phase,
+        rule,
+        action,
+        count,
+    }
 }
 
 /// The value of the sample line `series` (name and labels, as rendered).

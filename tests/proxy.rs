@@ -1,0 +1,783 @@
+//! End to end: the `portcullis` binary in front of a real upstream on
+//! loopback, driven by a real HTTP client. Each test is what a user of
+//! `portcullis http --traffic-policy-file` would see.
+
+use std::io::Write as _;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::Full;
+
+#[path = "support/proxy.rs"]
+mod support;
+
+use support::{Proxy, echo, get, send};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allowed_requests_reach_the_upstream_with_forwarding_headers() {
+    let up = echo().await;
+    let proxy = Proxy::http("on_http_request: []\n", up);
+    let res = get(
+        &proxy.url("/hello?x=1"),
+        &[("x-forwarded-for", "198.51.100.1")],
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK);
+    let echo = res.echo();
+    assert_eq!(echo["path"], "/hello");
+    assert_eq!(echo["query"], "x=1");
+    let headers = &echo["headers"];
+    assert_eq!(headers["x-forwarded-for"][0], "198.51.100.1, 127.0.0.1");
+    assert_eq!(headers["x-forwarded-proto"][0], "http");
+    assert_eq!(headers["x-forwarded-host"][0], proxy.addr.to_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deny_answers_its_status_without_calling_the_upstream() {
+    let up = echo().await;
+    let proxy = Proxy::http(
+        r#"
+on_http_request:
+  - expressions: ["req.url.path.startsWith('/admin')"]
+    actions:
+      - type: deny
+        config: { status_code: 404 }
+"#,
+        up,
+    );
+    let res = get(&proxy.url("/admin/users"), &[]).await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
+    assert!(res.body.is_empty(), "deny sends no body: {}", res.text());
+    let res = get(&proxy.url("/public"), &[]).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.echo()["path"], "/public");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_response_is_interpolated_and_response_rules_still_run() {
+    let up = echo().await;
+    let proxy = Proxy::http(
+        r#"
+on_http_request:
+  - expressions: ["req.url.path == '/maintenance'"]
+    actions:
+      - type: custom-response
+        config:
+          status_code: 503
+          body: '{"down": true, "method": "${req.method}"}'
+          headers:
+            retry-after: "120"
+on_http_response:
+  - actions:
+      - type: add-headers
+        config:
+          headers:
+            x-policy: "status ${string(res.status_code)}"
+"#,
+        up,
+    );
+    let res = get(&proxy.url("/maintenance"), &[]).await;
+    assert_eq!(res.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(res.text(), r#"{"down": true, "method": "GET"}"#);
+    assert_eq!(res.header("content-type"), Some("application/json"));
+    assert_eq!(res.header("retry-after"), Some("120"));
+    assert_eq!(res.header("x-policy"), Some("status 503"));
+    let res = get(&proxy.url("/ok"), &[]).await;
+    assert_eq!(res.header("x-policy"), Some("status 200"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirect_rewrites_the_url_with_captures() {
+    let up = echo().await;
+    let proxy = Proxy::http(
+        r#"
+on_http_request:
+  - actions:
+      - type: redirect
+        config:
+          from: "/blog/([0-9]+)"
+          to: "/posts/$1"
+          status_code: 308
+  - actions:
+      - type: add-headers
+        config:
+          headers:
+            x-reached: "second rule"
+"#,
+        up,
+    );
+    let res = get(&proxy.url("/blog/42?ref=x"), &[]).await;
+    assert_eq!(res.status, StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(
+        res.header("location"),
+        Some(format!("http://{}/posts/42?ref=x", proxy.addr).as_str())
+    );
+    // No match: no redirect, and the phase goes on.
+    let res = get(&proxy.url("/about"), &[]).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.echo()["headers"]["x-reached"][0], "second rule");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn url_rewrite_changes_what_the_upstream_sees() {
+    let up = echo().await;
+    let proxy = Proxy::http(
+        r#"
+on_http_request:
+  - actions:
+      - type: url-rewrite
+        config:
+          from: "/v1/"
+          to: "/api/"
+      - type: add-headers
+        config:
+          headers:
+            x-rewritten-to: "${actions.ngrok.url_rewrite.url}"
+"#,
+        up,
+    );
+    let res = get(&proxy.url("/v1/items?page=2"), &[]).await;
+    assert_eq!(res.status, StatusCode::OK);
+    let echo = res.echo();
+    assert_eq!(echo["path"], "/api/items");
+    assert_eq!(echo["query"], "page=2");
+    assert_eq!(
+        echo["headers"]["x-rewritten-to"][0],
+        format!("http://{}/api/items?page=2", proxy.addr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_are_added_and_removed_on_both_sides() {
+    let up = echo().await;
+    let proxy = Proxy::http(
+        r#"
+on_http_request:
+  - actions:
+      - type: add-headers
+        config:
+          headers:
+            x-client: "${conn.client_ip}"
+      - type: remove-headers
+        config:
+          headers: [x-secret]
+on_http_response:
+  - actions:
+      - type: remove-headers
+        config:
+          headers: [content-type]
+      - type: add-headers
+        config:
+          headers:
+            strict-transport-security: "max-age=63072000"
+"#,
+        up,
+    );
+    let res = get(&proxy.url("/"), &[("x-secret", "hunter2")]).await;
+    let echo = res.echo();
+    assert_eq!(echo["headers"]["x-client"][0], "127.0.0.1");
+    assert!(echo["headers"].get("x-secret").is_none(), "{echo}");
+    assert_eq!(res.header("content-type"), None);
+    assert_eq!(
+        res.header("strict-transport-security"),
+        Some("max-age=63072000")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restrict_ips_rejects_clients_outside_the_allow_list() {
+    let up = echo().await;
+    let denied = Proxy::http(
+        r#"
+on_http_request:
+  - actions:
+      - type: restrict-ips
+        config:
+          allow: ["10.0.0.0/8"]
+"#,
+        up,
+    );
+    let res = get(&denied.url("/"), &[("x-forwarded-for", "10.1.2.3")]).await;
+    assert_eq!(
+        res.status,
+        StatusCode::FORBIDDEN,
+        "X-Forwarded-For is never trusted"
+    );
+    assert_eq!(res.header("portcullis-error-code"), Some("ERR_NGROK_3205"));
+    let allowed = Proxy::http(
+        r#"
+on_http_request:
+  - actions:
+      - type: restrict-ips
+        config:
+          allow: ["127.0.0.0/8", "::1/128"]
+          deny: ["192.0.2.0/24"]
+"#,
+        up,
+    );
+    assert_eq!(get(&allowed.url("/"), &[]).await.status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_answers_429_with_retry_after_per_bucket() {
+    let up = echo().await;
+    let proxy = Proxy::http(
+        r#"
+on_http_request:
+  - actions:
+      - type: rate-limit
+        config:
+          name: two per minute per key
+          algorithm: sliding_window
+          capacity: 2
+          rate: 60s
+          bucket_key: ["getReqHeader('x-api-key')"]
+"#,
+        up,
+    );
+    for _ in 0..2 {
+        let res = get(&proxy.url("/"), &[("x-api-key", "a")]).await;
+        assert_eq!(res.status, StatusCode::OK);
+    }
+    let res = get(&proxy.url("/"), &[("x-api-key", "a")]).await;
+    assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = res
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .expect("retry-after in seconds");
+    assert!((1..=120).contains(&wait), "{wait}");
+    // Another key has its own bucket.
+    let res = get(&proxy.url("/"), &[("x-api-key", "b")]).await;
+    assert_eq!(res.status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_auth_challenges_and_admits() {
+    let up = echo().await;
+    let proxy = Proxy::http(
+        r#"
+on_http_request:
+  - actions:
+      - type: basic-auth
+        config:
+          realm: staff
+          credentials: ["alice:correct-horse"]
+      - type: add-headers
+        config:
+          headers:
+            x-user: "${actions.ngrok.basic_auth.credentials.username}"
+"#,
+        up,
+    );
+    let res = get(&proxy.url("/"), &[]).await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        res.header("www-authenticate"),
+        Some(r#"Basic realm="staff", charset="UTF-8""#)
+    );
+    // alice:wrong-password
+    let res = get(
+        &proxy.url("/"),
+        &[("authorization", "Basic YWxpY2U6d3JvbmctcGFzc3dvcmQ=")],
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+    // alice:correct-horse
+    let res = get(
+        &proxy.url("/"),
+        &[("authorization", "Basic YWxpY2U6Y29ycmVjdC1ob3JzZQ==")],
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.echo()["headers"]["x-user"][0], "alice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_vars_and_log_reach_later_actions_and_the_access_log() {
+    let up = echo().await;
+    let proxy = Proxy::http(
+        r#"
+on_http_request:
+  - actions:
+      - type: set-vars
+        config:
+          vars:
+            - tier: "${req.url.path.startsWith('/pro') ? 'pro' : 'free'}"
+            - limit: 100
+      - type: log
+        config:
+          metadata:
+            tier: "${vars.tier}"
+            limit: "${vars.limit}"
+  - expressions: ["vars.tier == 'pro' && vars.limit == 100"]
+    actions:
+      - type: add-headers
+        config:
+          headers:
+            x-tier: "${vars.tier}"
+"#,
+        up,
+    );
+    let res = get(&proxy.url("/pro/reports"), &[]).await;
+    assert_eq!(res.echo()["headers"]["x-tier"][0], "pro");
+    let res = get(&proxy.url("/free"), &[]).await;
+    assert!(res.echo()["headers"].get("x-tier").is_none());
+    assert!(
+        proxy.wait_for_log(r#"{\"limit\":100,\"tier\":\"pro\"}"#)
+            || proxy.wait_for_log(r#"{\"tier\":\"pro\",\"limit\":100}"#),
+        "{}",
+        proxy.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_connection_drops_the_connection_without_an_answer() {
+    let up = echo().await;
+    let proxy = Proxy::http(
+        r#"
+on_http_request:
+  - expressions: ["req.url.path == '/drop'"]
+    actions:
+      - type: close-connection
+"#,
+        up,
+    );
+    let req = Request::get(proxy.url("/drop"))
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    assert!(
+        send(req).await.is_err(),
+        "the connection must close unanswered"
+    );
+    assert_eq!(get(&proxy.url("/"), &[]).await.status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compress_response_gzips_for_clients_that_accept_it() {
+    use std::io::Read as _;
+    let up = echo().await;
+    let proxy = Proxy::http(
+        r#"
+on_http_response:
+  - actions:
+      - type: compress-response
+        config:
+          algorithms: [gzip, br]
+"#,
+        up,
+    );
+    let res = get(&proxy.url("/big"), &[("accept-encoding", "br;q=0.5, gzip")]).await;
+    assert_eq!(res.header("content-encoding"), Some("gzip"));
+    assert_eq!(res.header("vary"), Some("accept-encoding"));
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&res.body[..])
+        .read_to_string(&mut text)
+        .expect("valid gzip");
+    assert!(text.contains("\"path\": \"/big\""), "{text}");
+    let res = get(&proxy.url("/big"), &[]).await;
+    assert_eq!(res.header("content-encoding"), None);
+    assert_eq!(res.echo()["path"], "/big");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_webhook_admits_signed_github_deliveries_only() {
+    use hmac::{Hmac, Mac};
+    let up = echo().await;
+    let proxy = Proxy::http(
+        r#"
+on_http_request:
+  - actions:
+      - type: verify-webhook
+        config:
+          provider: github
+          secret: "It's a Secret to Everybody"
+"#,
+        up,
+    );
+    let body = r#"{"action":"opened"}"#;
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"It's a Secret to Everybody").expect("key");
+    mac.update(body.as_bytes());
+    let sig: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let post = |sig: String| {
+        Request::post(proxy.url("/hooks/github"))
+            .header("x-hub-signature-256", format!("sha256={sig}"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .expect("request")
+    };
+    let res = send(post(sig.clone())).await.expect("response");
+    assert_eq!(res.status, StatusCode::OK);
+    // The body was read to verify it and still reaches the upstream.
+    assert_eq!(res.echo()["body"], body);
+    let mut forged = sig.into_bytes();
+    forged[0] = if forged[0] == b'0' { b'1' } else { b'0' };
+    let res = send(post(String::from_utf8(forged).expect("hex")))
+        .await
+        .expect("response");
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    assert_eq!(res.header("portcullis-error-code"), Some("ERR_NGROK_3204"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expression_that_fails_at_run_time_answers_500_never_allow() {
+    let up = echo().await;
+    let proxy = Proxy::http(
+        r#"
+on_http_request:
+  - expressions: ["req.headers['x-role'][0] != 'admin'"]
+    actions:
+      - type: deny
+"#,
+        up,
+    );
+    let res = get(&proxy.url("/"), &[]).await;
+    assert_eq!(res.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(res.header("portcullis-error-code"), Some("ERR_NGROK_2238"));
+    assert!(res.echo().is_null(), "the upstream must not answer");
+    let res = get(&proxy.url("/"), &[("x-role", "admin")]).await;
+    assert_eq!(res.status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_tcp_connect_deny_closes_connections() {
+    let up = echo().await;
+    let proxy = Proxy::http(
+        r#"
+on_tcp_connect:
+  - expressions: ["conn.client_ip == '127.0.0.1'"]
+    actions:
+      - type: deny
+"#,
+        up,
+    );
+    let req = Request::get(proxy.url("/"))
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    assert!(send(req).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_that_is_down_answers_502() {
+    // A port nothing listens on: bind one, then free it.
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port");
+    let proxy = Proxy::http("on_http_request: []\n", free);
+    let res = get(&proxy.url("/"), &[]).await;
+    assert_eq!(res.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(res.header("portcullis-error-code"), Some("ERR_NGROK_8012"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_upstream_answers_504_after_the_timeout() {
+    // An upstream that accepts and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let slow = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            held.push(s);
+        }
+    });
+    let proxy = Proxy::serve(
+        &format!(
+            "endpoints:\n  - listen: 127.0.0.1:0\n    upstream: {slow}\ntimeouts:\n  upstream: 1s\n"
+        ),
+        &[],
+    );
+    let res = get(&proxy.url("/"), &[]).await;
+    assert_eq!(res.status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(
+        res.header("portcullis-error-code"),
+        Some("ERR_PORTCULLIS_UPSTREAM_TIMEOUT")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_headers_and_bodies_are_refused() {
+    let up = echo().await;
+    let proxy = Proxy::serve(
+        &format!(
+            "endpoints:\n  - listen: 127.0.0.1:0\n    upstream: {up}\nlimits:\n  max_header_bytes: 16384\n  max_body_bytes: 1000\n"
+        ),
+        &[],
+    );
+    let big = "x".repeat(40_000);
+    let req = Request::get(proxy.url("/"))
+        .header("x-big", big.as_str())
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    match send(req).await {
+        Ok(res) => assert_eq!(res.status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
+        Err(e) => panic!("expected 431, got {e}"),
+    }
+    let req = Request::post(proxy.url("/upload"))
+        .body(Full::new(Bytes::from(vec![b'a'; 5000])))
+        .expect("request");
+    let res = send(req).await.expect("response");
+    assert_eq!(res.status, StatusCode::PAYLOAD_TOO_LARGE);
+    let req = Request::post(proxy.url("/upload"))
+        .body(Full::new(Bytes::from(vec![b'a'; 500])))
+        .expect("request");
+    let res = send(req).await.expect("response");
+    assert_eq!(res.echo()["body_bytes"], 500);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_cleartext_is_served() {
+    let up = echo().await;
+    let proxy = Proxy::http(
+        r#"
+on_http_request:
+  - expressions: ["req.version == 'HTTP/2.0'"]
+    actions:
+      - type: add-headers
+        config:
+          headers:
+            x-h2: "yes"
+"#,
+        up,
+    );
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Full<Bytes>>();
+    let res = client
+        .request(
+            Request::get(proxy.url("/h2"))
+                .body(Full::new(Bytes::new()))
+                .expect("request"),
+        )
+        .await
+        .expect("h2c response");
+    assert_eq!(res.version(), http::Version::HTTP_2);
+    let body = http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .expect("body")
+        .to_bytes();
+    let echo: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(echo["headers"]["x-h2"][0], "yes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forward_internal_routes_to_a_named_upstream() {
+    let main = echo().await;
+    let internal = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let internal_addr = internal.local_addr().expect("addr");
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut s, _)) = internal.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let _ = s
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 8\r\n\r\ninternal")
+                .await;
+        }
+    });
+    let policy = r#"
+on_http_request:
+  - expressions: ["req.url.path.startsWith('/api')"]
+    actions:
+      - type: forward-internal
+        config:
+          url: https://api.internal
+  - expressions: ["req.url.path.startsWith('/missing')"]
+    actions:
+      - type: forward-internal
+        config:
+          url: https://nothing.internal
+"#;
+    let proxy = Proxy::serve(
+        &format!(
+            "endpoints:\n  - listen: 127.0.0.1:0\n    upstream: {main}\n    traffic_policy_file: policy.yml\ninternal:\n  api.internal: {internal_addr}\n"
+        ),
+        &[("policy.yml", policy)],
+    );
+    let res = get(&proxy.url("/api/users"), &[]).await;
+    assert_eq!(res.text(), "internal");
+    let res = get(&proxy.url("/web"), &[]).await;
+    assert_eq!(res.echo()["path"], "/web");
+    let res = get(&proxy.url("/missing"), &[]).await;
+    assert_eq!(res.status, StatusCode::BAD_GATEWAY);
+}
+
+#[test]
+fn an_invalid_policy_stops_the_start_with_diagnostics() {
+    let dir = support::temp_dir("invalid");
+    let path = dir.join("policy.yml");
+    std::fs::write(
+        &path,
+        "on_http_request:\n  - actions:\n      - type: deni\n",
+    )
+    .expect("write");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args([
+            "http",
+            "9",
+            "--listen",
+            "127.0.0.1:0",
+            "--traffic-policy-file",
+        ])
+        .arg(&path)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("policy.yml:3:15: error[E0107]: unknown action type `deni`"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn an_unsupported_action_stops_the_start_rather_than_being_skipped() {
+    let dir = support::temp_dir("unsupported");
+    let path = dir.join("policy.yml");
+    std::fs::write(
+        &path,
+        "on_http_request:\n  - actions:\n      - type: owasp-crs-request\n        config: { on_error: halt }\n",
+    )
+    .expect("write");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args([
+            "http",
+            "9",
+            "--listen",
+            "127.0.0.1:0",
+            "--traffic-policy-file",
+        ])
+        .arg(&path)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("error[E0141]"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_health_are_served_on_the_admin_listener() {
+    let up = echo().await;
+    let proxy = Proxy::http(
+        r#"
+on_http_request:
+  - name: block admin
+    expressions: ["req.url.path == '/admin'"]
+    actions:
+      - type: deny
+"#,
+        up,
+    );
+    let admin = proxy.admin.expect("admin listener");
+    get(&proxy.url("/admin"), &[]).await;
+    get(&proxy.url("/"), &[]).await;
+    let health = get(&format!("http://{admin}/healthz"), &[]).await;
+    assert_eq!(health.status, StatusCode::OK);
+    let metrics = get(&format!("http://{admin}/metrics"), &[]).await.text();
+    assert!(
+        metrics.contains(r#"portcullis_http_requests_total{status="4xx"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"rule="block admin",action="deny"} 1"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_policy_file_is_reloaded_and_a_broken_one_is_not() {
+    let up = echo().await;
+    let deny = |path: &str| {
+        format!(
+            "on_http_request:\n  - expressions: [\"req.url.path == '{path}'\"]\n    actions: [{{ type: deny }}]\n"
+        )
+    };
+    let proxy = Proxy::http(&deny("/a"), up);
+    assert_eq!(
+        get(&proxy.url("/a"), &[]).await.status,
+        StatusCode::FORBIDDEN
+    );
+    std::fs::write(proxy.policy_path(), deny("/b")).expect("rewrite");
+    assert!(proxy.wait_for_log("policy reloaded"), "{}", proxy.log());
+    assert_eq!(get(&proxy.url("/a"), &[]).await.status, StatusCode::OK);
+    assert_eq!(
+        get(&proxy.url("/b"), &[]).await.status,
+        StatusCode::FORBIDDEN
+    );
+    // A broken policy is reported and the previous one keeps serving.
+    std::fs::write(
+        proxy.policy_path(),
+        "on_http_request:\n  - actions: [{ type: deni }]\n",
+    )
+    .expect("rewrite");
+    assert!(proxy.wait_for_log("keeps serving"), "{}", proxy.log());
+    assert!(proxy.log().contains("E0107"), "{}", proxy.log());
+    assert_eq!(
+        get(&proxy.url("/b"), &[]).await.status,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_reloads_under_traffic_fail_no_request() {
+    let up = echo().await;
+    let policy = |n: usize| {
+        format!(
+            "on_http_request:\n  - expressions: [\"req.url.path == '/blocked'\"]\n    actions: [{{ type: deny }}]\n  - actions:\n      - type: add-headers\n        config:\n          headers:\n            x-generation: \"{n}\"\n"
+        )
+    };
+    let proxy = Proxy::http(&policy(0), up);
+    let url = proxy.url("/");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let traffic = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let req = Request::get(url.as_str())
+                    .body(Full::new(Bytes::new()))
+                    .expect("request");
+                match send(req).await {
+                    Ok(r) if r.status == StatusCode::OK => ok += 1,
+                    Ok(r) => failed.push(format!("{} {}", r.status, r.text())),
+                    Err(e) => failed.push(e),
+                }
+            }
+            (ok, failed)
+        })
+    };
+    let pid = proxy.pid().to_string();
+    for n in 1..=50 {
+        if n % 2 == 0 {
+            let mut f = std::fs::File::create(proxy.policy_path()).expect("policy");
+            f.write_all(policy(n).as_bytes()).expect("write");
+        } else {
+            // SIGHUP reloads the file even when it did not change.
+            let _ = std::process::Command::new("kill")
+                .args(["-HUP", &pid])
+                .status();
+        }
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed) = traffic.await.expect("traffic");
+    assert!(
+        failed.is_empty(),
+        "{} failed: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    assert!(ok > 50, "only {ok} requests ran");
+    let reloads = proxy.log().matches("policy reloaded").count();
+    assert!(reloads >= 25, "{reloads} reloads");
+}

@@ -1,0 +1,271 @@
+//! The harness of the end-to-end proxy tests: the real `portcullis` binary
+//! on a loopback port, real upstreams, and a real HTTP client.
+
+#![allow(
+    dead_code,
+    unreachable_pub,
+    reason = "a harness module shared by test binaries, each using part of it"
+)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+/// A running `portcullis` process.
+pub struct Proxy {
+    child: Child,
+    pub addr: SocketAddr,
+    pub admin: Option<SocketAddr>,
+    log: Arc<Mutex<String>>,
+    pub dir: PathBuf,
+}
+
+/// A fresh directory under the target directory's temp area.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "portcullis-test-{name}-{}-{}",
+        std::process::id(),
+        fastrand_u64()
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn fastrand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(Instant::now().elapsed().as_nanos() as u64);
+    h.finish()
+}
+
+impl Proxy {
+    /// Runs `portcullis http UPSTREAM --traffic-policy-file <policy>`.
+    pub fn http(policy: &str, upstream: SocketAddr) -> Proxy {
+        Proxy::http_with(policy, upstream, &[])
+    }
+
+    /// As [`Proxy::http`], with extra arguments.
+    pub fn http_with(policy: &str, upstream: SocketAddr, extra: &[&str]) -> Proxy {
+        let dir = temp_dir("http");
+        let path = dir.join("policy.yml");
+        std::fs::write(&path, policy).expect("write policy");
+        let up = upstream.to_string();
+        let mut args = vec![
+            "http",
+            up.as_str(),
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--workers",
+            "2",
+            "--log-format",
+            "json",
+            "--traffic-policy-file",
+        ];
+        let p = path.display().to_string();
+        args.push(&p);
+        args.extend_from_slice(extra);
+        Proxy::spawn(&args, dir).expect("proxy starts")
+    }
+
+    /// Runs `portcullis serve --config <config>` (written into a fresh
+    /// directory with `files`).
+    pub fn serve(config: &str, files: &[(&str, &str)]) -> Proxy {
+        let dir = temp_dir("serve");
+        for (name, text) in files {
+            std::fs::write(dir.join(name), text).expect("write file");
+        }
+        let path = dir.join("portcullis.yml");
+        std::fs::write(&path, config).expect("write config");
+        let p = path.display().to_string();
+        Proxy::spawn(&["serve", "--config", &p, "--log-format", "json"], dir).expect("proxy starts")
+    }
+
+    /// Spawns the binary and waits for it to listen; on failure, returns
+    /// what it printed.
+    pub fn spawn(args: &[&str], dir: PathBuf) -> Result<Proxy, String> {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn portcullis");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = after(&line, "listening on ") {
+                    let _ = tx.send(("listen", addr));
+                }
+                if let Some(addr) = after(&line, "admin (/metrics, /healthz) on ") {
+                    let _ = tx.send(("admin", addr));
+                }
+                sink.lock().expect("log").push_str(&line);
+                sink.lock().expect("log").push('\n');
+            }
+            let _ = tx.send(("eof", String::new()));
+        });
+        let (mut addr, mut admin) = (None, None);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(("listen", a)) => addr = a.parse().ok(),
+                Ok(("admin", a)) => admin = a.parse().ok(),
+                Ok(("eof", _)) => break,
+                _ => {}
+            }
+            let wants_admin = args.contains(&"--admin");
+            if addr.is_some() && (admin.is_some() || !wants_admin) {
+                break;
+            }
+        }
+        // The admin line follows the listen line; give it a moment.
+        match addr {
+            Some(addr) => Ok(Proxy {
+                child,
+                addr,
+                admin,
+                log,
+                dir,
+            }),
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                std::thread::sleep(Duration::from_millis(100));
+                Err(log.lock().expect("log").clone())
+            }
+        }
+    }
+
+    /// Everything the proxy printed so far.
+    pub fn log(&self) -> String {
+        self.log.lock().expect("log").clone()
+    }
+
+    /// Waits until the log contains `needle`.
+    pub fn wait_for_log(&self, needle: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.log().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A URL on the proxy.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// The policy file of [`Proxy::http`].
+    pub fn policy_path(&self) -> PathBuf {
+        self.dir.join("policy.yml")
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The address after `prefix` in a log line.
+fn after(line: &str, prefix: &str) -> Option<String> {
+    let rest = &line[line.find(prefix)? + prefix.len()..];
+    Some(
+        rest.chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '[' | ']'))
+            .collect(),
+    )
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Resp {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The echo upstream's JSON, if the upstream answered.
+    pub fn echo(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// An HTTP/1.1 client.
+pub fn client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).build(HttpConnector::new())
+}
+
+/// Sends `req` and reads the response.
+pub async fn send(req: Request<Full<Bytes>>) -> Result<Resp, String> {
+    let res = client().request(req).await.map_err(|e| format!("{e:?}"))?;
+    let (parts, body) = res.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map_err(|e| format!("{e:?}"))?
+        .to_bytes();
+    Ok(Resp {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    })
+}
+
+/// `GET url` with `headers`.
+pub async fn get(url: &str, headers: &[(&str, &str)]) -> Resp {
+    let mut req = Request::get(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    send(req.body(Full::new(Bytes::new())).expect("request"))
+        .await
+        .expect("response")
+}
+
+/// Starts the echo upstream.
+pub async fn echo() -> SocketAddr {
+    portcullis_proxy::echo::spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .expect("echo upstream")
+}
+
+/// A path that exists on no machine, for tests of missing files.
+pub fn nowhere() -> &'static Path {
+    Path::new("/nonexistent/portcullis")
+}
