@@ -20,11 +20,48 @@ fn text(bytes: &[u8]) -> String {
 
 const ERR: &str = "crates/policy/tests/data/err";
 
+/// The shipped policies whose actions this build does not run yet; lint
+/// says so (E0141), as the proxy would refuse them.
+const NOT_YET_RUNNABLE: &[&str] = &[
+    "circuit-breaker.yaml",
+    "entra-email-allowlist.yaml",
+    "entra-group-access.yaml",
+    "entra-tenant-restriction.yaml",
+    "http-request.yaml",
+    "jwt-validation.yaml",
+    "openid-connect.yaml",
+    "owasp-crs.yaml",
+    "request-body-find-replace.yaml",
+    "terminate-tls.yaml",
+];
+
 #[test]
 fn clean_policies_exit_0() {
-    let out = lint(&["policies"]);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let mut runnable = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("policies").flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !NOT_YET_RUNNABLE.contains(&name.as_str()) {
+            runnable.push(format!("policies/{name}"));
+        }
+    }
+    let args: Vec<&str> = runnable.iter().map(String::as_str).collect();
+    let out = lint(&args);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("0 errors, 0 warnings in"));
+}
+
+#[test]
+fn policies_with_actions_this_build_does_not_run_are_errors() {
+    for name in NOT_YET_RUNNABLE {
+        let out = lint(&["--format", "short", &format!("policies/{name}")]);
+        assert_eq!(out.status.code(), Some(1), "{name}");
+        let stdout = text(&out.stdout);
+        assert!(
+            stdout.lines().all(|l| l.contains("error[E0141]")) && !stdout.is_empty(),
+            "{name}: {stdout}"
+        );
+    }
 }
 
 #[test]
@@ -86,7 +123,7 @@ fn json_is_one_document_with_positions() {
 
 #[test]
 fn warnings_fail_only_when_denied() {
-    let file = format!("{ERR}/0008_legacy_names.yaml");
+    let file = format!("{ERR}/0012_header_case.yaml");
     assert_eq!(lint(&[&file]).status.code(), Some(0));
     assert_eq!(lint(&["--deny-warnings", &file]).status.code(), Some(1));
 }

@@ -59,7 +59,19 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
             .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
         let (src, diags) = match String::from_utf8(bytes) {
             Ok(src) => {
-                let (_, diags) = portcullis_policy::check(&src);
+                let (policy, mut diags) = portcullis_policy::check(&src);
+                // What lint accepts, the proxy runs: a policy without
+                // errors is also compiled as the proxy compiles it.
+                if !diags.iter().any(Diagnostic::is_error)
+                    && let Err(errors) = portcullis_runtime::Pipeline::compile(
+                        &policy,
+                        &src,
+                        &portcullis_runtime::Options::default(),
+                    )
+                {
+                    diags.extend(errors);
+                    diags.sort_by_key(|d| (d.span.start, d.span.end));
+                }
                 (src, diags)
             }
             // A file that is not text is a finding about that file, not a
