@@ -781,3 +781,79 @@ async fn fifty_reloads_under_traffic_fail_no_request() {
     let reloads = proxy.log().matches("policy reloaded").count();
     assert!(reloads >= 25, "{reloads} reloads");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_alpn_h2_terminates_at_the_proxy() {
+    use std::sync::Arc;
+
+    use rustls::pki_types::{CertificateDer, ServerName};
+
+    let up = echo().await;
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("cert");
+    let dir = support::temp_dir("tls");
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).expect("write cert");
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).expect("write key");
+    let (c, k) = (
+        cert_path.display().to_string(),
+        key_path.display().to_string(),
+    );
+    let proxy = Proxy::http_with(
+        r#"
+on_http_request:
+  - actions:
+      - type: add-headers
+        config:
+          headers:
+            x-tls: "${conn.tls.version} ${conn.tls.sni} ${req.url.scheme}"
+"#,
+        up,
+        &["--tls-cert", &c, "--tls-key", &k],
+    );
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from(cert.cert.der().to_vec()))
+        .expect("root");
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(proxy.addr)
+        .await
+        .expect("connect");
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost").expect("name"), tcp)
+        .await
+        .expect("TLS handshake");
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tls),
+    )
+    .await
+    .expect("h2 handshake");
+    tokio::spawn(conn);
+    let res = sender
+        .send_request(
+            Request::get(format!("https://localhost:{}/secure", proxy.addr.port()))
+                .body(Full::new(Bytes::new()))
+                .expect("request"),
+        )
+        .await
+        .expect("response");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.version(), http::Version::HTTP_2);
+    let body = http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .expect("body")
+        .to_bytes();
+    let echo: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(echo["headers"]["x-tls"][0], "TLSv1.3 localhost https");
+    assert_eq!(echo["headers"]["x-forwarded-proto"][0], "https");
+    let _ = std::fs::remove_dir_all(dir);
+}
