@@ -11,7 +11,7 @@ use portcullis_policy::document;
 use portcullis_policy::schema::Phase;
 use portcullis_policy::yaml::{Node, NodeKind};
 
-use crate::RequestCtx;
+use crate::{RequestCtx, ResultVar};
 
 /// What the pipeline does after an action ran.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,6 +106,19 @@ pub struct CompileCx<'a> {
     /// The names of the internal upstreams `forward-internal` may reach
     /// (`api.internal`).
     pub internal: &'a [String],
+}
+
+impl CompileCx<'_> {
+    /// The result variable `name`, if the policy reads it. A result no
+    /// expression or template names is never built: building the maps and
+    /// lists of results costs more than most actions' work.
+    pub fn result(&self, name: &str) -> Option<ResultVar> {
+        if self.src.contains(name) {
+            ResultVar::named(name)
+        } else {
+            None
+        }
+    }
 }
 
 /// An action's config, read: the policy crate has checked its shape, so

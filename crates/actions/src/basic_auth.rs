@@ -40,9 +40,9 @@ pub(crate) fn compile(cfg: Config<'_>, cx: &CompileCx<'_>) -> Result<Box<dyn Act
         credentials,
         challenge,
         enforce: cfg.bool("enforce", true),
-        presented: ResultVar::named("actions.ngrok.basic_auth.credentials.presented"),
-        username: ResultVar::named("actions.ngrok.basic_auth.credentials.username"),
-        authorized: ResultVar::named("actions.ngrok.basic_auth.credentials.authorized"),
+        presented: cx.result("actions.ngrok.basic_auth.credentials.presented"),
+        username: cx.result("actions.ngrok.basic_auth.credentials.username"),
+        authorized: cx.result("actions.ngrok.basic_auth.credentials.authorized"),
     }))
 }
 

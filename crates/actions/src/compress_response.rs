@@ -20,7 +20,7 @@ pub(crate) struct CompressResponse {
     negotiated: Option<ResultVar>,
 }
 
-pub(crate) fn compile(cfg: Config<'_>, _: &CompileCx<'_>) -> Result<Box<dyn Action>, Diagnostic> {
+pub(crate) fn compile(cfg: Config<'_>, cx: &CompileCx<'_>) -> Result<Box<dyn Action>, Diagnostic> {
     let mut algorithms = Vec::new();
     for node in cfg.seq("algorithms") {
         let token = node.scalar().map_or("", |s| s.value.as_str());
@@ -33,8 +33,8 @@ pub(crate) fn compile(cfg: Config<'_>, _: &CompileCx<'_>) -> Result<Box<dyn Acti
     }
     Ok(Box::new(CompressResponse {
         algorithms,
-        already: ResultVar::named("actions.ngrok.compress.already_compressed"),
-        negotiated: ResultVar::named("actions.ngrok.compress.negotiated_algorithm"),
+        already: cx.result("actions.ngrok.compress.already_compressed"),
+        negotiated: cx.result("actions.ngrok.compress.negotiated_algorithm"),
     }))
 }
 

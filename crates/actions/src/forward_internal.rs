@@ -34,9 +34,9 @@ pub(crate) fn compile(cfg: Config<'_>, cx: &CompileCx<'_>) -> Result<Box<dyn Act
         url,
         known: cx.internal.to_vec(),
         halt: cfg.str("on_error") != Some("continue"),
-        result_url: ResultVar::named("actions.ngrok.forward_internal.url"),
-        error_code: ResultVar::named("actions.ngrok.forward_internal.error.code"),
-        error_message: ResultVar::named("actions.ngrok.forward_internal.error.message"),
+        result_url: cx.result("actions.ngrok.forward_internal.url"),
+        error_code: cx.result("actions.ngrok.forward_internal.error.code"),
+        error_message: cx.result("actions.ngrok.forward_internal.error.message"),
     }))
 }
 

@@ -58,7 +58,8 @@ fn key(s: &str) -> Key<'static> {
 #[derive(Debug)]
 pub(crate) struct AddHeaders {
     phase: Phase,
-    headers: Vec<(HeaderName, Template)>,
+    /// Each header, with its value made once when it is constant.
+    headers: Vec<(HeaderName, Template, Option<HeaderValue>)>,
     added: Option<ResultVar>,
 }
 
@@ -66,10 +67,17 @@ pub(crate) fn compile_add(
     cfg: Config<'_>,
     cx: &CompileCx<'_>,
 ) -> Result<Box<dyn Action>, Diagnostic> {
+    let headers = compile_map(&cfg, "headers", cx)?
+        .into_iter()
+        .map(|(name, t)| {
+            let fixed = t.constant().and_then(|c| HeaderValue::from_str(c).ok());
+            (name, t, fixed)
+        })
+        .collect();
     Ok(Box::new(AddHeaders {
         phase: cx.phase,
-        headers: compile_map(&cfg, "headers", cx)?,
-        added: ResultVar::named("actions.ngrok.add_headers.headers_added"),
+        headers,
+        added: cx.result("actions.ngrok.add_headers.headers_added"),
     }))
 }
 
@@ -88,19 +96,25 @@ impl AddHeaders {
         // Render all first: a later header may not see an earlier one, as
         // the templates read the exchange as it was when the action began.
         let mut rendered = Vec::with_capacity(self.headers.len());
-        for (name, t) in &self.headers {
-            let text = t.render(ctx)?.into_owned();
-            rendered.push((name, value(&text)?, text));
+        for (name, t, fixed) in &self.headers {
+            let v = match fixed {
+                Some(v) => v.clone(),
+                None => value(&t.render(ctx)?)?,
+            };
+            rendered.push((name, v));
         }
-        let mut entries = Vec::with_capacity(rendered.len());
+        let mut entries = Vec::new();
         if let Some(headers) = headers_of(ctx, self.phase) {
-            for (name, v, text) in rendered {
+            for (name, v) in rendered {
+                if self.added.is_some() {
+                    let text = String::from_utf8_lossy(v.as_bytes()).into_owned();
+                    entries.push((key(name.as_str()), Value::string(text)));
+                }
                 if *name == HOST {
                     headers.insert(name.clone(), v);
                 } else {
                     headers.append(name.clone(), v);
                 }
-                entries.push((key(name.as_str()), Value::string(text)));
             }
         }
         if let Some(var) = self.added
@@ -137,7 +151,7 @@ pub(crate) fn compile_remove(
     Ok(Box::new(RemoveHeaders {
         phase: cx.phase,
         names,
-        removed: ResultVar::named("actions.ngrok.remove_headers.headers_removed"),
+        removed: cx.result("actions.ngrok.remove_headers.headers_removed"),
     }))
 }
 

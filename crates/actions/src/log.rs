@@ -20,7 +20,7 @@ pub(crate) fn compile(cfg: Config<'_>, cx: &CompileCx<'_>) -> Result<Box<dyn Act
     };
     Ok(Box::new(Log {
         metadata,
-        result: ResultVar::named("actions.ngrok.log.metadata"),
+        result: cx.result("actions.ngrok.log.metadata"),
     }))
 }
 

@@ -7,13 +7,14 @@
 //! `enforce: false`. Counts live in the process, per compiled policy: a
 //! reload starts them afresh.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
 use http::StatusCode;
 use http::header::{HeaderValue, RETRY_AFTER};
-use portcullis_cel::{CompileOptions, Diagnostic, Program, Value};
+use portcullis_cel::{CompileOptions, Diagnostic, Program, Str, Value};
 
 use crate::action::Config;
 use crate::{Action, ActionError, CompileCx, RequestCtx, ResultVar, Run, Step, env, respond};
@@ -69,8 +70,8 @@ pub(crate) fn compile(cfg: Config<'_>, cx: &CompileCx<'_>) -> Result<Box<dyn Act
         keys,
         enforce: cfg.bool("enforce", true),
         window: Window::new(capacity, nanos),
-        bucket_key: ResultVar::named("actions.ngrok.rate_limit.bucket_key"),
-        limited: ResultVar::named("actions.ngrok.rate_limit.limited"),
+        bucket_key: cx.result("actions.ngrok.rate_limit.bucket_key"),
+        limited: cx.result("actions.ngrok.rate_limit.limited"),
     }))
 }
 
@@ -85,7 +86,14 @@ impl Action for RateLimit {
 }
 
 impl RateLimit {
-    fn key(&self, ctx: &RequestCtx) -> Result<String, ActionError> {
+    /// The bucket's name: the keys' values joined by commas. One string
+    /// key (the common `conn.client_ip`) is borrowed, not copied.
+    fn key<'c>(&'c self, ctx: &'c RequestCtx) -> Result<Cow<'c, str>, ActionError> {
+        if let [p] = self.keys.as_slice()
+            && let Ok(Value::String(Str::Borrowed(s))) = p.eval(ctx)
+        {
+            return Ok(Cow::Borrowed(s));
+        }
         let mut key = String::new();
         for (i, p) in self.keys.iter().enumerate() {
             if i > 0 {
@@ -105,14 +113,15 @@ impl RateLimit {
                 }
             }
         }
-        Ok(key)
+        Ok(Cow::Owned(key))
     }
 
     fn limit(&self, ctx: &mut RequestCtx) -> Result<Step, ActionError> {
         let key = self.key(ctx)?;
         let verdict = self.window.hit(&key, self.window.now());
-        if let Some(var) = self.bucket_key {
-            ctx.set_result(var, Value::string(key));
+        let recorded = self.bucket_key.map(|var| (var, Value::string(key.as_ref())));
+        if let Some((var, value)) = recorded {
+            ctx.set_result(var, value);
         }
         if let Some(var) = self.limited {
             ctx.set_result(var, Value::Bool(verdict.is_some()));
@@ -194,11 +203,21 @@ impl Window {
             shard.buckets.retain(|_, b| b.index + 1 >= index);
             shard.sweep_at = (shard.buckets.len() * 2).max(SWEEP_AT);
         }
-        let b = shard.buckets.entry(key.into()).or_insert(Bucket {
-            index,
-            current: 0,
-            previous: 0,
-        });
+        // Look up before inserting: most requests hit a bucket that
+        // exists, and inserting would allocate the key.
+        if !shard.buckets.contains_key(key) {
+            shard.buckets.insert(
+                key.into(),
+                Bucket {
+                    index,
+                    current: 0,
+                    previous: 0,
+                },
+            );
+        }
+        let Some(b) = shard.buckets.get_mut(key) else {
+            return Some(1);
+        };
         if b.index != index {
             b.previous = if b.index + 1 == index { b.current } else { 0 };
             b.current = 0;

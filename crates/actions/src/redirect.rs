@@ -36,8 +36,8 @@ pub(crate) fn compile(cfg: Config<'_>, cx: &CompileCx<'_>) -> Result<Box<dyn Act
         rewrite: Rewrite::compile(&cfg, cx)?,
         status,
         headers: crate::headers::compile_map(&cfg, "headers", cx)?,
-        matches: ResultVar::named("actions.ngrok.redirect.matches"),
-        url: ResultVar::named("actions.ngrok.redirect.url"),
+        matches: cx.result("actions.ngrok.redirect.matches"),
+        url: cx.result("actions.ngrok.redirect.url"),
     }))
 }
 

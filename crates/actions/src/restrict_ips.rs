@@ -4,6 +4,7 @@
 //! CIDR. Denied: 403 on HTTP, the connection closed on `on_tcp_connect`.
 //! With `enforce: false` the decision is only recorded.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use http::StatusCode;
@@ -20,7 +21,9 @@ const DENIED: &str = "ERR_NGROK_3205";
 
 #[derive(Debug)]
 enum Cidr {
-    Fixed(String),
+    /// Parsed once: the text (for `matched_cidr`), the network and the
+    /// prefix length.
+    Fixed(String, IpAddr, u32),
     Interpolated(Template),
 }
 
@@ -41,10 +44,10 @@ pub(crate) fn compile(cfg: Config<'_>, cx: &CompileCx<'_>) -> Result<Box<dyn Act
             .map(|node| {
                 let t = Template::compile(node, cx.phase, cx.src)?;
                 match t.constant() {
-                    Some(text) if parse_cidr(text).is_none() => {
-                        Err(cfg.error(Some(node), format!("`{text}` is not a CIDR")))
-                    }
-                    Some(text) => Ok(Cidr::Fixed(text.trim().to_owned())),
+                    Some(text) => match parse_cidr(text) {
+                        Some((net, len)) => Ok(Cidr::Fixed(text.trim().to_owned(), net, len)),
+                        None => Err(cfg.error(Some(node), format!("`{text}` is not a CIDR"))),
+                    },
                     None => Ok(Cidr::Interpolated(t)),
                 }
             })
@@ -55,8 +58,8 @@ pub(crate) fn compile(cfg: Config<'_>, cx: &CompileCx<'_>) -> Result<Box<dyn Act
         deny: list("deny")?,
         enforce: cfg.bool("enforce", true),
         close: cx.phase == Phase::TcpConnect,
-        action: ResultVar::named("actions.ngrok.restrict_ips.action"),
-        matched: ResultVar::named("actions.ngrok.restrict_ips.matched_cidr"),
+        action: cx.result("actions.ngrok.restrict_ips.action"),
+        matched: cx.result("actions.ngrok.restrict_ips.matched_cidr"),
     }))
 }
 
@@ -70,20 +73,52 @@ impl Action for RestrictIps {
     }
 }
 
+/// Whether `ip` is in the network `net/len`; IPv4-mapped IPv6 addresses
+/// compare as IPv4, as `inCidrRange` compares them.
+fn contains(ip: IpAddr, net: IpAddr, len: u32) -> bool {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    let (net, len) = match net {
+        IpAddr::V6(v6) if len >= 96 => match v6.to_ipv4_mapped() {
+            Some(v4) => (IpAddr::V4(v4), len - 96),
+            None => (net, len),
+        },
+        _ => (net, len),
+    };
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let mask = u32::MAX.checked_shl(32 - len).unwrap_or(0);
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let mask = u128::MAX.checked_shl(128 - len).unwrap_or(0);
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
 impl RestrictIps {
-    fn first_match(
-        &self,
-        list: &[Cidr],
+    fn first_match<'c>(
+        list: &'c [Cidr],
         ip: IpAddr,
         ctx: &RequestCtx,
-    ) -> Result<Option<String>, ActionError> {
+    ) -> Result<Option<Cow<'c, str>>, ActionError> {
         for cidr in list {
-            let text = match cidr {
-                Cidr::Fixed(t) => std::borrow::Cow::Borrowed(t.as_str()),
-                Cidr::Interpolated(t) => t.render(ctx)?,
-            };
-            if cidr_contains(ip, &text) == Some(true) {
-                return Ok(Some(text.into_owned()));
+            match cidr {
+                Cidr::Fixed(text, net, len) => {
+                    if contains(ip, *net, *len) {
+                        return Ok(Some(Cow::Borrowed(text)));
+                    }
+                }
+                Cidr::Interpolated(t) => {
+                    let text = t.render(ctx)?;
+                    if cidr_contains(ip, &text) == Some(true) {
+                        return Ok(Some(Cow::Owned(text.into_owned())));
+                    }
+                }
             }
         }
         Ok(None)
@@ -91,20 +126,20 @@ impl RestrictIps {
 
     fn restrict(&self, ctx: &mut RequestCtx) -> Result<Step, ActionError> {
         let ip = ctx.conn().client.ip();
-        let denied = self.first_match(&self.deny, ip, ctx)?;
+        let denied = RestrictIps::first_match(&self.deny, ip, ctx)?;
         let (allowed, matched) = match denied {
             Some(cidr) => (false, cidr),
-            None if self.allow.is_empty() => (true, String::new()),
-            None => match self.first_match(&self.allow, ip, ctx)? {
+            None if self.allow.is_empty() => (true, Cow::Borrowed("")),
+            None => match RestrictIps::first_match(&self.allow, ip, ctx)? {
                 Some(cidr) => (true, cidr),
-                None => (false, String::new()),
+                None => (false, Cow::Borrowed("")),
             },
         };
         if let Some(var) = self.action {
             ctx.set_result(var, Value::str(if allowed { "allow" } else { "deny" }));
         }
         if let Some(var) = self.matched {
-            ctx.set_result(var, Value::string(matched));
+            ctx.set_result(var, Value::string(matched.as_ref()));
         }
         if allowed || !self.enforce {
             return Ok(Step::Next);

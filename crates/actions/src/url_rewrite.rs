@@ -20,8 +20,8 @@ pub(crate) struct UrlRewrite {
 pub(crate) fn compile(cfg: Config<'_>, cx: &CompileCx<'_>) -> Result<Box<dyn Action>, Diagnostic> {
     Ok(Box::new(UrlRewrite {
         rewrite: Rewrite::compile(&cfg, cx)?,
-        matches: ResultVar::named("actions.ngrok.url_rewrite.matches"),
-        url: ResultVar::named("actions.ngrok.url_rewrite.url"),
+        matches: cx.result("actions.ngrok.url_rewrite.matches"),
+        url: cx.result("actions.ngrok.url_rewrite.url"),
     }))
 }
 

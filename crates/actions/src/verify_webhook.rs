@@ -51,9 +51,9 @@ pub(crate) fn compile(cfg: Config<'_>, cx: &CompileCx<'_>) -> Result<Box<dyn Act
         provider,
         secret,
         enforce: cfg.bool("enforce", true),
-        verified: ResultVar::named("actions.ngrok.verify_webhook.verified"),
-        error_code: ResultVar::named("actions.ngrok.verify_webhook.error.code"),
-        error_message: ResultVar::named("actions.ngrok.verify_webhook.error.message"),
+        verified: cx.result("actions.ngrok.verify_webhook.verified"),
+        error_code: cx.result("actions.ngrok.verify_webhook.error.code"),
+        error_message: cx.result("actions.ngrok.verify_webhook.error.message"),
     }))
 }
 
