@@ -27,7 +27,6 @@ const NOT_YET_RUNNABLE: &[&str] = &[
     "entra-email-allowlist.yaml",
     "entra-group-access.yaml",
     "entra-tenant-restriction.yaml",
-    "http-request.yaml",
     "jwt-validation.yaml",
     "openid-connect.yaml",
     "owasp-crs.yaml",

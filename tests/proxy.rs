@@ -857,3 +857,95 @@ on_http_request:
     assert_eq!(echo["headers"]["x-forwarded-proto"][0], "https");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_request_asks_an_internal_service_and_later_rules_decide() {
+    let up = echo().await;
+    let authz = echo().await;
+    let authz_arg = format!("authz.internal={authz}");
+    let proxy = Proxy::http_with(
+        r#"
+on_http_request:
+  - actions:
+      - type: http-request
+        config:
+          url: https://authz.internal/check
+          method: POST
+          query_params:
+            - key: path
+              value: ${req.url.path}
+          headers:
+            content-type: application/json
+          body: '{"client": "${conn.client_ip}"}'
+          timeout: 2s
+  - expressions:
+      - "actions.ngrok.http_request.res.status_code != 200"
+    actions:
+      - type: deny
+  - actions:
+      - type: add-headers
+        config:
+          headers:
+            x-authz-saw: "${actions.ngrok.http_request.res.body.decodeJson()['query']}"
+            x-authz-body: "${actions.ngrok.http_request.res.body.decodeJson()['body']}"
+"#,
+        up,
+        &["--internal", &authz_arg],
+    );
+    let res = get(&proxy.url("/reports/q3"), &[]).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    let echo = res.echo();
+    assert_eq!(echo["headers"]["x-authz-saw"][0], "path=%2Freports%2Fq3");
+    assert_eq!(
+        echo["headers"]["x-authz-body"][0],
+        r#"{"client": "127.0.0.1"}"#
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_request_failures_halt_or_continue_as_configured() {
+    let up = echo().await;
+    let down = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port");
+    let arg = format!("authz.internal={down}");
+    let policy = |on_error: &str| {
+        format!(
+            r#"
+on_http_request:
+  - actions:
+      - type: http-request
+        config:
+          url: https://authz.internal/check
+          on_error: {on_error}
+      - type: add-headers
+        config:
+          headers:
+            x-error: "${{actions.ngrok.http_request.error.code}}"
+  - expressions: ["false"]
+    actions: [{{ type: deny }}]
+"#
+        )
+    };
+    let halt = Proxy::http_with(&policy("halt"), up, &["--internal", &arg]);
+    let res = get(&halt.url("/"), &[]).await;
+    assert_eq!(res.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(res.header("portcullis-error-code"), Some("ERR_NGROK_3600"));
+    let go_on = Proxy::http_with(&policy("continue"), up, &["--internal", &arg]);
+    let res = get(&go_on.url("/"), &[]).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.echo()["headers"]["x-error"][0], "ERR_NGROK_3600");
+    // A host that is not an internal upstream is never called.
+    let outside = Proxy::http(
+        "on_http_request:\n  - actions:\n      - type: http-request\n        config:\n          url: http://example.com/\n          on_error: halt\n",
+        up,
+    );
+    let res = get(&outside.url("/"), &[]).await;
+    assert_eq!(res.status, StatusCode::BAD_GATEWAY);
+    assert!(
+        res.text()
+            .contains("is not an upstream this proxy may call"),
+        "{}",
+        res.text()
+    );
+}

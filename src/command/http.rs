@@ -32,6 +32,10 @@ pub(crate) struct HttpArgs {
     /// Serve `/metrics` and `/healthz` here.
     #[arg(long, value_name = "ADDR")]
     admin: Option<SocketAddr>,
+    /// An internal upstream for `forward-internal` and `http-request`,
+    /// as `NAME=ADDR` (`authz.internal=127.0.0.1:4000`); repeatable.
+    #[arg(long, value_name = "NAME=ADDR")]
+    internal: Vec<String>,
     #[command(flatten)]
     run: RunArgs,
 }
@@ -85,6 +89,16 @@ pub(crate) fn http(args: &HttpArgs) -> anyhow::Result<ExitCode> {
         }),
         _ => None,
     };
+    let mut internal = Vec::new();
+    for spec in &args.internal {
+        let (name, addr) = spec
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("`--internal {spec}`: expected NAME=ADDR"))?;
+        internal.push((
+            name.trim().to_owned(),
+            Upstream::parse(addr).map_err(anyhow::Error::msg)?,
+        ));
+    }
     let config = Config {
         endpoints: vec![EndpointConfig {
             listen: args.listen,
@@ -93,7 +107,7 @@ pub(crate) fn http(args: &HttpArgs) -> anyhow::Result<ExitCode> {
             policy: args.traffic_policy_file.clone(),
             upstream,
         }],
-        internal: Vec::new(),
+        internal,
         admin: args.admin,
         timeouts: Timeouts::default(),
         limits: Limits::default(),

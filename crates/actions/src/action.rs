@@ -106,6 +106,9 @@ pub struct CompileCx<'a> {
     /// The names of the internal upstreams `forward-internal` may reach
     /// (`api.internal`).
     pub internal: &'a [String],
+    /// The client `http-request` calls out with; without one (in lint),
+    /// the action compiles and fails when run.
+    pub client: Option<&'a std::sync::Arc<dyn crate::client::HttpClient>>,
 }
 
 impl CompileCx<'_> {

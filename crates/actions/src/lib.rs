@@ -13,6 +13,7 @@
 mod action;
 mod basic_auth;
 pub mod body;
+pub mod client;
 mod close_connection;
 mod compress_response;
 mod ctx;
@@ -22,6 +23,7 @@ pub mod encoding;
 pub mod env;
 mod forward_internal;
 mod headers;
+mod http_request;
 mod log;
 mod rate_limit;
 mod redirect;
@@ -50,6 +52,7 @@ pub const SUPPORTED: &[&str] = &[
     "custom-response",
     "deny",
     "forward-internal",
+    "http-request",
     "log",
     "rate-limit",
     "redirect",
@@ -77,6 +80,7 @@ pub fn compile(
         "custom-response" => custom_response::compile(cfg, cx),
         "deny" => deny::compile(cfg, cx),
         "forward-internal" => forward_internal::compile(cfg, cx),
+        "http-request" => http_request::compile(cfg, cx),
         "log" => log::compile(cfg, cx),
         "rate-limit" => rate_limit::compile(cfg, cx),
         "redirect" => redirect::compile(cfg, cx),

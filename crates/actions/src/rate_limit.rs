@@ -119,7 +119,9 @@ impl RateLimit {
     fn limit(&self, ctx: &mut RequestCtx) -> Result<Step, ActionError> {
         let key = self.key(ctx)?;
         let verdict = self.window.hit(&key, self.window.now());
-        let recorded = self.bucket_key.map(|var| (var, Value::string(key.as_ref())));
+        let recorded = self
+            .bucket_key
+            .map(|var| (var, Value::string(key.as_ref())));
         if let Some((var, value)) = recorded {
             ctx.set_result(var, value);
         }

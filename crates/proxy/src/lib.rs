@@ -9,6 +9,7 @@ mod admin;
 pub mod config;
 pub mod echo;
 pub mod metrics;
+mod outbound;
 pub mod reload;
 mod server;
 mod tls;

@@ -23,6 +23,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use portcullis_actions::body::{self, Body};
+use portcullis_actions::client::HttpClient;
 use portcullis_actions::{Conn, Endpoint, RequestCtx, respond};
 use portcullis_runtime::{Options, Outcome, Pipeline};
 use tokio::net::{TcpListener, TcpStream};
@@ -31,6 +32,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Config, EndpointConfig, Limits, Timeouts, Upstream};
 use crate::metrics::{Metrics, UpstreamErrorKind};
+use crate::outbound::Outbound;
 use crate::{admin, reload, tls};
 
 /// The code of a request body over the limit.
@@ -111,9 +113,6 @@ impl std::error::Error for StartError {}
 /// message, one per line, as `file:line:column: error[code]: message`.
 pub async fn start(config: Config) -> Result<Running, StartError> {
     let metrics = Arc::new(Metrics::new());
-    let options = Options {
-        internal: config.internal.iter().map(|(n, _)| n.clone()).collect(),
-    };
     let mut connector = HttpConnector::new();
     connector.set_connect_timeout(Some(config.timeouts.connect));
     connector.set_nodelay(true);
@@ -121,6 +120,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_timer(TokioTimer::new())
         .build(connector);
+    let outbound: Arc<dyn HttpClient> = Arc::new(Outbound {
+        client: client.clone(),
+        internal: config.internal.clone(),
+    });
+    let options = Options {
+        internal: config.internal.iter().map(|(n, _)| n.clone()).collect(),
+        client: Some(outbound),
+    };
     let shared = Arc::new(Shared {
         client,
         internal: config.internal.clone(),

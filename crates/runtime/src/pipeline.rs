@@ -2,9 +2,11 @@
 //! (spec §1.5): rules top to bottom, a rule's expressions ANDed, its
 //! actions in order, until an action ends the phase.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::StatusCode;
+use portcullis_actions::client::HttpClient;
 use portcullis_actions::{Action, ActionError, CompileCx, RequestCtx, Step, respond};
 use portcullis_cel::{CompileOptions, Diagnostic, Program, Type};
 use portcullis_policy::document::Policy;
@@ -32,6 +34,8 @@ pub enum Outcome {
 pub struct Options {
     /// Internal upstreams `forward-internal` may reach, by host name.
     pub internal: Vec<String>,
+    /// The client `http-request` calls out with.
+    pub client: Option<Arc<dyn HttpClient>>,
 }
 
 /// One action of one rule, as metrics name it.
@@ -117,6 +121,7 @@ impl Pipeline {
                 phase,
                 src,
                 internal: &options.internal,
+                client: options.client.as_ref(),
             };
             let out = match phase {
                 Phase::TcpConnect => &mut tcp,
