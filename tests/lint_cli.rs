@@ -25,9 +25,7 @@ const ERR: &str = "crates/policy/tests/data/err";
 const NOT_YET_RUNNABLE: &[&str] = &[
     "circuit-breaker.yaml",
     "entra-email-allowlist.yaml",
-    "entra-group-access.yaml",
     "entra-tenant-restriction.yaml",
-    "jwt-validation.yaml",
     "openid-connect.yaml",
     "owasp-crs.yaml",
     "request-body-find-replace.yaml",

@@ -59,10 +59,28 @@ impl std::error::Error for FetchError {}
 /// The future of a call.
 pub type FetchFuture = Pin<Box<dyn Future<Output = Result<Fetched, FetchError>> + Send>>;
 
+/// Which hosts a call may reach.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Only the internal upstreams of the configuration (`http-request`,
+    /// as ngrok restricts it to internal endpoints).
+    Internal,
+    /// Identity providers and key sets: any `https://` URL, and `http://`
+    /// on loopback only, so that keys are never fetched in the clear from
+    /// another machine.
+    Public,
+}
+
 /// Sends requests out. `req`'s URI is absolute; the implementation decides
-/// which hosts may be called (the proxy: its internal upstreams).
+/// which hosts may be called, by `scope`.
 pub trait HttpClient: Send + Sync + fmt::Debug {
     /// Sends `req`, reading at most `limit` bytes of the response body,
     /// within `timeout` in all.
-    fn fetch(&self, req: Request<Bytes>, limit: usize, timeout: Duration) -> FetchFuture;
+    fn fetch(
+        &self,
+        req: Request<Bytes>,
+        scope: Scope,
+        limit: usize,
+        timeout: Duration,
+    ) -> FetchFuture;
 }

@@ -23,7 +23,7 @@ use portcullis_cel::{
 use portcullis_policy::schema::Phase;
 
 use crate::action::Config;
-use crate::client::{FetchError, Fetched, HttpClient};
+use crate::client::{FetchError, Fetched, HttpClient, Scope};
 use crate::template::Template;
 use crate::{Action, ActionError, CompileCx, RequestCtx, ResultVar, Run, Step, env};
 
@@ -223,7 +223,9 @@ impl HttpRequest {
             let outcome = if left.is_zero() {
                 Err(FetchError::Timeout)
             } else {
-                client.fetch(req.clone(), MAX_BODY, left).await
+                client
+                    .fetch(req.clone(), Scope::Internal, MAX_BODY, left)
+                    .await
             };
             attempts.push(Attempt {
                 outcome,

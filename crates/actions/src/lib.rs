@@ -24,6 +24,8 @@ pub mod env;
 mod forward_internal;
 mod headers;
 mod http_request;
+mod jwks;
+mod jwt_validation;
 mod log;
 mod rate_limit;
 mod redirect;
@@ -53,6 +55,7 @@ pub const SUPPORTED: &[&str] = &[
     "deny",
     "forward-internal",
     "http-request",
+    "jwt-validation",
     "log",
     "rate-limit",
     "redirect",
@@ -81,6 +84,7 @@ pub fn compile(
         "deny" => deny::compile(cfg, cx),
         "forward-internal" => forward_internal::compile(cfg, cx),
         "http-request" => http_request::compile(cfg, cx),
+        "jwt-validation" => jwt_validation::compile(cfg, cx),
         "log" => log::compile(cfg, cx),
         "rate-limit" => rate_limit::compile(cfg, cx),
         "redirect" => redirect::compile(cfg, cx),

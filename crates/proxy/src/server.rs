@@ -122,6 +122,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         .build(connector);
     let outbound: Arc<dyn HttpClient> = Arc::new(Outbound {
         client: client.clone(),
+        public: crate::outbound::public_client(config.timeouts.connect),
         internal: config.internal.clone(),
     });
     let options = Options {
