@@ -24,9 +24,6 @@ const ERR: &str = "crates/policy/tests/data/err";
 /// says so (E0141), as the proxy would refuse them.
 const NOT_YET_RUNNABLE: &[&str] = &[
     "circuit-breaker.yaml",
-    "entra-email-allowlist.yaml",
-    "entra-tenant-restriction.yaml",
-    "openid-connect.yaml",
     "owasp-crs.yaml",
     "request-body-find-replace.yaml",
     "terminate-tls.yaml",

@@ -111,6 +111,7 @@ pub(crate) fn http(args: &HttpArgs) -> anyhow::Result<ExitCode> {
         admin: args.admin,
         timeouts: Timeouts::default(),
         limits: Limits::default(),
+        session_keys: session_keys_from_env()?,
     };
     run(config, &args.run, None)
 }
@@ -118,7 +119,10 @@ pub(crate) fn http(args: &HttpArgs) -> anyhow::Result<ExitCode> {
 pub(crate) fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let src = std::fs::read_to_string(&args.config)
         .with_context(|| format!("cannot read {}", args.config.display()))?;
-    let config = Config::parse(&src, &args.config)?;
+    let mut config = Config::parse(&src, &args.config)?;
+    if config.session_keys.is_empty() {
+        config.session_keys = session_keys_from_env()?;
+    }
     run(config, &args.run, None)
 }
 
@@ -142,10 +146,29 @@ pub(crate) fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         admin: None,
         timeouts: Timeouts::default(),
         limits: Limits::default(),
+        session_keys: Vec::new(),
     };
     let res = run(config, &args.run, Some(policy.display().to_string()));
     let _ = std::fs::remove_dir_all(&dir);
     res
+}
+
+/// `PORTCULLIS_SESSION_KEYS`: base64 keys, comma-separated, the first
+/// sealing new sessions.
+fn session_keys_from_env() -> anyhow::Result<Vec<[u8; 32]>> {
+    let Ok(text) = std::env::var("PORTCULLIS_SESSION_KEYS") else {
+        return Ok(Vec::new());
+    };
+    text.split(',')
+        .filter(|k| !k.trim().is_empty())
+        .map(|k| {
+            portcullis_actions::session::parse_key(k).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "PORTCULLIS_SESSION_KEYS: a key is 32 random bytes in base64 (`openssl rand -base64 32`)"
+                )
+            })
+        })
+        .collect()
 }
 
 fn run(mut config: Config, args: &RunArgs, demo: Option<String>) -> anyhow::Result<ExitCode> {

@@ -31,6 +31,11 @@ fn harness() -> &'static Path {
 impl Idp {
     /// Starts the provider on an ephemeral port.
     pub fn start() -> Idp {
+        Idp::start_with(&[])
+    }
+
+    /// Starts the provider with extra arguments (`--redirect-uri URL`).
+    pub fn start_with(args: &[&str]) -> Idp {
         assert!(
             harness().join("node_modules").exists(),
             "the test identity provider is not installed: run `npm ci --prefix tests/oidc` (scripts/test does)"
@@ -38,6 +43,7 @@ impl Idp {
         let mut child = Command::new("node")
             .arg(harness().join("entra.mjs"))
             .args(["--port", "0"])
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -109,6 +109,9 @@ pub struct CompileCx<'a> {
     /// The client `http-request` calls out with; without one (in lint),
     /// the action compiles and fails when run.
     pub client: Option<&'a std::sync::Arc<dyn crate::client::HttpClient>>,
+    /// The keys sign-in sessions are sealed with, the first sealing; with
+    /// none, a random key per compile.
+    pub session_keys: &'a [[u8; 32]],
 }
 
 impl CompileCx<'_> {

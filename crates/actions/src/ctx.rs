@@ -241,6 +241,9 @@ pub struct RequestCtx {
     vars_value: OnceLock<Value<'static>>,
     logs: Vec<serde_json::Value>,
     forward: Option<String>,
+    /// `Set-Cookie` values for whatever response the exchange ends with
+    /// (a refreshed session), added by [`RequestCtx::take_response`].
+    set_cookies: Vec<http::HeaderValue>,
 }
 
 impl RequestCtx {
@@ -266,6 +269,7 @@ impl RequestCtx {
             vars_value: OnceLock::new(),
             logs: Vec::new(),
             forward: None,
+            set_cookies: Vec::new(),
         }
     }
 
@@ -449,11 +453,19 @@ impl RequestCtx {
         }
     }
 
-    /// Takes the response out.
+    /// Adds a `Set-Cookie` to the response the exchange ends with.
+    pub fn set_cookie(&mut self, value: http::HeaderValue) {
+        self.set_cookies.push(value);
+    }
+
+    /// Takes the response out, with the cookies actions set.
     pub fn take_response(&mut self) -> Option<Response<Body>> {
         let res = self.res.take()?;
         let mut parts = res.parts;
         parts.headers = res.headers.0;
+        for cookie in self.set_cookies.drain(..) {
+            parts.headers.append(header::SET_COOKIE, cookie);
+        }
         Some(Response::from_parts(parts, res.body))
     }
 

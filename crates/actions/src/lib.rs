@@ -32,7 +32,9 @@ mod redirect;
 pub mod respond;
 mod restrict_ips;
 mod rewrite;
+pub mod session;
 mod set_vars;
+mod sign_in;
 pub mod template;
 mod url_rewrite;
 mod verify_webhook;
@@ -57,6 +59,8 @@ pub const SUPPORTED: &[&str] = &[
     "http-request",
     "jwt-validation",
     "log",
+    "oauth",
+    "openid-connect",
     "rate-limit",
     "redirect",
     "remove-headers",
@@ -86,6 +90,8 @@ pub fn compile(
         "http-request" => http_request::compile(cfg, cx),
         "jwt-validation" => jwt_validation::compile(cfg, cx),
         "log" => log::compile(cfg, cx),
+        "oauth" => sign_in::compile(cfg, cx, sign_in::Flavor::OAuth),
+        "openid-connect" | "oidc" => sign_in::compile(cfg, cx, sign_in::Flavor::Oidc),
         "rate-limit" => rate_limit::compile(cfg, cx),
         "redirect" => redirect::compile(cfg, cx),
         "remove-headers" => headers::compile_remove(cfg, cx),

@@ -38,6 +38,10 @@ pub struct Config {
     pub timeouts: Timeouts,
     /// Limits.
     pub limits: Limits,
+    /// The keys sign-in sessions are sealed with, the first sealing
+    /// (`session_keys:` in the file, base64 of 32 bytes each); with none, a
+    /// random key per process.
+    pub session_keys: Vec<[u8; 32]>,
 }
 
 /// One endpoint.
@@ -200,6 +204,7 @@ impl Config {
             admin: None,
             timeouts: Timeouts::default(),
             limits: Limits::default(),
+            session_keys: Vec::new(),
         };
         for (key, value) in top {
             match key {
@@ -237,6 +242,23 @@ impl Config {
                                 return Err(err(Some(v), format!("unknown timeout `{other}`")));
                             }
                         }
+                    }
+                }
+                "session_keys" => {
+                    let NodeKind::Seq(items) = &value.kind else {
+                        return Err(err(Some(value), "`session_keys` must be a list".into()));
+                    };
+                    for item in items {
+                        let key = scalar(item)
+                            .and_then(portcullis_actions::session::parse_key)
+                            .ok_or_else(|| {
+                                err(
+                                    Some(item),
+                                    "a session key is 32 random bytes in base64 (`openssl rand -base64 32`)"
+                                        .into(),
+                                )
+                            })?;
+                        config.session_keys.push(key);
                     }
                 }
                 "limits" => {

@@ -125,9 +125,17 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         public: crate::outbound::public_client(config.timeouts.connect),
         internal: config.internal.clone(),
     });
+    // Without configured keys, one random key for the process: sessions
+    // survive reloads, not restarts.
+    let session_keys = if config.session_keys.is_empty() {
+        vec![portcullis_actions::session::random_key()]
+    } else {
+        config.session_keys.clone()
+    };
     let options = Options {
         internal: config.internal.iter().map(|(n, _)| n.clone()).collect(),
         client: Some(outbound),
+        session_keys,
     };
     let shared = Arc::new(Shared {
         client,

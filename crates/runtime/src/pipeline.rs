@@ -36,6 +36,10 @@ pub struct Options {
     pub internal: Vec<String>,
     /// The client `http-request` calls out with.
     pub client: Option<Arc<dyn HttpClient>>,
+    /// The keys sign-in sessions are sealed with (the first seals); with
+    /// none, each compile makes a random key, and a reload signs everyone
+    /// out.
+    pub session_keys: Vec<[u8; 32]>,
 }
 
 /// One action of one rule, as metrics name it.
@@ -122,6 +126,7 @@ impl Pipeline {
                 src,
                 internal: &options.internal,
                 client: options.client.as_ref(),
+                session_keys: &options.session_keys,
             };
             let out = match phase {
                 Phase::TcpConnect => &mut tcp,

@@ -734,6 +734,11 @@ const OAUTH: &[Field] = &[
     Field::opt("userinfo_refresh_interval", DURATION),
     Field::opt("allow_cors_preflight", BOOL),
     Field::opt("auth_cookie_domain", NONEMPTY),
+    // Portcullis extensions: where the provider sends users back, and
+    // Microsoft's authority (national clouds, a tenant, loopback in tests).
+    Field::opt("callback_path", NONEMPTY),
+    Field::opt("authority_host", NONEMPTY),
+    Field::opt("tenant", NONEMPTY),
 ];
 
 const OPENID_CONNECT: &[Field] = &[
@@ -752,6 +757,8 @@ const OPENID_CONNECT: &[Field] = &[
     Field::opt("userinfo_refresh_interval", DURATION),
     Field::opt("allow_cors_preflight", BOOL),
     Field::opt("auth_cookie_domain", NONEMPTY),
+    // A Portcullis extension: where the provider sends users back.
+    Field::opt("callback_path", NONEMPTY),
 ];
 
 // ---- owasp-crs ----

@@ -1,0 +1,923 @@
+//! `openid-connect` and `oauth` (spec §3.1, §3.2): sign-in with an OpenID
+//! provider by the authorization-code flow, with PKCE (S256), `state` and
+//! `nonce`, and a session kept in a sealed cookie (`session`).
+//!
+//! - A request without a valid session is redirected to the provider; the
+//!   flow's state, nonce, PKCE verifier and the page asked for travel in a
+//!   sealed, short-lived flow cookie.
+//! - The provider sends the browser back to the callback path (default
+//!   `/ngrok/callback` on the endpoint: the URL to register at the
+//!   provider, e.g. `https://app.example.com/ngrok/callback`), by a query
+//!   (`response_mode=query`) or a cross-site form POST
+//!   (`response_mode=form_post`, whose flow cookie is `SameSite=None;
+//!   Secure`). The code is redeemed with the PKCE verifier, the ID token's
+//!   signature, issuer, audience, nonce and expiry are checked, and the
+//!   session cookie is set.
+//! - `/ngrok/login` starts a flow (forcing the provider to ask again) and
+//!   `/ngrok/logout` ends the session; both take `redirect_path`, a path on
+//!   this endpoint only (no open redirect), and `auth_id`.
+//! - For Microsoft Entra ID (`oauth` with `provider: microsoft`, or any
+//!   issuer whose discovery names a `{tenantid}` template), the issuer is
+//!   validated as Microsoft specifies for multi-tenant apps: `tid` must be
+//!   a GUID and `iss` the template with that `tid`, and a key's own
+//!   `issuer` must agree. The identity is `tid` and `oid`, never the email;
+//!   an email is only exposed when the provider says it is verified
+//!   (`email_verified`, or Entra's `xms_edov`), so an unverified address
+//!   can never match an allow-list (the nOAuth attack).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderValue, LOCATION};
+use http::{Method, Request, StatusCode};
+use jsonwebtoken::{Algorithm, Validation, decode, decode_header};
+use portcullis_cel::{Diagnostic, Value};
+use sha2::Digest as _;
+use subtle::ConstantTimeEq as _;
+
+use crate::action::Config;
+use crate::client::{HttpClient, Scope};
+use crate::jwks::Jwks;
+use crate::session::{Keys, random_token};
+use crate::template::Template;
+use crate::{Action, ActionError, CompileCx, RequestCtx, ResultVar, Run, Step, respond};
+
+/// The callback path registered at the provider, unless configured.
+pub(crate) const DEFAULT_CALLBACK: &str = "/ngrok/callback";
+/// How long a sign-in may take (ngrok: "took more than 15 minutes").
+const FLOW_TTL: Duration = Duration::from_secs(15 * 60);
+/// A session's last-seen time is refreshed at most this often.
+const TOUCH_EVERY: u64 = 60;
+const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_FETCH: usize = 256 * 1024;
+
+/// Which action: where the provider is, and what the results are named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flavor {
+    Oidc,
+    OAuth,
+}
+
+#[derive(Debug, Clone)]
+struct Discovery {
+    issuer: String,
+    authorization_endpoint: String,
+    token_endpoint: String,
+}
+
+#[derive(Debug)]
+struct Results {
+    id: Option<ResultVar>,
+    email: Option<ResultVar>,
+    name: Option<ResultVar>,
+    provider_user_id: Option<ResultVar>,
+    session_id: Option<ResultVar>,
+    identity_token: Option<ResultVar>,
+    expires_at: Option<ResultVar>,
+    timed_out: Option<ResultVar>,
+    max_reached: Option<ResultVar>,
+}
+
+#[derive(Debug)]
+pub(crate) struct SignIn {
+    flavor: Flavor,
+    issuer_url: String,
+    client_id: Template,
+    client_secret: Template,
+    scopes: String,
+    authz_params: Vec<(String, String)>,
+    auth_id: Option<String>,
+    callback: String,
+    form_post: bool,
+    max_session: Option<u64>,
+    idle_timeout: Option<u64>,
+    allow_preflight: bool,
+    cookie_domain: Option<String>,
+    session_cookie: String,
+    flow_cookie: String,
+    keys: Keys,
+    client: Option<Arc<dyn HttpClient>>,
+    discovery: tokio::sync::OnceCell<(Discovery, Jwks)>,
+    used_states: Mutex<HashMap<String, Instant>>,
+    results: Results,
+}
+
+pub(crate) fn compile(
+    cfg: Config<'_>,
+    cx: &CompileCx<'_>,
+    flavor: Flavor,
+) -> Result<Box<dyn Action>, Diagnostic> {
+    let issuer_url = match flavor {
+        Flavor::Oidc => cfg
+            .str("issuer_url")
+            .unwrap_or("")
+            .trim_end_matches('/')
+            .to_owned(),
+        Flavor::OAuth => {
+            let provider = cfg.str("provider").unwrap_or("");
+            match provider {
+                "microsoft" => {
+                    let host = cfg
+                        .str("authority_host")
+                        .unwrap_or("https://login.microsoftonline.com")
+                        .trim_end_matches('/');
+                    let tenant = cfg.str("tenant").unwrap_or("common");
+                    format!("{host}/{tenant}/v2.0")
+                }
+                "google" => "https://accounts.google.com".to_owned(),
+                "gitlab" => "https://gitlab.com".to_owned(),
+                other => {
+                    return Err(Diagnostic::error(
+                        crate::code::UNSUPPORTED_ACTION,
+                        cfg.get("provider").map_or(cfg.span, |n| n.span),
+                        format!("`oauth` with provider `{other}` is not supported by this build"),
+                    )
+                    .with_help(
+                        "microsoft, google and gitlab sign in through OpenID Connect and run today; \
+                         for another OpenID provider use `openid-connect`",
+                    ));
+                }
+            }
+        }
+    };
+    let required = |key: &str| match cfg.get(key) {
+        Some(node) => Template::compile(node, cx.phase, cx.src),
+        None => Err(cfg.error(None, format!("`{key}` is required"))),
+    };
+    let client_id = required("client_id")?;
+    let client_secret = required("client_secret")?;
+    let mut scopes: Vec<String> = cfg
+        .seq("scopes")
+        .iter()
+        .filter_map(|n| n.scalar().map(|s| s.value.clone()))
+        .collect();
+    if !scopes.iter().any(|s| s == "openid") {
+        scopes.insert(0, "openid".to_owned());
+    }
+    for s in ["profile", "email"] {
+        if !scopes.iter().any(|x| x == s) {
+            scopes.push(s.to_owned());
+        }
+    }
+    let mut form_post = false;
+    let mut authz_params = Vec::new();
+    for (k, v) in cfg.map("authz_url_params") {
+        let v = v.scalar().map_or("", |s| s.value.as_str()).to_owned();
+        if k == "response_mode" {
+            form_post = v == "form_post";
+            continue;
+        }
+        authz_params.push((k.to_owned(), v));
+    }
+    let seconds = |key: &str| {
+        cfg.str(key)
+            .and_then(|t| portcullis_cel::time::Duration::parse(t).ok())
+            .and_then(|d| u64::try_from(d.nanos() / 1_000_000_000).ok())
+            .filter(|s| *s > 0)
+    };
+    let auth_id = cfg.str("auth_id").map(str::to_owned);
+    let tag = match &auth_id {
+        Some(id) => id
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect::<String>(),
+        None => {
+            let digest = sha2::Sha256::digest(issuer_url.as_bytes());
+            digest.iter().take(4).map(|b| format!("{b:02x}")).collect()
+        }
+    };
+    let ns = if flavor == Flavor::Oidc {
+        "oidc"
+    } else {
+        "oauth"
+    };
+    let r = |field: &str| cx.result(&format!("actions.ngrok.{ns}.{field}"));
+    let results = Results {
+        id: r("identity.id"),
+        email: r("identity.email"),
+        name: r("identity.name"),
+        provider_user_id: r("identity.provider_user_id"),
+        session_id: if flavor == Flavor::Oidc {
+            r("identity.current_session_id")
+        } else {
+            r("identity.current_provider_session_id")
+        },
+        identity_token: if flavor == Flavor::Oidc {
+            r("identity_token")
+        } else {
+            None
+        },
+        expires_at: r("expires_at"),
+        timed_out: r("session_timed_out"),
+        max_reached: r("session_max_duration_reached"),
+    };
+    Ok(Box::new(SignIn {
+        flavor,
+        issuer_url,
+        client_id,
+        client_secret,
+        scopes: scopes.join(" "),
+        authz_params,
+        auth_id,
+        callback: cfg
+            .str("callback_path")
+            .unwrap_or(DEFAULT_CALLBACK)
+            .to_owned(),
+        form_post,
+        max_session: seconds("max_session_duration"),
+        idle_timeout: seconds("idle_session_timeout").or_else(|| seconds("idle_session_duration")),
+        allow_preflight: cfg.bool("allow_cors_preflight", false),
+        cookie_domain: cfg.str("auth_cookie_domain").map(str::to_owned),
+        session_cookie: format!("portcullis_session_{tag}"),
+        flow_cookie: format!("portcullis_flow_{tag}"),
+        keys: Keys::new(cx.session_keys),
+        client: cx.client.cloned(),
+        discovery: tokio::sync::OnceCell::new(),
+        used_states: Mutex::new(HashMap::new()),
+        results,
+    }))
+}
+
+impl Action for SignIn {
+    fn kind(&self) -> &'static str {
+        match self.flavor {
+            Flavor::Oidc => "openid-connect",
+            Flavor::OAuth => "oauth",
+        }
+    }
+
+    fn run<'a>(&'a self, ctx: &'a mut RequestCtx) -> Run<'a> {
+        Run::Wait(Box::pin(self.sign_in(ctx)))
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn fail(status: StatusCode, code: &'static str, message: impl Into<String>) -> ActionError {
+    ActionError {
+        status,
+        code,
+        message: message.into(),
+    }
+}
+
+impl SignIn {
+    async fn sign_in(&self, ctx: &mut RequestCtx) -> Result<Step, ActionError> {
+        let path = ctx.uri().path().to_owned();
+        if path == self.callback {
+            return self.callback(ctx).await;
+        }
+        if path == "/ngrok/logout" && self.addressed(ctx) {
+            return Ok(self.logout(ctx));
+        }
+        if path == "/ngrok/login" && self.addressed(ctx) {
+            let back = redirect_path(ctx);
+            return self.start(ctx, back, true).await;
+        }
+        if self.allow_preflight
+            && *ctx.method() == Method::OPTIONS
+            && ctx
+                .req_headers()
+                .contains_key("access-control-request-method")
+        {
+            return Ok(Step::Next);
+        }
+        match self.session(ctx) {
+            SessionState::Valid(s) => {
+                self.publish(ctx, &s);
+                Ok(Step::Next)
+            }
+            state => {
+                if let Some(var) = self.results.timed_out {
+                    ctx.set_result(var, Value::Bool(matches!(state, SessionState::Idle)));
+                }
+                if let Some(var) = self.results.max_reached {
+                    ctx.set_result(var, Value::Bool(matches!(state, SessionState::TooOld)));
+                }
+                let back = ctx
+                    .uri()
+                    .path_and_query()
+                    .map_or("/", |p| p.as_str())
+                    .to_owned();
+                self.start(ctx, back, false).await
+            }
+        }
+    }
+
+    /// Whether `/ngrok/login` or `/ngrok/logout` is meant for this action.
+    fn addressed(&self, ctx: &RequestCtx) -> bool {
+        let wanted = query_param(ctx, "auth_id");
+        match (&wanted, &self.auth_id) {
+            (None, _) => true,
+            (Some(w), Some(mine)) => w == mine,
+            (Some(_), None) => false,
+        }
+    }
+
+    async fn discovery(&self) -> Result<&(Discovery, Jwks), ActionError> {
+        self.discovery
+            .get_or_try_init(|| async {
+                let client = self.client.clone().ok_or_else(|| {
+                    fail(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "ERR_NGROK_3100",
+                        "sign-in needs the proxy's HTTP client",
+                    )
+                })?;
+                let url = format!("{}/.well-known/openid-configuration", self.issuer_url);
+                let doc = fetch_json(&*client, Request::get(url.as_str()).body(Bytes::new()))
+                    .await
+                    .map_err(|e| {
+                        fail(
+                            StatusCode::BAD_GATEWAY,
+                            "ERR_NGROK_3100",
+                            format!(
+                                "the provider's discovery document ({url}) could not be read: {e}"
+                            ),
+                        )
+                    })?;
+                let field = |k: &str| doc.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+                let (Some(issuer), Some(authz), Some(token), Some(jwks)) = (
+                    field("issuer"),
+                    field("authorization_endpoint"),
+                    field("token_endpoint"),
+                    field("jwks_uri"),
+                ) else {
+                    return Err(fail(
+                        StatusCode::BAD_GATEWAY,
+                        "ERR_NGROK_3100",
+                        "the provider's discovery document lacks an endpoint",
+                    ));
+                };
+                Ok((
+                    Discovery {
+                        issuer,
+                        authorization_endpoint: authz,
+                        token_endpoint: token,
+                    },
+                    Jwks::new(vec![jwks], Some(client)),
+                ))
+            })
+            .await
+    }
+
+    fn redirect_uri(&self, ctx: &RequestCtx) -> String {
+        format!("{}://{}{}", ctx.scheme(), ctx.authority(), self.callback)
+    }
+
+    fn cookie(
+        &self,
+        ctx: &RequestCtx,
+        name: &str,
+        value: &str,
+        max_age: Option<u64>,
+        cross_site: bool,
+    ) -> Option<HeaderValue> {
+        let secure = ctx.scheme() == "https";
+        let mut c = format!("{name}={value}; Path=/; HttpOnly");
+        if let Some(age) = max_age {
+            c.push_str(&format!("; Max-Age={age}"));
+        }
+        if let Some(domain) = &self.cookie_domain {
+            c.push_str(&format!("; Domain={domain}"));
+        }
+        if cross_site {
+            // A cross-site form POST carries only `SameSite=None` cookies,
+            // and browsers take those only with `Secure`.
+            c.push_str("; SameSite=None; Secure");
+        } else {
+            c.push_str("; SameSite=Lax");
+            if secure {
+                c.push_str("; Secure");
+            }
+        }
+        HeaderValue::from_str(&c).ok()
+    }
+
+    async fn start(
+        &self,
+        ctx: &mut RequestCtx,
+        back: String,
+        force: bool,
+    ) -> Result<Step, ActionError> {
+        if !matches!(*ctx.method(), Method::GET | Method::HEAD) && !force {
+            let mut res = respond::error(
+                StatusCode::UNAUTHORIZED,
+                "ERR_NGROK_3101",
+                "sign in first: this request cannot be redirected to the identity provider",
+            );
+            res.headers_mut()
+                .insert(LOCATION, HeaderValue::from_static("/ngrok/login"));
+            ctx.set_response(res);
+            return Ok(Step::Respond);
+        }
+        let (disc, _) = self.discovery().await?;
+        let client_id = self.client_id.render(ctx)?.into_owned();
+        let (state, nonce, verifier) = (random_token(32), random_token(32), random_token(32));
+        let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(sha2::Sha256::digest(verifier.as_bytes()));
+        let flow = serde_json::json!({
+            "s": state, "n": nonce, "v": verifier, "r": back, "t": now_secs(),
+        });
+        let sealed = self
+            .keys
+            .seal(&self.flow_cookie, flow.to_string().as_bytes())
+            .ok_or_else(|| {
+                fail(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "ERR_NGROK_2300",
+                    "cannot seal the flow",
+                )
+            })?;
+        let mut url = format!(
+            "{}{}response_type=code&client_id={}&redirect_uri={}&scope={}&state={}&nonce={}&code_challenge={}&code_challenge_method=S256",
+            disc.authorization_endpoint,
+            if disc.authorization_endpoint.contains('?') {
+                '&'
+            } else {
+                '?'
+            },
+            escape(&client_id),
+            escape(&self.redirect_uri(ctx)),
+            escape(&self.scopes),
+            state,
+            nonce,
+            challenge,
+        );
+        if self.form_post {
+            url.push_str("&response_mode=form_post");
+        }
+        if force {
+            url.push_str("&prompt=login");
+        }
+        for (k, v) in &self.authz_params {
+            url.push_str(&format!("&{}={}", escape(k), escape(v)));
+        }
+        let mut res = respond::status(StatusCode::FOUND);
+        let location = HeaderValue::from_str(&url).map_err(|_| {
+            fail(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "ERR_NGROK_2300",
+                "bad authorization URL",
+            )
+        })?;
+        res.headers_mut().insert(LOCATION, location);
+        ctx.set_response(res);
+        if let Some(c) = self.cookie(
+            ctx,
+            &self.flow_cookie,
+            &sealed,
+            Some(FLOW_TTL.as_secs()),
+            self.form_post,
+        ) {
+            ctx.set_cookie(c);
+        }
+        Ok(Step::Respond)
+    }
+
+    fn logout(&self, ctx: &mut RequestCtx) -> Step {
+        let back = redirect_path(ctx);
+        let mut res = respond::status(StatusCode::FOUND);
+        if let Ok(v) = HeaderValue::from_str(&back) {
+            res.headers_mut().insert(LOCATION, v);
+        }
+        ctx.set_response(res);
+        if let Some(c) = self.cookie(ctx, &self.session_cookie, "", Some(0), false) {
+            ctx.set_cookie(c);
+        }
+        Step::Respond
+    }
+
+    async fn callback(&self, ctx: &mut RequestCtx) -> Result<Step, ActionError> {
+        let params: Vec<(String, Vec<String>)> = if *ctx.method() == Method::POST {
+            let body = ctx.buffer_body(64 * 1024).await.map_err(|_| {
+                fail(
+                    StatusCode::BAD_REQUEST,
+                    "ERR_NGROK_3300",
+                    "the provider's answer could not be read",
+                )
+            })?;
+            portcullis_policy::functions::query_params(std::str::from_utf8(&body).unwrap_or(""))
+        } else {
+            portcullis_policy::functions::query_params(ctx.uri().query().unwrap_or(""))
+        };
+        let param = |k: &str| {
+            params
+                .iter()
+                .find(|(n, _)| n == k)
+                .and_then(|(_, v)| v.first())
+                .cloned()
+        };
+        if let Some(error) = param("error") {
+            let why = param("error_description").unwrap_or_default();
+            return Err(fail(
+                StatusCode::UNAUTHORIZED,
+                "ERR_NGROK_3100",
+                format!("the identity provider refused the sign-in: {error} {why}"),
+            ));
+        }
+        let flow = cookie(ctx, &self.flow_cookie)
+            .and_then(|v| self.keys.open(&self.flow_cookie, &v))
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .ok_or_else(|| {
+                fail(
+                    StatusCode::BAD_REQUEST,
+                    "ERR_NGROK_3121",
+                    "the sign-in flow's cookie is missing or invalid; start again",
+                )
+            })?;
+        let text = |k: &str| {
+            flow.get(k)
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_owned()
+        };
+        let state = param("state").unwrap_or_default();
+        if state.is_empty() || !bool::from(state.as_bytes().ct_eq(text("s").as_bytes())) {
+            return Err(fail(
+                StatusCode::BAD_REQUEST,
+                "ERR_NGROK_3300",
+                "the sign-in state does not match",
+            ));
+        }
+        let started = flow
+            .get("t")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0);
+        if now_secs().saturating_sub(started) > FLOW_TTL.as_secs() {
+            return Err(fail(
+                StatusCode::BAD_REQUEST,
+                "ERR_NGROK_3119",
+                "the sign-in took more than 15 minutes",
+            ));
+        }
+        if !self.first_use(&state) {
+            return Err(fail(
+                StatusCode::BAD_REQUEST,
+                "ERR_NGROK_3301",
+                "this sign-in answer was already used",
+            ));
+        }
+        let code = param("code").ok_or_else(|| {
+            fail(
+                StatusCode::BAD_REQUEST,
+                "ERR_NGROK_3300",
+                "the provider sent no code",
+            )
+        })?;
+        let (disc, jwks) = self.discovery().await?;
+        let client_id = self.client_id.render(ctx)?.into_owned();
+        let secret = self.client_secret.render(ctx)?.into_owned();
+        let form = format!(
+            "grant_type=authorization_code&code={}&redirect_uri={}&client_id={}&client_secret={}&code_verifier={}",
+            escape(&code),
+            escape(&self.redirect_uri(ctx)),
+            escape(&client_id),
+            escape(&secret),
+            escape(&text("v")),
+        );
+        let req = Request::post(disc.token_endpoint.as_str())
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header("accept", "application/json")
+            .body(Bytes::from(form));
+        let client = self.client.as_ref().ok_or_else(|| {
+            fail(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "ERR_NGROK_3100",
+                "no HTTP client",
+            )
+        })?;
+        let tokens = fetch_json(&**client, req).await.map_err(|e| {
+            fail(
+                StatusCode::BAD_GATEWAY,
+                "ERR_NGROK_3125",
+                format!("the code could not be redeemed: {e}"),
+            )
+        })?;
+        let id_token = tokens
+            .get("id_token")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| {
+                fail(
+                    StatusCode::BAD_GATEWAY,
+                    "ERR_NGROK_3125",
+                    "the provider sent no ID token",
+                )
+            })?
+            .to_owned();
+        let claims = self
+            .verify(&id_token, disc, jwks, &client_id, &text("n"))
+            .await
+            .map_err(|why| fail(StatusCode::UNAUTHORIZED, "ERR_NGROK_3401", why))?;
+        let now = now_secs();
+        let mut session = serde_json::json!({
+            "c": claims, "iat": now, "last": now,
+        });
+        // The ID token is kept for `identity_token` when it fits a cookie.
+        if id_token.len() < 2048 {
+            session["t"] = serde_json::Value::String(id_token);
+        }
+        let sealed = self
+            .keys
+            .seal(&self.session_cookie, session.to_string().as_bytes())
+            .ok_or_else(|| {
+                fail(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "ERR_NGROK_2300",
+                    "cannot seal the session",
+                )
+            })?;
+        let back = text("r");
+        let back = if safe_path(&back) {
+            back
+        } else {
+            "/".to_owned()
+        };
+        let mut res = respond::status(StatusCode::FOUND);
+        if let Ok(v) = HeaderValue::from_str(&back) {
+            res.headers_mut().insert(LOCATION, v);
+        }
+        ctx.set_response(res);
+        if let Some(c) = self.cookie(ctx, &self.session_cookie, &sealed, self.max_session, false) {
+            ctx.set_cookie(c);
+        }
+        if let Some(c) = self.cookie(ctx, &self.flow_cookie, "", Some(0), self.form_post) {
+            ctx.set_cookie(c);
+        }
+        Ok(Step::Respond)
+    }
+
+    /// Records `state` as used; `false` when it already was (a replayed
+    /// answer). Entries older than a flow's lifetime are forgotten.
+    fn first_use(&self, state: &str) -> bool {
+        let mut used = match self.used_states.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if used.len() > 10_000 {
+            used.retain(|_, t| t.elapsed() < FLOW_TTL);
+        }
+        used.insert(state.to_owned(), Instant::now()).is_none()
+    }
+
+    async fn verify(
+        &self,
+        token: &str,
+        disc: &Discovery,
+        jwks: &Jwks,
+        client_id: &str,
+        nonce: &str,
+    ) -> Result<serde_json::Value, String> {
+        let header = decode_header(token).map_err(|e| format!("the ID token is not a JWS: {e}"))?;
+        if matches!(
+            header.alg,
+            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512
+        ) {
+            return Err(
+                "the ID token is signed with a shared secret, not the provider's key".into(),
+            );
+        }
+        let keys = jwks
+            .keys(header.kid.as_deref())
+            .await
+            .map_err(|e| format!("the provider's keys could not be fetched: {e:?}"))?;
+        let mut validation = Validation::new(header.alg);
+        validation.leeway = 60;
+        validation.set_audience(&[client_id]);
+        let template = disc.issuer.contains("{tenantid}");
+        if !template {
+            validation.set_issuer(&[disc.issuer.as_str()]);
+        }
+        let mut last = String::from("no key of the provider signed the ID token");
+        for key in &keys {
+            match decode::<serde_json::Value>(token, &key.key, &validation) {
+                Ok(data) => {
+                    let c = data.claims;
+                    let s = |k: &str| c.get(k).and_then(|v| v.as_str()).unwrap_or("");
+                    if s("nonce").is_empty()
+                        || !bool::from(s("nonce").as_bytes().ct_eq(nonce.as_bytes()))
+                    {
+                        return Err("the ID token's nonce does not match the sign-in's".into());
+                    }
+                    if template {
+                        let tid = s("tid");
+                        if !is_guid(tid) {
+                            return Err("the ID token's `tid` is not a tenant id".into());
+                        }
+                        if s("iss") != disc.issuer.replace("{tenantid}", tid) {
+                            return Err("the ID token's issuer does not match its tenant".into());
+                        }
+                    }
+                    if let Some(kiss) = &key.issuer {
+                        let expected = kiss.replace("{tenantid}", s("tid"));
+                        if s("iss") != expected {
+                            return Err("the ID token's issuer is not its key's issuer".into());
+                        }
+                    }
+                    return Ok(c);
+                }
+                Err(e) => last = format!("the ID token does not verify: {e}"),
+            }
+        }
+        Err(last)
+    }
+
+    fn session(&self, ctx: &RequestCtx) -> SessionState {
+        let Some(raw) = cookie(ctx, &self.session_cookie) else {
+            return SessionState::None;
+        };
+        let Some(s) = self
+            .keys
+            .open(&self.session_cookie, &raw)
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        else {
+            return SessionState::None;
+        };
+        let now = now_secs();
+        let iat = s
+            .get("iat")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0);
+        let last = s
+            .get("last")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0);
+        if self
+            .max_session
+            .is_some_and(|max| now.saturating_sub(iat) > max)
+        {
+            return SessionState::TooOld;
+        }
+        if self
+            .idle_timeout
+            .is_some_and(|idle| now.saturating_sub(last) > idle)
+        {
+            return SessionState::Idle;
+        }
+        SessionState::Valid(s)
+    }
+
+    /// Sets the identity results from a valid session, and refreshes its
+    /// last-seen time when idle sessions time out.
+    fn publish(&self, ctx: &mut RequestCtx, s: &serde_json::Value) {
+        let c = s.get("c").cloned().unwrap_or_default();
+        let claim = |k: &str| c.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
+        let entra = !claim("tid").is_empty() && !claim("oid").is_empty();
+        let id = if entra {
+            format!("{}.{}", claim("tid"), claim("oid"))
+        } else {
+            claim("sub")
+        };
+        let verified = if entra {
+            c.get("xms_edov").and_then(serde_json::Value::as_bool) == Some(true)
+        } else {
+            c.get("email_verified").and_then(serde_json::Value::as_bool) != Some(false)
+        };
+        let email = if verified {
+            claim("email")
+        } else {
+            String::new()
+        };
+        let name = claim("name");
+        let user = if entra { claim("oid") } else { claim("sub") };
+        let sid = claim("sid");
+        let expires = c
+            .get("exp")
+            .and_then(serde_json::Value::as_i64)
+            .unwrap_or(0);
+        let r = &self.results;
+        for (var, value) in [
+            (r.id, Value::string(id)),
+            (r.email, Value::string(email)),
+            (r.name, Value::string(name)),
+            (r.provider_user_id, Value::string(user)),
+            (r.session_id, Value::string(sid)),
+            (
+                r.identity_token,
+                Value::string(s.get("t").and_then(|v| v.as_str()).unwrap_or("")),
+            ),
+            (r.expires_at, Value::string(rfc3339(expires))),
+            (r.timed_out, Value::Bool(false)),
+            (r.max_reached, Value::Bool(false)),
+        ] {
+            if let Some(var) = var {
+                ctx.set_result(var, value);
+            }
+        }
+        let last = s
+            .get("last")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0);
+        if self.idle_timeout.is_some() && now_secs().saturating_sub(last) >= TOUCH_EVERY {
+            let mut touched = s.clone();
+            touched["last"] = serde_json::Value::from(now_secs());
+            if let Some(sealed) = self
+                .keys
+                .seal(&self.session_cookie, touched.to_string().as_bytes())
+                && let Some(c) =
+                    self.cookie(ctx, &self.session_cookie, &sealed, self.max_session, false)
+            {
+                ctx.set_cookie(c);
+            }
+        }
+    }
+}
+
+enum SessionState {
+    None,
+    Idle,
+    TooOld,
+    Valid(serde_json::Value),
+}
+
+fn rfc3339(secs: i64) -> String {
+    portcullis_cel::time::Timestamp::new(secs, 0)
+        .map(|t| t.to_rfc3339())
+        .unwrap_or_default()
+}
+
+fn is_guid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// A cookie of the request.
+fn cookie(ctx: &RequestCtx, name: &str) -> Option<String> {
+    ctx.req_headers()
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+fn query_param(ctx: &RequestCtx, name: &str) -> Option<String> {
+    portcullis_policy::functions::query_params(ctx.uri().query().unwrap_or(""))
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .and_then(|(_, v)| v.into_iter().next())
+}
+
+/// `redirect_path`, if it is a path on this endpoint; else `/`.
+fn redirect_path(ctx: &RequestCtx) -> String {
+    query_param(ctx, "redirect_path")
+        .filter(|p| safe_path(p))
+        .unwrap_or_else(|| "/".to_owned())
+}
+
+/// A path on this endpoint: starts with one `/`, not `//` or `/\`
+/// (which browsers read as another host), no scheme, no control
+/// characters.
+fn safe_path(p: &str) -> bool {
+    p.starts_with('/')
+        && !p.starts_with("//")
+        && !p.starts_with("/\\")
+        && !p.chars().any(|c| c.is_control() || c == '\\')
+}
+
+async fn fetch_json(
+    client: &dyn HttpClient,
+    req: Result<Request<Bytes>, http::Error>,
+) -> Result<serde_json::Value, String> {
+    let req = req.map_err(|e| e.to_string())?;
+    let res = client
+        .fetch(req, Scope::Public, MAX_FETCH, FETCH_TIMEOUT)
+        .await
+        .map_err(|e| e.to_string())?;
+    let json: serde_json::Value = serde_json::from_slice(&res.body)
+        .map_err(|_| format!("status {}, not JSON", res.status))?;
+    if !res.status.is_success() {
+        let err = json.get("error").and_then(|v| v.as_str()).unwrap_or("");
+        let why = json
+            .get("error_description")
+            .and_then(|v| v.as_str())
+            .unwrap_or("");
+        return Err(format!("status {}: {err} {why}", res.status));
+    }
+    Ok(json)
+}
+
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

@@ -1,0 +1,372 @@
+//! Sign-in end to end: the real binary, the Entra-shaped OpenID provider
+//! (`tests/oidc`), and a client that follows redirects and keeps cookies
+//! as a browser does (`Browser`, below: no JavaScript, so `form_post`'s
+//! auto-submitting form is submitted by reading its fields).
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::Full;
+
+#[path = "support/oidc.rs"]
+mod oidc;
+#[path = "support/proxy.rs"]
+mod proxy;
+
+use oidc::{CLIENT_ID, Idp};
+use proxy::{Proxy, Resp, echo, send};
+
+const SECRET: &str = "p0rtcullis~Test.secret_value-1";
+
+/// Cookies by name (every server here is on 127.0.0.1, and cookies do not
+/// tell ports apart), and redirects followed by hand.
+#[derive(Default)]
+struct Browser {
+    cookies: HashMap<String, String>,
+}
+
+impl Browser {
+    async fn request(&mut self, method: &str, url: &str, form: Option<String>) -> Resp {
+        let mut req = Request::builder().method(method).uri(url);
+        if !self.cookies.is_empty() {
+            let jar: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            req = req.header("cookie", jar.join("; "));
+        }
+        let body = match form {
+            Some(f) => {
+                req = req.header("content-type", "application/x-www-form-urlencoded");
+                Bytes::from(f)
+            }
+            None => Bytes::new(),
+        };
+        let res = send(req.body(Full::new(body)).expect("request"))
+            .await
+            .expect("response");
+        for c in res.headers.get_all("set-cookie") {
+            let c = c.to_str().expect("cookie");
+            let (pair, attrs) = c.split_once(';').unwrap_or((c, ""));
+            let (name, value) = pair.split_once('=').expect("name=value");
+            if value.is_empty() || attrs.contains("Max-Age=0") {
+                self.cookies.remove(name.trim());
+            } else {
+                self.cookies
+                    .insert(name.trim().to_owned(), value.to_owned());
+            }
+        }
+        res
+    }
+
+    /// `GET url`, then every redirect (and `form_post` form), until a
+    /// response that is neither.
+    async fn visit(&mut self, url: &str, login_hint: &str) -> Resp {
+        let mut url = url.to_owned();
+        let mut form = None;
+        for _ in 0..20 {
+            let method = if form.is_some() { "POST" } else { "GET" };
+            let res = self.request(method, &url, form.take()).await;
+            if let Some(next) = res.header("location") {
+                let mut next = absolute(&url, next);
+                // The user types their name at the provider: here, the
+                // provider signs in whoever `login_hint` names.
+                if next.contains("/authorize?") && !next.contains("login_hint=") {
+                    next.push_str(&format!("&login_hint={login_hint}"));
+                }
+                url = next;
+                continue;
+            }
+            let text = res.text();
+            if res.status == StatusCode::OK
+                && text.contains("<form")
+                && text.contains("name=\"code\"")
+            {
+                let (action, fields) = parse_form(&text);
+                url = action;
+                form = Some(fields);
+                continue;
+            }
+            return res;
+        }
+        panic!("too many redirects");
+    }
+}
+
+fn absolute(base: &str, location: &str) -> String {
+    if location.starts_with("http") {
+        return location.to_owned();
+    }
+    let origin: String = base.splitn(4, '/').take(3).collect::<Vec<_>>().join("/");
+    format!("{origin}{location}")
+}
+
+/// The action and the fields of an auto-submitting HTML form.
+fn parse_form(html: &str) -> (String, String) {
+    let attr = |tag: &str, name: &str| {
+        let at = tag.find(&format!("{name}=\""))? + name.len() + 2;
+        Some(tag[at..].split('"').next()?.replace("&amp;", "&"))
+    };
+    let form_tag = html.split("<form").nth(1).expect("form");
+    let action = attr(form_tag, "action").expect("action");
+    let fields: Vec<String> = html
+        .split("<input")
+        .skip(1)
+        .filter_map(|i| {
+            Some(format!(
+                "{}={}",
+                attr(i, "name")?,
+                escape(&attr(i, "value")?)
+            ))
+        })
+        .collect();
+    (action, fields.join("&"))
+}
+
+fn escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn seed_policy(idp: &Idp, extra: &str) -> String {
+    format!(
+        r#"
+on_http_request:
+  - actions:
+      - type: oauth
+        config:
+          provider: microsoft
+          authority_host: {base}
+          client_id: "{CLIENT_ID}"
+          client_secret: "{SECRET}"
+          scopes: [openid, email, profile]
+{extra}
+  - expressions:
+      - "!(actions.ngrok.oauth.identity.email in ['alice@contoso.test', 'carol@contoso.test'])"
+    actions:
+      - type: deny
+  - actions:
+      - type: add-headers
+        config:
+          headers:
+            x-email: "${{actions.ngrok.oauth.identity.email}}"
+            x-identity: "${{actions.ngrok.oauth.identity.id}}"
+"#,
+        base = idp.base,
+    )
+}
+
+fn idp() -> Idp {
+    Idp::start_with(&["--redirect-uri", "http://127.0.0.1/ngrok/callback"])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_policy_admits_listed_users_and_denies_the_others() {
+    let idp = idp();
+    let up = echo().await;
+    let proxy = Proxy::http(&seed_policy(&idp, ""), up);
+
+    let mut alice = Browser::default();
+    let res = alice
+        .visit(&proxy.url("/reports?q=3"), "alice@contoso.test")
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    let echo = res.echo();
+    assert_eq!(echo["path"], "/reports", "back where she started");
+    assert_eq!(echo["query"], "q=3");
+    assert_eq!(echo["headers"]["x-email"][0], "alice@contoso.test");
+    assert_eq!(
+        echo["headers"]["x-identity"][0],
+        format!(
+            "{}.a11ce000-0000-4000-8000-000000000001",
+            idp.tenant("contoso")
+        )
+    );
+    // The session cookie carries her through without the provider.
+    let res = alice.request("GET", &proxy.url("/again"), None).await;
+    assert_eq!(res.status, StatusCode::OK);
+
+    // Bob signs in fine (another tenant) but is not on the list.
+    let mut bob = Browser::default();
+    let res = bob.visit(&proxy.url("/"), "bob@fabrikam.test").await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+
+    // Mallory's token claims alice's address, unverified (nOAuth).
+    let mut mallory = Browser::default();
+    let res = mallory.visit(&proxy.url("/"), "mallory@contoso.test").await;
+    assert_eq!(
+        res.status,
+        StatusCode::FORBIDDEN,
+        "an unverified email is not an identity"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn form_post_cookies_survive_the_cross_site_post() {
+    let idp = idp();
+    let up = echo().await;
+    let proxy = Proxy::http(
+        &seed_policy(
+            &idp,
+            "          authz_url_params:\n            response_mode: form_post",
+        ),
+        up,
+    );
+    let mut alice = Browser::default();
+    let first = alice.request("GET", &proxy.url("/"), None).await;
+    let flow_cookie = first
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("portcullis_flow_"))
+        .expect("flow cookie")
+        .to_owned();
+    assert!(
+        flow_cookie.contains("SameSite=None; Secure"),
+        "{flow_cookie}"
+    );
+    let res = alice.visit(&proxy.url("/"), "alice@contoso.test").await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_ends_the_session_and_redirects_only_within_the_endpoint() {
+    let idp = idp();
+    let up = echo().await;
+    let proxy = Proxy::http(&seed_policy(&idp, ""), up);
+    let mut alice = Browser::default();
+    assert_eq!(
+        alice
+            .visit(&proxy.url("/"), "alice@contoso.test")
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let res = alice
+        .request(
+            "GET",
+            &proxy.url("/ngrok/logout?redirect_path=//evil.example/x"),
+            None,
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::FOUND);
+    assert_eq!(res.header("location"), Some("/"), "no open redirect");
+    let res = alice.request("GET", &proxy.url("/private"), None).await;
+    assert_eq!(
+        res.status,
+        StatusCode::FOUND,
+        "signed out: back to the provider"
+    );
+    assert!(
+        res.header("location")
+            .is_some_and(|l| l.starts_with(&idp.base))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_state_swapped_cookies_and_replayed_answers_are_refused() {
+    let idp = idp();
+    let up = echo().await;
+    let proxy = Proxy::http(&seed_policy(&idp, ""), up);
+
+    // Run the flow by hand up to the provider's answer.
+    let mut b = Browser::default();
+    let mut res = b.request("GET", &proxy.url("/"), None).await;
+    let mut url = absolute(
+        &proxy.url("/"),
+        res.header("location").expect("to the provider"),
+    );
+    url.push_str("&login_hint=alice@contoso.test");
+    let callback = loop {
+        res = b.request("GET", &url, None).await;
+        let next = absolute(&url, res.header("location").expect("redirect"));
+        if next.contains("/ngrok/callback?") {
+            break next;
+        }
+        url = next;
+    };
+
+    // A tampered state.
+    let tampered = callback.replace("state=", "state=x");
+    let res = b.request("GET", &tampered, None).await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST);
+    assert_eq!(res.header("portcullis-error-code"), Some("ERR_NGROK_3300"));
+
+    // The session cookie presented in place of the flow cookie.
+    let flow = b
+        .cookies
+        .iter()
+        .find(|(k, _)| k.starts_with("portcullis_flow_"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .expect("flow cookie");
+    let mut swapped = Browser::default();
+    swapped
+        .cookies
+        .insert(flow.0.replace("flow", "session"), flow.1.clone());
+    let res = swapped.request("GET", &proxy.url("/"), None).await;
+    assert_eq!(
+        res.status,
+        StatusCode::FOUND,
+        "a flow cookie is not a session"
+    );
+
+    // The real answer works once...
+    let res = b.request("GET", &callback, None).await;
+    assert_eq!(res.status, StatusCode::FOUND, "{}", res.text());
+    // ...and never again, even with the flow cookie it came with.
+    let mut replay = Browser::default();
+    replay.cookies.insert(flow.0, flow.1);
+    let res = replay.request("GET", &callback, None).await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST, "{}", res.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openid_connect_signs_in_with_a_tenant_issuer() {
+    let idp = idp();
+    let up = echo().await;
+    let proxy = Proxy::http(
+        &format!(
+            r#"
+on_http_request:
+  - actions:
+      - type: openid-connect
+        config:
+          issuer_url: {issuer}
+          client_id: "{CLIENT_ID}"
+          client_secret: "{SECRET}"
+          scopes: [openid, profile, email]
+  - actions:
+      - type: add-headers
+        config:
+          headers:
+            x-name: "${{actions.ngrok.oidc.identity.name}}"
+            x-has-token: "${{actions.ngrok.oidc.identity_token != ''}}"
+"#,
+            issuer = idp.issuer("contoso"),
+        ),
+        up,
+    );
+    let mut alice = Browser::default();
+    let res = alice.visit(&proxy.url("/"), "alice@contoso.test").await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(res.echo()["headers"]["x-has-token"][0], "true");
+    assert!(
+        res.echo()["headers"]["x-name"][0]
+            .as_str()
+            .is_some_and(|n| !n.is_empty())
+    );
+    // Bob's tenant is not this issuer's: the provider refuses him.
+    let mut bob = Browser::default();
+    let res = bob.visit(&proxy.url("/"), "bob@fabrikam.test").await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED, "{}", res.text());
+}
