@@ -370,3 +370,73 @@ on_http_request:
     let res = bob.visit(&proxy.url("/"), "bob@fabrikam.test").await;
     assert_eq!(res.status, StatusCode::UNAUTHORIZED, "{}", res.text());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_roles_and_tenants_decide_and_overage_is_read_from_graph() {
+    let idp = idp();
+    let up = echo().await;
+    let contoso = idp.tenant("contoso");
+    let proxy = Proxy::http(
+        &format!(
+            r#"
+on_http_request:
+  - actions:
+      - type: oauth
+        config:
+          provider: microsoft
+          authority_host: {base}
+          graph_url: {base}/graph
+          client_id: "{CLIENT_ID}"
+          client_secret: "{SECRET}"
+  - name: one tenant only
+    expressions:
+      - "actions.portcullis.oauth.tid != '{contoso}'"
+    actions:
+      - type: deny
+  - name: admins, by group
+    expressions:
+      - "req.url.path.startsWith('/admin') && !('g-admins' in actions.portcullis.oauth.groups)"
+    actions:
+      - type: deny
+  - actions:
+      - type: add-headers
+        config:
+          headers:
+            x-roles: "${{actions.portcullis.oauth.roles.join(',')}}"
+            x-groups: "${{string(size(actions.portcullis.oauth.groups))}}"
+            x-verified: "${{actions.portcullis.oauth.email_verified}}"
+"#,
+            base = idp.base,
+        ),
+        up,
+    );
+    // alice: in g-admins by her token's `groups`; role Admin.
+    let mut alice = Browser::default();
+    let res = alice
+        .visit(&proxy.url("/admin/users"), "alice@contoso.test")
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(res.echo()["headers"]["x-roles"][0], "Admin");
+    assert_eq!(res.echo()["headers"]["x-verified"][0], "true");
+
+    // carol: 250 groups, so her token names Graph instead (overage); the
+    // proxy reads every page and finds g-admins among them.
+    let mut carol = Browser::default();
+    let res = carol
+        .visit(&proxy.url("/admin/users"), "carol@contoso.test")
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(res.echo()["headers"]["x-groups"][0], "250");
+
+    // mallory: contoso, but not an admin.
+    let mut mallory = Browser::default();
+    let res = mallory
+        .visit(&proxy.url("/admin/users"), "mallory@contoso.test")
+        .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+
+    // bob: another tenant.
+    let mut bob = Browser::default();
+    let res = bob.visit(&proxy.url("/"), "bob@fabrikam.test").await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+}

@@ -136,10 +136,12 @@ impl Field {
             "endpoint.url" => EndpointUrl,
             "time.now" => TimeNow,
             "vars" => Vars,
-            _ if name.starts_with("actions.ngrok.") => match schema_index(name) {
-                Some(i) => Result(i),
-                None => Unavailable,
-            },
+            _ if name.starts_with("actions.ngrok.") || name.starts_with("actions.portcullis.") => {
+                match schema_index(name) {
+                    Some(i) => Result(i),
+                    None => Unavailable,
+                }
+            }
             _ => Unavailable,
         }
     }

@@ -79,6 +79,11 @@ struct Results {
     expires_at: Option<ResultVar>,
     timed_out: Option<ResultVar>,
     max_reached: Option<ResultVar>,
+    tid: Option<ResultVar>,
+    oid: Option<ResultVar>,
+    groups: Option<ResultVar>,
+    roles: Option<ResultVar>,
+    email_verified: Option<ResultVar>,
 }
 
 #[derive(Debug)]
@@ -102,8 +107,16 @@ pub(crate) struct SignIn {
     client: Option<Arc<dyn HttpClient>>,
     discovery: tokio::sync::OnceCell<(Discovery, Jwks)>,
     used_states: Mutex<HashMap<String, Instant>>,
+    /// Microsoft Graph's base URL, for groups overage.
+    graph_url: String,
+    /// Groups resolved through Graph, by identity: too many for a cookie.
+    /// In memory, so a restart sends such users through sign-in again.
+    overage: Mutex<HashMap<String, Groups>>,
     results: Results,
 }
+
+/// Group ids resolved through Graph, and when.
+type Groups = (Arc<[String]>, Instant);
 
 pub(crate) fn compile(
     cfg: Config<'_>,
@@ -213,6 +226,11 @@ pub(crate) fn compile(
         expires_at: r("expires_at"),
         timed_out: r("session_timed_out"),
         max_reached: r("session_max_duration_reached"),
+        tid: cx.result(&format!("actions.portcullis.{ns}.tid")),
+        oid: cx.result(&format!("actions.portcullis.{ns}.oid")),
+        groups: cx.result(&format!("actions.portcullis.{ns}.groups")),
+        roles: cx.result(&format!("actions.portcullis.{ns}.roles")),
+        email_verified: cx.result(&format!("actions.portcullis.{ns}.email_verified")),
     };
     Ok(Box::new(SignIn {
         flavor,
@@ -237,6 +255,12 @@ pub(crate) fn compile(
         client: cx.client.cloned(),
         discovery: tokio::sync::OnceCell::new(),
         used_states: Mutex::new(HashMap::new()),
+        graph_url: cfg
+            .str("graph_url")
+            .unwrap_or("https://graph.microsoft.com")
+            .trim_end_matches('/')
+            .to_owned(),
+        overage: Mutex::new(HashMap::new()),
         results,
     }))
 }
@@ -612,10 +636,40 @@ impl SignIn {
                 )
             })?
             .to_owned();
-        let claims = self
+        let mut claims = self
             .verify(&id_token, disc, jwks, &client_id, &text("n"))
             .await
             .map_err(|why| fail(StatusCode::UNAUTHORIZED, "ERR_NGROK_3401", why))?;
+        let overage = claims
+            .get("_claim_names")
+            .and_then(|n| n.get("groups"))
+            .is_some();
+        if overage {
+            let access = tokens
+                .get("access_token")
+                .and_then(|v| v.as_str())
+                .unwrap_or("");
+            let groups = self.graph_groups(access).await.map_err(|why| {
+                fail(
+                    StatusCode::BAD_GATEWAY,
+                    "ERR_NGROK_3100",
+                    format!("the user's groups could not be read from Microsoft Graph: {why}"),
+                )
+            })?;
+            let mut cache = match self.overage.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            if cache.len() > 10_000 {
+                cache.retain(|_, (_, t)| t.elapsed() < Duration::from_secs(12 * 3600));
+            }
+            cache.insert(identity_id(&claims), (groups.into(), Instant::now()));
+            if let Some(c) = claims.as_object_mut() {
+                c.remove("_claim_names");
+                c.remove("_claim_sources");
+                c.insert("ov".into(), serde_json::Value::Bool(true));
+            }
+        }
         let now = now_secs();
         let mut session = serde_json::json!({
             "c": claims, "iat": now, "last": now,
@@ -652,6 +706,49 @@ impl SignIn {
             ctx.set_cookie(c);
         }
         Ok(Step::Respond)
+    }
+
+    /// The group ids of the signed-in user, from Microsoft Graph's
+    /// `me/transitiveMemberOf`, every page (`@odata.nextLink`), as
+    /// Microsoft documents for groups overage.
+    async fn graph_groups(&self, access_token: &str) -> Result<Vec<String>, String> {
+        let client = self.client.as_ref().ok_or("no HTTP client")?;
+        let mut url = format!(
+            "{}/v1.0/me/transitiveMemberOf?$select=id&$top=100",
+            self.graph_url
+        );
+        let mut groups = Vec::new();
+        for _ in 0..100 {
+            let req = Request::get(url.as_str())
+                .header("authorization", format!("Bearer {access_token}"))
+                .header("accept", "application/json")
+                .body(Bytes::new());
+            let page = fetch_json(&**client, req).await?;
+            for item in page
+                .get("value")
+                .and_then(|v| v.as_array())
+                .into_iter()
+                .flatten()
+            {
+                let kind = item
+                    .get("@odata.type")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("");
+                if (kind.is_empty() || kind == "#microsoft.graph.group")
+                    && let Some(id) = item.get("id").and_then(|v| v.as_str())
+                {
+                    groups.push(id.to_owned());
+                }
+            }
+            match page.get("@odata.nextLink").and_then(|v| v.as_str()) {
+                // Only Graph's own links are followed: a page cannot send
+                // the proxy elsewhere with the user's token.
+                Some(next) if next.starts_with(&self.graph_url) => url = next.to_owned(),
+                Some(_) => return Err("a page links outside Microsoft Graph".into()),
+                None => return Ok(groups),
+            }
+        }
+        Err("more than 100 pages of groups".into())
     }
 
     /// Records `state` as used; `false` when it already was (a replayed
@@ -730,6 +827,29 @@ impl SignIn {
     }
 
     fn session(&self, ctx: &RequestCtx) -> SessionState {
+        let state = self.open_session(ctx);
+        // A session whose overage groups this process does not hold (it
+        // restarted) signs in again, rather than run without the groups.
+        if let SessionState::Valid(s) = &state
+            && s.get("c").and_then(|c| c.get("ov")).is_some()
+            && self
+                .overage_groups(s.get("c").unwrap_or(&serde_json::Value::Null))
+                .is_none()
+        {
+            return SessionState::None;
+        }
+        state
+    }
+
+    fn overage_groups(&self, claims: &serde_json::Value) -> Option<Arc<[String]>> {
+        let cache = match self.overage.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        cache.get(&identity_id(claims)).map(|(g, _)| g.clone())
+    }
+
+    fn open_session(&self, ctx: &RequestCtx) -> SessionState {
         let Some(raw) = cookie(ctx, &self.session_cookie) else {
             return SessionState::None;
         };
@@ -770,11 +890,7 @@ impl SignIn {
         let c = s.get("c").cloned().unwrap_or_default();
         let claim = |k: &str| c.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
         let entra = !claim("tid").is_empty() && !claim("oid").is_empty();
-        let id = if entra {
-            format!("{}.{}", claim("tid"), claim("oid"))
-        } else {
-            claim("sub")
-        };
+        let id = identity_id(&c);
         let verified = if entra {
             c.get("xms_edov").and_then(serde_json::Value::as_bool) == Some(true)
         } else {
@@ -792,8 +908,31 @@ impl SignIn {
             .get("exp")
             .and_then(serde_json::Value::as_i64)
             .unwrap_or(0);
+        let strings = |v: Option<&serde_json::Value>| {
+            Value::list(
+                v.and_then(|v| v.as_array())
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|x| x.as_str().map(Value::string))
+                    .collect(),
+            )
+        };
+        let groups = match self.results.groups {
+            None => Value::Null,
+            Some(_) if c.get("ov").is_some() => Value::list(
+                self.overage_groups(&c)
+                    .map(|g| g.iter().map(|s| Value::string(s.as_str())).collect())
+                    .unwrap_or_default(),
+            ),
+            Some(_) => strings(c.get("groups")),
+        };
         let r = &self.results;
         for (var, value) in [
+            (r.tid, Value::string(claim("tid"))),
+            (r.oid, Value::string(claim("oid"))),
+            (r.groups, groups),
+            (r.roles, strings(c.get("roles"))),
+            (r.email_verified, Value::Bool(verified)),
             (r.id, Value::string(id)),
             (r.email, Value::string(email)),
             (r.name, Value::string(name)),
@@ -835,6 +974,17 @@ enum SessionState {
     Idle,
     TooOld,
     Valid(serde_json::Value),
+}
+
+/// The identity of a user: for Entra (`tid` and `oid` present) the tenant
+/// and object ids, never the email; else the subject.
+fn identity_id(claims: &serde_json::Value) -> String {
+    let s = |k: &str| claims.get(k).and_then(|v| v.as_str()).unwrap_or("");
+    if !s("tid").is_empty() && !s("oid").is_empty() {
+        format!("{}.{}", s("tid"), s("oid"))
+    } else {
+        s("sub").to_owned()
+    }
 }
 
 fn rfc3339(secs: i64) -> String {

@@ -507,6 +507,44 @@ fn oauth_and_oidc(t: &mut Table) {
     });
     action_error!(t, REQ, "actions.ngrok.oauth");
 
+    // Portcullis extensions: what Microsoft Entra ID (and other OpenID
+    // providers) say of the user beyond ngrok's identity fields.
+    for (ns, action) in [("oauth", "oauth"), ("oidc", "openid-connect")] {
+        let name = |field: &str| -> &'static str {
+            Box::leak(format!("actions.portcullis.{ns}.{field}").into_boxed_str())
+        };
+        let doc = |what: &str| -> &'static str {
+            Box::leak(
+                format!("{what} of the `{action}` user (a Portcullis extension).").into_boxed_str(),
+            )
+        };
+        t.add(
+            name("tid"),
+            Type::String,
+            REQ,
+            doc("The Entra tenant id (`tid`)"),
+        );
+        t.add(
+            name("oid"),
+            Type::String,
+            REQ,
+            doc("The Entra object id (`oid`)"),
+        );
+        t.add(
+            name("groups"),
+            list(Type::String),
+            REQ,
+            doc("The group ids, overage resolved through Microsoft Graph,"),
+        );
+        t.add(
+            name("roles"),
+            list(Type::String),
+            REQ,
+            doc("The app roles (`roles`)"),
+        );
+        t.add(name("email_verified"), Type::Bool, REQ, doc("Whether the provider verified the email (`xms_edov` for Entra, `email_verified` otherwise)"));
+    }
+
     declare!(t, REQ, {
         "actions.ngrok.oidc.identity.id" => Type::String, "The ngrok Identity id of the `openid-connect` user.";
         "actions.ngrok.oidc.identity.email" => Type::String, "The email address of the `openid-connect` user.";

@@ -739,6 +739,7 @@ const OAUTH: &[Field] = &[
     Field::opt("callback_path", NONEMPTY),
     Field::opt("authority_host", NONEMPTY),
     Field::opt("tenant", NONEMPTY),
+    Field::opt("graph_url", NONEMPTY),
 ];
 
 const OPENID_CONNECT: &[Field] = &[
@@ -757,8 +758,10 @@ const OPENID_CONNECT: &[Field] = &[
     Field::opt("userinfo_refresh_interval", DURATION),
     Field::opt("allow_cors_preflight", BOOL),
     Field::opt("auth_cookie_domain", NONEMPTY),
-    // A Portcullis extension: where the provider sends users back.
+    // Portcullis extensions: where the provider sends users back, and
+    // Microsoft Graph, for Entra's groups overage.
     Field::opt("callback_path", NONEMPTY),
+    Field::opt("graph_url", NONEMPTY),
 ];
 
 // ---- owasp-crs ----
