@@ -440,3 +440,35 @@ on_http_request:
     let res = bob.visit(&proxy.url("/"), "bob@fabrikam.test").await;
     assert_eq!(res.status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_outlive_a_key_rotation_and_expire_at_their_maximum() {
+    let idp = idp();
+    let up = echo().await;
+    let proxy = Proxy::http(&seed_policy(&idp, "          max_session_duration: 2s"), up);
+    let mut alice = Browser::default();
+    assert_eq!(
+        alice
+            .visit(&proxy.url("/"), "alice@contoso.test")
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // The provider rotates its keys and drops the old ones: alice's
+    // session is the proxy's, and carries on; a new sign-in is verified
+    // with the new key, fetched because its `kid` is unknown.
+    idp.rotate_keys(true);
+    let res = alice.request("GET", &proxy.url("/still"), None).await;
+    assert_eq!(res.status, StatusCode::OK);
+    let mut again = Browser::default();
+    let res = again.visit(&proxy.url("/"), "alice@contoso.test").await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    // Past max_session_duration, the session ends: back to the provider.
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    let res = alice.request("GET", &proxy.url("/later"), None).await;
+    assert_eq!(res.status, StatusCode::FOUND);
+    assert!(
+        res.header("location")
+            .is_some_and(|l| l.starts_with(&idp.base))
+    );
+}

@@ -19,6 +19,7 @@ use portcullis_cel::{Diagnostic, Map, Str, Value};
 
 use crate::action::Config;
 use crate::jwks::{Jwks, JwksError};
+use crate::jwt_validation_rules::key_issuer_matches;
 use crate::template::Template;
 use crate::{Action, ActionError, CompileCx, RequestCtx, ResultVar, Run, Step, respond};
 
@@ -338,23 +339,6 @@ impl JwtValidation {
         };
         Err(reject(INVALID, why))
     }
-}
-
-/// Microsoft Entra's rule for multi-tenant key sets: a key that carries
-/// an `issuer` (a template with `{tenantid}` on `/common`) may only sign
-/// tokens of that issuer, the template filled with the token's `tid`.
-fn key_issuer_matches(key_issuer: Option<&str>, claims: &serde_json::Value) -> bool {
-    let Some(template) = key_issuer else {
-        return true;
-    };
-    let iss = claims.get("iss").and_then(|v| v.as_str()).unwrap_or("");
-    if !template.contains("{tenantid}") {
-        return iss == template;
-    }
-    let Some(tid) = claims.get("tid").and_then(|v| v.as_str()) else {
-        return false;
-    };
-    iss == template.replace("{tenantid}", tid)
 }
 
 /// `value` without `prefix` (compared without regard to case, as auth

@@ -26,6 +26,7 @@ mod headers;
 mod http_request;
 mod jwks;
 mod jwt_validation;
+mod jwt_validation_rules;
 mod log;
 mod rate_limit;
 mod redirect;

@@ -41,9 +41,13 @@ use subtle::ConstantTimeEq as _;
 use crate::action::Config;
 use crate::client::{HttpClient, Scope};
 use crate::jwks::Jwks;
+use crate::jwt_validation_rules::key_issuer_matches;
 use crate::session::{Keys, random_token};
 use crate::template::Template;
 use crate::{Action, ActionError, CompileCx, RequestCtx, ResultVar, Run, Step, respond};
+
+#[cfg(test)]
+mod tests;
 
 /// The callback path registered at the provider, unless configured.
 pub(crate) const DEFAULT_CALLBACK: &str = "/ngrok/callback";
@@ -812,11 +816,8 @@ impl SignIn {
                             return Err("the ID token's issuer does not match its tenant".into());
                         }
                     }
-                    if let Some(kiss) = &key.issuer {
-                        let expected = kiss.replace("{tenantid}", s("tid"));
-                        if s("iss") != expected {
-                            return Err("the ID token's issuer is not its key's issuer".into());
-                        }
+                    if !key_issuer_matches(key.issuer.as_deref(), &c) {
+                        return Err("the ID token's issuer is not its key's issuer".into());
                     }
                     return Ok(c);
                 }
