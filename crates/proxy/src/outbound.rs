@@ -34,22 +34,27 @@ pub(crate) struct Outbound {
 
 /// The client for public URLs: HTTPS with the webpki roots, HTTP/1.1 and
 /// HTTP/2 by ALPN.
-pub(crate) fn public_client(connect_timeout: Duration) -> Client<HttpsConnector<HttpConnector>, Body> {
+pub(crate) fn public_client(
+    connect_timeout: Duration,
+) -> Client<HttpsConnector<HttpConnector>, Body> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_connect_timeout(Some(connect_timeout));
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let https = match hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_webpki_roots(provider)
-    {
-        Ok(b) => b.https_or_http().enable_http1().enable_http2().wrap_connector(http),
-        // The ring provider supports the safe defaults; this cannot fail.
-        Err(_) => hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(HttpConnector::new()),
-    };
+    let https =
+        match hyper_rustls::HttpsConnectorBuilder::new().with_provider_and_webpki_roots(provider) {
+            Ok(b) => b
+                .https_or_http()
+                .enable_http1()
+                .enable_http2()
+                .wrap_connector(http),
+            // The ring provider supports the safe defaults; this cannot fail.
+            Err(_) => hyper_rustls::HttpsConnectorBuilder::new()
+                .with_webpki_roots()
+                .https_or_http()
+                .enable_http1()
+                .wrap_connector(HttpConnector::new()),
+        };
     Client::builder(hyper_util::rt::TokioExecutor::new()).build(https)
 }
 
@@ -108,7 +113,9 @@ impl Outbound {
         let loopback = uri
             .host()
             .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
-            .is_some_and(|h| h == "localhost" || h.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback()));
+            .is_some_and(|h| {
+                h == "localhost" || h.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+            });
         match uri.scheme_str() {
             Some("https") => {}
             Some("http") if loopback => {}
