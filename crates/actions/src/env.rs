@@ -5,7 +5,7 @@
 //! `portcullis lint` checks against, with ngrok's request helpers
 //! (`getReqHeader`, …) bound to the request. Because the variable
 //! declarations are the schema's, in the schema's order, a [`VarId`] maps
-//! to a [`Field`] through one table per phase, built once per process.
+//! to a `Field` through one table per phase, built once per process.
 
 use std::sync::{Arc, LazyLock};
 
