@@ -33,7 +33,14 @@ impl RequestCtx {
             UserAgent => text(header_str(&self.req_headers.0, header::USER_AGENT)?),
             ReqVersion => text(version(self.req.version)),
             ReqContentEncoding => list_of_header(&self.req_headers, "content-encoding"),
-            ReqContentLength => content_length(&self.req_headers.0)?,
+            // A request that announces no body has none: 0, so that
+            // `req.content_length > N` holds for GETs too. A streamed
+            // (chunked) body has no length yet: absent.
+            ReqContentLength => match content_length(&self.req_headers.0) {
+                Some(n) => n,
+                None if self.req_headers.0.contains_key(header::TRANSFER_ENCODING) => return None,
+                None => Value::Int(0),
+            },
             ReqContentType => text(media_type(&self.req_headers.0)?),
             ReqContentTypeRaw => text(header_str(&self.req_headers.0, header::CONTENT_TYPE)?),
             ReqContentTypeParams => content_type_params(&self.req_headers.0)?,

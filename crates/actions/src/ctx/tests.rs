@@ -1,1 +1,96 @@
 //! Tests of request variables.
+
+use std::sync::Arc;
+
+use http::Request;
+use portcullis_cel::Value;
+use portcullis_policy::schema::Phase;
+
+use crate::{Conn, Endpoint, RequestCtx, body, env};
+
+fn ctx(req: Request<body::Body>) -> RequestCtx {
+    let conn = Arc::new(Conn::new(
+        "[::ffff:192.0.2.7]:4000".parse().expect("addr"),
+        "127.0.0.1:8080".parse().expect("addr"),
+        None,
+    ));
+    RequestCtx::new(
+        req,
+        conn,
+        Arc::new(Endpoint::new("https://app.example.com")),
+    )
+}
+
+fn eval(ctx: &RequestCtx, expr: &str) -> Value<'static> {
+    let program = env::env(Phase::HttpRequest)
+        .compile(expr)
+        .unwrap_or_else(|d| panic!("{expr}: {d:?}"));
+    program
+        .eval(ctx)
+        .unwrap_or_else(|e| panic!("{expr}: {}", e.message()))
+        .to_static()
+}
+
+#[test]
+fn request_variables_read_the_request() {
+    let req = Request::post("/api/items?page=2&tag=a&tag=b")
+        .header("host", "app.example.com:8443")
+        .header("user-agent", "curl/8.5.0")
+        .header("content-type", "application/json; charset=utf-8")
+        .header("content-length", "17")
+        .header("cookie", "session=abc; theme=dark")
+        .header("x-roles", "admin")
+        .header("x-roles", "ops")
+        .body(body::empty())
+        .expect("request");
+    let ctx = ctx(req);
+    let cases = [
+        ("req.method", "POST"),
+        (
+            "req.url",
+            "https://app.example.com:8443/api/items?page=2&tag=a&tag=b",
+        ),
+        ("req.url.path", "/api/items"),
+        ("req.url.query", "page=2&tag=a&tag=b"),
+        ("req.url.host", "app.example.com"),
+        ("req.host", "app.example.com:8443"),
+        ("req.user_agent", "curl/8.5.0"),
+        ("req.content_type", "application/json"),
+        ("req.content_type.parameters['charset']", "utf-8"),
+        ("req.cookies['theme'][0].value", "dark"),
+        ("getReqCookie('session').value", "abc"),
+        ("conn.client_ip", "192.0.2.7"),
+        ("endpoint.host", "app.example.com"),
+        ("req.version", "HTTP/1.1"),
+    ];
+    for (expr, want) in cases {
+        assert_eq!(eval(&ctx, expr).as_str(), Some(want), "{expr}");
+    }
+    let truths = [
+        "req.url.port == 8443",
+        "req.content_length == 17",
+        "req.url.query_params['tag'] == ['a', 'b']",
+        "'ops' in req.headers['x-roles']",
+        "getReqHeader('X-Roles') == ['admin', 'ops']",
+        "hasQueryParam('page') && !hasQueryParam('nope')",
+        "!('X-Roles' in req.headers)",
+        "size(vars) == 0",
+    ];
+    for expr in truths {
+        assert_eq!(eval(&ctx, expr).as_bool(), Some(true), "{expr}");
+    }
+}
+
+#[test]
+fn a_request_without_a_body_has_length_zero_and_a_streamed_one_none() {
+    let get = ctx(Request::get("/").body(body::empty()).expect("request"));
+    assert_eq!(eval(&get, "req.content_length == 0").as_bool(), Some(true));
+    let chunked = ctx(Request::post("/")
+        .header("transfer-encoding", "chunked")
+        .body(body::empty())
+        .expect("request"));
+    assert_eq!(
+        eval(&chunked, "has(req.content_length)").as_bool(),
+        Some(false)
+    );
+}
