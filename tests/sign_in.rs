@@ -472,3 +472,41 @@ async fn sessions_outlive_a_key_rotation_and_expire_at_their_maximum() {
             .is_some_and(|l| l.starts_with(&idp.base))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_or_foreign_session_cookie_is_no_session() {
+    let idp = idp();
+    let up = echo().await;
+    let proxy = Proxy::http(&seed_policy(&idp, ""), up);
+    let mut alice = Browser::default();
+    assert_eq!(
+        alice
+            .visit(&proxy.url("/"), "alice@contoso.test")
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let (name, value) = alice
+        .cookies
+        .iter()
+        .find(|(k, _)| k.starts_with("portcullis_session_"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .expect("session cookie");
+    // One character changed: the seal breaks, the proxy sends the browser
+    // to sign in again rather than trust it.
+    let mut bytes = value.clone().into_bytes();
+    let mid = bytes.len() / 2;
+    bytes[mid] = if bytes[mid] == b'A' { b'B' } else { b'A' };
+    let mut tampered = Browser::default();
+    tampered
+        .cookies
+        .insert(name.clone(), String::from_utf8(bytes).expect("text"));
+    let res = tampered.request("GET", &proxy.url("/"), None).await;
+    assert_eq!(res.status, StatusCode::FOUND);
+    // A valid session of another proxy (another key) is no session here.
+    let other = Proxy::http(&seed_policy(&idp, ""), up);
+    let mut foreign = Browser::default();
+    foreign.cookies.insert(name, value);
+    let res = foreign.request("GET", &other.url("/"), None).await;
+    assert_eq!(res.status, StatusCode::FOUND);
+}

@@ -23,6 +23,9 @@ use crate::jwt_validation_rules::key_issuer_matches;
 use crate::template::Template;
 use crate::{Action, ActionError, CompileCx, RequestCtx, ResultVar, Run, Step, respond};
 
+#[cfg(test)]
+mod tests;
+
 /// Tolerated clock skew for `exp` and `nbf`.
 const LEEWAY_SECS: u64 = 60;
 /// The largest body searched for a token.
@@ -286,6 +289,8 @@ impl JwtValidation {
         }
         let mut validation = Validation::new(header.alg);
         validation.leeway = LEEWAY_SECS;
+        // jsonwebtoken checks `nbf` only when asked.
+        validation.validate_nbf = true;
         let issuers: Vec<String> = self
             .issuers
             .iter()

@@ -791,6 +791,8 @@ impl SignIn {
             .map_err(|e| format!("the provider's keys could not be fetched: {e:?}"))?;
         let mut validation = Validation::new(header.alg);
         validation.leeway = 60;
+        // jsonwebtoken checks `nbf` only when asked.
+        validation.validate_nbf = true;
         validation.set_audience(&[client_id]);
         let template = disc.issuer.contains("{tenantid}");
         if !template {
