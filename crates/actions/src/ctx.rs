@@ -40,6 +40,7 @@ pub struct Conn {
     /// TLS facts, when the proxy terminated TLS.
     pub tls: Option<Tls>,
     client_ip: String,
+    client_ip_value: http::HeaderValue,
     server_ip: String,
 }
 
@@ -59,12 +60,15 @@ pub struct Tls {
 impl Conn {
     /// A connection from `client` to `server`, accepted now.
     pub fn new(client: SocketAddr, server: SocketAddr, tls: Option<Tls>) -> Conn {
+        let client_ip = canonical(client.ip()).to_string();
         Conn {
             client,
             server,
             started: SystemTime::now(),
             tls,
-            client_ip: canonical(client.ip()).to_string(),
+            client_ip_value: http::HeaderValue::from_str(&client_ip)
+                .unwrap_or_else(|_| http::HeaderValue::from_static("")),
+            client_ip,
             server_ip: canonical(server.ip()).to_string(),
         }
     }
@@ -72,6 +76,12 @@ impl Conn {
     /// The client's IP address as text (IPv4-mapped addresses as IPv4).
     pub fn client_ip(&self) -> &str {
         &self.client_ip
+    }
+
+    /// The client's IP address as a header value (`X-Forwarded-For`),
+    /// made once per connection.
+    pub fn client_ip_value(&self) -> &http::HeaderValue {
+        &self.client_ip_value
     }
 }
 

@@ -35,6 +35,10 @@ use crate::metrics::{Metrics, UpstreamErrorKind};
 use crate::outbound::Outbound;
 use crate::{admin, reload, tls};
 
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
 /// The code of a request body over the limit.
 const BODY_TOO_LARGE: &str = "ERR_NGROK_3903";
 /// The code of an upstream that refused or failed the connection (ngrok's
@@ -382,11 +386,8 @@ async fn handle(
     let started = Instant::now();
     let pipeline = site.pipeline.load_full();
     let method = req.method().clone();
-    let target = req
-        .uri()
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_owned();
+    // A shared handle on the request target, for the access log: no copy.
+    let target = req.uri().path_and_query().cloned();
     let version = req.version();
 
     let too_large = req
@@ -427,7 +428,14 @@ async fn handle(
         }
         Outcome::Respond => None,
         Outcome::Close => {
-            log(&ctx, &method, &target, version, None, started);
+            log(
+                &ctx,
+                &method,
+                target.as_ref().map_or("/", |p| p.as_str()),
+                version,
+                None,
+                started,
+            );
             return Err(Closed);
         }
     };
@@ -439,7 +447,14 @@ async fn handle(
     if pipeline.has_response_rules() {
         outcome = pipeline.on_response(&mut ctx).await;
         if outcome == Outcome::Close {
-            log(&ctx, &method, &target, version, None, started);
+            log(
+                &ctx,
+                &method,
+                target.as_ref().map_or("/", |p| p.as_str()),
+                version,
+                None,
+                started,
+            );
             return Err(Closed);
         }
     }
@@ -453,7 +468,14 @@ async fn handle(
     shared
         .metrics
         .record_request(res.status().as_u16(), started.elapsed());
-    log(&ctx, &method, &target, version, Some(&res), started);
+    log(
+        &ctx,
+        &method,
+        target.as_ref().map_or("/", |p| p.as_str()),
+        version,
+        Some(&res),
+        started,
+    );
     Ok(res)
 }
 
@@ -465,21 +487,30 @@ async fn forward(
     shared: &Shared,
     keep_request: bool,
 ) -> Response<Body> {
-    let client_ip = ctx.conn().client_ip().to_owned();
-    let proto = ctx.scheme().to_owned();
-    let host = ctx.authority().to_owned();
+    // The forwarding headers' values, made before the request is taken
+    // out of the context: the client's address, the scheme, the host.
+    let client_ip = ctx.conn().client_ip_value().clone();
+    let proto = if ctx.scheme() == "https" {
+        HeaderValue::from_static("https")
+    } else {
+        HeaderValue::from_static("http")
+    };
+    let host = ctx
+        .req_headers()
+        .get(header::HOST)
+        .cloned()
+        .or_else(|| HeaderValue::from_str(ctx.authority()).ok());
     let mut req = ctx.take_request(keep_request);
-    let pq = req
-        .uri()
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_owned();
-    let uri = Uri::builder()
-        .scheme("http")
-        .authority(upstream.authority.clone())
-        .path_and_query(pq)
-        .build();
-    let Ok(uri) = uri else {
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(http::uri::Scheme::HTTP);
+    parts.authority = Some(upstream.authority.clone());
+    parts.path_and_query = Some(
+        req.uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
+    );
+    let Ok(uri) = Uri::from_parts(parts) else {
         return respond::error(
             StatusCode::BAD_REQUEST,
             "ERR_NGROK_2300",
@@ -490,18 +521,14 @@ async fn forward(
     *req.version_mut() = Version::HTTP_11;
     let headers = req.headers_mut();
     strip_hop_by_hop(headers);
-    if !headers.contains_key(header::HOST)
-        && let Ok(v) = HeaderValue::from_str(&host)
-    {
-        headers.insert(header::HOST, v);
+    if let Some(host) = host {
+        if !headers.contains_key(header::HOST) {
+            headers.insert(header::HOST, host.clone());
+        }
+        headers.insert(X_FORWARDED_HOST, host);
     }
-    append_forwarded_for(headers, &client_ip);
-    if let Ok(v) = HeaderValue::from_str(&proto) {
-        headers.insert(HeaderName::from_static("x-forwarded-proto"), v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&host) {
-        headers.insert(HeaderName::from_static("x-forwarded-host"), v);
-    }
+    append_forwarded_for(headers, client_ip);
+    headers.insert(X_FORWARDED_PROTO, proto);
 
     let sent = tokio::time::timeout(shared.timeouts.upstream, shared.client.request(req)).await;
     match sent {
@@ -559,8 +586,12 @@ fn is_body_limit(e: &hyper_util::client::legacy::Error) -> bool {
 }
 
 /// Removes the headers that concern one connection only (RFC 9110
-/// §7.6.1), including those the `Connection` header names.
+/// §7.6.1), including those the `Connection` header names. Most messages
+/// carry none, so one pass over the names decides whether to remove any.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -571,29 +602,38 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in named {
         headers.remove(name);
     }
-    for name in [
-        header::CONNECTION,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-        header::PROXY_AUTHORIZATION,
-    ] {
+    let hop: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| is_hop_by_hop(k))
+        .cloned()
+        .collect();
+    for name in hop {
         headers.remove(name);
     }
-    headers.remove("keep-alive");
-    headers.remove("proxy-connection");
 }
 
-fn append_forwarded_for(headers: &mut HeaderMap, client_ip: &str) {
-    let name = HeaderName::from_static("x-forwarded-for");
-    let value = match headers.get(&name).and_then(|v| v.to_str().ok()) {
-        Some(prior) => format!("{prior}, {client_ip}"),
-        None => client_ip.to_owned(),
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    // Standard names compare as enum values; only the two custom ones
+    // compare text.
+    name == header::CONNECTION
+        || name == header::TE
+        || name == header::TRAILER
+        || name == header::TRANSFER_ENCODING
+        || name == header::UPGRADE
+        || name == header::PROXY_AUTHORIZATION
+        || name.as_str() == "keep-alive"
+        || name.as_str() == "proxy-connection"
+}
+
+fn append_forwarded_for(headers: &mut HeaderMap, client_ip: HeaderValue) {
+    let value = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prior) => match client_ip.to_str() {
+            Ok(ip) => HeaderValue::from_str(&format!("{prior}, {ip}")).unwrap_or(client_ip),
+            Err(_) => client_ip,
+        },
+        None => client_ip,
     };
-    if let Ok(v) = HeaderValue::from_str(&value) {
-        headers.insert(name, v);
-    }
+    headers.insert(X_FORWARDED_FOR, value);
 }
 
 /// One access-log line per exchange.
