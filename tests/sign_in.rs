@@ -14,7 +14,7 @@ mod oidc;
 #[path = "support/proxy.rs"]
 mod proxy;
 
-use oidc::{CLIENT_ID, Idp};
+use oidc::{CLIENT_ID, FakeGitHub, GITHUB_CLIENT_ID, GITHUB_CLIENT_SECRET, Idp};
 use proxy::{Proxy, Resp, echo, send};
 
 const SECRET: &str = "p0rtcullis~Test.secret_value-1";
@@ -73,7 +73,10 @@ impl Browser {
                 let mut next = absolute(&url, next);
                 // The user types their name at the provider: here, the
                 // provider signs in whoever `login_hint` names.
-                if next.contains("/authorize?") && !next.contains("login_hint=") {
+                if next.contains("/login/oauth/authorize?") && !next.contains("&login=") {
+                    // GitHub's own parameter for the account to use.
+                    next.push_str(&format!("&login={login_hint}"));
+                } else if next.contains("/authorize?") && !next.contains("login_hint=") {
                     next.push_str(&format!("&login_hint={login_hint}"));
                 }
                 url = next;
@@ -509,4 +512,44 @@ async fn a_tampered_or_foreign_session_cookie_is_no_session() {
     foreign.cookies.insert(name, value);
     let res = foreign.request("GET", &other.url("/"), None).await;
     assert_eq!(res.status, StatusCode::FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn github_sign_in_uses_the_verified_primary_email() {
+    let github = FakeGitHub::start();
+    let up = echo().await;
+    let proxy = Proxy::http(
+        &format!(
+            r#"
+on_http_request:
+  - actions:
+      - type: oauth
+        config:
+          provider: github
+          authority_host: {base}
+          api_url: {base}/api
+          client_id: "{GITHUB_CLIENT_ID}"
+          client_secret: "{GITHUB_CLIENT_SECRET}"
+  - expressions:
+      - "!(actions.ngrok.oauth.identity.email in ['octocat@github.test'])"
+    actions:
+      - type: deny
+  - actions:
+      - type: add-headers
+        config:
+          headers:
+            x-user: "${{actions.ngrok.oauth.identity.provider_user_id}} ${{actions.ngrok.oauth.identity.name}}"
+"#,
+            base = github.base,
+        ),
+        up,
+    );
+    let mut octocat = Browser::default();
+    let res = octocat.visit(&proxy.url("/repos"), "octocat").await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(res.echo()["headers"]["x-user"][0], "583231 The Octocat");
+    // mona's primary address is octocat's, unverified: not an identity.
+    let mut mona = Browser::default();
+    let res = mona.visit(&proxy.url("/repos"), "mona").await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
 }

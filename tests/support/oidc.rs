@@ -114,3 +114,48 @@ impl Drop for Idp {
         let _ = self.child.wait();
     }
 }
+
+/// A fake GitHub (`tests/oidc/github.mjs`): GitHub's OAuth web flow and
+/// its `/user` and `/user/emails` calls. Dropping it stops it.
+pub struct FakeGitHub {
+    child: Child,
+    _stdin: ChildStdin,
+    pub base: String,
+}
+
+/// The fake GitHub's OAuth app.
+pub const GITHUB_CLIENT_ID: &str = "Iv1.portcullis-test";
+/// Its secret.
+pub const GITHUB_CLIENT_SECRET: &str = "gh-secret-value-1";
+
+impl FakeGitHub {
+    pub fn start() -> FakeGitHub {
+        let mut child = Command::new("node")
+            .arg(harness().join("github.mjs"))
+            .args(["--port", "0"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node runs tests/oidc/github.mjs");
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("ready line");
+        let ready: serde_json::Value = serde_json::from_str(&line).expect("ready JSON");
+        FakeGitHub {
+            child,
+            _stdin: stdin,
+            base: ready["base"].as_str().expect("base").to_owned(),
+        }
+    }
+}
+
+impl Drop for FakeGitHub {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -90,10 +90,18 @@ struct Results {
     email_verified: Option<ResultVar>,
 }
 
+/// GitHub's OAuth web flow (not OpenID Connect): its endpoints.
+#[derive(Debug, Clone)]
+struct GitHub {
+    host: String,
+    api: String,
+}
+
 #[derive(Debug)]
 pub(crate) struct SignIn {
     flavor: Flavor,
     issuer_url: String,
+    github: Option<GitHub>,
     client_id: Template,
     client_secret: Template,
     scopes: String,
@@ -127,6 +135,7 @@ pub(crate) fn compile(
     cx: &CompileCx<'_>,
     flavor: Flavor,
 ) -> Result<Box<dyn Action>, Diagnostic> {
+    let mut github = None;
     let issuer_url = match flavor {
         Flavor::Oidc => cfg
             .str("issuer_url")
@@ -136,6 +145,23 @@ pub(crate) fn compile(
         Flavor::OAuth => {
             let provider = cfg.str("provider").unwrap_or("");
             match provider {
+                "github" => {
+                    let host = cfg
+                        .str("authority_host")
+                        .unwrap_or("https://github.com")
+                        .trim_end_matches('/')
+                        .to_owned();
+                    let api = cfg
+                        .str("api_url")
+                        .unwrap_or("https://api.github.com")
+                        .trim_end_matches('/')
+                        .to_owned();
+                    github = Some(GitHub {
+                        host: host.clone(),
+                        api,
+                    });
+                    host
+                }
                 "microsoft" => {
                     let host = cfg
                         .str("authority_host")
@@ -153,7 +179,7 @@ pub(crate) fn compile(
                         format!("`oauth` with provider `{other}` is not supported by this build"),
                     )
                     .with_help(
-                        "microsoft, google and gitlab sign in through OpenID Connect and run today; \
+                        "microsoft, google, gitlab and github run today; \
                          for another OpenID provider use `openid-connect`",
                     ));
                 }
@@ -171,12 +197,15 @@ pub(crate) fn compile(
         .iter()
         .filter_map(|n| n.scalar().map(|s| s.value.clone()))
         .collect();
-    if !scopes.iter().any(|s| s == "openid") {
-        scopes.insert(0, "openid".to_owned());
-    }
-    for s in ["profile", "email"] {
+    // The least each provider needs to say who the user is.
+    let needed: &[&str] = if github.is_some() {
+        &["read:user", "user:email"]
+    } else {
+        &["openid", "profile", "email"]
+    };
+    for s in needed {
         if !scopes.iter().any(|x| x == s) {
-            scopes.push(s.to_owned());
+            scopes.push((*s).to_owned());
         }
     }
     let mut form_post = false;
@@ -239,6 +268,7 @@ pub(crate) fn compile(
     Ok(Box::new(SignIn {
         flavor,
         issuer_url,
+        github,
         client_id,
         client_secret,
         scopes: scopes.join(" "),
@@ -350,6 +380,21 @@ impl SignIn {
     }
 
     async fn discovery(&self) -> Result<&(Discovery, Jwks), ActionError> {
+        if let Some(gh) = &self.github {
+            return self
+                .discovery
+                .get_or_try_init(|| async {
+                    Ok((
+                        Discovery {
+                            issuer: gh.host.clone(),
+                            authorization_endpoint: format!("{}/login/oauth/authorize", gh.host),
+                            token_endpoint: format!("{}/login/oauth/access_token", gh.host),
+                        },
+                        Jwks::new(Vec::new(), None),
+                    ))
+                })
+                .await;
+        }
         self.discovery
             .get_or_try_init(|| async {
                 let client = self.client.clone().ok_or_else(|| {
@@ -629,21 +674,45 @@ impl SignIn {
                 format!("the code could not be redeemed: {e}"),
             )
         })?;
-        let id_token = tokens
-            .get("id_token")
-            .and_then(|v| v.as_str())
-            .ok_or_else(|| {
+        // GitHub answers errors with 200 and an `error` member.
+        if let Some(error) = tokens.get("error").and_then(|v| v.as_str()) {
+            return Err(fail(
+                StatusCode::BAD_GATEWAY,
+                "ERR_NGROK_3125",
+                format!("the code could not be redeemed: {error}"),
+            ));
+        }
+        let (mut claims, id_token) = if let Some(gh) = &self.github {
+            let access = tokens
+                .get("access_token")
+                .and_then(|v| v.as_str())
+                .unwrap_or("");
+            let claims = self.github_identity(gh, access).await.map_err(|why| {
                 fail(
                     StatusCode::BAD_GATEWAY,
                     "ERR_NGROK_3125",
-                    "the provider sent no ID token",
+                    format!("GitHub did not say who signed in: {why}"),
                 )
-            })?
-            .to_owned();
-        let mut claims = self
-            .verify(&id_token, disc, jwks, &client_id, &text("n"))
-            .await
-            .map_err(|why| fail(StatusCode::UNAUTHORIZED, "ERR_NGROK_3401", why))?;
+            })?;
+            (claims, String::new())
+        } else {
+            let id_token = tokens
+                .get("id_token")
+                .and_then(|v| v.as_str())
+                .ok_or_else(|| {
+                    fail(
+                        StatusCode::BAD_GATEWAY,
+                        "ERR_NGROK_3125",
+                        "the provider sent no ID token",
+                    )
+                })?
+                .to_owned();
+            let claims = self
+                .verify(&id_token, disc, jwks, &client_id, &text("n"))
+                .await
+                .map_err(|why| fail(StatusCode::UNAUTHORIZED, "ERR_NGROK_3401", why))?;
+            (claims, id_token)
+        };
         let overage = claims
             .get("_claim_names")
             .and_then(|n| n.get("groups"))
@@ -679,7 +748,7 @@ impl SignIn {
             "c": claims, "iat": now, "last": now,
         });
         // The ID token is kept for `identity_token` when it fits a cookie.
-        if id_token.len() < 2048 {
+        if !id_token.is_empty() && id_token.len() < 2048 {
             session["t"] = serde_json::Value::String(id_token);
         }
         let sealed = self
@@ -710,6 +779,51 @@ impl SignIn {
             ctx.set_cookie(c);
         }
         Ok(Step::Respond)
+    }
+
+    /// Who signed in with GitHub: `GET /user` and `GET /user/emails` with
+    /// the access token, as claims (`sub` is GitHub's numeric user id; the
+    /// email is the primary one, with whether GitHub verified it).
+    async fn github_identity(
+        &self,
+        gh: &GitHub,
+        access: &str,
+    ) -> Result<serde_json::Value, String> {
+        let client = self.client.as_ref().ok_or("no HTTP client")?;
+        let get = |path: &str| {
+            Request::get(format!("{}{path}", gh.api))
+                .header("authorization", format!("Bearer {access}"))
+                .header("accept", "application/vnd.github+json")
+                .header("user-agent", "portcullis")
+                .body(Bytes::new())
+        };
+        let user = fetch_json(&**client, get("/user")).await?;
+        let emails = fetch_json(&**client, get("/user/emails")).await?;
+        let primary = emails
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|e| e.get("primary").and_then(serde_json::Value::as_bool) == Some(true));
+        let id = user
+            .get("id")
+            .and_then(serde_json::Value::as_i64)
+            .ok_or("no user id")?;
+        let login = user.get("login").and_then(|v| v.as_str()).unwrap_or("");
+        let name = user
+            .get("name")
+            .and_then(|v| v.as_str())
+            .filter(|n| !n.is_empty())
+            .unwrap_or(login);
+        Ok(serde_json::json!({
+            "sub": id.to_string(),
+            "login": login,
+            "name": name,
+            "email": primary.and_then(|e| e.get("email")).and_then(|v| v.as_str()).unwrap_or(""),
+            "email_verified": primary
+                .and_then(|e| e.get("verified"))
+                .and_then(serde_json::Value::as_bool)
+                .unwrap_or(false),
+        }))
     }
 
     /// The group ids of the signed-in user, from Microsoft Graph's

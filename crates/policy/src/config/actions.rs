@@ -740,6 +740,7 @@ const OAUTH: &[Field] = &[
     Field::opt("authority_host", NONEMPTY),
     Field::opt("tenant", NONEMPTY),
     Field::opt("graph_url", NONEMPTY),
+    Field::opt("api_url", NONEMPTY),
 ];
 
 const OPENID_CONNECT: &[Field] = &[
