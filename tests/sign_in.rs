@@ -553,3 +553,52 @@ on_http_request:
     let res = mona.visit(&proxy.url("/repos"), "mona").await;
     assert_eq!(res.status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn userinfo_is_asked_again_and_a_revoked_authorization_signs_the_user_out() {
+    let github = FakeGitHub::start();
+    let up = echo().await;
+    let proxy = Proxy::http(
+        &format!(
+            r#"
+on_http_request:
+  - actions:
+      - type: oauth
+        config:
+          provider: github
+          authority_host: {base}
+          api_url: {base}/api
+          client_id: "{GITHUB_CLIENT_ID}"
+          client_secret: "{GITHUB_CLIENT_SECRET}"
+          userinfo_refresh_interval: 1s
+  - actions:
+      - type: add-headers
+        config:
+          headers:
+            x-refreshed: "${{actions.ngrok.oauth.userinfo_refreshed}}"
+"#,
+            base = github.base,
+        ),
+        up,
+    );
+    let mut octocat = Browser::default();
+    let res = octocat.visit(&proxy.url("/"), "octocat").await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(res.echo()["headers"]["x-refreshed"][0], "false");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let res = octocat.request("GET", &proxy.url("/"), None).await;
+    assert_eq!(res.echo()["headers"]["x-refreshed"][0], "true");
+    // The user revokes the app at GitHub: at the next check, the session
+    // ends and the browser is sent to sign in again.
+    let revoke = Request::post(format!("{}/_admin/revoke", github.base))
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    send(revoke).await.expect("revoked");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let res = octocat.request("GET", &proxy.url("/"), None).await;
+    assert_eq!(res.status, StatusCode::FOUND);
+    assert!(
+        res.header("location")
+            .is_some_and(|l| l.starts_with(&format!("{}/login/oauth/authorize", github.base)))
+    );
+}

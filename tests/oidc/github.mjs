@@ -11,6 +11,7 @@
 //                                 `Accept: application/json`
 //   GET  /api/user                 Authorization: Bearer <token>
 //   GET  /api/user/emails          Authorization: Bearer <token>
+//   POST /_admin/revoke             (test control) every token stops working
 //
 // Started as `node tests/oidc/github.mjs --port 0`; prints one JSON line,
 // {"ready":true,"base":"http://127.0.0.1:PORT"}, and exits when stdin
@@ -95,6 +96,12 @@ const server = http.createServer(async (req, res) => {
       return json(res, 200, { id: user.id, login: user.login, name: user.name, email: null });
     }
     return json(res, 200, user.emails.map((e) => ({ ...e, visibility: 'private' })));
+  }
+  if (req.method === 'POST' && url.pathname === '/_admin/revoke') {
+    // Test control, not GitHub's: every token issued so far stops working,
+    // as when a user revokes the app's authorization.
+    tokens.clear();
+    return json(res, 200, { revoked: true });
   }
   json(res, 404, { message: 'Not Found' });
 });

@@ -70,6 +70,7 @@ struct Discovery {
     issuer: String,
     authorization_endpoint: String,
     token_endpoint: String,
+    userinfo_endpoint: Option<String>,
 }
 
 #[derive(Debug)]
@@ -83,6 +84,7 @@ struct Results {
     expires_at: Option<ResultVar>,
     timed_out: Option<ResultVar>,
     max_reached: Option<ResultVar>,
+    userinfo_refreshed: Option<ResultVar>,
     tid: Option<ResultVar>,
     oid: Option<ResultVar>,
     groups: Option<ResultVar>,
@@ -111,6 +113,7 @@ pub(crate) struct SignIn {
     form_post: bool,
     max_session: Option<u64>,
     idle_timeout: Option<u64>,
+    userinfo_every: Option<u64>,
     allow_preflight: bool,
     cookie_domain: Option<String>,
     session_cookie: String,
@@ -259,6 +262,7 @@ pub(crate) fn compile(
         expires_at: r("expires_at"),
         timed_out: r("session_timed_out"),
         max_reached: r("session_max_duration_reached"),
+        userinfo_refreshed: r("userinfo_refreshed"),
         tid: cx.result(&format!("actions.portcullis.{ns}.tid")),
         oid: cx.result(&format!("actions.portcullis.{ns}.oid")),
         groups: cx.result(&format!("actions.portcullis.{ns}.groups")),
@@ -281,6 +285,7 @@ pub(crate) fn compile(
         form_post,
         max_session: seconds("max_session_duration"),
         idle_timeout: seconds("idle_session_timeout").or_else(|| seconds("idle_session_duration")),
+        userinfo_every: seconds("userinfo_refresh_interval"),
         allow_preflight: cfg.bool("allow_cors_preflight", false),
         cookie_domain: cfg.str("auth_cookie_domain").map(str::to_owned),
         session_cookie: format!("portcullis_session_{tag}"),
@@ -348,8 +353,43 @@ impl SignIn {
             return Ok(Step::Next);
         }
         match self.session(ctx) {
-            SessionState::Valid(s) => {
+            SessionState::Valid(mut s) => {
+                let mut refreshed = false;
+                if self.userinfo_due(&s) {
+                    match self.refresh_userinfo(&mut s).await {
+                        Refresh::Done => {
+                            refreshed = true;
+                            if let Some(sealed) = self
+                                .keys
+                                .seal(&self.session_cookie, s.to_string().as_bytes())
+                                && let Some(c) = self.cookie(
+                                    ctx,
+                                    &self.session_cookie,
+                                    &sealed,
+                                    self.max_session,
+                                    false,
+                                )
+                            {
+                                ctx.set_cookie(c);
+                            }
+                        }
+                        Refresh::Revoked => {
+                            // The provider no longer accepts the user's
+                            // token: sign in again, and be authorized anew.
+                            let back = ctx
+                                .uri()
+                                .path_and_query()
+                                .map_or("/", |p| p.as_str())
+                                .to_owned();
+                            return self.start(ctx, back, false).await;
+                        }
+                        Refresh::Unavailable => {}
+                    }
+                }
                 self.publish(ctx, &s);
+                if let Some(var) = self.results.userinfo_refreshed {
+                    ctx.set_result(var, Value::Bool(refreshed));
+                }
                 Ok(Step::Next)
             }
             state => {
@@ -389,6 +429,7 @@ impl SignIn {
                             issuer: gh.host.clone(),
                             authorization_endpoint: format!("{}/login/oauth/authorize", gh.host),
                             token_endpoint: format!("{}/login/oauth/access_token", gh.host),
+                            userinfo_endpoint: None,
                         },
                         Jwks::new(Vec::new(), None),
                     ))
@@ -434,6 +475,7 @@ impl SignIn {
                         issuer,
                         authorization_endpoint: authz,
                         token_endpoint: token,
+                        userinfo_endpoint: field("userinfo_endpoint"),
                     },
                     Jwks::new(vec![jwks], Some(client)),
                 ))
@@ -747,6 +789,12 @@ impl SignIn {
         let mut session = serde_json::json!({
             "c": claims, "iat": now, "last": now,
         });
+        // With `userinfo_refresh_interval`, the access token is kept to ask
+        // the provider again who the user is.
+        if self.userinfo_every.is_some() {
+            session["at"] = tokens.get("access_token").cloned().unwrap_or_default();
+            session["ui"] = serde_json::Value::from(now);
+        }
         // The ID token is kept for `identity_token` when it fits a cookie.
         if !id_token.is_empty() && id_token.len() < 2048 {
             session["t"] = serde_json::Value::String(id_token);
@@ -779,6 +827,80 @@ impl SignIn {
             ctx.set_cookie(c);
         }
         Ok(Step::Respond)
+    }
+
+    fn userinfo_due(&self, s: &serde_json::Value) -> bool {
+        let Some(every) = self.userinfo_every else {
+            return false;
+        };
+        let last = s.get("ui").and_then(serde_json::Value::as_u64).unwrap_or(0);
+        now_secs().saturating_sub(last) >= every
+    }
+
+    /// Asks the provider again who the session's user is: the userinfo
+    /// endpoint (GitHub: `/user`), with the access token kept in the
+    /// session. The claims it returns replace the session's.
+    async fn refresh_userinfo(&self, s: &mut serde_json::Value) -> Refresh {
+        let access = s
+            .get("at")
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_owned();
+        if access.is_empty() {
+            return Refresh::Revoked;
+        }
+        let fresh = if let Some(gh) = &self.github {
+            self.github_identity(gh, &access).await
+        } else {
+            let Ok((disc, _)) = self.discovery().await else {
+                return Refresh::Unavailable;
+            };
+            let Some(endpoint) = disc.userinfo_endpoint.clone() else {
+                return Refresh::Unavailable;
+            };
+            let Some(client) = self.client.as_ref() else {
+                return Refresh::Unavailable;
+            };
+            let req = Request::get(endpoint.as_str())
+                .header("authorization", format!("Bearer {access}"))
+                .header("accept", "application/json")
+                .body(Bytes::new());
+            fetch_json(&**client, req).await
+        };
+        match fresh {
+            Ok(claims) => {
+                if let (Some(old), Some(new)) = (
+                    s.get_mut("c").and_then(|c| c.as_object_mut()),
+                    claims.as_object(),
+                ) {
+                    // The provider may only change what userinfo says of
+                    // the same user; the identity itself stays.
+                    let same = ["sub", "oid"]
+                        .iter()
+                        .all(|k| new.get(*k).is_none() || new.get(*k) == old.get(*k));
+                    if !same {
+                        return Refresh::Revoked;
+                    }
+                    for (k, v) in new {
+                        if matches!(
+                            k.as_str(),
+                            "email" | "email_verified" | "name" | "login" | "preferred_username"
+                        ) {
+                            old.insert(k.clone(), v.clone());
+                        }
+                    }
+                }
+                s["ui"] = serde_json::Value::from(now_secs());
+                Refresh::Done
+            }
+            Err(why) if why.starts_with("status 401") || why.starts_with("status 403") => {
+                Refresh::Revoked
+            }
+            Err(why) => {
+                tracing::warn!("userinfo refresh failed, keeping the session: {why}");
+                Refresh::Unavailable
+            }
+        }
     }
 
     /// Who signed in with GitHub: `GET /user` and `GET /user/emails` with
@@ -1084,6 +1206,16 @@ impl SignIn {
             }
         }
     }
+}
+
+/// What asking the provider again said.
+enum Refresh {
+    /// The user is still signed in; the claims are fresh.
+    Done,
+    /// The provider refused the token: the user must sign in again.
+    Revoked,
+    /// The provider could not be asked; the session stands.
+    Unavailable,
 }
 
 enum SessionState {
