@@ -602,3 +602,27 @@ on_http_request:
             .is_some_and(|l| l.starts_with(&format!("{}/login/oauth/authorize", github.base)))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allowed_tenants_refuses_other_tenants_at_sign_in() {
+    let idp = idp();
+    let up = echo().await;
+    let contoso = idp.tenant("contoso");
+    let proxy = Proxy::http(
+        &seed_policy(&idp, &format!("          allowed_tenants: [\"{contoso}\"]")),
+        up,
+    );
+    let mut bob = Browser::default();
+    let res = bob.visit(&proxy.url("/"), "bob@fabrikam.test").await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    assert_eq!(res.header("portcullis-error-code"), Some("ERR_NGROK_3403"));
+    assert!(
+        !bob.cookies
+            .keys()
+            .any(|k| k.starts_with("portcullis_session_")),
+        "no session for a refused tenant"
+    );
+    let mut alice = Browser::default();
+    let res = alice.visit(&proxy.url("/"), "alice@contoso.test").await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+}

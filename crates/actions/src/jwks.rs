@@ -1,6 +1,7 @@
 //! Key sets (JWKS) fetched from URLs and cached, for `jwt-validation` and
-//! sign-in: read without waiting on every request, fetched again when
-//! stale (15 minutes, as ngrok caches them) or when a token names a key id
+//! sign-in: read without waiting on every request, fetched again in the
+//! background when stale (15 minutes, as ngrok caches them; requests go on
+//! with the keys they have meanwhile), and at once when a token names a key id
 //! the set does not have (at most once per 10 seconds, so a flood of
 //! forged `kid`s cannot make the proxy hammer the provider). One fetch at a
 //! time; a failed fetch keeps the last good set.
@@ -49,9 +50,12 @@ struct Set {
     fetched: Option<Instant>,
 }
 
-/// The keys of one or more JWKS URLs.
+/// The keys of one or more JWKS URLs; clones share one cache.
+#[derive(Debug, Clone)]
+pub(crate) struct Jwks(Arc<Inner>);
+
 #[derive(Debug)]
-pub(crate) struct Jwks {
+struct Inner {
     urls: Vec<String>,
     client: Option<Arc<dyn HttpClient>>,
     set: RwLock<Arc<Set>>,
@@ -71,38 +75,53 @@ pub(crate) enum JwksError {
 
 impl Jwks {
     pub(crate) fn new(urls: Vec<String>, client: Option<Arc<dyn HttpClient>>) -> Jwks {
-        Jwks {
+        Jwks(Arc::new(Inner {
             urls,
             client,
             set: RwLock::new(Arc::new(Set::default())),
             fetching: tokio::sync::Mutex::new(None),
-        }
-    }
-
-    fn current(&self) -> Arc<Set> {
-        match self.set.read() {
-            Ok(g) => g.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        }))
     }
 
     /// The keys that may have signed a token with `kid`: those with that
     /// id, or every key when the token names none.
     pub(crate) async fn keys(&self, kid: Option<&str>) -> Result<Vec<Key>, JwksError> {
-        let set = self.current();
-        let stale = set.fetched.is_none_or(|t| t.elapsed() > FRESH);
-        let set = if stale {
-            self.refresh(set.fetched, Duration::ZERO).await?
-        } else {
-            set
+        let set = self.0.current();
+        let set = match set.fetched {
+            None => self.0.refresh(None, Duration::ZERO).await?,
+            Some(t) if t.elapsed() > FRESH => {
+                // Stale: fetched again in the background when there is a
+                // runtime to run it on; this request uses what it has.
+                match tokio::runtime::Handle::try_current() {
+                    Ok(runtime) => {
+                        let inner = self.0.clone();
+                        let seen = set.fetched;
+                        runtime.spawn(async move {
+                            let _ = inner.refresh(seen, Duration::ZERO).await;
+                        });
+                        set
+                    }
+                    Err(_) => self.0.refresh(set.fetched, Duration::ZERO).await?,
+                }
+            }
+            Some(_) => set,
         };
         let found = matching(&set, kid);
         if !found.is_empty() || kid.is_none() {
             return Ok(found);
         }
         // A key id we do not know: the provider may have rotated its keys.
-        let set = self.refresh(set.fetched, UNKNOWN_KID_BACKOFF).await?;
+        let set = self.0.refresh(set.fetched, UNKNOWN_KID_BACKOFF).await?;
         Ok(matching(&set, kid))
+    }
+}
+
+impl Inner {
+    fn current(&self) -> Arc<Set> {
+        match self.set.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     /// Fetches the set again unless another fetch did since `seen`. A fetch

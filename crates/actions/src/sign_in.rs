@@ -114,6 +114,8 @@ pub(crate) struct SignIn {
     max_session: Option<u64>,
     idle_timeout: Option<u64>,
     userinfo_every: Option<u64>,
+    /// Entra tenants (`tid`) whose users may sign in; empty: any.
+    allowed_tenants: Vec<String>,
     allow_preflight: bool,
     cookie_domain: Option<String>,
     session_cookie: String,
@@ -286,6 +288,11 @@ pub(crate) fn compile(
         max_session: seconds("max_session_duration"),
         idle_timeout: seconds("idle_session_timeout").or_else(|| seconds("idle_session_duration")),
         userinfo_every: seconds("userinfo_refresh_interval"),
+        allowed_tenants: cfg
+            .seq("allowed_tenants")
+            .iter()
+            .filter_map(|n| n.scalar().map(|s| s.value.trim().to_ascii_lowercase()))
+            .collect(),
         allow_preflight: cfg.bool("allow_cors_preflight", false),
         cookie_domain: cfg.str("auth_cookie_domain").map(str::to_owned),
         session_cookie: format!("portcullis_session_{tag}"),
@@ -755,6 +762,20 @@ impl SignIn {
                 .map_err(|why| fail(StatusCode::UNAUTHORIZED, "ERR_NGROK_3401", why))?;
             (claims, id_token)
         };
+        if !self.allowed_tenants.is_empty() {
+            let tid = claims
+                .get("tid")
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_ascii_lowercase();
+            if !self.allowed_tenants.contains(&tid) {
+                return Err(fail(
+                    StatusCode::FORBIDDEN,
+                    "ERR_NGROK_3403",
+                    format!("users of tenant `{tid}` may not sign in here"),
+                ));
+            }
+        }
         let overage = claims
             .get("_claim_names")
             .and_then(|n| n.get("groups"))

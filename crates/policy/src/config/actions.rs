@@ -741,6 +741,7 @@ const OAUTH: &[Field] = &[
     Field::opt("tenant", NONEMPTY),
     Field::opt("graph_url", NONEMPTY),
     Field::opt("api_url", NONEMPTY),
+    Field::opt("allowed_tenants", STRINGS),
 ];
 
 const OPENID_CONNECT: &[Field] = &[
@@ -763,6 +764,7 @@ const OPENID_CONNECT: &[Field] = &[
     // Microsoft Graph, for Entra's groups overage.
     Field::opt("callback_path", NONEMPTY),
     Field::opt("graph_url", NONEMPTY),
+    Field::opt("allowed_tenants", STRINGS),
 ];
 
 // ---- owasp-crs ----
