@@ -626,3 +626,54 @@ async fn allowed_tenants_refuses_other_tenants_at_sign_in() {
     let res = alice.visit(&proxy.url("/"), "alice@contoso.test").await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_in_many_groups_still_gets_a_session_that_fits_a_cookie() {
+    // 150 groups: under Entra's overage limit (200), so all are in the
+    // token, and far more than a 4 KB cookie holds.
+    let idp = Idp::start_configured(
+        &["--redirect-uri", "http://127.0.0.1/ngrok/callback"],
+        Some(
+            r#"{"users": [{"upn": "erin@contoso.test", "oid": "e0000000-0000-4000-8000-000000000009",
+                "tenant": "contoso", "name": "Erin", "email": "erin@contoso.test", "xms_edov": true,
+                "groups": ["g-admins"], "group_count": 150, "roles": ["Admin"]}]}"#,
+        ),
+    );
+    let up = echo().await;
+    let proxy = Proxy::http(
+        &format!(
+            r#"
+on_http_request:
+  - actions:
+      - type: oauth
+        config:
+          provider: microsoft
+          authority_host: {base}
+          client_id: "{CLIENT_ID}"
+          client_secret: "{SECRET}"
+  - expressions: ["!('g-admins' in actions.portcullis.oauth.groups)"]
+    actions: [{{ type: deny }}]
+  - actions:
+      - type: add-headers
+        config:
+          headers:
+            x-groups: "${{string(size(actions.portcullis.oauth.groups))}}"
+"#,
+            base = idp.base,
+        ),
+        up,
+    );
+    let mut erin = Browser::default();
+    let res = erin.visit(&proxy.url("/"), "erin@contoso.test").await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(res.echo()["headers"]["x-groups"][0], "150");
+    let session = erin
+        .cookies
+        .iter()
+        .find(|(k, _)| k.starts_with("portcullis_session_"))
+        .map(|(_, v)| v.len())
+        .expect("session cookie");
+    assert!(session < 4000, "{session} bytes");
+    let res = erin.request("GET", &proxy.url("/again"), None).await;
+    assert_eq!(res.echo()["headers"]["x-groups"][0], "150");
+}

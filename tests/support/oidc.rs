@@ -36,11 +36,21 @@ impl Idp {
 
     /// Starts the provider with extra arguments (`--redirect-uri URL`).
     pub fn start_with(args: &[&str]) -> Idp {
+        Idp::start_configured(args, None)
+    }
+
+    /// Starts the provider with extra arguments and a configuration (JSON:
+    /// extra users, clients, token lifetimes; `tests/oidc/README.md`).
+    pub fn start_configured(args: &[&str], config: Option<&str>) -> Idp {
         assert!(
             harness().join("node_modules").exists(),
             "the test identity provider is not installed: run `npm ci --prefix tests/oidc` (scripts/test does)"
         );
-        let mut child = Command::new("node")
+        let mut command = Command::new("node");
+        if let Some(config) = config {
+            command.env("ENTRA_TEST_IDP_CONFIG", config);
+        }
+        let mut child = command
             .arg(harness().join("entra.mjs"))
             .args(["--port", "0"])
             .args(args)

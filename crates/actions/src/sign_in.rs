@@ -56,6 +56,27 @@ const FLOW_TTL: Duration = Duration::from_secs(15 * 60);
 /// A session's last-seen time is refreshed at most this often.
 const TOUCH_EVERY: u64 = 60;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest session cookie value: browsers keep cookies up to 4,096
+/// bytes, name and attributes included.
+const MAX_COOKIE: usize = 3800;
+/// The claims a session keeps; the rest of the ID token (audience, times,
+/// nonce, hashes) is of no use once it is verified.
+const KEPT_CLAIMS: &[&str] = &[
+    "sub",
+    "oid",
+    "tid",
+    "email",
+    "email_verified",
+    "xms_edov",
+    "name",
+    "preferred_username",
+    "login",
+    "groups",
+    "roles",
+    "sid",
+    "exp",
+    "ov",
+];
 const MAX_FETCH: usize = 256 * 1024;
 
 /// Which action: where the provider is, and what the results are named.
@@ -807,6 +828,7 @@ impl SignIn {
             }
         }
         let now = now_secs();
+        let claims = slim(claims);
         let mut session = serde_json::json!({
             "c": claims, "iat": now, "last": now,
         });
@@ -820,16 +842,13 @@ impl SignIn {
         if !id_token.is_empty() && id_token.len() < 2048 {
             session["t"] = serde_json::Value::String(id_token);
         }
-        let sealed = self
-            .keys
-            .seal(&self.session_cookie, session.to_string().as_bytes())
-            .ok_or_else(|| {
-                fail(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "ERR_NGROK_2300",
-                    "cannot seal the session",
-                )
-            })?;
+        let sealed = self.seal_session(&mut session).ok_or_else(|| {
+            fail(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "ERR_NGROK_2300",
+                "the session does not fit a cookie",
+            )
+        })?;
         let back = text("r");
         let back = if safe_path(&back) {
             back
@@ -848,6 +867,44 @@ impl SignIn {
             ctx.set_cookie(c);
         }
         Ok(Step::Respond)
+    }
+
+    /// Seals a new session into a cookie value browsers keep: under 4 KB
+    /// with its name and attributes. What does not fit goes, in order: the
+    /// ID token (then `identity_token` is empty), then the groups, which
+    /// move to the process's memory as for Entra's overage.
+    fn seal_session(&self, session: &mut serde_json::Value) -> Option<String> {
+        let seal = |s: &serde_json::Value| {
+            self.keys
+                .seal(&self.session_cookie, s.to_string().as_bytes())
+        };
+        let sealed = seal(session)?;
+        if sealed.len() <= MAX_COOKIE {
+            return Some(sealed);
+        }
+        if let Some(s) = session.as_object_mut() {
+            s.remove("t");
+        }
+        let sealed = seal(session)?;
+        if sealed.len() <= MAX_COOKIE {
+            return Some(sealed);
+        }
+        let claims = session.get_mut("c")?.as_object_mut()?;
+        let groups: Vec<String> = claims
+            .remove("groups")?
+            .as_array()?
+            .iter()
+            .filter_map(|g| g.as_str().map(str::to_owned))
+            .collect();
+        claims.insert("ov".into(), serde_json::Value::Bool(true));
+        let id = identity_id(&serde_json::Value::Object(claims.clone()));
+        let mut cache = match self.overage.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        cache.insert(id, (groups.into(), Instant::now()));
+        drop(cache);
+        seal(session).filter(|s| s.len() <= MAX_COOKIE)
     }
 
     fn userinfo_due(&self, s: &serde_json::Value) -> bool {
@@ -1244,6 +1301,17 @@ enum SessionState {
     Idle,
     TooOld,
     Valid(serde_json::Value),
+}
+
+/// Only the claims a session needs.
+fn slim(claims: serde_json::Value) -> serde_json::Value {
+    match claims {
+        serde_json::Value::Object(mut map) => {
+            map.retain(|k, _| KEPT_CLAIMS.contains(&k.as_str()));
+            serde_json::Value::Object(map)
+        }
+        other => other,
+    }
 }
 
 /// The identity of a user: for Entra (`tid` and `oid` present) the tenant
