@@ -576,6 +576,7 @@ on_http_request:
         config:
           headers:
             x-refreshed: "${{actions.ngrok.oauth.userinfo_refreshed}}"
+            authorization: "Bearer ${{actions.ngrok.oauth.access_token}}"
 "#,
             base = github.base,
         ),
@@ -585,6 +586,14 @@ on_http_request:
     let res = octocat.visit(&proxy.url("/"), "octocat").await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text());
     assert_eq!(res.echo()["headers"]["x-refreshed"][0], "false");
+    // The access token reaches the upstream, as the policy asks.
+    assert!(
+        res.echo()["headers"]["authorization"][0]
+            .as_str()
+            .is_some_and(|v| v.starts_with("Bearer gho_")),
+        "{}",
+        res.echo()
+    );
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let res = octocat.request("GET", &proxy.url("/"), None).await;
     assert_eq!(res.echo()["headers"]["x-refreshed"][0], "true");

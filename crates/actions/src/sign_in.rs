@@ -106,6 +106,8 @@ struct Results {
     timed_out: Option<ResultVar>,
     max_reached: Option<ResultVar>,
     userinfo_refreshed: Option<ResultVar>,
+    access_token: Option<ResultVar>,
+    refresh_token: Option<ResultVar>,
     tid: Option<ResultVar>,
     oid: Option<ResultVar>,
     groups: Option<ResultVar>,
@@ -286,6 +288,8 @@ pub(crate) fn compile(
         timed_out: r("session_timed_out"),
         max_reached: r("session_max_duration_reached"),
         userinfo_refreshed: r("userinfo_refreshed"),
+        access_token: r("access_token"),
+        refresh_token: r("refresh_token"),
         tid: cx.result(&format!("actions.portcullis.{ns}.tid")),
         oid: cx.result(&format!("actions.portcullis.{ns}.oid")),
         groups: cx.result(&format!("actions.portcullis.{ns}.groups")),
@@ -834,9 +838,16 @@ impl SignIn {
         });
         // With `userinfo_refresh_interval`, the access token is kept to ask
         // the provider again who the user is.
-        if self.userinfo_every.is_some() {
+        if self.userinfo_every.is_some() || self.results.access_token.is_some() {
             session["at"] = tokens.get("access_token").cloned().unwrap_or_default();
             session["ui"] = serde_json::Value::from(now);
+        }
+        // Tokens the policy reads (to pass the access token upstream, as
+        // `Authorization`) are kept; others are not.
+        if self.results.refresh_token.is_some()
+            && let Some(rt) = tokens.get("refresh_token")
+        {
+            session["rt"] = rt.clone();
         }
         // The ID token is kept for `identity_token` when it fits a cookie.
         if !id_token.is_empty() && id_token.len() < 2048 {
@@ -1260,6 +1271,14 @@ impl SignIn {
                 Value::string(s.get("t").and_then(|v| v.as_str()).unwrap_or("")),
             ),
             (r.expires_at, Value::string(rfc3339(expires))),
+            (
+                r.access_token,
+                Value::string(s.get("at").and_then(|v| v.as_str()).unwrap_or("")),
+            ),
+            (
+                r.refresh_token,
+                Value::string(s.get("rt").and_then(|v| v.as_str()).unwrap_or("")),
+            ),
             (r.timed_out, Value::Bool(false)),
             (r.max_reached, Value::Bool(false)),
         ] {
