@@ -686,3 +686,62 @@ on_http_request:
     let res = erin.request("GET", &proxy.url("/again"), None).await;
     assert_eq!(res.echo()["headers"]["x-groups"][0], "150");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_entra_authority_form_signs_in() {
+    let idp = idp();
+    let up = echo().await;
+    for (tenant, user, oid) in [
+        (
+            "organizations",
+            "bob@fabrikam.test",
+            "b0b00000-0000-4000-8000-000000000002",
+        ),
+        (
+            "consumers",
+            "dave@outlook.test",
+            "00000000-0000-0000-da7e-000000000005",
+        ),
+        (
+            "contoso.test",
+            "alice@contoso.test",
+            "a11ce000-0000-4000-8000-000000000001",
+        ),
+    ] {
+        let tid = match tenant {
+            "organizations" => idp.tenant("fabrikam"),
+            "consumers" => idp.tenant("consumers"),
+            _ => idp.tenant("contoso"),
+        };
+        let proxy = Proxy::http(
+            &format!(
+                r#"
+on_http_request:
+  - actions:
+      - type: oauth
+        config:
+          provider: microsoft
+          authority_host: {base}
+          tenant: {tenant}
+          client_id: "{CLIENT_ID}"
+          client_secret: "{SECRET}"
+  - actions:
+      - type: add-headers
+        config:
+          headers:
+            x-identity: "${{actions.ngrok.oauth.identity.id}}"
+"#,
+                base = idp.base,
+            ),
+            up,
+        );
+        let mut b = Browser::default();
+        let res = b.visit(&proxy.url("/"), user).await;
+        assert_eq!(res.status, StatusCode::OK, "{tenant}: {}", res.text());
+        assert_eq!(
+            res.echo()["headers"]["x-identity"][0],
+            format!("{tid}.{oid}"),
+            "{tenant}"
+        );
+    }
+}
