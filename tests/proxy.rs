@@ -610,15 +610,12 @@ on_http_request:
     assert_eq!(res.status, StatusCode::BAD_GATEWAY);
 }
 
-#[test]
-fn an_invalid_policy_stops_the_start_with_diagnostics() {
-    let dir = support::temp_dir("invalid");
+/// Starts `portcullis http` with `policy` and expects it to refuse:
+/// returns what it printed.
+fn refused_start(policy: &str) -> String {
+    let dir = support::temp_dir("refused");
     let path = dir.join("policy.yml");
-    std::fs::write(
-        &path,
-        "on_http_request:\n  - actions:\n      - type: deni\n",
-    )
-    .expect("write");
+    std::fs::write(&path, policy).expect("write");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .args([
             "http",
@@ -630,39 +627,26 @@ fn an_invalid_policy_stops_the_start_with_diagnostics() {
         .arg(&path)
         .output()
         .expect("run");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let _ = std::fs::remove_dir_all(dir);
+    assert!(!out.status.success(), "the proxy started");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn an_invalid_policy_stops_the_start_with_diagnostics() {
+    let err = refused_start("on_http_request:\n  - actions:\n      - type: deni\n");
     assert!(
         err.contains("policy.yml:3:15: error[E0107]: unknown action type `deni`"),
         "{err}"
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
 fn an_unsupported_action_stops_the_start_rather_than_being_skipped() {
-    let dir = support::temp_dir("unsupported");
-    let path = dir.join("policy.yml");
-    std::fs::write(
-        &path,
+    let err = refused_start(
         "on_http_request:\n  - actions:\n      - type: owasp-crs-request\n        config: { on_error: halt }\n",
-    )
-    .expect("write");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args([
-            "http",
-            "9",
-            "--listen",
-            "127.0.0.1:0",
-            "--traffic-policy-file",
-        ])
-        .arg(&path)
-        .output()
-        .expect("run");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    );
     assert!(err.contains("error[E0141]"), "{err}");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -514,13 +514,11 @@ async fn a_tampered_or_foreign_session_cookie_is_no_session() {
     assert_eq!(res.status, StatusCode::FOUND);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn github_sign_in_uses_the_verified_primary_email() {
-    let github = FakeGitHub::start();
-    let up = echo().await;
-    let proxy = Proxy::http(
-        &format!(
-            r#"
+/// A policy signing in with the fake GitHub: `extra` config lines, then
+/// `rules`.
+fn github_policy(github: &FakeGitHub, extra: &str, rules: &str) -> String {
+    format!(
+        r#"
 on_http_request:
   - actions:
       - type: oauth
@@ -530,6 +528,20 @@ on_http_request:
           api_url: {base}/api
           client_id: "{GITHUB_CLIENT_ID}"
           client_secret: "{GITHUB_CLIENT_SECRET}"
+{extra}{rules}"#,
+        base = github.base,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn github_sign_in_uses_the_verified_primary_email() {
+    let github = FakeGitHub::start();
+    let up = echo().await;
+    let proxy = Proxy::http(
+        &github_policy(
+            &github,
+            "",
+            r#"
   - expressions:
       - "!(actions.ngrok.oauth.identity.email in ['octocat@github.test'])"
     actions:
@@ -538,9 +550,8 @@ on_http_request:
       - type: add-headers
         config:
           headers:
-            x-user: "${{actions.ngrok.oauth.identity.provider_user_id}} ${{actions.ngrok.oauth.identity.name}}"
+            x-user: "${actions.ngrok.oauth.identity.provider_user_id} ${actions.ngrok.oauth.identity.name}"
 "#,
-            base = github.base,
         ),
         up,
     );
@@ -559,26 +570,17 @@ async fn userinfo_is_asked_again_and_a_revoked_authorization_signs_the_user_out(
     let github = FakeGitHub::start();
     let up = echo().await;
     let proxy = Proxy::http(
-        &format!(
+        &github_policy(
+            &github,
+            "          userinfo_refresh_interval: 1s\n",
             r#"
-on_http_request:
-  - actions:
-      - type: oauth
-        config:
-          provider: github
-          authority_host: {base}
-          api_url: {base}/api
-          client_id: "{GITHUB_CLIENT_ID}"
-          client_secret: "{GITHUB_CLIENT_SECRET}"
-          userinfo_refresh_interval: 1s
   - actions:
       - type: add-headers
         config:
           headers:
-            x-refreshed: "${{actions.ngrok.oauth.userinfo_refreshed}}"
-            authorization: "Bearer ${{actions.ngrok.oauth.access_token}}"
+            x-refreshed: "${actions.ngrok.oauth.userinfo_refreshed}"
+            authorization: "Bearer ${actions.ngrok.oauth.access_token}"
 "#,
-            base = github.base,
         ),
         up,
     );

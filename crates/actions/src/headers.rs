@@ -5,11 +5,12 @@
 use std::sync::Arc;
 
 use http::header::{HOST, HeaderMap, HeaderName, HeaderValue};
-use portcullis_cel::value::{Key, MapData};
-use portcullis_cel::{Diagnostic, Map, Str, Value};
+use portcullis_cel::value::MapData;
+use portcullis_cel::{Diagnostic, Map, Value};
 use portcullis_policy::schema::Phase;
 
 use crate::action::Config;
+use crate::record::key;
 use crate::template::Template;
 use crate::{Action, ActionError, CompileCx, RequestCtx, ResultVar, Run, Step};
 
@@ -47,10 +48,6 @@ fn headers_of(ctx: &mut RequestCtx, phase: Phase) -> Option<&mut HeaderMap> {
         Phase::HttpResponse => ctx.res_headers_mut(),
         _ => Some(ctx.req_headers_mut()),
     }
-}
-
-fn key(s: &str) -> Key<'static> {
-    Key::String(Str::Shared(Arc::from(s)))
 }
 
 // === add-headers ===

@@ -16,14 +16,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, USER_AGENT};
 use http::{Method, Request, StatusCode};
-use portcullis_cel::value::{Key, MapData};
-use portcullis_cel::{
-    Activation, CompileOptions, Diagnostic, Env, Map, Program, Str, Type, Value, VarId,
-};
+use portcullis_cel::{Activation, CompileOptions, Diagnostic, Env, Program, Type, Value, VarId};
 use portcullis_policy::schema::Phase;
 
 use crate::action::Config;
 use crate::client::{FetchError, Fetched, HttpClient, Scope};
+use crate::percent;
+use crate::record::record;
 use crate::template::Template;
 use crate::{Action, ActionError, CompileCx, RequestCtx, ResultVar, Run, Step, env};
 
@@ -183,9 +182,9 @@ impl HttpRequest {
             } else {
                 '&'
             });
-            url.push_str(&escape(key));
+            url.push_str(&percent::encode_component(key));
             url.push('=');
-            url.push_str(&escape(&value.render(ctx)?));
+            url.push_str(&percent::encode_component(&value.render(ctx)?));
         }
         let body = match &self.body {
             Some(t) => t.render(ctx)?.into_owned(),
@@ -347,16 +346,6 @@ impl Activation for RetryScope<'_> {
     }
 }
 
-fn record(entries: Vec<(&str, Value<'static>)>) -> Value<'static> {
-    let entries = entries
-        .into_iter()
-        .map(|(k, v)| (Key::String(Str::Shared(Arc::from(k))), v))
-        .collect();
-    MapData::from_entries(entries)
-        .map(|m| Value::Map(Map::Values(Arc::new(m))))
-        .unwrap_or(Value::Null)
-}
-
 fn header_map(headers: &http::HeaderMap) -> Value<'static> {
     let mut entries: Vec<(&str, Value<'static>)> = Vec::new();
     for name in headers.keys() {
@@ -415,18 +404,4 @@ fn attempt_value(a: &Attempt) -> Value<'static> {
         ]),
         Err(_) => record(vec![("response_time_ms", millis(a.elapsed))]),
     }
-}
-
-/// Percent-encodes a query component (RFC 3986 unreserved characters
-/// stay).
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }

@@ -8,14 +8,11 @@
 //! and a key is only ever used with its own family: an HMAC `alg` with an
 //! RSA key (the HS/RS confusion) fails, even if `HS256` were allowed.
 
-use std::sync::Arc;
-
 use base64::Engine as _;
 use http::header::{CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
 use http::{Method, StatusCode};
 use jsonwebtoken::{Algorithm, Validation, decode, decode_header};
-use portcullis_cel::value::{Key as MapKey, MapData};
-use portcullis_cel::{Diagnostic, Map, Str, Value};
+use portcullis_cel::{Diagnostic, Value};
 
 use crate::action::Config;
 use crate::jwks::{Jwks, JwksError};
@@ -422,11 +419,5 @@ fn token_value(
         ("location_property", Value::string(property)),
         ("verified", Value::Bool(true)),
     ];
-    let entries = entries
-        .into_iter()
-        .map(|(k, v)| (MapKey::String(Str::Shared(Arc::from(k))), v))
-        .collect();
-    MapData::from_entries(entries)
-        .map(|m| Value::Map(Map::Values(Arc::new(m))))
-        .unwrap_or(Value::Null)
+    crate::record::record(entries)
 }

@@ -42,6 +42,7 @@ use crate::action::Config;
 use crate::client::{HttpClient, Scope};
 use crate::jwks::Jwks;
 use crate::jwt_validation_rules::key_issuer_matches;
+use crate::percent;
 use crate::session::{Keys, random_token};
 use crate::template::Template;
 use crate::{Action, ActionError, CompileCx, RequestCtx, ResultVar, Run, Step, respond};
@@ -591,9 +592,9 @@ impl SignIn {
             } else {
                 '?'
             },
-            escape(&client_id),
-            escape(&self.redirect_uri(ctx)),
-            escape(&self.scopes),
+            percent::encode_component(&client_id),
+            percent::encode_component(&self.redirect_uri(ctx)),
+            percent::encode_component(&self.scopes),
             state,
             nonce,
             challenge,
@@ -605,7 +606,11 @@ impl SignIn {
             url.push_str("&prompt=login");
         }
         for (k, v) in &self.authz_params {
-            url.push_str(&format!("&{}={}", escape(k), escape(v)));
+            url.push_str(&format!(
+                "&{}={}",
+                percent::encode_component(k),
+                percent::encode_component(v)
+            ));
         }
         let mut res = respond::status(StatusCode::FOUND);
         let location = HeaderValue::from_str(&url).map_err(|_| {
@@ -724,11 +729,11 @@ impl SignIn {
         let secret = self.client_secret.render(ctx)?.into_owned();
         let form = format!(
             "grant_type=authorization_code&code={}&redirect_uri={}&client_id={}&client_secret={}&code_verifier={}",
-            escape(&code),
-            escape(&self.redirect_uri(ctx)),
-            escape(&client_id),
-            escape(&secret),
-            escape(&text("v")),
+            percent::encode_component(&code),
+            percent::encode_component(&self.redirect_uri(ctx)),
+            percent::encode_component(&client_id),
+            percent::encode_component(&secret),
+            percent::encode_component(&text("v")),
         );
         let req = Request::post(disc.token_endpoint.as_str())
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -1415,16 +1420,4 @@ async fn fetch_json(
         return Err(format!("status {}: {err} {why}", res.status));
     }
     Ok(json)
-}
-
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }

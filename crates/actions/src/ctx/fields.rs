@@ -1,15 +1,14 @@
 //! Each variable's value, read from the exchange when an expression asks.
 
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use http::header::{self, HeaderMap};
 use portcullis_cel::time::Timestamp;
-use portcullis_cel::value::{Key, MapData};
-use portcullis_cel::{Map, Str, Value};
+use portcullis_cel::{Map, Value};
 
 use super::{Headers, RequestCtx, headers_value, list_of_header, text};
 use crate::env::Field;
+use crate::record::{self, key, map};
 
 impl RequestCtx {
     /// The value of `field`, borrowing from the exchange where it can.
@@ -50,7 +49,7 @@ impl RequestCtx {
                 .get_or_init(|| request_cookies(&self.req_headers.0))
                 .clone(),
             ReqLocation => text(header_str(&self.req_headers.0, header::LOCATION)?),
-            ReqTrailers => empty_map(),
+            ReqTrailers => record::empty(),
             ReqTsHeaderReceived => Value::Timestamp(timestamp(self.received)),
             ResStatusCode => Value::Int(i64::from(self.res.as_ref()?.parts.status.as_u16())),
             ResHeaders => headers_value(&self.res.as_ref()?.headers),
@@ -70,7 +69,7 @@ impl RequestCtx {
                     .get_or_init(|| response_cookies(&res.headers))
                     .clone()
             }
-            ResTrailers => empty_map(),
+            ResTrailers => record::empty(),
             ConnClientIp => text(&conn.client_ip),
             ConnClientPort => Value::Int(i64::from(conn.client.port())),
             ConnServerIp => text(&conn.server_ip),
@@ -156,27 +155,6 @@ fn content_type_params(h: &HeaderMap) -> Option<Value<'static>> {
         })
         .collect();
     Some(map(entries))
-}
-
-fn key(s: impl Into<Arc<str>>) -> Key<'static> {
-    Key::String(Str::Shared(s.into()))
-}
-
-fn map(entries: Vec<(Key<'static>, Value<'static>)>) -> Value<'static> {
-    // Duplicate keys keep the first: `from_entries` rejects duplicates.
-    let mut seen: Vec<(Key<'static>, Value<'static>)> = Vec::with_capacity(entries.len());
-    for (k, v) in entries {
-        if !seen.iter().any(|(s, _)| *s == k) {
-            seen.push((k, v));
-        }
-    }
-    MapData::from_entries(seen)
-        .map(|m| Value::Map(Map::Values(Arc::new(m))))
-        .unwrap_or_else(|_| empty_map())
-}
-
-fn empty_map() -> Value<'static> {
-    Value::Map(Map::Values(Arc::new(MapData::default())))
 }
 
 fn timestamp(t: SystemTime) -> Timestamp {
