@@ -933,3 +933,44 @@ on_http_request:
         res.text()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_requests_in_flight_finish() {
+    // An upstream that answers after half a second.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let slow = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nslow")
+                    .await;
+            });
+        }
+    });
+    let proxy = Proxy::http("on_http_request: []\n", slow);
+    let url = proxy.url("/");
+    let in_flight = tokio::spawn(async move { get(&url, &[]).await });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &proxy.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let res = in_flight.await.expect("request task");
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.text(), "slow");
+    // Once stopped, it accepts nothing more.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        std::net::TcpStream::connect(proxy.addr).is_err(),
+        "still listening"
+    );
+    assert!(proxy.log().contains("shutting down"), "{}", proxy.log());
+}

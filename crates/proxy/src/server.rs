@@ -21,7 +21,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use portcullis_actions::body::{self, Body};
 use portcullis_actions::client::HttpClient;
 use portcullis_actions::{Conn, Endpoint, RequestCtx, respond};
@@ -177,14 +177,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let (stop, stopped) = watch::channel(false);
     let grace = config.timeouts.shutdown_grace;
     let done = tokio::spawn(async move {
-        let graceful = Arc::new(GracefulShutdown::new());
         let mut tasks = tokio::task::JoinSet::new();
         for (listener, site) in listeners.into_iter().zip(&sites) {
             tasks.spawn(accept_loop(
                 listener,
                 site.clone(),
                 shared.clone(),
-                graceful.clone(),
+                grace,
                 stopped.clone(),
             ));
         }
@@ -202,17 +201,6 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             stopped.clone(),
         ));
         while tasks.join_next().await.is_some() {}
-        match Arc::try_unwrap(graceful) {
-            Ok(graceful) => {
-                if tokio::time::timeout(grace, graceful.shutdown())
-                    .await
-                    .is_err()
-                {
-                    tracing::warn!("connections still open after the grace period; closing them");
-                }
-            }
-            Err(_) => tracing::warn!("shutdown: connection watcher still shared"),
-        }
     });
     Ok(Running {
         addrs,
@@ -252,13 +240,17 @@ async fn accept_loop(
     listener: TcpListener,
     site: Arc<Site>,
     shared: Arc<Shared>,
-    graceful: Arc<GracefulShutdown>,
+    grace: Duration,
     mut stopped: watch::Receiver<bool>,
 ) {
+    // Every connection of this listener is watched: on stop, each is told
+    // to finish the request in flight and close, and the loop returns when
+    // they all have (or the grace period is over).
+    let graceful = GracefulShutdown::new();
     loop {
         let accepted = tokio::select! {
             res = listener.accept() => res,
-            _ = stopped.wait_for(|s| *s) => return,
+            _ = stopped.wait_for(|s| *s) => break,
         };
         let (stream, client) = match accepted {
             Ok(x) => x,
@@ -274,10 +266,17 @@ async fn accept_loop(
         let _ = stream.set_nodelay(true);
         let site = site.clone();
         let shared = shared.clone();
-        let watcher = graceful.clone();
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
-            connection(stream, client, server, site, shared, &watcher).await;
+            connection(stream, client, server, site, shared, watcher).await;
         });
+    }
+    drop(listener);
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after the grace period; closing them");
     }
 }
 
@@ -287,7 +286,7 @@ async fn connection(
     server: SocketAddr,
     site: Arc<Site>,
     shared: Arc<Shared>,
-    graceful: &GracefulShutdown,
+    graceful: Watcher,
 ) {
     let _open = shared.metrics.connection_opened();
     match &site.tls {
@@ -319,7 +318,7 @@ async fn serve<IO>(
     conn: Arc<Conn>,
     site: Arc<Site>,
     shared: Arc<Shared>,
-    graceful: &GracefulShutdown,
+    graceful: Watcher,
     h2_only: bool,
 ) where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
