@@ -936,41 +936,110 @@ on_http_request:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_lets_requests_in_flight_finish() {
-    // An upstream that answers after half a second.
+    // An upstream that says when the request reached it, then answers only
+    // once the proxy has been told to stop.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let slow = listener.local_addr().expect("addr");
+    let (arrived, request_arrived) = tokio::sync::oneshot::channel::<()>();
+    let (stopped, proxy_stopping) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        while let Ok((mut s, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                let _ = s.read(&mut buf).await;
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                let _ = s
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nslow")
-                    .await;
-            });
-        }
+        let Ok((mut s, _)) = listener.accept().await else {
+            return;
+        };
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf).await;
+        let _ = arrived.send(());
+        let _ = proxy_stopping.await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let _ = s
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nslow")
+            .await;
     });
     let proxy = Proxy::http("on_http_request: []\n", slow);
     let url = proxy.url("/");
     let in_flight = tokio::spawn(async move { get(&url, &[]).await });
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    tokio::time::timeout(Duration::from_secs(10), request_arrived)
+        .await
+        .expect("the request reaches the upstream")
+        .expect("signal");
     let status = std::process::Command::new("kill")
         .args(["-TERM", &proxy.pid().to_string()])
         .status()
         .expect("kill");
     assert!(status.success());
+    assert!(proxy.wait_for_log("shutting down"), "{}", proxy.log());
+    let _ = stopped.send(());
     let res = in_flight.await.expect("request task");
     assert_eq!(res.status, StatusCode::OK);
     assert_eq!(res.text(), "slow");
-    // Once stopped, it accepts nothing more.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        std::net::TcpStream::connect(proxy.addr).is_err(),
-        "still listening"
+    // Once the request is done, the proxy stops and accepts nothing more.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(proxy.addr).is_ok() {
+        assert!(std::time::Instant::now() < deadline, "still listening");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_bodies_stream_through_without_buffering() {
+    // An upstream that sends one chunk and sends the rest only once the
+    // client has received it: a proxy that buffered the body would never
+    // deliver the first chunk.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let up = listener.local_addr().expect("addr");
+    let (got_first, first_seen) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let Ok((mut s, _)) = listener.accept().await else {
+            return;
+        };
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf).await;
+        let _ = s
+            .write_all(
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-type: text/event-stream\r\n\r\n6\r\nfirst\n\r\n",
+            )
+            .await;
+        let _ = first_seen.await;
+        let _ = s.write_all(b"7\r\nsecond\n\r\n0\r\n\r\n").await;
+    });
+    let proxy = Proxy::http(
+        "on_http_response:\n  - actions:\n      - type: add-headers\n        config:\n          headers:\n            x-seen: \"yes\"\n",
+        up,
     );
-    assert!(proxy.log().contains("shutting down"), "{}", proxy.log());
+    let res = support::client()
+        .request(
+            Request::get(proxy.url("/events"))
+                .body(Full::new(Bytes::new()))
+                .expect("request"),
+        )
+        .await
+        .expect("response");
+    assert_eq!(
+        res.headers().get("x-seen").map(|v| v.as_bytes()),
+        Some(&b"yes"[..])
+    );
+    let mut body = res.into_body();
+    let first = tokio::time::timeout(
+        Duration::from_secs(10),
+        http_body_util::BodyExt::frame(&mut body),
+    )
+    .await
+    .expect("the first chunk arrives before the upstream sends the rest")
+    .expect("a frame")
+    .expect("no error")
+    .into_data()
+    .expect("data");
+    assert_eq!(&first[..], b"first\n");
+    let _ = got_first.send(());
+    let rest = http_body_util::BodyExt::collect(body)
+        .await
+        .expect("rest")
+        .to_bytes();
+    assert_eq!(&rest[..], b"second\n");
 }
