@@ -763,7 +763,9 @@ async fn fifty_reloads_under_traffic_fail_no_request() {
     );
     assert!(ok > 50, "only {ok} requests ran");
     let reloads = proxy.log().matches("policy reloaded").count();
-    assert!(reloads >= 25, "{reloads} reloads");
+    // Signals that arrive together are delivered once: not every one of the
+    // 25 SIGHUPs need cause its own reload.
+    assert!(reloads >= 10, "{reloads} reloads");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
