@@ -173,10 +173,17 @@ fn session_keys_from_env() -> anyhow::Result<Vec<[u8; 32]>> {
 
 fn run(mut config: Config, args: &RunArgs, demo: Option<String>) -> anyhow::Result<ExitCode> {
     init_logging(args.log_format);
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = args.workers {
-        rt.worker_threads(n.max(1));
-    }
+    // One worker: a single-threaded runtime, which wakes tasks without
+    // crossing threads.
+    let mut rt = match args.workers {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut rt = tokio::runtime::Builder::new_multi_thread();
+            rt.worker_threads(n.max(1));
+            rt
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     let rt = rt
         .enable_all()
         .build()
