@@ -8,7 +8,7 @@
 //! and what must be built (the full URL, the query parameters, the cookies)
 //! is built once and cached until an action changes what it derives from.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
@@ -19,6 +19,7 @@ use http_body_util::BodyExt;
 use portcullis_cel::time::Timestamp;
 use portcullis_cel::value::MapData;
 use portcullis_cel::{Activation, List, Map, MultiMap, Str, Value, VarId};
+use portcullis_policy::functions::canonical;
 use portcullis_policy::schema::Phase;
 
 use crate::body::{self, Body};
@@ -82,13 +83,6 @@ impl Conn {
     /// made once per connection.
     pub fn client_ip_value(&self) -> &http::HeaderValue {
         &self.client_ip_value
-    }
-}
-
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
     }
 }
 

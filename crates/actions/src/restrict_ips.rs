@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use http::StatusCode;
 use portcullis_cel::{Diagnostic, Value};
-use portcullis_policy::functions::{cidr_contains, parse_cidr};
+use portcullis_policy::functions::{cidr_contains, net_contains, parse_cidr};
 use portcullis_policy::schema::Phase;
 
 use crate::action::Config;
@@ -73,33 +73,6 @@ impl Action for RestrictIps {
     }
 }
 
-/// Whether `ip` is in the network `net/len`; IPv4-mapped IPv6 addresses
-/// compare as IPv4, as `inCidrRange` compares them.
-fn contains(ip: IpAddr, net: IpAddr, len: u32) -> bool {
-    let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    };
-    let (net, len) = match net {
-        IpAddr::V6(v6) if len >= 96 => match v6.to_ipv4_mapped() {
-            Some(v4) => (IpAddr::V4(v4), len - 96),
-            None => (net, len),
-        },
-        _ => (net, len),
-    };
-    match (ip, net) {
-        (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let mask = u32::MAX.checked_shl(32 - len).unwrap_or(0);
-            u32::from(a) & mask == u32::from(n) & mask
-        }
-        (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let mask = u128::MAX.checked_shl(128 - len).unwrap_or(0);
-            u128::from(a) & mask == u128::from(n) & mask
-        }
-        _ => false,
-    }
-}
-
 impl RestrictIps {
     fn first_match<'c>(
         list: &'c [Cidr],
@@ -109,7 +82,7 @@ impl RestrictIps {
         for cidr in list {
             match cidr {
                 Cidr::Fixed(text, net, len) => {
-                    if contains(ip, *net, *len) {
+                    if net_contains(ip, *net, *len) {
                         return Ok(Some(Cow::Borrowed(text)));
                     }
                 }

@@ -367,7 +367,9 @@ fn ip(env: &mut Env) {
 }
 
 /// An IPv4-mapped IPv6 address as the IPv4 address it carries.
-fn canonical(ip: IpAddr) -> IpAddr {
+/// An address as the IP functions compare it: IPv4-mapped IPv6 addresses
+/// (`::ffff:10.0.0.1`) as IPv4.
+pub fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
@@ -391,6 +393,13 @@ pub fn parse_cidr(cidr: &str) -> Option<(IpAddr, u32)> {
 /// `restrict-ips` matches with.
 pub fn cidr_contains(ip: IpAddr, cidr: &str) -> Option<bool> {
     let (net, len) = parse_cidr(cidr)?;
+    Some(net_contains(ip, net, len))
+}
+
+/// Whether `ip` is in the network `net/len` of a parsed CIDR
+/// ([`parse_cidr`]): what [`cidr_contains`] does after parsing, for callers
+/// that parse once and match many times (`restrict-ips`).
+pub fn net_contains(ip: IpAddr, net: IpAddr, len: u32) -> bool {
     let ip = canonical(ip);
     // A mapped network with a prefix that covers the mapping compares as IPv4.
     let (net, len) = match net {
@@ -400,7 +409,7 @@ pub fn cidr_contains(ip: IpAddr, cidr: &str) -> Option<bool> {
         },
         _ => (net, len),
     };
-    Some(match (ip, net) {
+    match (ip, net) {
         (IpAddr::V4(a), IpAddr::V4(n)) => {
             let mask = u32::MAX.checked_shl(32 - len).unwrap_or(0);
             u32::from(a) & mask == u32::from(n) & mask
@@ -410,7 +419,7 @@ pub fn cidr_contains(ip: IpAddr, cidr: &str) -> Option<bool> {
             u128::from(a) & mask == u128::from(n) & mask
         }
         _ => false,
-    })
+    }
 }
 
 fn in_cidr_range<'a>(ip: Value<'a>, cidr: Value<'a>) -> Result<Value<'a>, EvalError> {
