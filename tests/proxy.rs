@@ -12,7 +12,7 @@ use http_body_util::Full;
 #[path = "support/proxy.rs"]
 mod support;
 
-use support::{Proxy, echo, get, send};
+use support::{Proxy, echo, get, raw_upstream, raw_upstream_once, send};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allowed_requests_reach_the_upstream_with_forwarding_headers() {
@@ -476,17 +476,12 @@ async fn an_upstream_that_is_down_answers_502() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_upstream_answers_504_after_the_timeout() {
-    // An upstream that accepts and never answers.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let slow = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((s, _)) = listener.accept().await {
-            held.push(s);
-        }
-    });
+    // An upstream that reads the request and never answers.
+    let slow = raw_upstream(|stream| async move {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        drop(stream);
+    })
+    .await;
     let proxy = Proxy::serve(
         &format!(
             "endpoints:\n  - listen: 127.0.0.1:0\n    upstream: {slow}\ntimeouts:\n  upstream: 1s\n"
@@ -569,20 +564,13 @@ on_http_request:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forward_internal_routes_to_a_named_upstream() {
     let main = echo().await;
-    let internal = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let internal_addr = internal.local_addr().expect("addr");
-    tokio::spawn(async move {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        while let Ok((mut s, _)) = internal.accept().await {
-            let mut buf = [0u8; 4096];
-            let _ = s.read(&mut buf).await;
-            let _ = s
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 8\r\n\r\ninternal")
-                .await;
-        }
-    });
+    let internal_addr = raw_upstream(|mut s| async move {
+        use tokio::io::AsyncWriteExt;
+        let _ = s
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 8\r\n\r\ninternal")
+            .await;
+    })
+    .await;
     let policy = r#"
 on_http_request:
   - expressions: ["req.url.path.startsWith('/api')"]
@@ -940,26 +928,18 @@ on_http_request:
 async fn shutdown_lets_requests_in_flight_finish() {
     // An upstream that says when the request reached it, then answers only
     // once the proxy has been told to stop.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let slow = listener.local_addr().expect("addr");
     let (arrived, request_arrived) = tokio::sync::oneshot::channel::<()>();
     let (stopped, proxy_stopping) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let Ok((mut s, _)) = listener.accept().await else {
-            return;
-        };
-        let mut buf = [0u8; 4096];
-        let _ = s.read(&mut buf).await;
+    let slow = raw_upstream_once(|mut s| async move {
+        use tokio::io::AsyncWriteExt;
         let _ = arrived.send(());
         let _ = proxy_stopping.await;
         tokio::time::sleep(Duration::from_millis(200)).await;
         let _ = s
             .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nslow")
             .await;
-    });
+    })
+    .await;
     let proxy = Proxy::http("on_http_request: []\n", slow);
     let url = proxy.url("/");
     let in_flight = tokio::spawn(async move { get(&url, &[]).await });
@@ -990,18 +970,9 @@ async fn response_bodies_stream_through_without_buffering() {
     // An upstream that sends one chunk and sends the rest only once the
     // client has received it: a proxy that buffered the body would never
     // deliver the first chunk.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let up = listener.local_addr().expect("addr");
     let (got_first, first_seen) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let Ok((mut s, _)) = listener.accept().await else {
-            return;
-        };
-        let mut buf = [0u8; 4096];
-        let _ = s.read(&mut buf).await;
+    let up = raw_upstream_once(|mut s| async move {
+        use tokio::io::AsyncWriteExt;
         let _ = s
             .write_all(
                 b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-type: text/event-stream\r\n\r\n6\r\nfirst\n\r\n",
@@ -1009,7 +980,8 @@ async fn response_bodies_stream_through_without_buffering() {
             .await;
         let _ = first_seen.await;
         let _ = s.write_all(b"7\r\nsecond\n\r\n0\r\n\r\n").await;
-    });
+    })
+    .await;
     let proxy = Proxy::http(
         "on_http_response:\n  - actions:\n      - type: add-headers\n        config:\n          headers:\n            x-seen: \"yes\"\n",
         up,

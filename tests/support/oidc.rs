@@ -28,6 +28,35 @@ fn harness() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oidc"))
 }
 
+/// Starts `node tests/oidc/<script> --port 0 <args>` and reads the one
+/// JSON line it prints when ready. Its stdin stays open in the returned
+/// handle: the script exits when it closes.
+fn spawn_ready(
+    script: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Child, ChildStdin, serde_json::Value) {
+    let mut child = Command::new("node")
+        .arg(harness().join(script))
+        .args(["--port", "0"])
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("node runs tests/oidc/{script}: {e}"));
+    let stdin = child.stdin.take().expect("stdin");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("ready line");
+    let ready = serde_json::from_str(&line)
+        .unwrap_or_else(|e| panic!("tests/oidc/{script} ready line {line:?}: {e}"));
+    (child, stdin, ready)
+}
+
 impl Idp {
     /// Starts the provider on an ephemeral port.
     pub fn start() -> Idp {
@@ -46,26 +75,10 @@ impl Idp {
             harness().join("node_modules").exists(),
             "the test identity provider is not installed: run `npm ci --prefix tests/oidc` (scripts/test does)"
         );
-        let mut command = Command::new("node");
-        if let Some(config) = config {
-            command.env("ENTRA_TEST_IDP_CONFIG", config);
-        }
-        let mut child = command
-            .arg(harness().join("entra.mjs"))
-            .args(["--port", "0"])
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("node runs tests/oidc/entra.mjs");
-        let stdin = child.stdin.take().expect("stdin");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("ready line");
-        let ready: serde_json::Value = serde_json::from_str(&line).expect("ready JSON");
+        let env: Vec<(&str, &str)> = config
+            .map(|c| vec![("ENTRA_TEST_IDP_CONFIG", c)])
+            .unwrap_or_default();
+        let (child, stdin, ready) = spawn_ready("entra.mjs", args, &env);
         Idp {
             child,
             _stdin: stdin,
@@ -140,21 +153,7 @@ pub const GITHUB_CLIENT_SECRET: &str = "gh-secret-value-1";
 
 impl FakeGitHub {
     pub fn start() -> FakeGitHub {
-        let mut child = Command::new("node")
-            .arg(harness().join("github.mjs"))
-            .args(["--port", "0"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("node runs tests/oidc/github.mjs");
-        let stdin = child.stdin.take().expect("stdin");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("ready line");
-        let ready: serde_json::Value = serde_json::from_str(&line).expect("ready JSON");
+        let (child, stdin, ready) = spawn_ready("github.mjs", &[], &[]);
         FakeGitHub {
             child,
             _stdin: stdin,

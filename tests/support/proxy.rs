@@ -269,3 +269,45 @@ pub async fn echo() -> SocketAddr {
 pub fn nowhere() -> &'static Path {
     Path::new("/nonexistent/portcullis")
 }
+
+/// An upstream that speaks raw HTTP/1.1, for what a well-behaved server
+/// never does (answer late, never, or in pieces): `serve` gets each
+/// connection after the request head was read from it.
+pub async fn raw_upstream<F, Fut>(serve: F) -> SocketAddr
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut head = [0u8; 4096];
+            let _ = stream.read(&mut head).await;
+            tokio::spawn(serve(stream));
+        }
+    });
+    addr
+}
+
+/// [`raw_upstream`] for one connection: `serve` runs for the first, later
+/// ones are dropped.
+pub async fn raw_upstream_once<F, Fut>(serve: F) -> SocketAddr
+where
+    F: FnOnce(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let once = Arc::new(Mutex::new(Some(serve)));
+    raw_upstream(move |stream| {
+        let serve = once.lock().expect("lock").take();
+        async move {
+            if let Some(serve) = serve {
+                serve(stream).await;
+            }
+        }
+    })
+    .await
+}
