@@ -140,7 +140,9 @@ fn escape(s: &str) -> String {
         .collect()
 }
 
-fn seed_policy(idp: &Idp, extra: &str) -> String {
+/// A policy signing in with Microsoft at the test provider: `extra`
+/// config lines (each ending in a newline), then `rules`.
+fn microsoft_policy(idp: &Idp, extra: &str, rules: &str) -> String {
     format!(
         r#"
 on_http_request:
@@ -151,9 +153,22 @@ on_http_request:
           authority_host: {base}
           client_id: "{CLIENT_ID}"
           client_secret: "{SECRET}"
-          scopes: [openid, email, profile]
-{extra}
-  - expressions:
+{extra}{rules}"#,
+        base = idp.base,
+    )
+}
+
+/// The product's seed policy: Microsoft sign-in, then an email allow-list.
+fn seed_policy(idp: &Idp, extra: &str) -> String {
+    let extra = if extra.is_empty() {
+        String::new()
+    } else {
+        format!("{extra}\n")
+    };
+    microsoft_policy(
+        idp,
+        &format!("          scopes: [openid, email, profile]\n{extra}"),
+        r#"  - expressions:
       - "!(actions.ngrok.oauth.identity.email in ['alice@contoso.test', 'carol@contoso.test'])"
     actions:
       - type: deny
@@ -161,10 +176,9 @@ on_http_request:
       - type: add-headers
         config:
           headers:
-            x-email: "${{actions.ngrok.oauth.identity.email}}"
-            x-identity: "${{actions.ngrok.oauth.identity.id}}"
+            x-email: "${actions.ngrok.oauth.identity.email}"
+            x-identity: "${actions.ngrok.oauth.identity.id}"
 "#,
-        base = idp.base,
     )
 }
 
@@ -380,18 +394,11 @@ async fn groups_roles_and_tenants_decide_and_overage_is_read_from_graph() {
     let up = echo().await;
     let contoso = idp.tenant("contoso");
     let proxy = Proxy::http(
-        &format!(
-            r#"
-on_http_request:
-  - actions:
-      - type: oauth
-        config:
-          provider: microsoft
-          authority_host: {base}
-          graph_url: {base}/graph
-          client_id: "{CLIENT_ID}"
-          client_secret: "{SECRET}"
-  - name: one tenant only
+        &microsoft_policy(
+            &idp,
+            &format!("          graph_url: {}/graph\n", idp.base),
+            &format!(
+                r#"  - name: one tenant only
     expressions:
       - "actions.portcullis.oauth.tid != '{contoso}'"
     actions:
@@ -408,8 +415,8 @@ on_http_request:
             x-roles: "${{actions.portcullis.oauth.roles.join(',')}}"
             x-groups: "${{string(size(actions.portcullis.oauth.groups))}}"
             x-verified: "${{actions.portcullis.oauth.email_verified}}"
-"#,
-            base = idp.base,
+"#
+            ),
         ),
         up,
     );
@@ -652,25 +659,17 @@ async fn a_user_in_many_groups_still_gets_a_session_that_fits_a_cookie() {
     );
     let up = echo().await;
     let proxy = Proxy::http(
-        &format!(
-            r#"
-on_http_request:
-  - actions:
-      - type: oauth
-        config:
-          provider: microsoft
-          authority_host: {base}
-          client_id: "{CLIENT_ID}"
-          client_secret: "{SECRET}"
-  - expressions: ["!('g-admins' in actions.portcullis.oauth.groups)"]
-    actions: [{{ type: deny }}]
+        &microsoft_policy(
+            &idp,
+            "",
+            r#"  - expressions: ["!('g-admins' in actions.portcullis.oauth.groups)"]
+    actions: [{ type: deny }]
   - actions:
       - type: add-headers
         config:
           headers:
-            x-groups: "${{string(size(actions.portcullis.oauth.groups))}}"
+            x-groups: "${string(size(actions.portcullis.oauth.groups))}"
 "#,
-            base = idp.base,
         ),
         up,
     );
@@ -716,24 +715,15 @@ async fn every_entra_authority_form_signs_in() {
             _ => idp.tenant("contoso"),
         };
         let proxy = Proxy::http(
-            &format!(
-                r#"
-on_http_request:
-  - actions:
-      - type: oauth
-        config:
-          provider: microsoft
-          authority_host: {base}
-          tenant: {tenant}
-          client_id: "{CLIENT_ID}"
-          client_secret: "{SECRET}"
-  - actions:
+            &microsoft_policy(
+                &idp,
+                &format!("          tenant: {tenant}\n"),
+                r#"  - actions:
       - type: add-headers
         config:
           headers:
-            x-identity: "${{actions.ngrok.oauth.identity.id}}"
+            x-identity: "${actions.ngrok.oauth.identity.id}"
 "#,
-                base = idp.base,
             ),
             up,
         );
