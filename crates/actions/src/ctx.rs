@@ -137,6 +137,10 @@ impl MultiMap for Headers {
         self.0.keys().nth(index).map(HeaderName::as_str)
     }
 
+    fn find_key<'s>(&'s self, visit: &mut dyn FnMut(&'s str) -> bool) -> bool {
+        self.0.keys().any(|k| visit(k.as_str()))
+    }
+
     fn count(&self, key: &str) -> usize {
         if has_upper(key) {
             return 0;

@@ -10,11 +10,11 @@ use std::sync::Arc;
 
 use regex::Regex;
 
-use crate::ast::{Expr, ExprKind, Literal};
+use crate::ast::{Expr, ExprKind, Literal, Macro};
 use crate::check::{Checked, Ref};
 use crate::diagnostic::{Diagnostic, code};
 use crate::env::{Env, Overload};
-use crate::eval::{Comp, Node, StrPred, eval_const};
+use crate::eval::{Comp, Cond, Node, StrPred, eval_const};
 use crate::ops::{ArithOp, CmpOp};
 use crate::value::{Bin, Str, Value};
 
@@ -128,6 +128,13 @@ impl Compiler<'_> {
                 let filter = c.filter.as_ref().map(|f| self.node(f)).transpose()?;
                 let body = self.node(&c.body)?;
                 let cost = 1 + size(&body) + filter.as_ref().map_or(0, size);
+                // `all` and `exists` test their body once per element.
+                let body = match c.kind {
+                    Macro::All | Macro::Exists if Cond::fits(&body) => {
+                        Node::Test(Box::new(Cond::from_node(body)))
+                    }
+                    _ => body,
+                };
                 Node::Comprehension(Box::new(Comp {
                     kind: c.kind,
                     two_vars: c.var2.is_some(),

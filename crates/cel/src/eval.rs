@@ -29,12 +29,21 @@ use crate::ops;
 use crate::types::Type;
 use crate::value::{Bin, Key, List, Map, MapData, Str, Value};
 
+mod cond;
+pub(crate) use cond::Cond;
+
 /// Where evaluation reads variables from. Implemented by callers: the proxy
 /// reads request fields lazily, tests and the CLI use [`Bindings`].
 pub trait Activation {
     /// The value of `var`, or `None` when it is absent (an unset header-derived
     /// field, an unbound variable). Absence is an error unless tested with `has()`.
     fn resolve(&self, var: VarId) -> Option<Value<'_>>;
+}
+
+impl<A: Activation + ?Sized> Activation for &A {
+    fn resolve(&self, var: VarId) -> Option<Value<'_>> {
+        (**self).resolve(var)
+    }
 }
 
 impl Activation for () {
@@ -125,7 +134,7 @@ impl std::error::Error for EvalError {}
 /// `Program` is immutable, `Send` and `Sync`: compile once, share in an `Arc`.
 #[derive(Debug)]
 pub struct Program {
-    pub(crate) root: Node,
+    pub(crate) root: Root,
     pub(crate) result_type: Type,
     pub(crate) budget: u64,
 }
@@ -158,19 +167,28 @@ impl Program {
             locals: None,
             budget: &budget,
         };
-        self.root.eval(&frame)
+        match &self.root {
+            Root::Node(n) => n.eval(&frame),
+            Root::Cond(c) => c.test(activation, &frame).map(Value::Bool),
+        }
     }
 
     /// Evaluates a condition: `Ok(true)` or `Ok(false)`, or an error when
     /// the result is not a bool.
-    pub fn eval_bool(&self, activation: &dyn Activation) -> Result<bool, EvalError> {
+    ///
+    /// Generic over the activation so that the reads of common conditions
+    /// (a variable compared with constants) call its `resolve` directly.
+    pub fn eval_bool<A: Activation>(&self, activation: &A) -> Result<bool, EvalError> {
         let budget = Cell::new(self.budget);
         let frame = Frame {
             act: activation,
             locals: None,
             budget: &budget,
         };
-        self.root.test(&frame)
+        match &self.root {
+            Root::Cond(c) => c.test(activation, &frame),
+            Root::Node(n) => n.test(&frame),
+        }
     }
 
     /// The checked result type.
@@ -187,8 +205,25 @@ impl Program {
     /// The constant the program folded to, if it did.
     pub fn constant(&self) -> Option<&Value<'static>> {
         match &self.root {
-            Node::Const(v) => Some(v),
+            Root::Node(Node::Const(v)) => Some(v),
             _ => None,
+        }
+    }
+}
+
+/// A program's tree: boolean ones as a [`Cond`].
+#[derive(Debug)]
+pub(crate) enum Root {
+    Node(Node),
+    Cond(Cond),
+}
+
+impl Root {
+    pub(crate) fn new(node: Node) -> Root {
+        if Cond::fits(&node) {
+            Root::Cond(Cond::from_node(node))
+        } else {
+            Root::Node(node)
         }
     }
 }
@@ -268,6 +303,9 @@ pub(crate) enum Node {
         args: Vec<Node>,
     },
     Comprehension(Box<Comp>),
+    /// A boolean subtree recompiled as a [`Cond`]: the body of `all` and
+    /// `exists`.
+    Test(Box<Cond>),
     Fail(Arc<str>),
 }
 
@@ -333,7 +371,8 @@ impl Node {
             | Node::StrInIndexStr(..)
             | Node::InStrs(..)
             | Node::StrPred(..)
-            | Node::Matches(..) => self.test(f).map(Value::Bool),
+            | Node::Matches(..)
+            | Node::Test(_) => self.test(f).map(Value::Bool),
             Node::Cond(c, t, e) => match c.eval(f)? {
                 Value::Bool(true) => t.eval(f),
                 Value::Bool(false) => e.eval(f),
@@ -413,11 +452,7 @@ impl Node {
                 _ => Ok(false),
             },
             Node::StrPred(x, pred, arg) => match operand(x, f)? {
-                Value::String(s) => Ok(match pred {
-                    StrPred::StartsWith => s.get(..arg.len()).is_some_and(|head| str_eq(head, arg)),
-                    StrPred::EndsWith => s.ends_with(&**arg),
-                    StrPred::Contains => s.contains(&**arg),
-                }),
+                Value::String(s) => Ok(pred.test(&s, arg)),
                 other => Err(EvalError::no_overload(pred.name(), &[other])),
             },
             Node::Matches(x, re) => match operand(x, f)? {
@@ -425,6 +460,7 @@ impl Node {
                 other => Err(EvalError::no_overload("matches", &[other])),
             },
             Node::VarPresent(id) => Ok(f.act.resolve(*id).is_some()),
+            Node::Test(c) => c.test(f.act, f),
             Node::Cond(c, t, e) => {
                 if c.test(f)? {
                     t.test(f)
@@ -460,6 +496,16 @@ fn absorb<'a>(
 }
 
 impl StrPred {
+    /// Whether `s` passes with the constant `arg`.
+    #[inline(always)]
+    fn test(self, s: &str, arg: &str) -> bool {
+        match self {
+            StrPred::StartsWith => s.get(..arg.len()).is_some_and(|head| str_eq(head, arg)),
+            StrPred::EndsWith => s.ends_with(arg),
+            StrPred::Contains => s.contains(arg),
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             StrPred::StartsWith => "startsWith",
@@ -507,6 +553,14 @@ fn operand<'a>(x: &'a Node, f: &Frame<'a, '_>) -> Result<Value<'a>, EvalError> {
     match x {
         Node::Var(id, name) => f.act.resolve(*id).ok_or_else(|| no_such_attribute(name)),
         Node::Const(v) => Ok(borrow_static(v)),
+        // The innermost comprehension variable: `k` in `m.exists(k, ...)`.
+        Node::Local(0) => match f.locals {
+            Some(l) => Ok(match &l.value {
+                Value::String(Str::Borrowed(s)) => Value::String(Str::Borrowed(s)),
+                v => v.clone(),
+            }),
+            None => x.eval(f),
+        },
         _ => x.eval(f),
     }
 }
@@ -747,6 +801,9 @@ fn charge(f: &Frame<'_, '_>, cost: u64) -> Result<(), EvalError> {
 
 #[inline(never)]
 fn comprehension<'a>(c: &'a Comp, f: &Frame<'a, '_>) -> Result<Value<'a>, EvalError> {
+    if matches!(c.kind, Macro::All | Macro::Exists) {
+        return quantifier(c, f).map(Value::Bool);
+    }
     let range = match c.range.eval(f)? {
         Value::List(l) => Range::List(l),
         Value::Map(Map::Host(h)) => Range::Entries(Map::Host(h).entries()),
@@ -844,6 +901,91 @@ fn comprehension<'a>(c: &'a Comp, f: &Frame<'a, '_>) -> Result<Value<'a>, EvalEr
         Macro::TransformMap => Ok(Value::Map(Map::Values(Arc::new(MapData::from_entries(
             out_map,
         )?)))),
+    }
+}
+
+/// `all` and `exists`: the body is a condition, evaluated with
+/// [`Node::test`], and a caller's multi-map is walked by
+/// [`MultiMap::find_key`] rather than key by key.
+///
+/// [`MultiMap::find_key`]: crate::MultiMap::find_key
+fn quantifier<'a>(c: &'a Comp, f: &Frame<'a, '_>) -> Result<bool, EvalError> {
+    let decisive = c.kind == Macro::Exists;
+    let mut error: Option<EvalError> = None;
+    // One iteration: `Some(result)` ends the loop (decided, or out of budget).
+    let mut step =
+        |first: Value<'a>, second: Option<Value<'a>>| -> Option<Result<bool, EvalError>> {
+            if let Err(e) = charge(f, c.cost) {
+                return Some(Err(e));
+            }
+            let outer = Local {
+                value: first,
+                parent: f.locals,
+            };
+            let inner_local;
+            let local: &Local<'a, '_> = match second {
+                Some(v) => {
+                    inner_local = Local {
+                        value: v,
+                        parent: Some(&outer),
+                    };
+                    &inner_local
+                }
+                None => &outer,
+            };
+            let inner = Frame {
+                act: f.act,
+                locals: Some(local),
+                budget: f.budget,
+            };
+            let body = match &c.body {
+                Node::Test(cond) => cond.test(inner.act, &inner),
+                node => node.test(&inner),
+            };
+            match body {
+                Ok(b) if b == decisive => Some(Ok(decisive)),
+                Ok(_) => None,
+                Err(e) => {
+                    error.get_or_insert(e);
+                    None
+                }
+            }
+        };
+    let mut ended = None;
+    match c.range.eval(f)? {
+        Value::Map(Map::Multi(m)) if !c.two_vars => {
+            m.find_key(&mut |k| {
+                ended = step(Value::str(k), None);
+                ended.is_some()
+            });
+        }
+        range => {
+            let range = match range {
+                Value::List(l) => Range::List(l),
+                Value::Map(Map::Host(h)) => Range::Entries(Map::Host(h).entries()),
+                Value::Map(m) => Range::Map(m),
+                other => {
+                    return Err(EvalError::new(format!(
+                        "expression of type `{}` cannot be iterated; use a list or a map",
+                        other.kind().name()
+                    )));
+                }
+            };
+            for i in 0..range.len() {
+                let Some((first, second)) = range.item(i, c.two_vars) else {
+                    break;
+                };
+                ended = step(first, second);
+                if ended.is_some() {
+                    break;
+                }
+            }
+        }
+    }
+    match (ended, error) {
+        (Some(result), _) => result,
+        (None, Some(e)) => Err(e),
+        (None, None) => Ok(!decisive),
     }
 }
 

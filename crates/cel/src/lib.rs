@@ -129,7 +129,7 @@ impl Env {
     pub fn compile_checked(&self, checked: &CheckedExpr) -> Result<Program, Diagnostic> {
         let root = compile::compile(self, &checked.expr, &checked.checked)?;
         Ok(Program {
-            root,
+            root: eval::Root::new(root),
             result_type: checked.ty.clone(),
             budget: eval::DEFAULT_BUDGET,
         })
@@ -166,7 +166,7 @@ impl Env {
         }
         match compile::compile(self, &checked.expr, &checked.checked) {
             Ok(root) => Ok(Program {
-                root,
+                root: eval::Root::new(root),
                 result_type: checked.ty,
                 budget: eval::DEFAULT_BUDGET,
             }),

@@ -140,6 +140,17 @@ pub trait MultiMap: Send + Sync {
         }
         Some((0..n).any(|i| self.value(key, i).is_some_and(&mut *found)))
     }
+
+    /// Calls `visit` on the distinct keys, in the order of [`key_at`], until
+    /// it returns `true`; whether it did. `exists` and `all` over the map
+    /// iterate with it: one pass, where `key_at` per index may rescan (a
+    /// header map finds its `n`th key by walking). Implementations whose
+    /// `key_at` is not constant-time should override it.
+    ///
+    /// [`key_at`]: MultiMap::key_at
+    fn find_key<'s>(&'s self, visit: &mut dyn FnMut(&'s str) -> bool) -> bool {
+        (0..self.key_count()).any(|i| self.key_at(i).is_some_and(&mut *visit))
+    }
 }
 
 /// The entries of an in-memory map, in insertion order.

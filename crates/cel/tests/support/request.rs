@@ -52,6 +52,16 @@ impl MultiMap for Pairs<'_> {
             .map(|(_, v)| v.as_str())
     }
 
+    fn find_key<'s>(&'s self, visit: &mut dyn FnMut(&'s str) -> bool) -> bool {
+        for (i, (k, _)) in self.0.iter().enumerate() {
+            let first = !self.0.iter().take(i).any(|(p, _)| p == k);
+            if first && visit(k) {
+                return true;
+            }
+        }
+        false
+    }
+
     fn find_value(&self, key: &str, found: &mut dyn FnMut(&str) -> bool) -> Option<bool> {
         let mut present = false;
         for (k, v) in self.0 {

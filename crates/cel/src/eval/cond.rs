@@ -1,0 +1,291 @@
+//! Conditions: a boolean program's top, recompiled for [`Program::eval_bool`].
+//!
+//! Policy conditions are mostly `&&` and `||` chains of comparisons between
+//! one variable and constants: `req.method == 'POST'`, `email in [...]`,
+//! `path.startsWith('/api')`, `'admin' in req.headers['x-roles']`. A
+//! [`Cond`] gives each of those shapes a variant that reads its variable
+//! directly and compares in place, and flattens the chains, so that the
+//! common condition costs a handful of small calls instead of a walk
+//! through the general [`Node`] evaluator. Everything else stays a `Node`.
+//!
+//! The semantics are exactly the nodes': a chain absorbs errors as CEL's
+//! commutative `&&` and `||` do (a `false` in an `&&` chain wins over an
+//! error anywhere in it; otherwise the first error stands).
+//!
+//! [`Program::eval_bool`]: super::Program::eval_bool
+
+use std::sync::Arc;
+
+use regex::Regex;
+
+use super::{Activation, EvalError, Frame, Node, StrPred, no_such_attribute, no_such_key, str_eq};
+use crate::env::VarId;
+use crate::value::{Map, Str, Value};
+
+/// A compiled condition.
+#[derive(Debug)]
+pub(crate) enum Cond {
+    /// `a && b && ...`
+    All(Box<[Cond]>),
+    /// `a || b || ...`
+    Any(Box<[Cond]>),
+    Not(Box<Cond>),
+    /// `v == 'c'`, or `v != 'c'` when negated.
+    VarEqStr(Var, Box<str>, bool),
+    /// `v in ['a', 'b']`, or its negation.
+    VarInStrs(Var, Box<[Box<str>]>, bool),
+    /// `v.startsWith('p')` and the other string predicates.
+    VarStrPred(Var, StrPred, Box<str>),
+    /// The same on the innermost comprehension variable: `k` in
+    /// `m.exists(k, k.startsWith('debug'))`.
+    LocalStrPred(StrPred, Box<str>),
+    /// `v.matches('re')`.
+    VarMatches(Var, Box<Regex>),
+    /// `'c' in v['k']`: a value among a multi-map key's values.
+    StrInVarKey(Box<str>, Var, Box<str>),
+    /// Any other boolean node.
+    Node(Node),
+}
+
+/// A declared variable a leaf reads, with its name for the error when it
+/// is absent.
+#[derive(Debug)]
+pub(crate) struct Var {
+    id: VarId,
+    name: Arc<str>,
+}
+
+impl Var {
+    /// The variable `node` reads, if it is a plain read.
+    fn of(node: &Node) -> Option<Var> {
+        match node {
+            Node::Var(id, name) => Some(Var {
+                id: *id,
+                name: name.clone(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+impl Cond {
+    /// The condition for `node`, a boolean node.
+    pub(crate) fn from_node(node: Node) -> Cond {
+        match node {
+            Node::And(l, r) => {
+                let mut items = Vec::new();
+                flatten(*l, &mut items, true);
+                flatten(*r, &mut items, true);
+                Cond::All(items.into())
+            }
+            Node::Or(l, r) => {
+                let mut items = Vec::new();
+                flatten(*l, &mut items, false);
+                flatten(*r, &mut items, false);
+                Cond::Any(items.into())
+            }
+            Node::Not(x) => match Cond::from_node(*x) {
+                Cond::VarEqStr(v, c, negate) => Cond::VarEqStr(v, c, !negate),
+                Cond::VarInStrs(v, set, negate) => Cond::VarInStrs(v, set, !negate),
+                Cond::Not(inner) => *inner,
+                other => Cond::Not(Box::new(other)),
+            },
+            Node::EqStr(x, c) => match Var::of(&x) {
+                Some(v) => Cond::VarEqStr(v, c, false),
+                None => Cond::Node(Node::EqStr(x, c)),
+            },
+            Node::NeStr(x, c) => match Var::of(&x) {
+                Some(v) => Cond::VarEqStr(v, c, true),
+                None => Cond::Node(Node::NeStr(x, c)),
+            },
+            Node::InStrs(x, set) => match Var::of(&x) {
+                Some(v) => Cond::VarInStrs(v, set, false),
+                None => Cond::Node(Node::InStrs(x, set)),
+            },
+            Node::StrPred(x, pred, arg) => match (Var::of(&x), &*x) {
+                (Some(v), _) => Cond::VarStrPred(v, pred, arg),
+                (None, Node::Local(0)) => Cond::LocalStrPred(pred, arg),
+                (None, _) => Cond::Node(Node::StrPred(x, pred, arg)),
+            },
+            Node::Matches(x, re) => match Var::of(&x) {
+                Some(v) => Cond::VarMatches(v, re),
+                None => Cond::Node(Node::Matches(x, re)),
+            },
+            Node::StrInIndexStr(needle, c, key) => match Var::of(&c) {
+                Some(v) => Cond::StrInVarKey(needle, v, key),
+                None => Cond::Node(Node::StrInIndexStr(needle, c, key)),
+            },
+            other => Cond::Node(other),
+        }
+    }
+
+    /// Whether the top of `node` is one a `Cond` improves on.
+    pub(crate) fn fits(node: &Node) -> bool {
+        matches!(
+            node,
+            Node::And(..)
+                | Node::Or(..)
+                | Node::Not(_)
+                | Node::EqStr(..)
+                | Node::NeStr(..)
+                | Node::InStrs(..)
+                | Node::StrPred(..)
+                | Node::Matches(..)
+                | Node::StrInIndexStr(..)
+        )
+    }
+
+    /// Evaluates the condition. Leaves read their variable from `act`
+    /// directly (the same activation `f` holds, but statically typed, so
+    /// that its `resolve` inlines); [`Cond::Node`] evaluates through `f`.
+    ///
+    /// Inlined into the loops of `all` and `any`: a chain of leaves runs
+    /// without a call per term.
+    #[inline(always)]
+    pub(crate) fn test<'a, A: Activation + ?Sized>(
+        &'a self,
+        act: &'a A,
+        f: &Frame<'a, '_>,
+    ) -> Result<bool, EvalError> {
+        match self {
+            Cond::All(items) => all(items, act, f),
+            Cond::Any(items) => any(items, act, f),
+            Cond::Not(c) => not(c, act, f),
+            Cond::VarEqStr(v, c, negate) => match read(v, act)? {
+                Value::String(s) => Ok(str_eq(&s, c) != *negate),
+                other => Ok(other.equals(&Value::str(c)) != *negate),
+            },
+            Cond::VarInStrs(v, set, negate) => match read(v, act)? {
+                Value::String(s) => Ok(set.iter().any(|c| str_eq(c, &s)) != *negate),
+                // Heterogeneous `in`: a non-string never equals a string.
+                _ => Ok(*negate),
+            },
+            Cond::VarStrPred(v, pred, arg) => match read(v, act)? {
+                Value::String(s) => Ok(pred.test(&s, arg)),
+                other => Err(EvalError::no_overload(pred.name(), &[other])),
+            },
+            Cond::LocalStrPred(pred, arg) => match f.locals.map(|l| &l.value) {
+                Some(Value::String(s)) => Ok(pred.test(s, arg)),
+                _ => local_str_pred_error(*pred, f),
+            },
+            Cond::VarMatches(v, re) => var_matches(v, re, act),
+            Cond::StrInVarKey(needle, v, key) => str_in_var_key(needle, v, key, act),
+            Cond::Node(n) => node(n, f),
+        }
+    }
+}
+
+/// Reads a leaf's variable.
+#[inline(always)]
+fn read<'a, A: Activation + ?Sized>(v: &Var, act: &'a A) -> Result<Value<'a>, EvalError> {
+    match act.resolve(v.id) {
+        Some(value) => Ok(value),
+        None => Err(no_such_attribute(&v.name)),
+    }
+}
+
+/// A string predicate on a comprehension variable that is not a string.
+#[cold]
+#[inline(never)]
+fn local_str_pred_error(pred: StrPred, f: &Frame<'_, '_>) -> Result<bool, EvalError> {
+    Err(match f.locals {
+        Some(l) => EvalError::no_overload(pred.name(), std::slice::from_ref(&l.value)),
+        None => EvalError::new("internal: unresolved comprehension variable"),
+    })
+}
+
+#[inline(never)]
+fn not<'a, A: Activation + ?Sized>(
+    c: &'a Cond,
+    act: &'a A,
+    f: &Frame<'a, '_>,
+) -> Result<bool, EvalError> {
+    c.test(act, f).map(|b| !b)
+}
+
+#[inline(never)]
+fn node<'a>(n: &'a Node, f: &Frame<'a, '_>) -> Result<bool, EvalError> {
+    n.test(f)
+}
+
+#[inline(never)]
+fn var_matches<A: Activation + ?Sized>(
+    v: &Var,
+    re: &Regex,
+    act: &A,
+) -> Result<bool, EvalError> {
+    match read(v, act)? {
+        Value::String(s) => Ok(re.is_match(&s)),
+        other => Err(EvalError::no_overload("matches", &[other])),
+    }
+}
+
+#[inline(never)]
+fn str_in_var_key<A: Activation + ?Sized>(
+    needle: &str,
+    v: &Var,
+    key: &str,
+    act: &A,
+) -> Result<bool, EvalError> {
+    match read(v, act)? {
+        Value::Map(Map::Multi(m)) => m
+            .find_value(key, &mut |x| str_eq(x, needle))
+            .ok_or_else(|| no_such_key(&Value::str(key))),
+        other => super::in_index_value(Value::String(Str::Borrowed(needle)), other, key),
+    }
+}
+
+/// Appends the terms of a chain (`is_and`: of `&&`) to `items`.
+fn flatten(node: Node, items: &mut Vec<Cond>, is_and: bool) {
+    match node {
+        Node::And(l, r) if is_and => {
+            flatten(*l, items, true);
+            flatten(*r, items, true);
+        }
+        Node::Or(l, r) if !is_and => {
+            flatten(*l, items, false);
+            flatten(*r, items, false);
+        }
+        other => items.push(Cond::from_node(other)),
+    }
+}
+
+/// An `&&` chain: `false` anywhere decides; else the first error; else `true`.
+#[inline(never)]
+fn all<'a, A: Activation + ?Sized>(
+    items: &'a [Cond],
+    act: &'a A,
+    f: &Frame<'a, '_>,
+) -> Result<bool, EvalError> {
+    let mut error = None;
+    for c in items {
+        match c.test(act, f) {
+            Ok(true) => {}
+            Ok(false) => return Ok(false),
+            Err(e) => {
+                error.get_or_insert(e);
+            }
+        }
+    }
+    error.map_or(Ok(true), Err)
+}
+
+/// An `||` chain: `true` anywhere decides; else the first error; else `false`.
+#[inline(never)]
+fn any<'a, A: Activation + ?Sized>(
+    items: &'a [Cond],
+    act: &'a A,
+    f: &Frame<'a, '_>,
+) -> Result<bool, EvalError> {
+    let mut error = None;
+    for c in items {
+        match c.test(act, f) {
+            Ok(false) => {}
+            Ok(true) => return Ok(true),
+            Err(e) => {
+                error.get_or_insert(e);
+            }
+        }
+    }
+    error.map_or(Ok(false), Err)
+}
