@@ -461,6 +461,9 @@ impl Node {
             },
             Node::VarPresent(id) => Ok(f.act.resolve(*id).is_some()),
             Node::Test(c) => c.test(f.act, f),
+            Node::Comprehension(c) if matches!(c.kind, Macro::All | Macro::Exists) => {
+                quantifier(c, f)
+            }
             Node::Cond(c, t, e) => {
                 if c.test(f)? {
                     t.test(f)
@@ -913,6 +916,15 @@ fn quantifier<'a>(c: &'a Comp, f: &Frame<'a, '_>) -> Result<bool, EvalError> {
     let decisive = c.kind == Macro::Exists;
     let mut error: Option<EvalError> = None;
     // One iteration: `Some(result)` ends the loop (decided, or out of budget).
+    let mut decide = |body: Result<bool, EvalError>| match body {
+        Ok(b) if b == decisive => Some(Ok(decisive)),
+        Ok(_) => None,
+        Err(e) => {
+            error.get_or_insert(e);
+            None
+        }
+    };
+    // One iteration: `Some(result)` ends the loop (decided, or out of budget).
     let mut step =
         |first: Value<'a>, second: Option<Value<'a>>| -> Option<Result<bool, EvalError>> {
             if let Err(e) = charge(f, c.cost) {
@@ -922,34 +934,21 @@ fn quantifier<'a>(c: &'a Comp, f: &Frame<'a, '_>) -> Result<bool, EvalError> {
                 value: first,
                 parent: f.locals,
             };
-            let inner_local;
-            let local: &Local<'a, '_> = match second {
+            let body = match second {
+                None => {
+                    let body = test_body(c, f, &outer);
+                    release(outer.value);
+                    body
+                }
                 Some(v) => {
-                    inner_local = Local {
+                    let inner = Local {
                         value: v,
                         parent: Some(&outer),
                     };
-                    &inner_local
+                    test_body(c, f, &inner)
                 }
-                None => &outer,
             };
-            let inner = Frame {
-                act: f.act,
-                locals: Some(local),
-                budget: f.budget,
-            };
-            let body = match &c.body {
-                Node::Test(cond) => cond.test(inner.act, &inner),
-                node => node.test(&inner),
-            };
-            match body {
-                Ok(b) if b == decisive => Some(Ok(decisive)),
-                Ok(_) => None,
-                Err(e) => {
-                    error.get_or_insert(e);
-                    None
-                }
-            }
+            decide(body)
         };
     let mut ended = None;
     match c.range.eval(f)? {
@@ -986,6 +985,32 @@ fn quantifier<'a>(c: &'a Comp, f: &Frame<'a, '_>) -> Result<bool, EvalError> {
         (Some(result), _) => result,
         (None, Some(e)) => Err(e),
         (None, None) => Ok(!decisive),
+    }
+}
+
+/// The body of `all` or `exists` with `local` as its innermost variable.
+#[inline(always)]
+fn test_body<'a>(c: &'a Comp, f: &Frame<'a, '_>, local: &Local<'a, '_>) -> Result<bool, EvalError> {
+    let inner = Frame {
+        act: f.act,
+        locals: Some(local),
+        budget: f.budget,
+    };
+    match &c.body {
+        Node::Test(cond) => cond.test(inner.act, &inner),
+        node => node.test(&inner),
+    }
+}
+
+/// Drops a comprehension variable's value. Most are strings borrowed from
+/// the request, which own nothing: those skip the call to `Value`'s drop
+/// glue, one per element otherwise.
+#[inline(always)]
+fn release(v: Value<'_>) {
+    if matches!(v, Value::String(Str::Borrowed(_))) {
+        std::mem::forget(v);
+    } else {
+        drop(v);
     }
 }
 

@@ -151,19 +151,9 @@ impl Cond {
             Cond::All(items) => all(items, act, f),
             Cond::Any(items) => any(items, act, f),
             Cond::Not(c) => not(c, act, f),
-            Cond::VarEqStr(v, c, negate) => match read(v, act)? {
-                Value::String(s) => Ok(str_eq(&s, c) != *negate),
-                other => Ok(other.equals(&Value::str(c)) != *negate),
-            },
-            Cond::VarInStrs(v, set, negate) => match read(v, act)? {
-                Value::String(s) => Ok(set.iter().any(|c| str_eq(c, &s)) != *negate),
-                // Heterogeneous `in`: a non-string never equals a string.
-                _ => Ok(*negate),
-            },
-            Cond::VarStrPred(v, pred, arg) => match read(v, act)? {
-                Value::String(s) => Ok(pred.test(&s, arg)),
-                other => Err(EvalError::no_overload(pred.name(), &[other])),
-            },
+            Cond::VarEqStr(v, c, negate) => var_eq_str(v, c, *negate, act),
+            Cond::VarInStrs(v, set, negate) => var_in_strs(v, set, *negate, act),
+            Cond::VarStrPred(v, pred, arg) => var_str_pred(v, *pred, arg, act),
             Cond::LocalStrPred(pred, arg) => match f.locals.map(|l| &l.value) {
                 Some(Value::String(s)) => Ok(pred.test(s, arg)),
                 _ => local_str_pred_error(*pred, f),
@@ -180,6 +170,53 @@ impl Cond {
 fn read<'a, A: Activation + ?Sized>(v: &Var, act: &'a A) -> Result<Value<'a>, EvalError> {
     match act.resolve(v.id) {
         Some(value) => Ok(value),
+        None => Err(no_such_attribute(&v.name)),
+    }
+}
+
+// The leaves are small functions of their own rather than arms inlined
+// into `all` and `any`: a chain's loop stays small, and each leaf saves
+// only the registers it uses.
+
+#[inline(never)]
+fn var_eq_str<A: Activation + ?Sized>(
+    v: &Var,
+    c: &str,
+    negate: bool,
+    act: &A,
+) -> Result<bool, EvalError> {
+    match act.resolve(v.id) {
+        Some(Value::String(s)) => Ok(str_eq(&s, c) != negate),
+        Some(other) => Ok(other.equals(&Value::str(c)) != negate),
+        None => Err(no_such_attribute(&v.name)),
+    }
+}
+
+#[inline(never)]
+fn var_in_strs<A: Activation + ?Sized>(
+    v: &Var,
+    set: &[Box<str>],
+    negate: bool,
+    act: &A,
+) -> Result<bool, EvalError> {
+    match act.resolve(v.id) {
+        Some(Value::String(s)) => Ok(set.iter().any(|c| str_eq(c, &s)) != negate),
+        // Heterogeneous `in`: a non-string never equals a string.
+        Some(_) => Ok(negate),
+        None => Err(no_such_attribute(&v.name)),
+    }
+}
+
+#[inline(never)]
+fn var_str_pred<A: Activation + ?Sized>(
+    v: &Var,
+    pred: StrPred,
+    arg: &str,
+    act: &A,
+) -> Result<bool, EvalError> {
+    match act.resolve(v.id) {
+        Some(Value::String(s)) => Ok(pred.test(&s, arg)),
+        Some(other) => Err(EvalError::no_overload(pred.name(), &[other])),
         None => Err(no_such_attribute(&v.name)),
     }
 }
@@ -209,11 +246,7 @@ fn node<'a>(n: &'a Node, f: &Frame<'a, '_>) -> Result<bool, EvalError> {
 }
 
 #[inline(never)]
-fn var_matches<A: Activation + ?Sized>(
-    v: &Var,
-    re: &Regex,
-    act: &A,
-) -> Result<bool, EvalError> {
+fn var_matches<A: Activation + ?Sized>(v: &Var, re: &Regex, act: &A) -> Result<bool, EvalError> {
     match read(v, act)? {
         Value::String(s) => Ok(re.is_match(&s)),
         other => Err(EvalError::no_overload("matches", &[other])),
