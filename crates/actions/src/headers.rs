@@ -88,18 +88,31 @@ impl Action for AddHeaders {
     }
 }
 
+/// Header values `add-headers` renders without allocating.
+const INLINE: usize = 4;
+
 impl AddHeaders {
     fn add(&self, ctx: &mut RequestCtx) -> Result<Step, ActionError> {
         // Render all first: a later header may not see an earlier one, as
         // the templates read the exchange as it was when the action began.
-        let mut rendered = Vec::with_capacity(self.headers.len());
-        for (name, t, fixed) in &self.headers {
+        // The first few values stay on the stack.
+        let mut inline: [Option<HeaderValue>; INLINE] = [const { None }; INLINE];
+        let mut spilled = Vec::new();
+        for (i, (_, t, fixed)) in self.headers.iter().enumerate() {
             let v = match fixed {
                 Some(v) => v.clone(),
                 None => value(&t.render(ctx)?)?,
             };
-            rendered.push((name, v));
+            match inline.get_mut(i) {
+                Some(slot) => *slot = Some(v),
+                None => spilled.push(v),
+            }
         }
+        let rendered = self
+            .headers
+            .iter()
+            .map(|(name, ..)| name)
+            .zip(inline.into_iter().flatten().chain(spilled));
         let mut entries = Vec::new();
         if let Some(headers) = headers_of(ctx, self.phase) {
             for (name, v) in rendered {

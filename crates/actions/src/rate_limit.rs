@@ -200,26 +200,28 @@ impl Window {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if shard.buckets.len() >= shard.sweep_at && !shard.buckets.contains_key(key) {
+        // One lookup for a bucket that exists, as most requests' does;
+        // only a new bucket's insertion allocates its key.
+        if let Some(b) = shard.buckets.get_mut(key) {
+            return self.count(b, index, into);
+        }
+        if shard.buckets.len() >= shard.sweep_at {
             // A bucket untouched for two windows counts nothing.
             shard.buckets.retain(|_, b| b.index + 1 >= index);
             shard.sweep_at = (shard.buckets.len() * 2).max(SWEEP_AT);
         }
-        // Look up before inserting: most requests hit a bucket that
-        // exists, and inserting would allocate the key.
-        if !shard.buckets.contains_key(key) {
-            shard.buckets.insert(
-                key.into(),
-                Bucket {
-                    index,
-                    current: 0,
-                    previous: 0,
-                },
-            );
-        }
-        let Some(b) = shard.buckets.get_mut(key) else {
-            return Some(1);
-        };
+        let b = shard.buckets.entry(key.into()).or_insert(Bucket {
+            index,
+            current: 0,
+            previous: 0,
+        });
+        self.count(b, index, into)
+    }
+
+    /// Counts a request in `b` during window `index`, `into` (0 to 1) of
+    /// the way through it: `None` when within the limit, else the seconds
+    /// to wait.
+    fn count(&self, b: &mut Bucket, index: u64, into: f64) -> Option<u64> {
         if b.index != index {
             b.previous = if b.index + 1 == index { b.current } else { 0 };
             b.current = 0;

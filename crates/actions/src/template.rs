@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use portcullis_cel::{CompileOptions, Diagnostic, Program, Span, Value};
+use portcullis_cel::{CompileOptions, Diagnostic, Program, Span, Str, Value};
 use portcullis_policy::interpolate::{self, Part};
 use portcullis_policy::schema::Phase;
 use portcullis_policy::yaml::Node;
@@ -101,9 +101,20 @@ impl Template {
 
     /// Renders the template as text: each interpolation's value as CEL's
     /// `string()` writes it.
-    pub fn render<'c>(&'c self, ctx: &RequestCtx) -> Result<Cow<'c, str>, ActionError> {
-        if let Some(t) = self.constant() {
-            return Ok(Cow::Borrowed(t));
+    /// A template that is one interpolation of a string read from the
+    /// exchange (`${conn.client_ip}`) lends that string out, uncopied.
+    pub fn render<'c>(&'c self, ctx: &'c RequestCtx) -> Result<Cow<'c, str>, ActionError> {
+        match &*self.pieces {
+            [Piece::Text(t)] => return Ok(Cow::Borrowed(t)),
+            [] => return Ok(Cow::Borrowed("")),
+            [Piece::Expr(p)] => {
+                return Ok(match p.eval(ctx).map_err(eval_error)? {
+                    Value::String(Str::Borrowed(s)) => Cow::Borrowed(s),
+                    Value::String(s) => Cow::Owned(s.to_string()),
+                    v => Cow::Owned(v.display()),
+                });
+            }
+            _ => {}
         }
         let mut out = String::new();
         for piece in &*self.pieces {
