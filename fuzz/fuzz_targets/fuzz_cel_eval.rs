@@ -1,7 +1,7 @@
 //! Arbitrary text through parse, check, compile and evaluate against a few
 //! declared variables, checked and unchecked: every step ends in a value,
 //! a diagnostic or an evaluation error, never a panic, and the cost limit
-//! keeps every evaluation short.
+//! keeps every evaluation short. `eval_bool` agrees with `eval`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -21,7 +21,15 @@ fuzz_target!(|data: &[u8]| {
         let options = CompileOptions { check, ..CompileOptions::default() };
         if let Ok(program) = env.compile_with(src, &options) {
             let program = program.with_budget(10_000);
-            let _ = program.eval(&vars);
+            // `eval_bool` runs boolean programs as a condition tree and
+            // must agree with `eval`: the same bool, or an error for both
+            // (a non-bool value is an error to `eval_bool`).
+            match (program.eval(&vars), program.eval_bool(&vars)) {
+                (Ok(Value::Bool(a)), Ok(b)) => assert_eq!(a, b, "{src}"),
+                (Ok(Value::Bool(a)), Err(e)) => panic!("{src}: eval {a}, eval_bool {e}"),
+                (_, Ok(b)) => panic!("{src}: eval_bool {b} where eval is not a bool"),
+                (_, Err(_)) => {}
+            }
         }
     }
 });
