@@ -8,12 +8,11 @@
 //! globals, `ns.f(x)` may name the global function `ns.f`, and names resolve
 //! inside the container first.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::ast::{Expr, ExprId, ExprKind, Literal, Macro};
 use crate::diagnostic::{Diagnostic, code, did_you_mean};
-use crate::env::{Env, VarId};
+use crate::env::{Env, Function, VarId};
 use crate::types::{Kind, Type};
 
 /// What a name or call resolved to.
@@ -30,7 +29,7 @@ pub(crate) enum Ref {
         /// The resolved (possibly qualified) name.
         name: Arc<str>,
         /// Indices into the function's overloads.
-        overloads: Vec<usize>,
+        overloads: Overloads,
         /// The call was written `ns.f(x)` for the global `ns.f`.
         qualified: bool,
     },
@@ -38,11 +37,40 @@ pub(crate) enum Ref {
     Unbound(Arc<str>),
 }
 
-/// The checker's output: a type for every node and what names resolved to.
+/// Indices into a function's overloads. Most calls match one, which needs
+/// no allocation.
+#[derive(Clone, Debug)]
+pub(crate) enum Overloads {
+    One(usize),
+    Many(Vec<usize>),
+}
+
+impl Overloads {
+    pub(crate) fn as_slice(&self) -> &[usize] {
+        match self {
+            Overloads::One(i) => std::slice::from_ref(i),
+            Overloads::Many(v) => v,
+        }
+    }
+
+    fn from_vec(mut v: Vec<usize>) -> Overloads {
+        match (v.pop(), v.is_empty()) {
+            (Some(i), true) => Overloads::One(i),
+            (Some(i), false) => {
+                v.push(i);
+                Overloads::Many(v)
+            }
+            (None, _) => Overloads::Many(v),
+        }
+    }
+}
+
+/// The checker's output: a type for every node and what names resolved to,
+/// both indexed by [`ExprId`] (ids are dense).
 #[derive(Debug)]
 pub struct Checked {
     pub(crate) types: Vec<Type>,
-    pub(crate) refs: HashMap<ExprId, Ref>,
+    pub(crate) refs: Vec<Option<Ref>>,
 }
 
 impl Checked {
@@ -55,12 +83,13 @@ impl Checked {
     /// that reads none may fold to a constant.
     pub fn reads_variables(&self) -> bool {
         self.refs
-            .values()
+            .iter()
+            .flatten()
             .any(|r| matches!(r, Ref::Var(_) | Ref::Unbound(_)))
     }
 
     pub(crate) fn reference(&self, id: ExprId) -> Option<&Ref> {
-        self.refs.get(&id)
+        self.refs.get(id.index()).and_then(Option::as_ref)
     }
 }
 
@@ -68,13 +97,17 @@ impl Checked {
 /// (for expressions run unchecked, as CEL's `disable_check`) names still
 /// resolve but mismatches are left to run time.
 pub fn check(env: &Env, expr: &Expr, strict: bool) -> (Checked, Vec<Diagnostic>) {
+    // The parser numbers children before their parents, so the root's id
+    // is the largest; `set` grows the tables for trees built otherwise.
+    let n = expr.id.index() + 1;
     let mut c = Checker {
         env,
         strict,
-        types: Vec::new(),
-        refs: HashMap::new(),
+        types: vec![Type::Dyn; n],
+        refs: std::iter::repeat_with(|| None).take(n).collect(),
         diags: Vec::new(),
         scopes: Vec::new(),
+        name: String::new(),
     };
     c.expr(expr);
     (
@@ -90,12 +123,13 @@ struct Checker<'e> {
     env: &'e Env,
     strict: bool,
     types: Vec<Type>,
-    refs: HashMap<ExprId, Ref>,
+    refs: Vec<Option<Ref>>,
     diags: Vec<Diagnostic>,
     scopes: Vec<(Arc<str>, Type)>,
+    /// A buffer for the dotted names of select chains (`req.url.path`),
+    /// which are looked up as variables.
+    name: String,
 }
-
-type Subst = HashMap<Arc<str>, Type>;
 
 impl Checker<'_> {
     fn set(&mut self, id: ExprId, ty: Type) -> Type {
@@ -107,6 +141,16 @@ impl Checker<'_> {
             *slot = ty.clone();
         }
         ty
+    }
+
+    fn set_ref(&mut self, id: ExprId, r: Ref) {
+        let i = id.index();
+        if self.refs.len() <= i {
+            self.refs.resize_with(i + 1, || None);
+        }
+        if let Some(slot) = self.refs.get_mut(i) {
+            *slot = Some(r);
+        }
     }
 
     fn error(&mut self, diag: Diagnostic) -> Type {
@@ -123,6 +167,10 @@ impl Checker<'_> {
             .enumerate()
             .find(|(_, (n, _))| &**n == name)
             .map(|(depth, (_, t))| (depth, t.clone()))
+    }
+
+    fn is_local(&self, name: &str) -> bool {
+        self.scopes.iter().any(|(n, _)| &**n == name)
     }
 
     fn lookup_var(&self, name: &str) -> Option<(VarId, Type)> {
@@ -270,22 +318,22 @@ impl Checker<'_> {
 
     fn ident(&mut self, e: &Expr, name: &Arc<str>) -> Type {
         if let Some((depth, ty)) = self.local(name) {
-            self.refs.insert(e.id, Ref::Local(depth));
+            self.set_ref(e.id, Ref::Local(depth));
             return ty;
         }
         if let Some((id, ty)) = self.lookup_var(name) {
-            self.refs.insert(e.id, Ref::Var(id));
+            self.set_ref(e.id, Ref::Var(id));
             return ty;
         }
         if let Some((kind, ty)) = type_name(name.strip_prefix('.').unwrap_or(name)) {
-            self.refs.insert(e.id, Ref::TypeName(kind));
+            self.set_ref(e.id, Ref::TypeName(kind));
             return Type::type_of(ty);
         }
         self.undeclared(e, name)
     }
 
     fn undeclared(&mut self, e: &Expr, name: &str) -> Type {
-        self.refs.insert(e.id, Ref::Unbound(Arc::from(name)));
+        self.set_ref(e.id, Ref::Unbound(Arc::from(name)));
         let names = self
             .env
             .vars()
@@ -304,19 +352,18 @@ impl Checker<'_> {
 
     fn select(&mut self, e: &Expr, operand: &Expr, field: &Arc<str>, test_only: bool) -> Type {
         // A whole chain may name a variable: `req.url.path`.
-        let name = operand.qualified_name().map(|q| format!("{q}.{field}"));
-        if let Some(name) = &name {
-            let first = name.split('.').next().unwrap_or("");
-            if self.local(first).is_none() {
-                if let Some((id, ty)) = self.lookup_var(name) {
-                    self.refs.insert(e.id, Ref::Var(id));
-                    return if test_only { Type::Bool } else { ty };
-                }
-                // No prefix of the chain is declared: report the whole name.
-                if !self.any_prefix_declared(name) {
-                    return self.undeclared(e, name);
-                }
-            }
+        let mut name = std::mem::take(&mut self.name);
+        name.clear();
+        let resolved = if qualified_name_into(operand, &mut name) {
+            name.push('.');
+            name.push_str(field);
+            self.select_var(e, &name, test_only)
+        } else {
+            None
+        };
+        self.name = name;
+        if let Some(ty) = resolved {
+            return ty;
         }
         let operand_ty = self.expr(operand);
         let ty = match &operand_ty {
@@ -360,6 +407,24 @@ impl Checker<'_> {
         if test_only { Type::Bool } else { ty }
     }
 
+    /// The type of the select chain `e`, which spells `name`, if the chain
+    /// names a variable, or is undeclared as a whole (no prefix of it is).
+    fn select_var(&mut self, e: &Expr, name: &str, test_only: bool) -> Option<Type> {
+        let first = name.split('.').next().unwrap_or("");
+        if self.is_local(first) {
+            return None;
+        }
+        if let Some((id, ty)) = self.lookup_var(name) {
+            self.set_ref(e.id, Ref::Var(id));
+            return Some(if test_only { Type::Bool } else { ty });
+        }
+        // No prefix of the chain is declared: report the whole name.
+        if !self.any_prefix_declared(name) {
+            return Some(self.undeclared(e, name));
+        }
+        None
+    }
+
     fn any_prefix_declared(&self, name: &str) -> bool {
         let mut prefix = name;
         loop {
@@ -383,12 +448,12 @@ impl Checker<'_> {
         // `&&`, `||`, `!`: a non-bool operand is reported where it stands,
         // which reads better than a mismatch on the whole chain.
         if target.is_none() && matches!(&**function, "_&&_" | "_||_" | "!_") {
-            let op = display_name(function);
             let mut ok = true;
             for arg in args {
                 let t = self.expr(arg);
                 if !matches!(t, Type::Bool | Type::Dyn | Type::Error | Type::Param(_)) {
                     ok = false;
+                    let op = display_name(function);
                     self.error(
                         Diagnostic::error(
                             code::TYPE_MISMATCH,
@@ -403,40 +468,51 @@ impl Checker<'_> {
                 }
             }
             if ok {
-                let arg_tys: Vec<Type> = args.iter().map(|a| self.checked_type(a)).collect();
-                return self.resolve(e, function, false, &arg_tys, false);
+                let mut arg_tys = ArgTypes::new(args.len());
+                for a in args {
+                    arg_tys.push(self.checked_type(a));
+                }
+                return self.resolve(e, function, false, arg_tys.as_slice(), false);
             }
             return Type::Bool;
         }
+        let env = self.env;
         // `ns.f(x)`: a qualified global function, when `ns` is not a variable.
-        if let Some(q) = target.and_then(Expr::qualified_name) {
-            let first = q.split('.').next().unwrap_or("");
-            if self.local(first).is_none() && self.lookup_var(&q).is_none() {
-                let full = format!("{q}.{function}");
-                if let Some(name) = self
-                    .env
-                    .resolve(&full, |c| self.env.function(c).map(|f| f.name.to_string()))
-                {
-                    let arg_tys: Vec<Type> = args.iter().map(|a| self.expr(a)).collect();
-                    return self.resolve(e, &name, false, &arg_tys, true);
+        if let Some(t) = target {
+            let mut name = std::mem::take(&mut self.name);
+            name.clear();
+            let mut found = None;
+            if qualified_name_into(t, &mut name) {
+                let first = name.split('.').next().unwrap_or("");
+                if !self.is_local(first) && self.lookup_var(&name).is_none() {
+                    name.push('.');
+                    name.push_str(function);
+                    found = env.resolve(&name, |c| env.function(c));
                 }
             }
+            self.name = name;
+            if let Some(func) = found {
+                let mut arg_tys = ArgTypes::new(args.len());
+                for a in args {
+                    arg_tys.push(self.expr(a));
+                }
+                return self.resolve_function(e, func, false, arg_tys.as_slice(), true);
+            }
         }
-        let mut arg_tys = Vec::with_capacity(args.len() + 1);
+        let mut arg_tys = ArgTypes::new(args.len() + usize::from(target.is_some()));
         if let Some(t) = target {
             arg_tys.push(self.expr(t));
         }
-        arg_tys.extend(args.iter().map(|a| self.expr(a)));
-        let name = if target.is_some() {
-            function.to_string()
-        } else {
-            self.env
-                .resolve(function, |c| {
-                    self.env.function(c).map(|f| f.name.to_string())
-                })
-                .unwrap_or_else(|| function.to_string())
-        };
-        self.resolve(e, &name, target.is_some(), &arg_tys, false)
+        for a in args {
+            arg_tys.push(self.expr(a));
+        }
+        if target.is_some() {
+            return self.resolve(e, function, true, arg_tys.as_slice(), false);
+        }
+        match env.resolve(function, |c| env.function(c)) {
+            Some(func) => self.resolve_function(e, func, false, arg_tys.as_slice(), false),
+            None => self.resolve(e, function, false, arg_tys.as_slice(), false),
+        }
     }
 
     fn resolve(
@@ -469,14 +545,27 @@ impl Checker<'_> {
                 .with_suggestion(suggestion.as_deref()),
             );
         };
-        let mut matched = Vec::new();
+        self.resolve_function(e, func, member, args, qualified)
+    }
+
+    /// Picks the overloads of `func` that `args` may call.
+    fn resolve_function(
+        &mut self,
+        e: &Expr,
+        func: &Function,
+        member: bool,
+        args: &[Type],
+        qualified: bool,
+    ) -> Type {
+        let name = &*func.name;
+        let mut matched: Option<Overloads> = None;
         let mut result: Option<Type> = None;
         let mut same_result = true;
         for (i, o) in func.overloads.iter().enumerate() {
             if o.member != member || o.params.len() != args.len() {
                 continue;
             }
-            let mut subst = Subst::new();
+            let mut subst = Subst::default();
             if o.params
                 .iter()
                 .zip(args)
@@ -488,10 +577,17 @@ impl Checker<'_> {
                     Some(prev) if *prev != r => same_result = false,
                     Some(_) => {}
                 }
-                matched.push(i);
+                matched = Some(match matched {
+                    None => Overloads::One(i),
+                    Some(Overloads::One(first)) => Overloads::Many(vec![first, i]),
+                    Some(Overloads::Many(mut v)) => {
+                        v.push(i);
+                        Overloads::Many(v)
+                    }
+                });
             }
         }
-        if matched.is_empty() {
+        let Some(overloads) = matched else {
             let shape: Vec<String> = args.iter().map(ToString::to_string).collect();
             let shown = display_name(name);
             let operator = is_operator(name);
@@ -545,27 +641,127 @@ impl Checker<'_> {
                 .filter(|(_, o)| o.member == member && o.params.len() == args.len())
                 .map(|(i, _)| i)
                 .collect();
-            self.refs.insert(
+            self.set_ref(
                 e.id,
                 Ref::Function {
-                    name: Arc::from(name),
-                    overloads: fallback,
+                    name: func.name.clone(),
+                    overloads: Overloads::from_vec(fallback),
                     qualified,
                 },
             );
             return if self.strict { Type::Error } else { Type::Dyn };
-        }
-        self.refs.insert(
+        };
+        self.set_ref(
             e.id,
             Ref::Function {
-                name: Arc::from(name),
-                overloads: matched,
+                name: func.name.clone(),
+                overloads,
                 qualified,
             },
         );
         match result {
             Some(r) if same_result => r,
             _ => Type::Dyn,
+        }
+    }
+}
+
+/// Writes the dotted name `e` spells (as [`Expr::qualified_name`] gives it)
+/// to `out`, returning false if it spells none.
+fn qualified_name_into(e: &Expr, out: &mut String) -> bool {
+    match &e.kind {
+        ExprKind::Ident(name) => {
+            out.push_str(name);
+            true
+        }
+        ExprKind::Select {
+            operand,
+            field,
+            test_only: false,
+        } => {
+            if !qualified_name_into(operand, out) {
+                return false;
+            }
+            out.push('.');
+            out.push_str(field);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// The argument types of a call, receiver first. Calls rarely pass more
+/// than four, which then need no allocation.
+enum ArgTypes {
+    Inline([Type; 4], usize),
+    Heap(Vec<Type>),
+}
+
+impl ArgTypes {
+    fn new(n: usize) -> ArgTypes {
+        if n <= 4 {
+            ArgTypes::Inline([Type::Dyn, Type::Dyn, Type::Dyn, Type::Dyn], 0)
+        } else {
+            ArgTypes::Heap(Vec::with_capacity(n))
+        }
+    }
+
+    fn push(&mut self, ty: Type) {
+        match self {
+            ArgTypes::Inline(slots, len) => match slots.get_mut(*len) {
+                Some(slot) => {
+                    *slot = ty;
+                    *len += 1;
+                }
+                None => {
+                    let mut v = slots.to_vec();
+                    v.push(ty);
+                    *self = ArgTypes::Heap(v);
+                }
+            },
+            ArgTypes::Heap(v) => v.push(ty),
+        }
+    }
+
+    fn as_slice(&self) -> &[Type] {
+        match self {
+            ArgTypes::Inline(slots, len) => slots.get(..*len).unwrap_or(&[]),
+            ArgTypes::Heap(v) => v,
+        }
+    }
+}
+
+/// Type parameter bindings while an overload is matched. Signatures use
+/// one or two parameters (`A`, `B`), so slots inline replace a map.
+#[derive(Default)]
+struct Subst {
+    slots: [Option<(Arc<str>, Type)>; 4],
+    more: Vec<(Arc<str>, Type)>,
+}
+
+impl Subst {
+    fn get(&self, param: &str) -> Option<&Type> {
+        self.slots
+            .iter()
+            .flatten()
+            .chain(&self.more)
+            .find(|(p, _)| &**p == param)
+            .map(|(_, t)| t)
+    }
+
+    fn insert(&mut self, param: &Arc<str>, ty: Type) {
+        let bound = self
+            .slots
+            .iter_mut()
+            .flatten()
+            .chain(&mut self.more)
+            .find(|(p, _)| p == param);
+        if let Some((_, t)) = bound {
+            *t = ty;
+        } else if let Some(free) = self.slots.iter_mut().find(|s| s.is_none()) {
+            *free = Some((param.clone(), ty));
+        } else {
+            self.more.push((param.clone(), ty));
         }
     }
 }
@@ -631,7 +827,7 @@ fn assignable(param: &Type, arg: &Type, subst: &mut Subst) -> bool {
                     true
                 } else if assignable(arg, &bound, subst) {
                     // The argument is more general (list(dyn) vs list(int)).
-                    subst.insert(p.clone(), arg.clone());
+                    subst.insert(p, arg.clone());
                     true
                 } else {
                     false
@@ -639,7 +835,7 @@ fn assignable(param: &Type, arg: &Type, subst: &mut Subst) -> bool {
             }
             None => {
                 subst.insert(
-                    p.clone(),
+                    p,
                     if matches!(arg, Type::Error) {
                         Type::Dyn
                     } else {
@@ -665,6 +861,10 @@ fn assignable(param: &Type, arg: &Type, subst: &mut Subst) -> bool {
 }
 
 fn substitute(t: &Type, subst: &Subst) -> Type {
+    if t.is_concrete() {
+        // Nothing to replace: share the type rather than rebuild it.
+        return t.clone();
+    }
     match t {
         Type::Param(p) => subst
             .get(p)

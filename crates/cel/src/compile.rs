@@ -168,8 +168,8 @@ impl Compiler<'_> {
                 name,
                 overloads,
                 qualified,
-            }) => (name.clone(), overloads.clone(), *qualified),
-            _ => (Arc::from(function), Vec::new(), false),
+            }) => (name.clone(), overloads.as_slice(), *qualified),
+            _ => (Arc::from(function), &[][..], false),
         };
         let mut all: Vec<&Expr> = Vec::with_capacity(args.len() + 1);
         if let (Some(t), false) = (target, qualified) {

@@ -8,6 +8,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use rustc_hash::FxBuildHasher;
+
 use crate::eval::{Activation, EvalError};
 use crate::types::{Kind, Type};
 use crate::value::Value;
@@ -217,12 +219,19 @@ fn accepts_kind(param: &Type, kind: Kind) -> bool {
     }
 }
 
+/// The tables of declared names. They hash with FxHash (rustc's hash), not
+/// SipHash: the names come from the host and the policy author, never from
+/// requests, so there is no flooding to defend against, and checking an
+/// expression looks names up at every node, where SipHash costs several
+/// times what FxHash does on short names.
+type NameMap<V> = HashMap<Arc<str>, V, FxBuildHasher>;
+
 /// Variables and functions an expression is checked and compiled against.
 #[derive(Clone, Debug, Default)]
 pub struct Env {
     vars: Vec<VarDecl>,
-    var_index: HashMap<Arc<str>, VarId>,
-    functions: HashMap<Arc<str>, Function>,
+    var_index: NameMap<VarId>,
+    functions: NameMap<Function>,
     container: Option<Arc<str>>,
 }
 

@@ -1,16 +1,18 @@
 //! Text to [`Expr`]: the pest grammar (`grammar.pest`), then lowering of
-//! pest's pairs to the AST with literals decoded, operators named, and macros
+//! pest's pairs to the AST with operators arranged by precedence (the
+//! grammar reads them as flat chains), literals decoded, and macros
 //! expanded.
 //!
-//! Parsing never panics and never overflows the stack: bracket nesting is
-//! measured before pest runs (pest recurses per bracket), and tree depth is
+//! Parsing never panics and never overflows the stack: the nesting of
+//! brackets and conditionals is measured before pest runs (pest recurses
+//! per bracket and per `?`), and tree depth is
 //! measured while lowering (chains such as `1 + 1 + ...` are iterative in
 //! pest but deep in the tree).
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use pest::Parser as _;
-use pest::iterators::Pair;
+use pest::iterators::{Pair, Pairs};
 
 use crate::ast::{Comprehension, Expr, ExprId, ExprKind, Macro, Span};
 use crate::diagnostic::{Diagnostic, code};
@@ -33,8 +35,8 @@ mod grammar {
 }
 use grammar::{CelParser, Rule};
 
-/// Bracket nesting allowed in source text. The conformance suite asks for
-/// 32; real policies use a handful.
+/// Nesting of brackets and conditionals allowed in source text. The
+/// conformance suite asks for 32; real policies use a handful.
 pub const MAX_NESTING: usize = 96;
 /// Depth allowed in the expression tree.
 pub const MAX_DEPTH: usize = 250;
@@ -60,46 +62,104 @@ pub fn parse(src: &str) -> Result<Expr, Diagnostic> {
 /// Parses an expression.
 pub fn parse_with(src: &str, options: ParseOptions) -> Result<Expr, Diagnostic> {
     check_nesting(src)?;
-    let mut pairs = CelParser::parse(Rule::program, src).map_err(|e| syntax_error(src, &e))?;
-    let program = pairs.next().ok_or_else(|| {
-        Diagnostic::error(code::SYNTAX, Span::new(0, src.len()), "empty expression")
-    })?;
-    let expr = program.into_inner().next().ok_or_else(|| {
-        Diagnostic::error(code::SYNTAX, Span::new(0, src.len()), "empty expression")
-    })?;
+    // `program` first, which takes most reserved words for names (see
+    // `ident` in `grammar.pest`); what it cannot settle, errors included,
+    // goes to `program_strict`, which is CEL.
+    if let Ok(pairs) = CelParser::parse(Rule::program, src)
+        && let Ok(expr) = lower(src, pairs, options, false)
+    {
+        return Ok(expr);
+    }
+    let pairs = CelParser::parse(Rule::program_strict, src).map_err(|e| syntax_error(src, &e))?;
+    lower(src, pairs, options, true)
+}
+
+/// Lowers the pairs of `program` or `program_strict`. Without `strict`, a
+/// reserved word as a name is an error (of no interest: the caller parses
+/// again).
+fn lower(
+    src: &str,
+    mut pairs: Pairs<'_, Rule>,
+    options: ParseOptions,
+    strict: bool,
+) -> Result<Expr, Diagnostic> {
+    let empty = || Diagnostic::error(code::SYNTAX, Span::new(0, src.len()), "empty expression");
+    let program = pairs.next().ok_or_else(empty)?;
+    let expr = program.into_inner().next().ok_or_else(empty)?;
     let mut lower = Lower {
         next_id: 0,
         options,
+        strict,
     };
     let (expr, _) = lower.expr(expr)?;
     Ok(expr)
 }
 
-/// Rejects bracket nesting beyond [`MAX_NESTING`] before pest can recurse
-/// on it. Strings and comments are skipped roughly; a miscount there only
-/// matters for pathological input, which pest rejects anyway.
+/// Rejects nesting beyond [`MAX_NESTING`] before pest can recurse on it:
+/// brackets, and conditionals, since `a ? b : c ? d : ...` recurses once
+/// per `?` just as brackets do (a `?` counts until its bracket closes or a
+/// `,` ends the list element or argument it is in). Strings and comments
+/// are skipped roughly; a miscount there only matters for pathological
+/// input, which pest rejects anyway.
 fn check_nesting(src: &str) -> Result<(), Diagnostic> {
     let bytes = src.as_bytes();
+    // Per open bracket (and the top level), the `?`s pending in it.
+    let mut pending: Vec<usize> = vec![0];
     let mut depth = 0usize;
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
-        match b {
+        let deeper = match b {
             b'(' | b'[' | b'{' => {
-                depth += 1;
-                if depth > MAX_NESTING {
-                    return Err(Diagnostic::error(code::TOO_DEEP, Span::new(i, i + 1), "expression is nested too deeply")
-                        .with_label(format!("more than {MAX_NESTING} levels of brackets"))
-                        .with_help("split the expression, or use variables (`set-vars`) for intermediate values"));
-                }
+                pending.push(0);
+                true
             }
-            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
-            b'"' | b'\'' => i = skip_string(bytes, i),
+            b'?' => {
+                if let Some(n) = pending.last_mut() {
+                    *n += 1;
+                }
+                true
+            }
+            b')' | b']' | b'}' => {
+                if pending.len() > 1 {
+                    let n = pending.pop().unwrap_or(0);
+                    depth = depth.saturating_sub(n + 1);
+                }
+                false
+            }
+            b',' => {
+                if let Some(n) = pending.last_mut() {
+                    depth = depth.saturating_sub(*n);
+                    *n = 0;
+                }
+                false
+            }
+            b'"' | b'\'' => {
+                i = skip_string(bytes, i);
+                false
+            }
             b'/' if bytes.get(i + 1) == Some(&b'/') => {
                 while bytes.get(i).is_some_and(|&c| c != b'\n') {
                     i += 1;
                 }
+                false
             }
-            _ => {}
+            _ => false,
+        };
+        if deeper {
+            depth += 1;
+            if depth > MAX_NESTING {
+                return Err(Diagnostic::error(
+                    code::TOO_DEEP,
+                    Span::new(i, i + 1),
+                    "expression is nested too deeply",
+                )
+                .with_label(format!(
+                    "more than {MAX_NESTING} levels of brackets and conditionals"
+                ))
+                .with_help(
+                    "split the expression, or use variables (`set-vars`) for intermediate values",
+                ));
+            }
         }
         i += 1;
     }
@@ -161,7 +221,12 @@ fn syntax_error(src: &str, err: &pest::error::Error<Rule>) -> Diagnostic {
     };
     let mut diag = Diagnostic::error(code::SYNTAX, span, format!("unexpected {what}"));
     if let ErrorVariant::ParsingError { positives, .. } = &err.variant {
-        let mut expected: Vec<&str> = positives.iter().filter_map(|r| describe(*r)).collect();
+        let operand = positives.iter().any(|r| starts_operand(*r));
+        let mut expected: Vec<&str> = positives
+            .iter()
+            .filter(|r| !(operand && **r == Rule::ident))
+            .filter_map(|r| describe(*r))
+            .collect();
         expected.sort_unstable();
         expected.dedup();
         if !expected.is_empty() {
@@ -240,36 +305,42 @@ fn token_at(rest: &str) -> &str {
     rest.get(..len).unwrap_or("")
 }
 
-/// The rules of the precedence ladder, from `expr` down to `primary`: each
-/// is an expression, and with one child it only passes that child on.
-fn is_precedence_level(rule: Rule) -> bool {
-    matches!(
-        rule,
-        Rule::expr
-            | Rule::cond_or
-            | Rule::cond_and
-            | Rule::relation
-            | Rule::addition
-            | Rule::multiplication
-            | Rule::unary
-            | Rule::member
-            | Rule::primary
-    )
-}
-
+/// What a rule pest expected stands for, in words. Where an operand may
+/// start, pest lists the rules of its alternatives (no rule spans them),
+/// and `ident` for `ident_expr` (it names a failing rule's only failing
+/// child instead of the rule); `syntax_error` drops `ident` there.
 fn describe(rule: Rule) -> Option<&'static str> {
     Some(match rule {
-        r if is_precedence_level(r) => "an expression",
-        Rule::or_op | Rule::and_op | Rule::rel_op | Rule::add_op | Rule::mul_op => "an operator",
-        Rule::question => "`?`",
+        r if starts_operand(r) => "an expression",
+        Rule::infix => "an operator",
+        Rule::ternary => "`?`",
         Rule::colon => "`:`",
         Rule::select | Rule::index => "`.` or `[`",
         Rule::call_args => "`(`",
-        Rule::field_name | Rule::ident | Rule::ident_any => "a name",
-        Rule::literal | Rule::string_lit | Rule::int_lit => "a literal",
+        Rule::field_name
+        | Rule::init_name
+        | Rule::ident
+        | Rule::ident_any
+        | Rule::escaped_ident => "a name",
+        Rule::string_lit => "a literal",
         Rule::EOI => "end of expression",
         _ => return None,
     })
+}
+
+/// The rules tried where an operand may start, `expr` for all of them.
+fn starts_operand(rule: Rule) -> bool {
+    matches!(
+        rule,
+        Rule::expr
+            | Rule::unary
+            | Rule::ident_expr
+            | Rule::literal
+            | Rule::raw_lit
+            | Rule::bytes_lit
+            | Rule::list
+            | Rule::map
+    )
 }
 
 fn join_or(items: &[&str]) -> String {
@@ -280,18 +351,167 @@ fn join_or(items: &[&str]) -> String {
     }
 }
 
+/// The span of a pair that ends after the whitespace following it, as a
+/// name or a field without arguments and an `expr` do: the grammar keeps
+/// that whitespace (and comments) in those pairs because the AST's spans
+/// always ended after the comments. Diagnostics should not underline the
+/// whitespace.
 fn span_of(pair: &Pair<'_, Rule>) -> Span {
-    // Pest keeps the whitespace an optional tail skipped (`a.b ` in
-    // `a.b == c`); diagnostics should underline the text only.
     let s = pair.as_span();
     let trimmed = s.as_str().trim_end_matches([' ', '\t', '\n', '\r', '\x0C']);
     Span::new(s.start(), s.start() + trimmed.len())
+}
+
+/// A pair's span as pest gives it, for pairs that end on their last
+/// character.
+fn exact_span(pair: &Pair<'_, Rule>) -> Span {
+    let s = pair.as_span();
+    Span::new(s.start(), s.end())
+}
+
+/// CEL's operators. The grammar parses binary ones as a flat chain;
+/// lowering builds the tree by [`Op::level`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Op {
+    Or,
+    And,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+    Ne,
+    In,
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Rem,
+    Not,
+    Neg,
+    Cond,
+    Index,
+}
+
+impl Op {
+    const ALL: [Op; 18] = [
+        Op::Or,
+        Op::And,
+        Op::Lt,
+        Op::Le,
+        Op::Gt,
+        Op::Ge,
+        Op::Eq,
+        Op::Ne,
+        Op::In,
+        Op::Add,
+        Op::Sub,
+        Op::Mul,
+        Op::Div,
+        Op::Rem,
+        Op::Not,
+        Op::Neg,
+        Op::Cond,
+        Op::Index,
+    ];
+
+    /// The binary operator an `infix` pair spells.
+    fn of(pair: &Pair<'_, Rule>) -> Option<Op> {
+        Some(match pair.as_str().as_bytes() {
+            b"||" => Op::Or,
+            b"&&" => Op::And,
+            b"<" => Op::Lt,
+            b"<=" => Op::Le,
+            b">" => Op::Gt,
+            b">=" => Op::Ge,
+            b"==" => Op::Eq,
+            b"!=" => Op::Ne,
+            b"in" => Op::In,
+            b"+" => Op::Add,
+            b"-" => Op::Sub,
+            b"*" => Op::Mul,
+            b"/" => Op::Div,
+            b"%" => Op::Rem,
+            _ => return None,
+        })
+    }
+
+    /// Precedence of a binary operator, 0 binding loosest.
+    fn level(self) -> u8 {
+        match self {
+            Op::Or => 0,
+            Op::And => 1,
+            Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne | Op::In => 2,
+            Op::Add | Op::Sub => 3,
+            Op::Mul | Op::Div | Op::Rem => 4,
+            Op::Not | Op::Neg | Op::Cond | Op::Index => 5,
+        }
+    }
+
+    /// CEL's internal name of the operator.
+    fn name(self) -> &'static str {
+        match self {
+            Op::Or => "_||_",
+            Op::And => "_&&_",
+            Op::Lt => "_<_",
+            Op::Le => "_<=_",
+            Op::Gt => "_>_",
+            Op::Ge => "_>=_",
+            Op::Eq => "_==_",
+            Op::Ne => "_!=_",
+            Op::In => "@in",
+            Op::Add => "_+_",
+            Op::Sub => "_-_",
+            Op::Mul => "_*_",
+            Op::Div => "_/_",
+            Op::Rem => "_%_",
+            Op::Not => "!_",
+            Op::Neg => "-_",
+            Op::Cond => "_?_:_",
+            Op::Index => "_[_]",
+        }
+    }
+
+    /// [`Op::name`] as a shared string, allocated once per process rather
+    /// than per node: most nodes are operators.
+    fn function(self) -> Arc<str> {
+        static NAMES: LazyLock<[Arc<str>; 18]> =
+            LazyLock::new(|| Op::ALL.map(|op| Arc::from(op.name())));
+        // INVARIANT: `Op::ALL` lists the variants in declaration order.
+        match NAMES.get(self as usize) {
+            Some(name) => name.clone(),
+            None => Arc::from(self.name()),
+        }
+    }
+}
+
+/// The children of an `expr` or a `ternary`, read one operand at a time:
+/// operands and `infix` operators alternate, then comes what ends the chain.
+struct Chain<'i> {
+    pairs: Pairs<'i, Rule>,
+    /// The operator after the operand read last, not yet consumed.
+    op: Option<Op>,
+    /// The pair after the chain: an `expr`'s `ternary`, a `ternary`'s `colon`.
+    rest: Option<Pair<'i, Rule>>,
+}
+
+impl<'i> Chain<'i> {
+    fn new(pairs: Pairs<'i, Rule>) -> Chain<'i> {
+        Chain {
+            pairs,
+            op: None,
+            rest: None,
+        }
+    }
 }
 
 /// Lowering state: ids are dense, assigned in creation order.
 struct Lower {
     next_id: u32,
     options: ParseOptions,
+    /// The pairs come from `program_strict`, which refuses reserved words
+    /// as names; `program` lets all but `true`, `false` and `null` through.
+    strict: bool,
 }
 
 type Lowered = Result<(Expr, usize), Diagnostic>;
@@ -314,130 +534,161 @@ impl Lower {
         }
     }
 
-    fn call(&mut self, span: Span, function: &str, args: Vec<Expr>) -> Expr {
+    fn call(&mut self, span: Span, op: Op, args: Vec<Expr>) -> Expr {
         self.node(
             span,
             ExprKind::Call {
                 target: None,
-                function: Arc::from(function),
+                function: op.function(),
                 name_span: span,
                 args,
             },
         )
     }
 
-    /// Lowers `pair`, descending through single-child levels of the
-    /// precedence ladder in a loop: recursion happens once per bracket or
-    /// operator, not once per grammar rule, which keeps the stack shallow.
-    fn expr(&mut self, mut pair: Pair<'_, Rule>) -> Lowered {
-        loop {
-            let passthrough = is_precedence_level(pair.as_rule()) || pair.as_rule() == Rule::paren;
-            if !passthrough {
-                break;
-            }
-            let mut inner = pair.clone().into_inner();
-            match (inner.next(), inner.next()) {
-                (Some(only), None) => pair = only,
-                _ => break,
-            }
-        }
-        self.expr_node(pair)
+    /// Lowers an `expr` pair: an operator chain, perhaps the condition of
+    /// a `?:`.
+    fn expr(&mut self, pair: Pair<'_, Rule>) -> Lowered {
+        let span = span_of(&pair);
+        let mut chain = Chain::new(pair.into_inner());
+        let (cond, d0) = self.chain(&mut chain, 0, span)?;
+        let Some(ternary) = chain.rest else {
+            return Ok((cond, d0));
+        };
+        let mut branch = Chain::new(ternary.into_inner());
+        let (then, d1) = self.chain(&mut branch, 0, span)?;
+        // `rest` is the colon; the `else` expression follows it.
+        let otherwise = branch.pairs.next().ok_or_else(|| missing(span))?;
+        let (otherwise, d2) = self.expr(otherwise)?;
+        let depth = self.deep(span, 1 + d0.max(d1).max(d2))?;
+        Ok((
+            self.call(span, Op::Cond, vec![cond, then, otherwise]),
+            depth,
+        ))
     }
 
-    fn expr_node(&mut self, pair: Pair<'_, Rule>) -> Lowered {
-        let span = span_of(&pair);
+    /// Lowers the operators of level `min` and tighter from `chain`, by
+    /// precedence climbing: an operand, then each operator with its right
+    /// side, which holds the tighter operators that follow. Recursion
+    /// happens once per change of level, in Rust rather than in pest.
+    /// Nodes are created in source order, operands before their operator.
+    fn chain(&mut self, chain: &mut Chain<'_>, min: u8, span: Span) -> Lowered {
+        let mut lhs = self.operand(chain, span)?;
+        while let Some(op) = chain.op {
+            let level = op.level();
+            if level < min {
+                break;
+            }
+            chain.op = None;
+            let rhs = self.chain(chain, level + 1, span)?;
+            if matches!(op, Op::And | Op::Or) {
+                let mut operands = Vec::with_capacity(4);
+                operands.push(Some(lhs));
+                operands.push(Some(rhs));
+                while chain.op == Some(op) {
+                    chain.op = None;
+                    operands.push(Some(self.chain(chain, level + 1, span)?));
+                }
+                lhs = self.balance(op, &mut operands, span)?;
+            } else {
+                let ((l, dl), (r, dr)) = (lhs, rhs);
+                let op_span = l.span.to(r.span);
+                let depth = self.deep(op_span, 1 + dl.max(dr))?;
+                lhs = (self.call(op_span, op, vec![l, r]), depth);
+            }
+        }
+        Ok(lhs)
+    }
+
+    /// Lowers one operand (`unary`, a primary, its `select`s and
+    /// `index`es) and reads what follows it into `chain`.
+    fn operand(&mut self, chain: &mut Chain<'_>, span: Span) -> Lowered {
+        let mut primary = chain.pairs.next().ok_or_else(|| missing(span))?;
+        let mut ops = Vec::new();
+        let mut not = false;
+        if primary.as_rule() == Rule::unary {
+            not = unary_ops(&primary, &mut ops);
+            primary = chain.pairs.next().ok_or_else(|| missing(span))?;
+        }
+        // `-` directly before a number literal belongs to the literal, so
+        // that `-9223372036854775808` is an int.
+        let negated_literal = !not
+            && !ops.is_empty()
+            && primary.as_rule() == Rule::literal
+            && literal::is_signed_number(primary.as_str())
+            && !chain
+                .pairs
+                .peek()
+                .is_some_and(|p| matches!(p.as_rule(), Rule::select | Rule::index));
+        let (mut expr, mut depth) = if negated_literal {
+            let start = ops.pop().ok_or_else(|| missing(span))?;
+            let lit_span = Span::new(start, primary.as_span().end());
+            let lit = literal::decode(&primary, true)?;
+            (self.node(lit_span, ExprKind::Literal(lit)), 1)
+        } else {
+            self.primary(primary)?
+        };
+        for next in chain.pairs.by_ref() {
+            match next.as_rule() {
+                Rule::select => (expr, depth) = self.select(expr, depth, next)?,
+                Rule::index => {
+                    let whole = expr.span.to(exact_span(&next));
+                    let inner = next.into_inner().next().ok_or_else(|| missing(whole))?;
+                    let (index, d) = self.expr(inner)?;
+                    depth = self.deep(whole, depth.max(d) + 1)?;
+                    expr = self.call(whole, Op::Index, vec![expr, index]);
+                }
+                Rule::infix => {
+                    chain.op = Some(Op::of(&next).ok_or_else(|| missing(span))?);
+                    break;
+                }
+                _ => {
+                    chain.rest = Some(next);
+                    break;
+                }
+            }
+        }
+        let op = if not { Op::Not } else { Op::Neg };
+        for start in ops.into_iter().rev() {
+            let op_span = Span::new(start, expr.span.end as usize);
+            depth = self.deep(op_span, depth + 1)?;
+            expr = self.call(op_span, op, vec![expr]);
+        }
+        Ok((expr, depth))
+    }
+
+    fn primary(&mut self, pair: Pair<'_, Rule>) -> Lowered {
         match pair.as_rule() {
-            Rule::expr => {
-                let mut inner = pair.into_inner();
-                let cond = inner.next().ok_or_else(|| missing(span))?;
-                let (cond, d0) = self.expr(cond)?;
-                if inner.next().is_none() {
-                    return Ok((cond, d0));
-                }
-                let (then, d1) = self.expr(inner.next().ok_or_else(|| missing(span))?)?;
-                inner.next();
-                let (otherwise, d2) = self.expr(inner.next().ok_or_else(|| missing(span))?)?;
-                let depth = self.deep(span, 1 + d0.max(d1).max(d2))?;
-                Ok((self.call(span, "_?_:_", vec![cond, then, otherwise]), depth))
+            Rule::ident_expr => self.ident_expr(pair),
+            Rule::literal | Rule::raw_lit | Rule::bytes_lit => {
+                let lit = literal::decode(&pair, false)?;
+                Ok((self.node(exact_span(&pair), ExprKind::Literal(lit)), 1))
             }
-            Rule::cond_or | Rule::cond_and => {
-                let function = if pair.as_rule() == Rule::cond_or {
-                    "_||_"
-                } else {
-                    "_&&_"
-                };
-                let mut operands = Vec::new();
-                for p in pair.into_inner() {
-                    if !matches!(p.as_rule(), Rule::or_op | Rule::and_op) {
-                        operands.push(self.expr(p)?);
-                    }
-                }
-                self.balance(function, operands, span)
-            }
-            Rule::relation | Rule::addition | Rule::multiplication => {
-                let mut inner = pair.into_inner();
-                let (mut lhs, mut depth) = self.expr(inner.next().ok_or_else(|| missing(span))?)?;
-                while let Some(op) = inner.next() {
-                    let function = match op.as_str() {
-                        "<" => "_<_",
-                        "<=" => "_<=_",
-                        ">" => "_>_",
-                        ">=" => "_>=_",
-                        "==" => "_==_",
-                        "!=" => "_!=_",
-                        "in" => "@in",
-                        "+" => "_+_",
-                        "-" => "_-_",
-                        "*" => "_*_",
-                        "/" => "_/_",
-                        _ => "_%_",
-                    };
-                    let (rhs, d) = self.expr(inner.next().ok_or_else(|| missing(span))?)?;
-                    let op_span = lhs.span.to(rhs.span);
-                    depth = self.deep(op_span, 1 + depth.max(d))?;
-                    lhs = self.call(op_span, function, vec![lhs, rhs]);
-                }
-                Ok((lhs, depth))
-            }
-            Rule::unary => self.unary(pair, span),
-            Rule::member => self.member(pair),
-            Rule::primary => {
-                let inner = pair.into_inner().next().ok_or_else(|| missing(span))?;
-                self.expr(inner)
-            }
-            Rule::paren => {
-                let inner = pair.into_inner().next().ok_or_else(|| missing(span))?;
-                self.expr(inner)
-            }
-            Rule::literal => {
-                let lit = literal::decode(pair.into_inner().next().ok_or_else(|| missing(span))?)?;
-                Ok((self.node(span, ExprKind::Literal(lit)), 1))
-            }
+            // A parenthesized expression.
+            Rule::expr => self.expr(pair),
             Rule::list => {
-                // `[a, b]` holds an `expr_list`, as call arguments do.
-                let (items, depth) = self.args(pair)?;
+                let span = exact_span(&pair);
+                let (items, depth) = self.exprs(pair)?;
                 let depth = self.deep(span, depth + 1)?;
                 Ok((self.node(span, ExprKind::List(items)), depth))
             }
             Rule::map => {
+                let span = exact_span(&pair);
                 let mut entries = Vec::new();
                 let mut depth = 0;
-                if let Some(inits) = pair.into_inner().next() {
-                    for init in inits.into_inner() {
-                        let mut kv = init.into_inner();
-                        let (k, dk) = self.expr(kv.next().ok_or_else(|| missing(span))?)?;
-                        let (v, dv) = self.expr(kv.next().ok_or_else(|| missing(span))?)?;
-                        depth = depth.max(dk).max(dv);
-                        entries.push((k, v));
-                    }
+                let mut inner = pair.into_inner();
+                while let Some(k) = inner.next() {
+                    let (k, dk) = self.expr(k)?;
+                    let (v, dv) = self.expr(inner.next().ok_or_else(|| missing(span))?)?;
+                    depth = depth.max(dk).max(dv);
+                    entries.push((k, v));
                 }
                 let depth = self.deep(span, depth + 1)?;
                 Ok((self.node(span, ExprKind::Map(entries)), depth))
             }
-            Rule::ident_expr => self.ident_expr(pair, span),
             other => Err(Diagnostic::error(
                 code::SYNTAX,
-                span,
+                span_of(&pair),
                 format!("unexpected syntax ({other:?})"),
             )),
         }
@@ -445,17 +696,15 @@ impl Lower {
 
     /// A message literal: `name` (as written, dots included) and the
     /// `struct_body` pair holding its fields.
-    fn struct_lit(&mut self, name: String, body: Pair<'_, Rule>, span: Span) -> Lowered {
+    fn struct_lit(&mut self, name: &str, body: Pair<'_, Rule>, span: Span) -> Lowered {
         let mut fields = Vec::new();
         let mut depth = 0;
-        for inits in body.into_inner() {
-            for init in inits.into_inner() {
-                let mut kv = init.into_inner();
-                let field = field_name(kv.next().ok_or_else(|| missing(span))?);
-                let (v, d) = self.expr(kv.next().ok_or_else(|| missing(span))?)?;
-                depth = depth.max(d);
-                fields.push((field, v));
-            }
+        for init in body.into_inner() {
+            let mut inner = init.into_inner();
+            let field = field_name(&inner.next().ok_or_else(|| missing(span))?);
+            let (v, d) = self.expr(inner.next().ok_or_else(|| missing(span))?)?;
+            depth = depth.max(d);
+            fields.push((field, v));
         }
         let depth = self.deep(span, depth + 1)?;
         let kind = ExprKind::Struct {
@@ -465,167 +714,114 @@ impl Lower {
         Ok((self.node(span, kind), depth))
     }
 
-    fn ident_expr(&mut self, pair: Pair<'_, Rule>, span: Span) -> Lowered {
-        let mut name = String::new();
-        let mut args = None;
-        let mut name_span = span;
-        for p in pair.into_inner() {
-            match p.as_rule() {
-                Rule::leading_dot => name.push('.'),
-                Rule::ident => {
-                    name.push_str(p.as_str());
-                    name_span = name_span.to(span_of(&p));
-                }
-                Rule::call_args => args = Some(self.args(p)?),
-                Rule::struct_body => return self.struct_lit(name, p, span),
-                _ => {}
-            }
+    fn ident_expr(&mut self, pair: Pair<'_, Rule>) -> Lowered {
+        let start = pair.as_span().start();
+        let dot = pair.as_str().starts_with('.');
+        let no_args_span = span_of(&pair);
+        let mut inner = pair.into_inner();
+        let ident = inner.next().ok_or_else(|| missing(no_args_span))?;
+        if !self.strict && is_reserved(ident.as_str()) {
+            return Err(Diagnostic::error(
+                code::SYNTAX,
+                exact_span(&ident),
+                "reserved word as a name",
+            ));
         }
-        match args {
-            None => Ok((self.node(span, ExprKind::Ident(Arc::from(name))), 1)),
-            Some((args, depth)) => {
-                if self.options.macros && name == "has" {
-                    return self.has(span, args, depth);
-                }
-                let depth = self.deep(span, depth + 1)?;
-                let mut call = self.call(span, &name, args);
-                if let ExprKind::Call { name_span: n, .. } = &mut call.kind {
-                    *n = name_span;
-                }
-                Ok((call, depth))
-            }
+        let name: Arc<str> = if dot {
+            Arc::from(format!(".{}", ident.as_str()))
+        } else {
+            Arc::from(ident.as_str())
+        };
+        let Some(tail) = inner.next() else {
+            return Ok((self.node(no_args_span, ExprKind::Ident(name)), 1));
+        };
+        // With arguments or fields, the span ends at the closing bracket.
+        let span = Span::new(start, tail.as_span().end());
+        if tail.as_rule() == Rule::struct_body {
+            return self.struct_lit(&name, tail, span);
         }
+        let (args, depth) = self.exprs(tail)?;
+        if self.options.macros && &*name == "has" {
+            return self.has(span, args, depth);
+        }
+        let depth = self.deep(span, depth + 1)?;
+        let call = ExprKind::Call {
+            target: None,
+            function: name,
+            name_span: span,
+            args,
+        };
+        Ok((self.node(span, call), depth))
+    }
+
+    /// Applies a `select` suffix to `expr`: a field, a method call, or a
+    /// message literal named by the chain so far.
+    fn select(&mut self, expr: Expr, depth: usize, suffix: Pair<'_, Rule>) -> Lowered {
+        let start = suffix.as_span().start();
+        let no_args_span = span_of(&suffix);
+        let mut parts = suffix.into_inner();
+        let name = parts.next().ok_or_else(|| missing(no_args_span))?;
+        let name_span = exact_span(&name);
+        let field = field_name(&name);
+        let Some(tail) = parts.next() else {
+            let whole = expr.span.to(no_args_span);
+            let depth = self.deep(whole, depth + 1)?;
+            let kind = ExprKind::Select {
+                operand: Box::new(expr),
+                field,
+                test_only: false,
+            };
+            return Ok((self.node(whole, kind), depth));
+        };
+        let whole = expr.span.to(Span::new(start, tail.as_span().end()));
+        if tail.as_rule() == Rule::struct_body {
+            // `a.b.Foo{...}`: the chain so far names the type.
+            let Some(prefix) = expr.qualified_name() else {
+                return Err(Diagnostic::error(
+                    code::SYNTAX,
+                    whole,
+                    "a message literal needs a type name",
+                )
+                .with_help("write `pkg.Type{field: value}`, or a map: `{'field': value}`"));
+            };
+            let (lit, d) = self.struct_lit(&format!("{prefix}.{field}"), tail, whole)?;
+            let depth = self.deep(whole, depth.max(d))?;
+            return Ok((lit, depth));
+        }
+        let (args, d) = self.exprs(tail)?;
+        let depth = self.deep(whole, depth.max(d) + 1)?;
+        let call = self.receiver_call(whole, name_span, expr, field, args)?;
+        Ok((call, depth))
+    }
+
+    /// Lowers the `expr` children of `pair` (call arguments, list items).
+    fn exprs(&mut self, pair: Pair<'_, Rule>) -> Result<(Vec<Expr>, usize), Diagnostic> {
+        let inner = pair.into_inner();
+        let mut items = Vec::with_capacity(inner.len());
+        let mut depth = 0;
+        for p in inner {
+            let (e, d) = self.expr(p)?;
+            depth = depth.max(d);
+            items.push(e);
+        }
+        Ok((items, depth))
     }
 
     /// Builds a balanced tree of `&&` or `||`, as cel-go does: evaluation
     /// order does not matter for these commutative, error-absorbing
-    /// operators, and a balanced tree keeps long chains shallow.
-    fn balance(&mut self, function: &str, mut operands: Vec<(Expr, usize)>, span: Span) -> Lowered {
-        if operands.len() == 1 {
-            return operands.pop().ok_or_else(|| missing(span));
+    /// operators, and a balanced tree keeps long chains shallow. The
+    /// operands are split in halves (the left one the smaller) until one
+    /// remains.
+    fn balance(&mut self, op: Op, operands: &mut [Option<(Expr, usize)>], span: Span) -> Lowered {
+        if let [only] = operands {
+            return only.take().ok_or_else(|| missing(span));
         }
-        let right = operands.split_off(operands.len() / 2);
-        let (lhs, dl) = self.balance(function, operands, span)?;
-        let (rhs, dr) = self.balance(function, right, span)?;
+        let (left, right) = operands.split_at_mut(operands.len() / 2);
+        let (lhs, dl) = self.balance(op, left, span)?;
+        let (rhs, dr) = self.balance(op, right, span)?;
         let op_span = lhs.span.to(rhs.span);
         let depth = self.deep(op_span, 1 + dl.max(dr))?;
-        Ok((self.call(op_span, function, vec![lhs, rhs]), depth))
-    }
-
-    fn unary(&mut self, pair: Pair<'_, Rule>, span: Span) -> Lowered {
-        let mut ops = Vec::new();
-        let mut operand = None;
-        for p in pair.into_inner() {
-            match p.as_rule() {
-                Rule::not_op | Rule::neg_op => ops.push(p),
-                _ => operand = Some(p),
-            }
-        }
-        let operand = operand.ok_or_else(|| missing(span))?;
-        // `-` directly before a number literal belongs to the literal, so
-        // that `-9223372036854775808` is an int.
-        let negated_literal =
-            ops.last().is_some_and(|op| op.as_rule() == Rule::neg_op) && is_plain_number(&operand);
-        let (mut expr, mut depth) = if negated_literal {
-            let op = ops.pop().ok_or_else(|| missing(span))?;
-            let start = op.as_span().start();
-            let lit_pair = operand
-                .into_inner()
-                .next()
-                .and_then(|p| p.into_inner().next())
-                .and_then(|p| p.into_inner().next());
-            let lit_pair = lit_pair.ok_or_else(|| missing(span))?;
-            let lit_span = Span::new(start, lit_pair.as_span().end());
-            let lit = literal::decode_negated(lit_pair)?;
-            (self.node(lit_span, ExprKind::Literal(lit)), 1)
-        } else {
-            self.expr(operand)?
-        };
-        for op in ops.into_iter().rev() {
-            let function = if op.as_rule() == Rule::not_op {
-                "!_"
-            } else {
-                "-_"
-            };
-            let op_span = Span::new(op.as_span().start(), expr.span.end as usize);
-            depth = self.deep(op_span, depth + 1)?;
-            expr = self.call(op_span, function, vec![expr]);
-        }
-        Ok((expr, depth))
-    }
-
-    fn member(&mut self, pair: Pair<'_, Rule>) -> Lowered {
-        let span = span_of(&pair);
-        let mut inner = pair.into_inner();
-        let (mut expr, mut depth) = self.expr(inner.next().ok_or_else(|| missing(span))?)?;
-        for suffix in inner {
-            let suffix_span = span_of(&suffix);
-            let whole = expr.span.to(suffix_span);
-            match suffix.as_rule() {
-                Rule::select => {
-                    let mut parts = suffix.into_inner();
-                    let name = parts.next().ok_or_else(|| missing(span))?;
-                    let name_span = span_of(&name);
-                    let field = field_name(name);
-                    match parts.next() {
-                        None => {
-                            depth = self.deep(whole, depth + 1)?;
-                            expr = self.node(
-                                whole,
-                                ExprKind::Select {
-                                    operand: Box::new(expr),
-                                    field,
-                                    test_only: false,
-                                },
-                            );
-                        }
-                        Some(body) if body.as_rule() == Rule::struct_body => {
-                            // `a.b.Foo{...}`: the chain so far names the type.
-                            let Some(prefix) = expr.qualified_name() else {
-                                return Err(Diagnostic::error(
-                                    code::SYNTAX,
-                                    whole,
-                                    "a message literal needs a type name",
-                                )
-                                .with_help(
-                                    "write `pkg.Type{field: value}`, or a map: `{'field': value}`",
-                                ));
-                            };
-                            let (lit, d) =
-                                self.struct_lit(format!("{prefix}.{field}"), body, whole)?;
-                            depth = self.deep(whole, depth.max(d))?;
-                            expr = lit;
-                        }
-                        Some(args) => {
-                            let (args, d) = self.args(args)?;
-                            depth = self.deep(whole, depth.max(d) + 1)?;
-                            expr = self.receiver_call(whole, name_span, expr, field, args)?;
-                        }
-                    }
-                }
-                Rule::index => {
-                    let (index, d) =
-                        self.expr(suffix.into_inner().next().ok_or_else(|| missing(span))?)?;
-                    depth = self.deep(whole, depth.max(d) + 1)?;
-                    expr = self.call(whole, "_[_]", vec![expr, index]);
-                }
-                _ => {}
-            }
-        }
-        Ok((expr, depth))
-    }
-
-    fn args(&mut self, pair: Pair<'_, Rule>) -> Result<(Vec<Expr>, usize), Diagnostic> {
-        let mut args = Vec::new();
-        let mut depth = 0;
-        if let Some(list) = pair.into_inner().next() {
-            for p in list.into_inner() {
-                let (e, d) = self.expr(p)?;
-                depth = depth.max(d);
-                args.push(e);
-            }
-        }
-        Ok((args, depth))
+        Ok((self.call(op_span, op, vec![lhs, rhs]), depth))
     }
 
     fn has(&mut self, span: Span, mut args: Vec<Expr>, depth: usize) -> Lowered {
@@ -743,30 +939,67 @@ impl Lower {
     }
 }
 
-fn field_name(pair: Pair<'_, Rule>) -> Arc<str> {
+/// Pushes the offsets of the operators in a `unary` pair (`!!`, `- -`, or
+/// `!` and `!` with a comment between them) to `ops`; returns whether they
+/// are `!`. The grammar allows nothing else in the pair, and never mixes
+/// `!` with `-`.
+fn unary_ops(pair: &Pair<'_, Rule>, ops: &mut Vec<usize>) -> bool {
+    let start = pair.as_span().start();
+    let bytes = pair.as_str().as_bytes();
+    let mut not = false;
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'!' | b'-' => {
+                not = b == b'!';
+                ops.push(start + i);
+            }
+            b'/' => {
+                while bytes.get(i).is_some_and(|&c| c != b'\n') {
+                    i += 1;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    not
+}
+
+/// CEL's reserved words, which `program` lets through as names.
+fn is_reserved(name: &str) -> bool {
+    matches!(
+        name,
+        "as" | "break"
+            | "const"
+            | "continue"
+            | "else"
+            | "false"
+            | "for"
+            | "function"
+            | "if"
+            | "import"
+            | "in"
+            | "let"
+            | "loop"
+            | "namespace"
+            | "null"
+            | "package"
+            | "return"
+            | "true"
+            | "var"
+            | "void"
+            | "while"
+    )
+}
+
+fn field_name(pair: &Pair<'_, Rule>) -> Arc<str> {
     let text = pair.as_str();
     let text = text
         .strip_prefix('`')
         .and_then(|t| t.strip_suffix('`'))
         .unwrap_or(text);
     Arc::from(text)
-}
-
-/// Whether a `member` pair is a bare int or double literal.
-fn is_plain_number(member: &Pair<'_, Rule>) -> bool {
-    let mut inner = member.clone().into_inner();
-    let (Some(primary), None) = (inner.next(), inner.next()) else {
-        return false;
-    };
-    let Some(lit) = primary.into_inner().next() else {
-        return false;
-    };
-    if lit.as_rule() != Rule::literal {
-        return false;
-    }
-    lit.into_inner()
-        .next()
-        .is_some_and(|p| matches!(p.as_rule(), Rule::int_lit | Rule::float_lit))
 }
 
 fn missing(span: Span) -> Diagnostic {

@@ -65,6 +65,23 @@ fn deep_nesting_is_a_diagnostic_not_a_crash() {
 }
 
 #[test]
+fn deep_conditionals_are_a_diagnostic_not_a_crash() {
+    // `a ? 1 : a ? 2 : ...` recurses per `?`, in the then branch too.
+    let chain: String = (0..10_000).map(|i| format!("a ? {i} : ")).collect();
+    assert_eq!(err(&format!("{chain}0")).code, code::TOO_DEEP);
+    let then = format!("{}1{}", "a ? ".repeat(10_000), " : 2".repeat(10_000));
+    assert_eq!(err(&then).code, code::TOO_DEEP);
+    // Conditionals that close (brackets) or end (list elements,
+    // arguments) do not add up.
+    ok(&vec!["(a ? 1 : 2)"; 200].join(" + "));
+    ok(&format!("[{}]", vec!["a ? 1 : 2"; 500].join(", ")));
+    ok(&format!(
+        "{}0",
+        (0..32).map(|i| format!("a ? {i} : ")).collect::<String>()
+    ));
+}
+
+#[test]
 fn spans_cover_their_text() {
     let src = "req.url.path.startsWith('/api')";
     let e = ok(src);
@@ -117,4 +134,92 @@ fn strings_cannot_hide_brackets_from_the_nesting_limit() {
         "[".repeat(200),
         "{".repeat(200)
     ));
+}
+
+#[test]
+fn reserved_words_are_not_names() {
+    // `(message, label, underlined text)` of the error for `src`.
+    let seen = |src: &str| {
+        let d = err(src);
+        (
+            d.message,
+            d.label.unwrap_or_default(),
+            src[d.span.range()].to_string(),
+        )
+    };
+    let expr = || "expected an expression".to_string();
+    assert_eq!(
+        seen("in + 1"),
+        ("unexpected `in`".into(), expr(), "in".into())
+    );
+    assert_eq!(
+        seen("a.b(as)"),
+        ("unexpected `as`".into(), expr(), "as".into())
+    );
+    assert_eq!(
+        seen("x ? while : y"),
+        ("unexpected `while`".into(), expr(), "while".into())
+    );
+    assert_eq!(
+        seen("!for"),
+        ("unexpected `for`".into(), expr(), "for".into())
+    );
+    let name = "expected a name".to_string();
+    assert_eq!(seen(".in"), ("unexpected `in`".into(), name, "in".into()));
+    // After a dot, any word names a field.
+    ok("a.in");
+    ok("a.as()");
+    ok("null.x");
+}
+
+#[test]
+fn spans_follow_precedence() {
+    // The underlined text of `e`.
+    let text = |src: &'static str, e: &Expr| &src[e.span.range()];
+    let args = |e: &Expr| match &e.kind {
+        ExprKind::Call { args, .. } => args.clone(),
+        other => panic!("{other:?}"),
+    };
+    let src = "a && b && c || d";
+    let e = ok(src);
+    let [and, d] = &args(&e)[..] else { panic!() };
+    assert_eq!((text(src, and), text(src, d)), ("a && b && c", "d"));
+    let src = "1 + 2 * 3";
+    let [_, mul] = &args(&ok(src))[..] else {
+        panic!()
+    };
+    assert_eq!(text(src, mul), "2 * 3");
+    let src = "a ? b : c ? d : e";
+    let [_, _, otherwise] = &args(&ok(src))[..] else {
+        panic!()
+    };
+    assert_eq!(text(src, otherwise), "c ? d : e");
+    // `-` before a number is part of the literal.
+    let src = "- -1";
+    let [inner] = &args(&ok(src))[..] else {
+        panic!()
+    };
+    assert_eq!(inner.kind, ExprKind::Literal(Literal::Int(-1)));
+    assert_eq!(text(src, inner), "-1");
+    let src = "!!x";
+    let [inner] = &args(&ok(src))[..] else {
+        panic!()
+    };
+    assert_eq!(text(src, inner), "!x");
+    // FIXME: a name or a field without arguments keeps a comment that
+    // follows it in its span.
+    let src = "a // c\n == b";
+    let [a, _] = &args(&ok(src))[..] else {
+        panic!()
+    };
+    assert_eq!(text(src, a), "a // c");
+}
+
+#[test]
+fn operators_are_listed_in_declaration_order() {
+    // `Op::function` indexes its table by `Op as usize`.
+    for (i, op) in Op::ALL.iter().enumerate() {
+        assert_eq!(*op as usize, i, "{op:?}");
+        assert_eq!(&*op.function(), op.name());
+    }
 }
