@@ -952,9 +952,21 @@ fn quantifier<'a>(c: &'a Comp, f: &Frame<'a, '_>) -> Result<bool, EvalError> {
         };
     let mut ended = None;
     match c.range.eval(f)? {
+        // Keys of a caller's map (`req.query_params.exists(k, ...)`): the
+        // variable is a borrowed string, built in place per key.
         Value::Map(Map::Multi(m)) if !c.two_vars => {
             m.find_key(&mut |k| {
-                ended = step(Value::str(k), None);
+                if let Err(e) = charge(f, c.cost) {
+                    ended = Some(Err(e));
+                    return true;
+                }
+                let local = Local {
+                    value: Value::String(Str::Borrowed(k)),
+                    parent: f.locals,
+                };
+                let body = test_body(c, f, &local);
+                release(local.value);
+                ended = decide(body);
                 ended.is_some()
             });
         }
