@@ -139,7 +139,7 @@ impl Cond {
     /// directly (the same activation `f` holds, but statically typed, so
     /// that its `resolve` inlines); [`Cond::Node`] evaluates through `f`.
     ///
-    /// Inlined into the loops of `all` and `any`: a chain of leaves runs
+    /// Inlined into the loop of `chain`: a chain of leaves runs
     /// without a call per term.
     #[inline(always)]
     pub(crate) fn test<'a, A: Activation + ?Sized>(
@@ -148,8 +148,8 @@ impl Cond {
         f: &Frame<'a, '_>,
     ) -> Result<bool, EvalError> {
         match self {
-            Cond::All(items) => all(items, act, f),
-            Cond::Any(items) => any(items, act, f),
+            Cond::All(items) => chain::<false, _>(items, act, f),
+            Cond::Any(items) => chain::<true, _>(items, act, f),
             Cond::Not(c) => not(c, act, f),
             Cond::VarEqStr(v, c, negate) => var_eq_str(v, c, *negate, act),
             Cond::VarInStrs(v, set, negate) => var_in_strs(v, set, *negate, act),
@@ -175,7 +175,7 @@ fn read<'a, A: Activation + ?Sized>(v: &Var, act: &'a A) -> Result<Value<'a>, Ev
 }
 
 // The leaves are small functions of their own rather than arms inlined
-// into `all` and `any`: a chain's loop stays small, and each leaf saves
+// into `chain`: its loop stays small, and each leaf saves
 // only the registers it uses.
 
 #[inline(never)]
@@ -283,9 +283,12 @@ fn flatten(node: Node, items: &mut Vec<Cond>, is_and: bool) {
     }
 }
 
-/// An `&&` chain: `false` anywhere decides; else the first error; else `true`.
+/// A chain of `&&` (`DECISIVE` false) or `||` (`DECISIVE` true): a term
+/// equal to `DECISIVE` decides; else the first error stands; else the
+/// chain is `!DECISIVE`. A constant parameter, so that each kind of chain
+/// compiles to its own loop.
 #[inline(never)]
-fn all<'a, A: Activation + ?Sized>(
+fn chain<'a, const DECISIVE: bool, A: Activation + ?Sized>(
     items: &'a [Cond],
     act: &'a A,
     f: &Frame<'a, '_>,
@@ -293,32 +296,12 @@ fn all<'a, A: Activation + ?Sized>(
     let mut error = None;
     for c in items {
         match c.test(act, f) {
-            Ok(true) => {}
-            Ok(false) => return Ok(false),
+            Ok(b) if b == DECISIVE => return Ok(DECISIVE),
+            Ok(_) => {}
             Err(e) => {
                 error.get_or_insert(e);
             }
         }
     }
-    error.map_or(Ok(true), Err)
-}
-
-/// An `||` chain: `true` anywhere decides; else the first error; else `false`.
-#[inline(never)]
-fn any<'a, A: Activation + ?Sized>(
-    items: &'a [Cond],
-    act: &'a A,
-    f: &Frame<'a, '_>,
-) -> Result<bool, EvalError> {
-    let mut error = None;
-    for c in items {
-        match c.test(act, f) {
-            Ok(false) => {}
-            Ok(true) => return Ok(true),
-            Err(e) => {
-                error.get_or_insert(e);
-            }
-        }
-    }
-    error.map_or(Ok(false), Err)
+    error.map_or(Ok(!DECISIVE), Err)
 }
