@@ -807,17 +807,7 @@ fn comprehension<'a>(c: &'a Comp, f: &Frame<'a, '_>) -> Result<Value<'a>, EvalEr
     if matches!(c.kind, Macro::All | Macro::Exists) {
         return quantifier(c, f).map(Value::Bool);
     }
-    let range = match c.range.eval(f)? {
-        Value::List(l) => Range::List(l),
-        Value::Map(Map::Host(h)) => Range::Entries(Map::Host(h).entries()),
-        Value::Map(m) => Range::Map(m),
-        other => {
-            return Err(EvalError::new(format!(
-                "expression of type `{}` cannot be iterated; use a list or a map",
-                other.kind().name()
-            )));
-        }
-    };
+    let range = Range::of(c.range.eval(f)?)?;
     let mut error: Option<EvalError> = None;
     let mut count = 0usize;
     let mut out: Vec<Value<'a>> = Vec::new();
@@ -971,17 +961,7 @@ fn quantifier<'a>(c: &'a Comp, f: &Frame<'a, '_>) -> Result<bool, EvalError> {
             });
         }
         range => {
-            let range = match range {
-                Value::List(l) => Range::List(l),
-                Value::Map(Map::Host(h)) => Range::Entries(Map::Host(h).entries()),
-                Value::Map(m) => Range::Map(m),
-                other => {
-                    return Err(EvalError::new(format!(
-                        "expression of type `{}` cannot be iterated; use a list or a map",
-                        other.kind().name()
-                    )));
-                }
-            };
+            let range = Range::of(range)?;
             for i in 0..range.len() {
                 let Some((first, second)) = range.item(i, c.two_vars) else {
                     break;
@@ -1035,6 +1015,21 @@ enum Range<'a> {
 }
 
 impl<'a> Range<'a> {
+    /// What iterating `value` visits: a list's elements or a map's keys.
+    fn of(value: Value<'a>) -> Result<Range<'a>, EvalError> {
+        Ok(match value {
+            Value::List(l) => Range::List(l),
+            Value::Map(Map::Host(h)) => Range::Entries(Map::Host(h).entries()),
+            Value::Map(m) => Range::Map(m),
+            other => {
+                return Err(EvalError::new(format!(
+                    "expression of type `{}` cannot be iterated; use a list or a map",
+                    other.kind().name()
+                )));
+            }
+        })
+    }
+
     fn len(&self) -> usize {
         match self {
             Range::List(l) => l.len(),
