@@ -43,6 +43,9 @@ pub(crate) enum Cond {
     VarMatches(Var, Box<Regex>),
     /// `'c' in v['k']`: a value among a multi-map key's values.
     StrInVarKey(Box<str>, Var, Box<str>),
+    /// `'k' in v`: a key of a map (`'x-api-key' in req.headers`) or an
+    /// element of a list; or its negation.
+    StrInVar(Box<str>, Var, bool),
     /// Any other boolean node.
     Node(Node),
 }
@@ -87,6 +90,7 @@ impl Cond {
             Node::Not(x) => match Cond::from_node(*x) {
                 Cond::VarEqStr(v, c, negate) => Cond::VarEqStr(v, c, !negate),
                 Cond::VarInStrs(v, set, negate) => Cond::VarInStrs(v, set, !negate),
+                Cond::StrInVar(needle, v, negate) => Cond::StrInVar(needle, v, !negate),
                 Cond::Not(inner) => *inner,
                 other => Cond::Not(Box::new(other)),
             },
@@ -111,6 +115,12 @@ impl Cond {
                 Some(v) => Cond::VarMatches(v, re),
                 None => Cond::Node(Node::Matches(x, re)),
             },
+            Node::In(x, c) => match (&*x, Var::of(&c)) {
+                (Node::Const(Value::String(needle)), Some(v)) => {
+                    Cond::StrInVar(Box::from(&**needle), v, false)
+                }
+                _ => Cond::Node(Node::In(x, c)),
+            },
             Node::StrInIndexStr(needle, c, key) => match Var::of(&c) {
                 Some(v) => Cond::StrInVarKey(needle, v, key),
                 None => Cond::Node(Node::StrInIndexStr(needle, c, key)),
@@ -132,6 +142,7 @@ impl Cond {
                 | Node::StrPred(..)
                 | Node::Matches(..)
                 | Node::StrInIndexStr(..)
+                | Node::In(..)
         )
     }
 
@@ -160,6 +171,7 @@ impl Cond {
             },
             Cond::VarMatches(v, re) => var_matches(v, re, act),
             Cond::StrInVarKey(needle, v, key) => str_in_var_key(needle, v, key, act),
+            Cond::StrInVar(needle, v, negate) => str_in_var(needle, v, act).map(|b| b != *negate),
             Cond::Node(n) => node(n, f),
         }
     }
@@ -265,6 +277,16 @@ fn str_in_var_key<A: Activation + ?Sized>(
             .find_value(key, &mut |x| str_eq(x, needle))
             .ok_or_else(|| no_such_key(&Value::str(key))),
         other => super::in_index_value(Value::String(Str::Borrowed(needle)), other, key),
+    }
+}
+
+#[inline(never)]
+fn str_in_var<A: Activation + ?Sized>(needle: &str, v: &Var, act: &A) -> Result<bool, EvalError> {
+    let needle = Value::String(Str::Borrowed(needle));
+    match read(v, act)? {
+        Value::Map(m) => Ok(m.contains_key(&needle)),
+        Value::List(l) => Ok(l.contains(&needle)),
+        other => Err(EvalError::no_overload("@in", &[needle, other])),
     }
 }
 

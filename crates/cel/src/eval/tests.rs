@@ -154,6 +154,20 @@ fn negated_leaves_keep_cel_semantics() {
 }
 
 #[test]
+fn membership_of_a_constant_in_a_variable() {
+    let v = vars();
+    let a = act(&v);
+    assert_eq!(run(&v, &a, "'page' in m"), Ok(true));
+    assert_eq!(run(&v, &a, "'sort' in m"), Ok(false));
+    assert_eq!(run(&v, &a, "!('sort' in m)"), Ok(true));
+    assert_eq!(run(&v, &a, "'abc' in l"), Ok(true));
+    assert_eq!(run(&v, &a, "!('abc' in l)"), Ok(false));
+    // Neither a map nor a list: an error, negated or not.
+    assert!(run(&v, &a, "'1' in d").is_err());
+    assert!(run(&v, &a, "!('1' in d)").is_err());
+}
+
+#[test]
 fn quantifiers_over_a_callers_multi_map_see_each_key_once() {
     let v = vars();
     let a = act(&v);
