@@ -171,6 +171,18 @@ impl<'a> Config<'a> {
         self.str(key)?.trim().parse().ok()
     }
 
+    /// An HTTP status field (`status_code`), `default` when absent; a value
+    /// that is no status is a diagnostic at the field (the schema's range
+    /// check reports it first; this keeps a value that slips past from
+    /// becoming a panic or a default).
+    pub(crate) fn status(&self, key: &str, default: u16) -> Result<StatusCode, Diagnostic> {
+        let code = self.int(key).unwrap_or(i64::from(default));
+        u16::try_from(code)
+            .ok()
+            .and_then(|c| StatusCode::from_u16(c).ok())
+            .ok_or_else(|| self.error(self.get(key), format!("`{code}` is not an HTTP status")))
+    }
+
     /// The items of a sequence field.
     pub(crate) fn seq(&self, key: &str) -> &'a [Node] {
         match self.get(key).map(|n| &n.kind) {

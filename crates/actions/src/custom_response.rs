@@ -20,16 +20,7 @@ pub(crate) struct CustomResponse {
 }
 
 pub(crate) fn compile(cfg: Config<'_>, cx: &CompileCx<'_>) -> Result<Box<dyn Action>, Diagnostic> {
-    let code = cfg.int("status_code").unwrap_or(200);
-    let status = u16::try_from(code)
-        .ok()
-        .and_then(|c| StatusCode::from_u16(c).ok())
-        .ok_or_else(|| {
-            cfg.error(
-                cfg.get("status_code"),
-                format!("`{code}` is not an HTTP status"),
-            )
-        })?;
+    let status = cfg.status("status_code", 200)?;
     let body = match cfg.get("body").or_else(|| cfg.get("content")) {
         Some(node) => Template::compile(node, cx.phase, cx.src)?,
         None => Template::text(""),

@@ -15,16 +15,7 @@ pub(crate) struct Deny {
 }
 
 pub(crate) fn compile(cfg: Config<'_>, cx: &CompileCx<'_>) -> Result<Box<dyn Action>, Diagnostic> {
-    let code = cfg.int("status_code").unwrap_or(403);
-    let status = u16::try_from(code)
-        .ok()
-        .and_then(|c| StatusCode::from_u16(c).ok())
-        .ok_or_else(|| {
-            cfg.error(
-                cfg.get("status_code"),
-                format!("`{code}` is not an HTTP status"),
-            )
-        })?;
+    let status = cfg.status("status_code", 403)?;
     Ok(Box::new(Deny {
         status,
         close: cx.phase == Phase::TcpConnect,

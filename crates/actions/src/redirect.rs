@@ -21,17 +21,13 @@ pub(crate) struct Redirect {
 }
 
 pub(crate) fn compile(cfg: Config<'_>, cx: &CompileCx<'_>) -> Result<Box<dyn Action>, Diagnostic> {
-    let code = cfg.int("status_code").unwrap_or(302);
-    let status = u16::try_from(code)
-        .ok()
-        .and_then(|c| StatusCode::from_u16(c).ok())
-        .filter(StatusCode::is_redirection)
-        .ok_or_else(|| {
-            cfg.error(
-                cfg.get("status_code"),
-                format!("`{code}` is not a 3xx status"),
-            )
-        })?;
+    let status = cfg.status("status_code", 302)?;
+    if !status.is_redirection() {
+        return Err(cfg.error(
+            cfg.get("status_code"),
+            format!("`{}` is not a 3xx status", status.as_u16()),
+        ));
+    }
     Ok(Box::new(Redirect {
         rewrite: Rewrite::compile(&cfg, cx)?,
         status,

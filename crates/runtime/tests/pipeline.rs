@@ -318,6 +318,41 @@ on_http_request:
 }
 
 #[test]
+fn load_rejects_status_codes_that_cannot_be_sent() {
+    let policy = r#"
+on_http_request:
+  - actions:
+      - type: deny
+        config:
+          status_code: 1000
+  - actions:
+      - type: custom-response
+        config:
+          status_code: 99
+  - actions:
+      - type: redirect
+        config:
+          to: https://example.com/
+          status_code: 200
+"#;
+    let range = "(help: ngrok rejects values out of range (ERR_NGROK_2215))";
+    assert_eq!(
+        load_errors(policy),
+        [
+            format!(
+                "error[E0111] `1000`: `status_code` must be between 100 and 599 inclusive, was 1000 {range}"
+            ),
+            format!(
+                "error[E0111] `99`: `status_code` must be between 100 and 599 inclusive, was 99 {range}"
+            ),
+            format!(
+                "error[E0111] `200`: `status_code` must be between 300 and 399 inclusive, was 200 {range}"
+            ),
+        ]
+    );
+}
+
+#[test]
 fn load_rejects_an_unsupported_action() {
     let policy = r#"
 on_http_request:
