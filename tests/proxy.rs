@@ -3,6 +3,7 @@
 //! `portcullis http --traffic-policy-file` would see.
 
 use std::io::Write as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -1016,4 +1017,129 @@ async fn response_bodies_stream_through_without_buffering() {
         .expect("rest")
         .to_bytes();
     assert_eq!(&rest[..], b"second\n");
+}
+
+/// An upstream that answers each request with `ok` and, on the first
+/// `closes` connections, closes the connection after answering, as a
+/// server whose keep-alive timeout ran out does. Counts connections.
+async fn closing_upstream(
+    closes: usize,
+) -> (std::net::SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::Ordering;
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    let up = raw_upstream(move |mut s| {
+        let n = count.fetch_add(1, Ordering::SeqCst);
+        async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+            if s.write_all(ok).await.is_err() || n < closes {
+                return;
+            }
+            // Keep-alive: answer every further request on the connection.
+            let mut buf = [0u8; 4096];
+            while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {
+                if s.write_all(ok).await.is_err() {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+    (up, accepted)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_connection_reuses_one_upstream_connection() {
+    let (up, accepted) = closing_upstream(0).await;
+    let proxy = Proxy::http("on_http_request: []\n", up);
+    let mut conn = support::one_connection(proxy.addr).await;
+    for _ in 0..5 {
+        let res = support::get_on(&mut conn, &proxy.url("/")).await;
+        assert_eq!(res.status, StatusCode::OK);
+        assert_eq!(res.text(), "ok");
+    }
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_that_closes_idle_connections_gets_a_new_one_per_request() {
+    // Every upstream connection ends after one answer: each next request
+    // on the same client connection must go out on a new one, never fail.
+    let (up, accepted) = closing_upstream(usize::MAX).await;
+    let proxy = Proxy::http("on_http_request: []\n", up);
+    let mut conn = support::one_connection(proxy.addr).await;
+    for _ in 0..5 {
+        let res = support::get_on(&mut conn, &proxy.url("/")).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+        assert_eq!(res.text(), "ok");
+    }
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_an_upstream_timeout_the_next_request_gets_a_new_connection() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // The first upstream connection never answers; later ones do.
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    let up = raw_upstream(move |mut s| {
+        let first = count.fetch_add(1, Ordering::SeqCst) == 0;
+        async move {
+            use tokio::io::AsyncWriteExt;
+            if first {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+            } else {
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await;
+            }
+        }
+    })
+    .await;
+    let proxy = Proxy::serve(
+        &format!(
+            "endpoints:\n  - listen: 127.0.0.1:0\n    upstream: {up}\ntimeouts:\n  upstream: 1s\n"
+        ),
+        &[],
+    );
+    let mut conn = support::one_connection(proxy.addr).await;
+    let res = support::get_on(&mut conn, &proxy.url("/")).await;
+    assert_eq!(res.status, StatusCode::GATEWAY_TIMEOUT);
+    let res = support::get_on(&mut conn, &proxy.url("/")).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(res.text(), "ok");
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_body_left_unread_does_not_block_the_next_request() {
+    // The upstream sends a large body; a response rule answers instead,
+    // so the proxy never reads it. The connection it came on cannot carry
+    // another exchange, and the next request must not wait for it.
+    let up = raw_upstream(|mut s| async move {
+        use tokio::io::AsyncWriteExt;
+        let body = vec![b'x'; 4 << 20];
+        let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len());
+        if s.write_all(head.as_bytes()).await.is_ok() {
+            let _ = s.write_all(&body).await;
+        }
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    })
+    .await;
+    let proxy = Proxy::serve(
+        &format!(
+            "endpoints:\n  - listen: 127.0.0.1:0\n    upstream: {up}\n    traffic_policy_file: policy.yml\ntimeouts:\n  upstream: 5s\n"
+        ),
+        &[(
+            "policy.yml",
+            "on_http_response:\n  - actions:\n      - type: custom-response\n        config:\n          status_code: 203\n          body: replaced\n",
+        )],
+    );
+    let mut conn = support::one_connection(proxy.addr).await;
+    for _ in 0..3 {
+        let res = support::get_on(&mut conn, &proxy.url("/")).await;
+        assert_eq!(res.status, StatusCode::NON_AUTHORITATIVE_INFORMATION);
+        assert_eq!(res.text(), "replaced");
+    }
 }

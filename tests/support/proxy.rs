@@ -19,7 +19,7 @@ use http::{HeaderMap, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 
 /// A running `portcullis` process.
 pub struct Proxy {
@@ -310,4 +310,36 @@ where
         }
     })
     .await
+}
+
+/// An HTTP/1.1 client on one connection: every request it sends goes over
+/// the same keep-alive connection.
+pub async fn one_connection(
+    addr: SocketAddr,
+) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    sender
+}
+
+/// `GET url` on `conn`, read whole.
+pub async fn get_on(
+    conn: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    url: &str,
+) -> Resp {
+    conn.ready().await.expect("the connection stays open");
+    let req = Request::get(url)
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let res = conn.send_request(req).await.expect("response");
+    let (parts, body) = res.into_parts();
+    let body = body.collect().await.expect("body").to_bytes();
+    Resp {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
 }

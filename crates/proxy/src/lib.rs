@@ -13,6 +13,7 @@ mod outbound;
 pub mod reload;
 mod server;
 mod tls;
+mod upstream;
 
 pub use crate::config::{Config, EndpointConfig, Limits, Timeouts, TlsFiles, Upstream};
 pub use crate::server::{

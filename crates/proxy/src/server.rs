@@ -33,6 +33,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::config::{Config, EndpointConfig, Limits, Timeouts, Upstream};
 use crate::metrics::{Metrics, UpstreamErrorKind};
 use crate::outbound::Outbound;
+use crate::upstream::{Failure, Kept, Upstreams};
 use crate::{admin, reload, tls};
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -92,7 +93,7 @@ pub(crate) struct Site {
 
 /// What every request shares.
 pub(crate) struct Shared {
-    client: Client<HttpConnector, Body>,
+    upstreams: Upstreams,
     internal: Vec<(String, Upstream)>,
     timeouts: Timeouts,
     limits: Limits,
@@ -123,7 +124,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let client = Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_timer(TokioTimer::new())
-        .build(connector);
+        .build(connector.clone());
     let outbound: Arc<dyn HttpClient> = Arc::new(Outbound {
         client: client.clone(),
         public: crate::outbound::public_client(config.timeouts.connect),
@@ -142,7 +143,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         session_keys,
     };
     let shared = Arc::new(Shared {
-        client,
+        upstreams: Upstreams {
+            pool: client,
+            connector,
+        },
         internal: config.internal.clone(),
         timeouts: config.timeouts,
         limits: config.limits,
@@ -333,9 +337,11 @@ async fn serve<IO>(
     }
     drop(pipeline);
     let shared_cfg = shared.clone();
+    let kept = Arc::new(Kept::default());
     let service = service_fn(move |req: Request<Incoming>| {
         let (site, shared, conn) = (site.clone(), shared.clone(), conn.clone());
-        async move { handle(req, conn, site, shared).await }
+        let kept = kept.clone();
+        async move { handle(req, conn, site, shared, &kept).await }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     let (header_read, max_header) = (
@@ -381,6 +387,7 @@ async fn handle(
     conn: Arc<Conn>,
     site: Arc<Site>,
     shared: Arc<Shared>,
+    kept: &Kept,
 ) -> Result<Response<Body>, Closed> {
     let started = Instant::now();
     let pipeline = site.pipeline.load_full();
@@ -409,12 +416,16 @@ async fn handle(
     } else {
         pipeline.on_request(&mut ctx).await
     };
+    // HTTP/1 clients send one request at a time and keep their own
+    // upstream connection; HTTP/2 streams and other upstreams share the
+    // pool.
+    let kept = (version != Version::HTTP_2).then_some(kept);
     let upstream = match outcome {
-        Outcome::Continue => Some(site.upstream.clone()),
+        Outcome::Continue => Some((&site.upstream, kept)),
         Outcome::Forward => {
             let name = ctx.forward().unwrap_or("");
             match shared.internal.iter().find(|(n, _)| n == name) {
-                Some((_, up)) => Some(up.clone()),
+                Some((_, up)) => Some((up, None)),
                 None => {
                     ctx.set_response(respond::error(
                         StatusCode::BAD_GATEWAY,
@@ -438,9 +449,9 @@ async fn handle(
             return Err(Closed);
         }
     };
-    if let Some(upstream) = upstream {
+    if let Some((upstream, kept)) = upstream {
         let keep = pipeline.has_response_rules();
-        let res = forward(&mut ctx, &upstream, &shared, keep).await;
+        let res = forward(&mut ctx, upstream, kept, &shared, keep).await;
         ctx.set_response(res);
     }
     if pipeline.has_response_rules() {
@@ -483,6 +494,7 @@ async fn handle(
 async fn forward(
     ctx: &mut RequestCtx,
     upstream: &Upstream,
+    kept: Option<&Kept>,
     shared: &Shared,
     keep_request: bool,
 ) -> Response<Body> {
@@ -500,23 +512,13 @@ async fn forward(
         .cloned()
         .or_else(|| HeaderValue::from_str(ctx.authority()).ok());
     let mut req = ctx.take_request(keep_request);
-    let mut parts = http::uri::Parts::default();
-    parts.scheme = Some(http::uri::Scheme::HTTP);
-    parts.authority = Some(upstream.authority.clone());
-    parts.path_and_query = Some(
-        req.uri()
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
-    );
-    let Ok(uri) = Uri::from_parts(parts) else {
-        return respond::error(
-            StatusCode::BAD_REQUEST,
-            "ERR_NGROK_2300",
-            "bad request target",
-        );
-    };
-    *req.uri_mut() = uri;
+    // Origin form: the upstream sees the path and query only.
+    let target = req
+        .uri()
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+    *req.uri_mut() = Uri::from(target);
     *req.version_mut() = Version::HTTP_11;
     let headers = req.headers_mut();
     strip_hop_by_hop(headers);
@@ -529,7 +531,11 @@ async fn forward(
     append_forwarded_for(headers, client_ip);
     headers.insert(X_FORWARDED_PROTO, proto);
 
-    let sent = tokio::time::timeout(shared.timeouts.upstream, shared.client.request(req)).await;
+    let sent = tokio::time::timeout(
+        shared.timeouts.upstream,
+        shared.upstreams.send(kept, &upstream.authority, req),
+    )
+    .await;
     match sent {
         Ok(Ok(res)) => {
             let (mut parts, incoming) = res.into_parts();
@@ -537,30 +543,28 @@ async fn forward(
             parts.headers.remove(&respond::ERROR_CODE);
             Response::from_parts(parts, body::boxed(incoming))
         }
-        Ok(Err(e)) => {
-            if e.is_connect() {
-                shared.metrics.upstream_error(UpstreamErrorKind::Connect);
-                tracing::warn!(upstream = %upstream.authority, "upstream connection failed: {e}");
-                respond::error(
-                    StatusCode::BAD_GATEWAY,
-                    UPSTREAM_CONNECT,
-                    "the upstream could not be reached",
-                )
-            } else if is_body_limit(&e) {
-                respond::error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    BODY_TOO_LARGE,
-                    "the request body is larger than the proxy accepts",
-                )
-            } else {
-                shared.metrics.upstream_error(UpstreamErrorKind::Protocol);
-                tracing::warn!(upstream = %upstream.authority, "upstream failed: {e}");
-                respond::error(
-                    StatusCode::BAD_GATEWAY,
-                    UPSTREAM_PROTOCOL,
-                    "the upstream sent no valid response",
-                )
-            }
+        Ok(Err(Failure::Connect(e))) => {
+            shared.metrics.upstream_error(UpstreamErrorKind::Connect);
+            tracing::warn!(upstream = %upstream.authority, "upstream connection failed: {e}");
+            respond::error(
+                StatusCode::BAD_GATEWAY,
+                UPSTREAM_CONNECT,
+                "the upstream could not be reached",
+            )
+        }
+        Ok(Err(Failure::BodyLimit)) => respond::error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            BODY_TOO_LARGE,
+            "the request body is larger than the proxy accepts",
+        ),
+        Ok(Err(Failure::Protocol(e))) => {
+            shared.metrics.upstream_error(UpstreamErrorKind::Protocol);
+            tracing::warn!(upstream = %upstream.authority, "upstream failed: {e}");
+            respond::error(
+                StatusCode::BAD_GATEWAY,
+                UPSTREAM_PROTOCOL,
+                "the upstream sent no valid response",
+            )
         }
         Err(_) => {
             shared.metrics.upstream_error(UpstreamErrorKind::Timeout);
@@ -571,17 +575,6 @@ async fn forward(
             )
         }
     }
-}
-
-fn is_body_limit(e: &hyper_util::client::legacy::Error) -> bool {
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        if s.is::<http_body_util::LengthLimitError>() {
-            return true;
-        }
-        source = s.source();
-    }
-    false
 }
 
 /// Removes the headers that concern one connection only (RFC 9110
