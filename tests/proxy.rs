@@ -1143,3 +1143,49 @@ async fn an_upstream_body_left_unread_does_not_block_the_next_request() {
         assert_eq!(res.text(), "replaced");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_send_no_request_head_in_time_are_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = echo().await;
+    let proxy = Proxy::serve(
+        &format!(
+            "endpoints:\n  - listen: 127.0.0.1:0\n    upstream: {up}\ntimeouts:\n  header_read: 1s\n"
+        ),
+        &[],
+    );
+    // Half a request head, then nothing (a slow client).
+    let mut slow = tokio::net::TcpStream::connect(proxy.addr)
+        .await
+        .expect("connect");
+    slow.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .expect("write");
+    // One whole exchange, then an idle keep-alive connection.
+    let mut idle = tokio::net::TcpStream::connect(proxy.addr)
+        .await
+        .expect("connect");
+    idle.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let mut buf = vec![0u8; 64 * 1024];
+    let n = idle.read(&mut buf).await.expect("response");
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200 OK"));
+    for (name, stream) in [("slow", &mut slow), ("idle", &mut idle)] {
+        // The guard is far longer than the timeout: it only stops a test
+        // that would otherwise hang.
+        let read = tokio::time::timeout(Duration::from_secs(20), async {
+            let mut rest = Vec::new();
+            stream.read_to_end(&mut rest).await.map(|_| rest)
+        })
+        .await;
+        let rest = read
+            .unwrap_or_else(|_| panic!("the {name} connection was not closed"))
+            .expect("read");
+        assert!(
+            rest.is_empty(),
+            "{name}: {}",
+            String::from_utf8_lossy(&rest)
+        );
+    }
+}

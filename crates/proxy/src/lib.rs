@@ -7,6 +7,7 @@
 
 mod admin;
 pub mod config;
+mod deadline;
 pub mod echo;
 pub mod metrics;
 mod outbound;
