@@ -1189,3 +1189,82 @@ async fn clients_that_send_no_request_head_in_time_are_disconnected() {
         );
     }
 }
+
+/// A connection whose first bytes were already sent by hand: writes skip
+/// them.
+struct SentAlready {
+    io: tokio::net::TcpStream,
+    skip: usize,
+}
+
+impl tokio::io::AsyncRead for SentAlready {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for SentAlready {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if self.skip > 0 {
+            let n = self.skip.min(buf.len());
+            self.skip -= n;
+            return std::task::Poll::Ready(Ok(n));
+        }
+        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_preface_that_arrives_in_pieces_is_still_http2() {
+    use tokio::io::AsyncWriteExt;
+    let up = echo().await;
+    let proxy = Proxy::http("on_http_request: []\n", up);
+    let mut tcp = tokio::net::TcpStream::connect(proxy.addr)
+        .await
+        .expect("connect");
+    tcp.set_nodelay(true).expect("nodelay");
+    // The preface's first bytes alone; the pause gives the proxy time to
+    // see them before the rest (it must wait, not decide HTTP/1).
+    tcp.write_all(b"PRI * HTTP/").await.expect("write");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let io = SentAlready { io: tcp, skip: 11 };
+    let (mut h2, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(io),
+    )
+    .await
+    .expect("h2 handshake");
+    tokio::spawn(conn);
+    let res = h2
+        .send_request(
+            Request::get(proxy.url("/pieces"))
+                .body(Full::new(Bytes::new()))
+                .expect("request"),
+        )
+        .await
+        .expect("h2 response");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.version(), http::Version::HTTP_2);
+}

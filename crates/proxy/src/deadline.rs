@@ -17,9 +17,11 @@
 //! timer and a `tokio::time::timeout` around the upstream call), which cost
 //! about 2,500 instructions per request.
 //!
-//! HTTP/2 connections, whose streams overlap, opt out at their first
-//! request ([`Deadlines::off`]) and keep hyper's own keep-alive handling
-//! and a timeout per upstream call.
+//! HTTP/2 connections, whose streams overlap, opt out ([`Deadlines::off`])
+//! and keep hyper's own keep-alive handling and a timeout per upstream call.
+//!
+//! [`Watched`] polls the timer with the connection, and tells the
+//! connection to finish when its listener drains (`drain.rs`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -30,8 +32,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
+use hyper_util::server::graceful::GracefulConnection;
 use portcullis_actions::body::{Body, BoxError};
 use tokio::time::Sleep;
+
+use crate::drain::Watch;
 
 /// The phases, in the top two bits of [`Deadlines::state`].
 const IDLE: u64 = 0;
@@ -155,38 +160,49 @@ enum Check {
     Close,
 }
 
-/// A client connection's future and its timer, polled together.
-pub(crate) struct Watched<F> {
-    conn: Pin<Box<F>>,
+/// A client connection (hyper's), its timer and its listener's drain,
+/// polled together.
+pub(crate) struct Watched<C> {
+    conn: Pin<Box<C>>,
     timer: Pin<Box<Sleep>>,
     deadlines: Arc<Deadlines>,
+    drain: Watch,
+    /// Told to finish: the graceful shutdown has begun.
+    finishing: bool,
 }
 
-impl<F: Future> Watched<F> {
-    pub(crate) fn new(conn: F, deadlines: Arc<Deadlines>) -> Watched<F> {
+impl<C: GracefulConnection> Watched<C> {
+    pub(crate) fn new(conn: C, deadlines: Arc<Deadlines>, drain: Watch) -> Watched<C> {
         let first = deadlines.origin + deadlines.header_read.min(deadlines.upstream);
         Watched {
             conn: Box::pin(conn),
             timer: Box::pin(tokio::time::sleep_until(first.into())),
             deadlines,
+            drain,
+            finishing: false,
         }
     }
 }
 
-impl<F: Future> Future for Watched<F> {
+impl<C: GracefulConnection> Future for Watched<C> {
     /// `None`: closed for want of a request head.
-    type Output = Option<F::Output>;
+    type Output = Option<Result<(), C::Error>>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        if self.deadlines.on() {
-            while self.timer.as_mut().poll(cx).is_ready() {
-                match self.deadlines.check(Instant::now()) {
-                    Check::At(at) => self.timer.as_mut().reset(at.into()),
+        let this = &mut *self;
+        if this.deadlines.on() {
+            while this.timer.as_mut().poll(cx).is_ready() {
+                match this.deadlines.check(Instant::now()) {
+                    Check::At(at) => this.timer.as_mut().reset(at.into()),
                     Check::Close => return Poll::Ready(None),
                 }
             }
         }
-        self.conn.as_mut().poll(cx).map(Some)
+        if !this.finishing && this.drain.stopping(cx) {
+            this.finishing = true;
+            this.conn.as_mut().graceful_shutdown();
+        }
+        this.conn.as_mut().poll(cx).map(Some)
     }
 }
 

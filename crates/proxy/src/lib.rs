@@ -8,6 +8,7 @@
 mod admin;
 pub mod config;
 mod deadline;
+mod drain;
 pub mod echo;
 pub mod metrics;
 mod outbound;

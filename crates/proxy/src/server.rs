@@ -20,8 +20,6 @@ use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use portcullis_actions::body::{self, Body};
 use portcullis_actions::client::HttpClient;
 use portcullis_actions::{Conn, Endpoint, RequestCtx, respond};
@@ -32,6 +30,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Config, EndpointConfig, Limits, Timeouts, Upstream};
 use crate::deadline::{Deadlines, Tracked, Watched};
+use crate::drain::{Drain, Watch};
 use crate::metrics::{Metrics, UpstreamErrorKind};
 use crate::outbound::Outbound;
 use crate::upstream::{Failure, Kept, Upstreams};
@@ -251,7 +250,7 @@ async fn accept_loop(
     // Every connection of this listener is watched: on stop, each is told
     // to finish the request in flight and close, and the loop returns when
     // they all have (or the grace period is over).
-    let graceful = GracefulShutdown::new();
+    let drain = Drain::default();
     loop {
         let accepted = tokio::select! {
             res = listener.accept() => res,
@@ -271,18 +270,54 @@ async fn accept_loop(
         let _ = stream.set_nodelay(true);
         let site = site.clone();
         let shared = shared.clone();
-        let watcher = graceful.watcher();
+        let watch = drain.watch();
         tokio::spawn(async move {
-            connection(stream, client, server, site, shared, watcher).await;
+            connection(stream, client, server, site, shared, watch).await;
         });
     }
     drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(grace, drain.drain()).await.is_err() {
         tracing::warn!("connections still open after the grace period; closing them");
     }
+}
+
+/// The HTTP versions a connection can speak.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Proto {
+    Http1,
+    Http2,
+}
+
+/// What a client speaking HTTP/2 without TLS (h2c, "prior knowledge")
+/// sends first.
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Tells HTTP/2 from HTTP/1 on a cleartext connection by its first bytes,
+/// without reading them: `None` if the client closed or sent nothing in
+/// time. An HTTP/1 request differs from the preface by its second byte at
+/// the latest; only the first bytes of a real preface arriving in pieces
+/// make this wait for more.
+async fn sniff(stream: &TcpStream, within: Duration) -> Option<Proto> {
+    let sniffing = async {
+        let mut buf = [0u8; H2_PREFACE.len()];
+        loop {
+            let n = stream.peek(&mut buf).await.ok()?;
+            let seen = buf.get(..n)?;
+            if n == 0 {
+                return None;
+            }
+            if !H2_PREFACE.starts_with(seen) {
+                return Some(Proto::Http1);
+            }
+            if n == H2_PREFACE.len() {
+                return Some(Proto::Http2);
+            }
+            // A peek returns the same bytes until more arrive: wait a
+            // little rather than spin.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(within, sniffing).await.ok().flatten()
 }
 
 async fn connection(
@@ -291,7 +326,7 @@ async fn connection(
     server: SocketAddr,
     site: Arc<Site>,
     shared: Arc<Shared>,
-    graceful: Watcher,
+    drain: Watch,
 ) {
     let _open = shared.metrics.connection_opened();
     match &site.tls {
@@ -308,23 +343,31 @@ async fn connection(
                     Err(_) => return,
                 };
             let conn = Arc::new(Conn::new(client, server, Some(tls::facts(&stream))));
-            let h2 = tls::is_h2(&stream);
-            serve(stream, conn, site, shared, graceful, h2).await;
+            // Over TLS, the version is the one ALPN chose.
+            let proto = if tls::is_h2(&stream) {
+                Proto::Http2
+            } else {
+                Proto::Http1
+            };
+            serve(stream, proto, conn, site, shared, drain).await;
         }
         None => {
+            let Some(proto) = sniff(&stream, shared.timeouts.header_read).await else {
+                return;
+            };
             let conn = Arc::new(Conn::new(client, server, None));
-            serve(stream, conn, site, shared, graceful, false).await;
+            serve(stream, proto, conn, site, shared, drain).await;
         }
     }
 }
 
 async fn serve<IO>(
     io: IO,
+    proto: Proto,
     conn: Arc<Conn>,
     site: Arc<Site>,
     shared: Arc<Shared>,
-    graceful: Watcher,
-    h2_only: bool,
+    drain: Watch,
 ) where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -337,45 +380,47 @@ async fn serve<IO>(
         }
     }
     drop(pipeline);
-    let shared_cfg = shared.clone();
     let kept = Arc::new(Kept::default());
     let deadlines = Arc::new(Deadlines::new(
         shared.timeouts.header_read,
         shared.timeouts.upstream,
     ));
-    if h2_only {
+    if proto == Proto::Http2 {
         deadlines.off();
     }
     let watched = deadlines.clone();
+    let max_header = shared.limits.max_header_bytes;
     let service = service_fn(move |req: Request<Incoming>| {
         let (site, shared, conn) = (site.clone(), shared.clone(), conn.clone());
         let (kept, deadlines) = (kept.clone(), deadlines.clone());
         async move { handle(req, conn, site, shared, &kept, deadlines).await }
     });
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    let max_header = shared_cfg.limits.max_header_bytes;
-    // hyper's smallest read buffer is 8 KiB; a head larger than the buffer
-    // is answered 431. The header-read deadline is `deadlines`' (one timer
-    // per connection, not one per request). Responses are written from one
-    // buffer: head and body in one write, measured faster than two-part
-    // vectored writes for the small responses most requests get.
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(None)
-        .writev(false)
-        .max_buf_size(max_header.max(8192));
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(max_header).unwrap_or(u32::MAX));
-    let builder = if h2_only {
-        builder.http2_only()
-    } else {
-        builder
+    let io = TokioIo::new(io);
+    let ended = match proto {
+        Proto::Http1 => {
+            // hyper's smallest read buffer is 8 KiB; a head larger than the
+            // buffer is answered 431. The header-read deadline is
+            // `deadlines`' (one timer per connection, not one per
+            // request). Responses are written from one buffer: head and
+            // body in one write, measured faster than two-part vectored
+            // writes for the small responses most requests get.
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(None)
+                .writev(false)
+                .max_buf_size(max_header.max(8192))
+                .serve_connection(io, service);
+            Watched::new(conn, watched, drain).await
+        }
+        Proto::Http2 => {
+            let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .max_header_list_size(u32::try_from(max_header).unwrap_or(u32::MAX))
+                .serve_connection(io, service);
+            Watched::new(conn, watched, drain).await
+        }
     };
-    let conn = builder.serve_connection(TokioIo::new(io), service);
-    match Watched::new(graceful.watch(conn.into_owned()), watched).await {
+    match ended {
         Some(Ok(())) => {}
         Some(Err(e)) => tracing::debug!("connection ended: {e}"),
         None => {
