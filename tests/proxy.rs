@@ -1268,3 +1268,101 @@ async fn an_http2_preface_that_arrives_in_pieces_is_still_http2() {
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.version(), http::Version::HTTP_2);
 }
+
+/// Reads from `s` until the end of a message head.
+async fn read_head(s: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match s.read(&mut byte).await {
+            Ok(1) => head.push(byte[0]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&head).to_lowercase()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_upgrades_are_spliced_through_to_the_upstream() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // An upstream that agrees to switch, then answers every byte in
+    // upper case: what comes back can only have come from it.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let up = listener.local_addr().expect("addr");
+    let (seen_tx, seen) = tokio::sync::oneshot::channel::<String>();
+    tokio::spawn(async move {
+        let Ok((mut s, _)) = listener.accept().await else {
+            return;
+        };
+        let head = read_head(&mut s).await;
+        let _ = seen_tx.send(head);
+        let _ = s
+            .write_all(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n")
+            .await;
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = s.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            let upper = buf[..n].to_ascii_uppercase();
+            if s.write_all(&upper).await.is_err() {
+                break;
+            }
+        }
+    });
+    let proxy = Proxy::http(
+        "on_http_request:\n  - actions:\n      - type: add-headers\n        config:\n          headers:\n            x-through: portcullis\n",
+        up,
+    );
+    let mut c = tokio::net::TcpStream::connect(proxy.addr)
+        .await
+        .expect("connect");
+    c.write_all(b"GET /chat HTTP/1.1\r\nHost: example.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        .await
+        .expect("write");
+    let head = read_head(&mut c).await;
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: websocket"), "{head}");
+    assert!(head.contains("connection: upgrade"), "{head}");
+    assert!(head.contains("sec-websocket-accept: "), "{head}");
+    // What the upstream was asked: the upgrade, the WebSocket headers,
+    // and what the policy added.
+    let asked = seen.await.expect("the upstream got the request");
+    assert!(asked.starts_with("get /chat http/1.1"), "{asked}");
+    for line in [
+        "connection: upgrade",
+        "upgrade: websocket",
+        "sec-websocket-key: dghlihnhbxbszsbub25jzq==",
+        "x-through: portcullis",
+    ] {
+        assert!(asked.contains(line), "{line} missing from {asked}");
+    }
+    // The tunnel, both ways, twice.
+    for word in [&b"ping"[..], &b"frames after the first"[..]] {
+        c.write_all(word).await.expect("write");
+        let mut back = vec![0u8; word.len()];
+        c.read_exact(&mut back).await.expect("read");
+        assert_eq!(back, word.to_ascii_uppercase());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_the_upstream_refuses_is_an_ordinary_response() {
+    use tokio::io::AsyncWriteExt;
+    let up = echo().await;
+    let proxy = Proxy::http("on_http_request: []\n", up);
+    let mut c = tokio::net::TcpStream::connect(proxy.addr)
+        .await
+        .expect("connect");
+    c.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+    )
+    .await
+    .expect("write");
+    let head = read_head(&mut c).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(!head.contains("upgrade: websocket"), "{head}");
+}

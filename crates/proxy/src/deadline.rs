@@ -32,7 +32,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
-use hyper_util::server::graceful::GracefulConnection;
+use hyper::body::Incoming;
+use hyper::rt::bounds::Http2ServerConnExec;
+use hyper::server::conn::{http1, http2};
+use hyper::service::HttpService;
 use portcullis_actions::body::{Body, BoxError};
 use tokio::time::Sleep;
 
@@ -171,7 +174,40 @@ pub(crate) struct Watched<C> {
     finishing: bool,
 }
 
-impl<C: GracefulConnection> Watched<C> {
+/// A hyper server connection, which can be told to finish the request in
+/// flight and close.
+pub(crate) trait Finish: Future<Output = Result<(), hyper::Error>> {
+    fn finish(self: Pin<&mut Self>);
+}
+
+impl<I, S, B> Finish for http1::UpgradeableConnection<I, S>
+where
+    S: HttpService<Incoming, ResBody = B>,
+    S::Error: Into<BoxError>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    B: HttpBody + 'static,
+    B::Error: Into<BoxError>,
+{
+    fn finish(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+impl<I, S, E, B> Finish for http2::Connection<I, S, E>
+where
+    S: HttpService<Incoming, ResBody = B>,
+    S::Error: Into<BoxError>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    B: HttpBody + 'static,
+    B::Error: Into<BoxError>,
+    E: Http2ServerConnExec<S::Future, B>,
+{
+    fn finish(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+impl<C: Finish> Watched<C> {
     pub(crate) fn new(conn: C, deadlines: Arc<Deadlines>, drain: Watch) -> Watched<C> {
         let first = deadlines.origin + deadlines.header_read.min(deadlines.upstream);
         Watched {
@@ -184,9 +220,9 @@ impl<C: GracefulConnection> Watched<C> {
     }
 }
 
-impl<C: GracefulConnection> Future for Watched<C> {
+impl<C: Finish> Future for Watched<C> {
     /// `None`: closed for want of a request head.
-    type Output = Option<Result<(), C::Error>>;
+    type Output = Option<Result<(), hyper::Error>>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
@@ -200,7 +236,7 @@ impl<C: GracefulConnection> Future for Watched<C> {
         }
         if !this.finishing && this.drain.stopping(cx) {
             this.finishing = true;
-            this.conn.as_mut().graceful_shutdown();
+            this.conn.as_mut().finish();
         }
         this.conn.as_mut().poll(cx).map(Some)
     }

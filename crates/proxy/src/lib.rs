@@ -15,6 +15,7 @@ mod outbound;
 pub mod reload;
 mod server;
 mod tls;
+mod tunnel;
 mod upstream;
 
 pub use crate::config::{Config, EndpointConfig, Limits, Timeouts, TlsFiles, Upstream};

@@ -33,6 +33,7 @@ use crate::deadline::{Deadlines, Tracked, Watched};
 use crate::drain::{Drain, Watch};
 use crate::metrics::{Metrics, UpstreamErrorKind};
 use crate::outbound::Outbound;
+use crate::tunnel::{self, Upgrade};
 use crate::upstream::{Failure, Kept, Upstreams};
 use crate::{admin, reload, tls};
 
@@ -409,7 +410,8 @@ async fn serve<IO>(
                 .header_read_timeout(None)
                 .writev(false)
                 .max_buf_size(max_header.max(8192))
-                .serve_connection(io, service);
+                .serve_connection(io, service)
+                .with_upgrades();
             Watched::new(conn, watched, drain).await
         }
         Proto::Http2 => {
@@ -455,6 +457,8 @@ async fn handle(
     // A shared handle on the request target, for the access log: no copy.
     let target = req.uri().path_and_query().cloned();
     let version = req.version();
+    let mut req = req;
+    let upgrade = tunnel::requested(&mut req);
 
     let too_large = req
         .headers()
@@ -517,7 +521,7 @@ async fn handle(
     };
     if let Some((upstream, kept)) = upstream {
         let keep = pipeline.has_response_rules();
-        let res = forward(&mut ctx, upstream, kept, &deadlines, &shared, keep).await;
+        let res = forward(&mut ctx, upstream, kept, upgrade, &deadlines, &shared, keep).await;
         ctx.set_response(res);
     }
     if pipeline.has_response_rules() {
@@ -562,6 +566,7 @@ async fn forward(
     ctx: &mut RequestCtx,
     upstream: &Upstream,
     kept: Option<&Kept>,
+    upgrade: Option<Upgrade>,
     deadlines: &Deadlines,
     shared: &Shared,
     keep_request: bool,
@@ -598,8 +603,16 @@ async fn forward(
     }
     append_forwarded_for(headers, client_ip);
     headers.insert(X_FORWARDED_PROTO, proto);
+    if let Some(u) = &upgrade {
+        u.ask(headers);
+    }
 
-    let send = shared.upstreams.send(kept, &upstream.authority, req);
+    // An upgrade goes on a connection of its own: it may become a tunnel.
+    let (kept, alone) = match upgrade {
+        Some(_) => (None, true),
+        None => (kept, false),
+    };
+    let send = shared.upstreams.send(kept, alone, &upstream.authority, req);
     // A kept connection's deadline is its client connection's; a pooled
     // call gets a timer of its own.
     let sent = if kept.is_some() && deadlines.on() {
@@ -610,9 +623,13 @@ async fn forward(
             .ok()
     };
     match sent {
-        Some(Ok(res)) => {
+        Some(Ok(mut res)) => {
+            let switched = upgrade.and_then(|u| u.splice(&mut res));
             let (mut parts, incoming) = res.into_parts();
             strip_hop_by_hop(&mut parts.headers);
+            if let Some(s) = switched {
+                s.restore(&mut parts.headers);
+            }
             parts.headers.remove(&respond::ERROR_CODE);
             Response::from_parts(parts, body::boxed(incoming))
         }

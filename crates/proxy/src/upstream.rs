@@ -98,16 +98,22 @@ impl From<hyper_util::client::legacy::Error> for Failure {
 
 impl Upstreams {
     /// Sends `req`, whose URI is in origin form (`/path?query`) and whose
-    /// `Host` header is set, to `authority`: on `kept` if given, else
-    /// through the pool.
+    /// `Host` header is set, to `authority`: on `kept` if given, on a new
+    /// connection of its own if `alone` (a protocol upgrade, which may turn
+    /// the connection into a tunnel), else through the pool.
     pub(crate) async fn send(
         &self,
         kept: Option<&Kept>,
+        alone: bool,
         authority: &Authority,
         req: Request<Body>,
     ) -> Result<Response<Incoming>, Failure> {
         match kept {
             Some(kept) => self.send_kept(kept, authority, req).await,
+            None if alone => {
+                let mut sender = self.connect(authority, true).await?;
+                Ok(sender.send_request(req).await?)
+            }
             None => {
                 let mut req = req;
                 let target = req.uri().path_and_query().cloned();
@@ -140,15 +146,20 @@ impl Upstreams {
                 }
             }
         }
-        let mut sender = self.connect(authority).await?;
+        let mut sender = self.connect(authority, false).await?;
         let res = sender.send_request(req).await?;
         kept.put(sender);
         Ok(res)
     }
 
     /// Opens a connection to `authority` and drives it on its own task,
-    /// which ends when the connection closes or its sender is dropped.
-    async fn connect(&self, authority: &Authority) -> Result<http1::SendRequest<Body>, Failure> {
+    /// which ends when the connection closes or its sender is dropped, or
+    /// with `upgrades`, when a `101` hands the connection to a tunnel.
+    async fn connect(
+        &self,
+        authority: &Authority,
+        upgrades: bool,
+    ) -> Result<http1::SendRequest<Body>, Failure> {
         let uri = absolute(authority, None)?;
         let mut connector = self.connector.clone();
         std::future::poll_fn(|cx| connector.poll_ready(cx))
@@ -160,7 +171,12 @@ impl Upstreams {
             .map_err(|e| Failure::Connect(Box::new(e)))?;
         let (sender, conn) = http1::handshake::<_, Body>(io).await?;
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let ended = if upgrades {
+                conn.with_upgrades().await
+            } else {
+                conn.await
+            };
+            if let Err(e) = ended {
                 tracing::debug!("upstream connection ended: {e}");
             }
         });

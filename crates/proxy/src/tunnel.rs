@@ -1,0 +1,106 @@
+//! Protocol upgrades through the proxy: WebSocket, or any protocol an
+//! HTTP/1.1 client asks to switch to with `Connection: upgrade` and
+//! `Upgrade`.
+//!
+//! The request runs the policy like any other, so a rule can deny it or
+//! add headers. It then goes to the upstream on a connection of its own
+//! (never the client connection's kept one, nor a pooled one: after a
+//! `101 Switching Protocols` that connection is no longer HTTP) with its
+//! `Connection` and `Upgrade` headers. When the upstream answers `101`,
+//! the proxy answers `101` too and splices the two connections: bytes
+//! pass both ways until either side closes. Any other answer is an
+//! ordinary response, and the client connection stays HTTP.
+//!
+//! Not built: WebSocket over HTTP/2 (RFC 8441's extended `CONNECT`). An
+//! upgraded connection is no longer watched: it is not counted as open in
+//! the metrics, and a graceful shutdown does not wait for it.
+
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Request, Response, StatusCode, Version};
+use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+
+/// What a client asked to switch to, and its side of the tunnel once the
+/// switch happens.
+pub(crate) struct Upgrade {
+    protocol: HeaderValue,
+    client: OnUpgrade,
+}
+
+/// The upgrade `req` asks for, if any: HTTP/1.1 with `Upgrade` and a
+/// `Connection` header that names it.
+pub(crate) fn requested(req: &mut Request<Incoming>) -> Option<Upgrade> {
+    if req.version() != Version::HTTP_11 || !names_upgrade(req.headers()) {
+        return None;
+    }
+    let protocol = req.headers().get(header::UPGRADE)?.clone();
+    Some(Upgrade {
+        protocol,
+        client: hyper::upgrade::on(req),
+    })
+}
+
+fn names_upgrade(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+impl Upgrade {
+    /// Puts back the two headers the hop-by-hop stripping removed.
+    pub(crate) fn ask(&self, headers: &mut HeaderMap) {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, self.protocol.clone());
+    }
+
+    /// If the upstream agreed (`101`), starts the tunnel, which runs once
+    /// the client has the `101` too. Otherwise `None`: the exchange is an
+    /// ordinary one.
+    pub(crate) fn splice(self, res: &mut Response<Incoming>) -> Option<Switched> {
+        if res.status() != StatusCode::SWITCHING_PROTOCOLS {
+            return None;
+        }
+        let switched = Switched {
+            protocol: res.headers().get(header::UPGRADE).cloned(),
+        };
+        let upstream = hyper::upgrade::on(res);
+        let client = self.client;
+        tokio::spawn(async move {
+            let (client, upstream) = match tokio::try_join!(client, upstream) {
+                Ok(both) => both,
+                Err(e) => {
+                    tracing::debug!("upgrade failed: {e}");
+                    return;
+                }
+            };
+            let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
+            match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+                Ok((up, down)) => {
+                    tracing::debug!(up, down, "upgraded connection closed");
+                }
+                Err(e) => tracing::debug!("upgraded connection failed: {e}"),
+            }
+        });
+        Some(switched)
+    }
+}
+
+/// A `101` from the upstream.
+pub(crate) struct Switched {
+    protocol: Option<HeaderValue>,
+}
+
+impl Switched {
+    /// Puts back the response's `Connection` and `Upgrade` headers, which
+    /// the hop-by-hop stripping removed.
+    pub(crate) fn restore(&self, headers: &mut HeaderMap) {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        if let Some(p) = &self.protocol {
+            headers.insert(header::UPGRADE, p.clone());
+        }
+    }
+}
