@@ -22,7 +22,7 @@ enum Command {
     /// Check policy files and report every problem.
     Lint(command::lint::Args),
     /// Run the proxy in front of an upstream, as `ngrok http` does.
-    Http(command::http::HttpArgs),
+    Http(Box<command::http::HttpArgs>),
     /// Run the endpoints of a configuration file.
     Serve(command::http::ServeArgs),
     /// Run the demo policy in front of a built-in echo upstream.

@@ -1366,3 +1366,79 @@ async fn an_upgrade_the_upstream_refuses_is_an_ordinary_response() {
     assert!(head.starts_with("http/1.1 200"), "{head}");
     assert!(!head.contains("upgrade: websocket"), "{head}");
 }
+
+/// A real HTTPS upstream: a second proxy terminating TLS with a
+/// self-signed certificate for `localhost`, in front of the echo upstream.
+/// Returns it and the certificate's PEM.
+async fn https_upstream() -> (Proxy, String) {
+    let echo_addr = echo().await;
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("cert");
+    let dir = support::temp_dir("https-upstream");
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).expect("write cert");
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).expect("write key");
+    let (c, k) = (
+        cert_path.display().to_string(),
+        key_path.display().to_string(),
+    );
+    let upstream = Proxy::http_with(
+        "on_http_request: []\n",
+        echo_addr,
+        &["--tls-cert", &c, "--tls-key", &k],
+    );
+    (upstream, cert.cert.pem())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_upstreams_are_verified_against_the_configured_ca() {
+    let (upstream, ca) = https_upstream().await;
+    let url = format!("https://localhost:{}", upstream.addr.port());
+    let trusting = Proxy::serve(
+        &format!(
+            "endpoints:\n  - listen: 127.0.0.1:0\n    upstream: {url}\nupstream_tls:\n  ca: ca.pem\n"
+        ),
+        &[("ca.pem", &ca)],
+    );
+    let res = get(&trusting.url("/over-tls"), &[]).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    let echo = res.echo();
+    assert_eq!(echo["path"], "/over-tls");
+    // The upstream proxy saw a TLS client: the request came over TLS.
+    assert_eq!(echo["headers"]["x-forwarded-proto"][0], "https");
+
+    // Without the CA the certificate is not trusted: 502, never a
+    // connection to an upstream that was not authenticated.
+    let untrusting = Proxy::serve(
+        &format!("endpoints:\n  - listen: 127.0.0.1:0\n    upstream: {url}\n"),
+        &[],
+    );
+    let res = get(&untrusting.url("/"), &[]).await;
+    assert_eq!(res.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(res.header("portcullis-error-code"), Some("ERR_NGROK_8012"));
+    assert!(
+        untrusting.wait_for_log("certificate"),
+        "the log says why: {}",
+        untrusting.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_upstream_can_be_used_without_verification_when_asked() {
+    let (upstream, _) = https_upstream().await;
+    let url = format!("https://localhost:{}", upstream.addr.port());
+    let dir = support::temp_dir("insecure");
+    let proxy = Proxy::spawn(
+        &[
+            "http",
+            &url,
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream-insecure-skip-verify",
+        ],
+        dir,
+    )
+    .expect("proxy starts");
+    let res = get(&proxy.url("/dev"), &[]).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(res.echo()["headers"]["x-forwarded-proto"][0], "https");
+}

@@ -7,12 +7,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use portcullis_proxy::{Config, EndpointConfig, Limits, Timeouts, TlsFiles, Upstream};
+use portcullis_proxy::{Config, EndpointConfig, Limits, Timeouts, TlsFiles, Upstream, UpstreamTls};
 
 /// `portcullis http`.
 #[derive(clap::Args)]
 pub(crate) struct HttpArgs {
-    /// The upstream: a port (`3000`), `host:port`, or `http://host:port`.
+    /// The upstream: a port (`3000`), `host:port`, `http://host:port`, or
+    /// `https://host:port` (verified against the Mozilla roots and
+    /// `--upstream-ca`).
     upstream: String,
     /// The traffic policy to apply (YAML or JSON); reloaded when it changes.
     #[arg(long, value_name = "FILE")]
@@ -36,6 +38,14 @@ pub(crate) struct HttpArgs {
     /// as `NAME=ADDR` (`authz.internal=127.0.0.1:4000`); repeatable.
     #[arg(long, value_name = "NAME=ADDR")]
     internal: Vec<String>,
+    /// Trust the certificates in this PEM file for an `https://` upstream,
+    /// besides the Mozilla roots (a private CA, a self-signed certificate).
+    #[arg(long, value_name = "FILE")]
+    upstream_ca: Option<PathBuf>,
+    /// Accept any certificate from an `https://` upstream (development
+    /// only: encrypted, but the upstream is not authenticated).
+    #[arg(long)]
+    upstream_insecure_skip_verify: bool,
     #[command(flatten)]
     run: RunArgs,
 }
@@ -112,6 +122,10 @@ pub(crate) fn http(args: &HttpArgs) -> anyhow::Result<ExitCode> {
         timeouts: Timeouts::default(),
         limits: Limits::default(),
         session_keys: session_keys_from_env()?,
+        upstream_tls: UpstreamTls {
+            ca: args.upstream_ca.clone(),
+            insecure_skip_verify: args.upstream_insecure_skip_verify,
+        },
     };
     run(config, &args.run, None)
 }
@@ -147,6 +161,7 @@ pub(crate) fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         timeouts: Timeouts::default(),
         limits: Limits::default(),
         session_keys: Vec::new(),
+        upstream_tls: UpstreamTls::default(),
     };
     let res = run(config, &args.run, Some(policy.display().to_string()));
     let _ = std::fs::remove_dir_all(&dir);

@@ -13,6 +13,9 @@
 //!     upstream: http://127.0.0.1:3000
 //! internal:                        # forward-internal targets
 //!   api.internal: http://127.0.0.1:4000
+//! upstream_tls:                    # for https:// upstreams
+//!   ca: internal-ca.pem             # trusted besides the Mozilla roots
+//!   insecure_skip_verify: false     # true: development only
 //! timeouts: { connect: 5s, upstream: 60s, header_read: 30s }
 //! limits: { max_header_bytes: 65536, max_body_bytes: 10485760 }
 //! ```
@@ -24,6 +27,8 @@ use std::time::Duration;
 
 use http::Uri;
 use portcullis_policy::yaml::{self, Node, NodeKind};
+
+pub use crate::tls::UpstreamTls;
 
 /// The whole configuration.
 #[derive(Clone, Debug)]
@@ -42,6 +47,8 @@ pub struct Config {
     /// (`session_keys:` in the file, base64 of 32 bytes each); with none, a
     /// random key per process.
     pub session_keys: Vec<[u8; 32]>,
+    /// How `https://` upstreams are verified.
+    pub upstream_tls: UpstreamTls,
 }
 
 /// One endpoint.
@@ -73,11 +80,14 @@ pub struct TlsFiles {
 pub struct Upstream {
     /// `host:port`.
     pub authority: http::uri::Authority,
+    /// Reached over TLS (`https://`).
+    pub tls: bool,
 }
 
 impl Upstream {
-    /// Reads `3000`, `host:3000` or `http://host:3000`, as `ngrok http`
-    /// takes its upstream.
+    /// Reads `3000`, `host:3000`, `http://host:3000` or
+    /// `https://host:8443`, as `ngrok http` takes its upstream. Without a
+    /// port, `http://` means 80 and `https://` 443.
     pub fn parse(text: &str) -> Result<Upstream, String> {
         let text = text.trim();
         let with_scheme = if text.bytes().all(|b| b.is_ascii_digit()) {
@@ -90,15 +100,15 @@ impl Upstream {
         let uri: Uri = with_scheme
             .parse()
             .map_err(|e| format!("`{text}` is not an upstream address: {e}"))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
+        let tls = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => {
                 return Err(format!(
-                    "`{text}`: upstreams over TLS are not supported yet; use http://"
+                    "`{text}`: the upstream must be http:// or https://"
                 ));
             }
-            _ => return Err(format!("`{text}`: the upstream must be http://")),
-        }
+        };
         let authority = uri
             .authority()
             .cloned()
@@ -106,11 +116,20 @@ impl Upstream {
         let authority = if authority.port().is_some() {
             authority
         } else {
-            format!("{}:80", authority.host())
+            format!("{}:{}", authority.host(), if tls { 443 } else { 80 })
                 .parse()
                 .map_err(|e| format!("`{text}`: {e}"))?
         };
-        Ok(Upstream { authority })
+        Ok(Upstream { authority, tls })
+    }
+
+    /// `http` or `https`.
+    pub fn scheme(&self) -> http::uri::Scheme {
+        if self.tls {
+            http::uri::Scheme::HTTPS
+        } else {
+            http::uri::Scheme::HTTP
+        }
     }
 }
 
@@ -205,6 +224,7 @@ impl Config {
             timeouts: Timeouts::default(),
             limits: Limits::default(),
             session_keys: Vec::new(),
+            upstream_tls: UpstreamTls::default(),
         };
         for (key, value) in top {
             match key {
@@ -259,6 +279,30 @@ impl Config {
                                 )
                             })?;
                         config.session_keys.push(key);
+                    }
+                }
+                "upstream_tls" => {
+                    for (k, v) in entries(value)
+                        .ok_or_else(|| err(Some(value), "expected a mapping".into()))?
+                    {
+                        match k {
+                            "ca" => {
+                                config.upstream_tls.ca = scalar(v).map(|p| base.join(p));
+                            }
+                            "insecure_skip_verify" => {
+                                config.upstream_tls.insecure_skip_verify = match scalar(v) {
+                                    Some("true") => true,
+                                    Some("false") => false,
+                                    _ => return Err(err(Some(v), "expected true or false".into())),
+                                };
+                            }
+                            other => {
+                                return Err(err(
+                                    Some(v),
+                                    format!("unknown `upstream_tls` setting `{other}`"),
+                                ));
+                            }
+                        }
                     }
                 }
                 "limits" => {
@@ -351,4 +395,44 @@ fn endpoint(node: &Node, base: &Path) -> Result<EndpointConfig, String> {
         policy,
         upstream: upstream.ok_or("an endpoint needs `upstream`")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(text: &str) -> (String, bool) {
+        let up = Upstream::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        (up.authority.to_string(), up.tls)
+    }
+
+    #[test]
+    fn upstreams_are_read_as_ngrok_http_reads_them() {
+        assert_eq!(parsed("3000"), ("127.0.0.1:3000".into(), false));
+        assert_eq!(parsed("app.local:8080"), ("app.local:8080".into(), false));
+        assert_eq!(parsed("http://app.local"), ("app.local:80".into(), false));
+        assert_eq!(
+            parsed("https://localhost:8443"),
+            ("localhost:8443".into(), true)
+        );
+        assert_eq!(parsed("https://app.local"), ("app.local:443".into(), true));
+    }
+
+    #[test]
+    fn other_schemes_are_refused() {
+        let err = Upstream::parse("ftp://app.local").expect_err("ftp");
+        assert!(err.contains("http:// or https://"), "{err}");
+    }
+
+    #[test]
+    fn upstream_tls_is_read_from_the_file() {
+        let dir = std::env::temp_dir();
+        let text = "endpoints:\n  - listen: 127.0.0.1:0\n    upstream: https://localhost:8443\nupstream_tls:\n  ca: ca.pem\n  insecure_skip_verify: false\n";
+        let config = Config::parse(text, &dir.join("portcullis.yml")).expect("config");
+        assert_eq!(config.upstream_tls.ca, Some(dir.join("ca.pem")));
+        assert!(!config.upstream_tls.insecure_skip_verify);
+        let bad = "endpoints:\n  - listen: 127.0.0.1:0\n    upstream: 3000\nupstream_tls:\n  insecure_skip_verify: maybe\n";
+        let err = Config::parse(bad, &dir.join("portcullis.yml")).expect_err("not a bool");
+        assert!(err.to_string().contains("expected true or false"), "{err}");
+    }
 }

@@ -18,7 +18,9 @@ mod tls;
 mod tunnel;
 mod upstream;
 
-pub use crate::config::{Config, EndpointConfig, Limits, Timeouts, TlsFiles, Upstream};
+pub use crate::config::{
+    Config, EndpointConfig, Limits, Timeouts, TlsFiles, Upstream, UpstreamTls,
+};
 pub use crate::server::{
     Running, StartError, UPSTREAM_CONNECT, UPSTREAM_PROTOCOL, UPSTREAM_TIMEOUT, run, start,
 };

@@ -27,7 +27,7 @@ use crate::config::Upstream;
 /// The proxy's [`HttpClient`].
 #[derive(Clone, Debug)]
 pub(crate) struct Outbound {
-    pub(crate) client: Client<HttpConnector, Body>,
+    pub(crate) client: Client<HttpsConnector<HttpConnector>, Body>,
     pub(crate) public: Client<HttpsConnector<HttpConnector>, Body>,
     pub(crate) internal: Vec<(String, Upstream)>,
 }
@@ -96,7 +96,7 @@ impl Outbound {
             .map_or("/", |p| p.as_str())
             .to_owned();
         parts.uri = Uri::builder()
-            .scheme("http")
+            .scheme(upstream.scheme())
             .authority(upstream.authority.clone())
             .path_and_query(pq)
             .build()

@@ -119,9 +119,16 @@ impl std::error::Error for StartError {}
 /// message, one per line, as `file:line:column: error[code]: message`.
 pub async fn start(config: Config) -> Result<Running, StartError> {
     let metrics = Arc::new(Metrics::new());
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(config.timeouts.connect));
-    connector.set_nodelay(true);
+    let mut http = HttpConnector::new();
+    http.set_connect_timeout(Some(config.timeouts.connect));
+    http.set_nodelay(true);
+    http.enforce_http(false);
+    let upstream_tls = tls::upstream_client(&config.upstream_tls).map_err(StartError)?;
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(upstream_tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
     let client = Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_timer(TokioTimer::new())
@@ -612,7 +619,7 @@ async fn forward(
         Some(_) => (None, true),
         None => (kept, false),
     };
-    let send = shared.upstreams.send(kept, alone, &upstream.authority, req);
+    let send = shared.upstreams.send(kept, alone, upstream, req);
     // A kept connection's deadline is its client connection's; a pooled
     // call gets a timer of its own.
     let sent = if kept.is_some() && deadlines.on() {

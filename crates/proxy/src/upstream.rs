@@ -21,13 +21,16 @@
 
 use std::sync::Mutex;
 
-use http::uri::{Authority, PathAndQuery, Scheme};
+use http::uri::PathAndQuery;
 use http::{Request, Response, Uri};
 use hyper::body::Incoming;
 use hyper::client::conn::http1;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use portcullis_actions::body::Body;
+
+use crate::config::Upstream;
 use tower_service::Service;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -35,10 +38,10 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The ways to an upstream that every request shares.
 pub(crate) struct Upstreams {
     /// The pool, for HTTP/2 clients and `forward-internal`.
-    pub(crate) pool: Client<HttpConnector, Body>,
+    pub(crate) pool: Client<HttpsConnector<HttpConnector>, Body>,
     /// What opens a kept connection: the pool's connector, with its
-    /// connect timeout and `TCP_NODELAY`.
-    pub(crate) connector: HttpConnector,
+    /// connect timeout, `TCP_NODELAY` and TLS for `https://` upstreams.
+    pub(crate) connector: HttpsConnector<HttpConnector>,
 }
 
 /// The upstream connection one client connection keeps.
@@ -98,26 +101,26 @@ impl From<hyper_util::client::legacy::Error> for Failure {
 
 impl Upstreams {
     /// Sends `req`, whose URI is in origin form (`/path?query`) and whose
-    /// `Host` header is set, to `authority`: on `kept` if given, on a new
+    /// `Host` header is set, to `upstream`: on `kept` if given, on a new
     /// connection of its own if `alone` (a protocol upgrade, which may turn
     /// the connection into a tunnel), else through the pool.
     pub(crate) async fn send(
         &self,
         kept: Option<&Kept>,
         alone: bool,
-        authority: &Authority,
+        upstream: &Upstream,
         req: Request<Body>,
     ) -> Result<Response<Incoming>, Failure> {
         match kept {
-            Some(kept) => self.send_kept(kept, authority, req).await,
+            Some(kept) => self.send_kept(kept, upstream, req).await,
             None if alone => {
-                let mut sender = self.connect(authority, true).await?;
+                let mut sender = self.connect(upstream, true).await?;
                 Ok(sender.send_request(req).await?)
             }
             None => {
                 let mut req = req;
                 let target = req.uri().path_and_query().cloned();
-                *req.uri_mut() = absolute(authority, target)?;
+                *req.uri_mut() = absolute(upstream, target)?;
                 Ok(self.pool.request(req).await?)
             }
         }
@@ -126,7 +129,7 @@ impl Upstreams {
     async fn send_kept(
         &self,
         kept: &Kept,
-        authority: &Authority,
+        upstream: &Upstream,
         mut req: Request<Body>,
     ) -> Result<Response<Incoming>, Failure> {
         if let Some(mut sender) = kept.take() {
@@ -146,29 +149,26 @@ impl Upstreams {
                 }
             }
         }
-        let mut sender = self.connect(authority, false).await?;
+        let mut sender = self.connect(upstream, false).await?;
         let res = sender.send_request(req).await?;
         kept.put(sender);
         Ok(res)
     }
 
-    /// Opens a connection to `authority` and drives it on its own task,
+    /// Opens a connection to `upstream` and drives it on its own task,
     /// which ends when the connection closes or its sender is dropped, or
     /// with `upgrades`, when a `101` hands the connection to a tunnel.
     async fn connect(
         &self,
-        authority: &Authority,
+        upstream: &Upstream,
         upgrades: bool,
     ) -> Result<http1::SendRequest<Body>, Failure> {
-        let uri = absolute(authority, None)?;
+        let uri = absolute(upstream, None)?;
         let mut connector = self.connector.clone();
         std::future::poll_fn(|cx| connector.poll_ready(cx))
             .await
-            .map_err(|e| Failure::Connect(Box::new(e)))?;
-        let io = connector
-            .call(uri)
-            .await
-            .map_err(|e| Failure::Connect(Box::new(e)))?;
+            .map_err(Failure::Connect)?;
+        let io = connector.call(uri).await.map_err(Failure::Connect)?;
         let (sender, conn) = http1::handshake::<_, Body>(io).await?;
         tokio::spawn(async move {
             let ended = if upgrades {
@@ -184,11 +184,11 @@ impl Upstreams {
     }
 }
 
-/// `http://authority/target`.
-fn absolute(authority: &Authority, target: Option<PathAndQuery>) -> Result<Uri, Failure> {
+/// `http(s)://authority/target`.
+fn absolute(upstream: &Upstream, target: Option<PathAndQuery>) -> Result<Uri, Failure> {
     let mut parts = http::uri::Parts::default();
-    parts.scheme = Some(Scheme::HTTP);
-    parts.authority = Some(authority.clone());
+    parts.scheme = Some(upstream.scheme());
+    parts.authority = Some(upstream.authority.clone());
     parts.path_and_query = Some(target.unwrap_or_else(|| PathAndQuery::from_static("/")));
     Uri::from_parts(parts).map_err(|e| Failure::Protocol(Box::new(e)))
 }
