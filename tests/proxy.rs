@@ -1064,17 +1064,22 @@ async fn a_client_connection_reuses_one_upstream_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_that_closes_idle_connections_gets_a_new_one_per_request() {
-    // Every upstream connection ends after one answer: each next request
-    // on the same client connection must go out on a new one, never fail.
+    // Every upstream connection ends after one answer, and the client
+    // rests between requests (a keep-alive timeout's case): each next
+    // request on the same client connection must go out on a new one,
+    // never fail, whether the proxy saw the close before sending (a new
+    // connection) or after (a GET is safe to send again).
     let (up, accepted) = closing_upstream(usize::MAX).await;
     let proxy = Proxy::http("on_http_request: []\n", up);
     let mut conn = support::one_connection(proxy.addr).await;
-    for _ in 0..5 {
+    for _ in 0..4 {
         let res = support::get_on(&mut conn, &proxy.url("/")).await;
         assert_eq!(res.status, StatusCode::OK, "{}", res.text());
         assert_eq!(res.text(), "ok");
+        // The rest that makes the proxy keep a copy to repeat (250 ms).
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 5);
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1441,4 +1446,57 @@ async fn an_https_upstream_can_be_used_without_verification_when_asked() {
     let res = get(&proxy.url("/dev"), &[]).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text());
     assert_eq!(res.echo()["headers"]["x-forwarded-proto"][0], "https");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_lost_to_an_upstream_closing_is_repeated_only_if_safe() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // Each upstream connection answers its first request, then reads the
+    // next one and closes without an answer: what a keep-alive timeout
+    // firing as the request arrives looks like from the proxy.
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    let up = raw_upstream(move |mut s| {
+        count.fetch_add(1, Ordering::SeqCst);
+        async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+            if s.write_all(ok).await.is_err() {
+                return;
+            }
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+        }
+    })
+    .await;
+    let proxy = Proxy::http("on_http_request: []\n", up);
+    let mut conn = support::one_connection(proxy.addr).await;
+    let res = support::get_on(&mut conn, &proxy.url("/first")).await;
+    assert_eq!(res.status, StatusCode::OK);
+    // A rest, after which the proxy keeps a copy of what it sends (250 ms).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Lost on the first connection, repeated on a second.
+    let res = support::get_on(&mut conn, &proxy.url("/again")).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(res.text(), "ok");
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    // A POST may have done its work upstream: never sent twice, a 502.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    conn.ready().await.expect("open");
+    let res = conn
+        .send_request(
+            Request::post(proxy.url("/order"))
+                .body(Full::new(Bytes::from_static(b"one pizza")))
+                .expect("request"),
+        )
+        .await
+        .expect("response");
+    assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(
+        res.headers()
+            .get("portcullis-error-code")
+            .map(|v| v.as_bytes()),
+        Some(&b"ERR_NGROK_3004"[..])
+    );
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
 }

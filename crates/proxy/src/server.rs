@@ -398,10 +398,11 @@ async fn serve<IO>(
     }
     let watched = deadlines.clone();
     let max_header = shared.limits.max_header_bytes;
+    // The service returns `handle`'s future itself, not one wrapping it:
+    // the future is large, and each wrapper is another copy of it.
     let service = service_fn(move |req: Request<Incoming>| {
         let (site, shared, conn) = (site.clone(), shared.clone(), conn.clone());
-        let (kept, deadlines) = (kept.clone(), deadlines.clone());
-        async move { handle(req, conn, site, shared, &kept, deadlines).await }
+        handle(req, conn, site, shared, kept.clone(), deadlines.clone())
     });
     let io = TokioIo::new(io);
     let ended = match proto {
@@ -455,7 +456,7 @@ async fn handle(
     conn: Arc<Conn>,
     site: Arc<Site>,
     shared: Arc<Shared>,
-    kept: &Kept,
+    kept: Arc<Kept>,
     deadlines: Arc<Deadlines>,
 ) -> Result<Response<Tracked>, Closed> {
     let started = Instant::now();
@@ -496,7 +497,7 @@ async fn handle(
     } else {
         deadlines.off();
     }
-    let kept = h1.then_some(kept);
+    let kept = h1.then_some(&*kept);
     let upstream = match outcome {
         Outcome::Continue => Some((&site.upstream, kept)),
         Outcome::Forward => {
@@ -528,7 +529,12 @@ async fn handle(
     };
     if let Some((upstream, kept)) = upstream {
         let keep = pipeline.has_response_rules();
-        let res = forward(&mut ctx, upstream, kept, upgrade, &deadlines, &shared, keep).await;
+        let via = Via {
+            upstream,
+            kept,
+            upgrade,
+        };
+        let res = forward(&mut ctx, via, &deadlines, &shared, keep, started).await;
         ctx.set_response(res);
     }
     if pipeline.has_response_rules() {
@@ -567,17 +573,30 @@ async fn handle(
     Ok(res.map(|b| Tracked::new(b, deadlines)))
 }
 
-/// Sends the request in `ctx` to `upstream` and returns its response, or
-/// the error response that stands for its failure.
+/// Where a request goes and how.
+struct Via<'a> {
+    upstream: &'a Upstream,
+    /// The client connection's own upstream connection (HTTP/1).
+    kept: Option<&'a Kept>,
+    /// The protocol the client asked to switch to.
+    upgrade: Option<Upgrade>,
+}
+
+/// Sends the request in `ctx` where `via` says and returns its response,
+/// or the error response that stands for its failure.
 async fn forward(
     ctx: &mut RequestCtx,
-    upstream: &Upstream,
-    kept: Option<&Kept>,
-    upgrade: Option<Upgrade>,
+    via: Via<'_>,
     deadlines: &Deadlines,
     shared: &Shared,
     keep_request: bool,
+    started: Instant,
 ) -> Response<Body> {
+    let Via {
+        upstream,
+        kept,
+        upgrade,
+    } = via;
     // The forwarding headers' values, made before the request is taken
     // out of the context: the client's address, the scheme, the host.
     let client_ip = ctx.conn().client_ip_value().clone();
@@ -619,13 +638,13 @@ async fn forward(
         Some(_) => (None, true),
         None => (kept, false),
     };
-    let send = shared.upstreams.send(kept, alone, upstream, req);
+    let send = shared.upstreams.send(kept, alone, upstream, req, started);
     // A kept connection's deadline is its client connection's; a pooled
     // call gets a timer of its own.
     let sent = if kept.is_some() && deadlines.on() {
         deadlines.upstream(send).await
     } else {
-        tokio::time::timeout(shared.timeouts.upstream, send)
+        Box::pin(tokio::time::timeout(shared.timeouts.upstream, send))
             .await
             .ok()
     };

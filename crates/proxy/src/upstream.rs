@@ -16,10 +16,14 @@
 //!
 //! Both ways retry a request on a new connection when a reused one turns
 //! out to be closed before the request was written (an upstream's
-//! keep-alive timeout racing the next request), and never after: a request
-//! that may have reached the upstream is not sent twice.
+//! keep-alive timeout racing the next request). A kept connection that
+//! rested also retries, once, a request that was written when the
+//! connection closed with no answer, if it is safe to repeat (idempotent,
+//! no body), as nginx does; any other request that may have reached the
+//! upstream is not sent twice.
 
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use http::uri::PathAndQuery;
 use http::{Request, Response, Uri};
@@ -46,19 +50,27 @@ pub(crate) struct Upstreams {
 
 /// The upstream connection one client connection keeps.
 #[derive(Default)]
-pub(crate) struct Kept(Mutex<Option<http1::SendRequest<Body>>>);
+pub(crate) struct Kept(Mutex<Option<(http1::SendRequest<Body>, Instant)>>);
+
+/// How long a kept connection may rest before its next request is sent
+/// with a copy to repeat it: long enough that a busy connection never pays
+/// for the copy, short enough to cover every common keep-alive timeout
+/// (Node's 5 s, Apache's 5 s, nginx's 75 s).
+const RESTED: Duration = Duration::from_millis(250);
 
 impl Kept {
-    /// Takes the connection out for one request. HTTP/1.1 requests on a
-    /// client connection come one after the other, so the lock is never
-    /// contended; it is what makes the connection `Sync`.
-    fn take(&self) -> Option<http1::SendRequest<Body>> {
-        self.0.lock().ok().and_then(|mut slot| slot.take())
+    /// Takes the connection out for one request starting at `now`, with
+    /// whether it rested. HTTP/1.1 requests on a client connection come
+    /// one after the other, so the lock is never contended; it is what
+    /// makes the connection `Sync`.
+    fn take(&self, now: Instant) -> Option<(http1::SendRequest<Body>, bool)> {
+        let (sender, used) = self.0.lock().ok()?.take()?;
+        Some((sender, now.saturating_duration_since(used) >= RESTED))
     }
 
-    fn put(&self, sender: http1::SendRequest<Body>) {
+    fn put(&self, sender: http1::SendRequest<Body>, now: Instant) {
         if let Ok(mut slot) = self.0.lock() {
-            *slot = Some(sender);
+            *slot = Some((sender, now));
         }
     }
 }
@@ -110,12 +122,18 @@ impl Upstreams {
         alone: bool,
         upstream: &Upstream,
         req: Request<Body>,
+        now: Instant,
     ) -> Result<Response<Incoming>, Failure> {
         match kept {
-            Some(kept) => self.send_kept(kept, upstream, req).await,
+            Some(kept) => self.send_kept(kept, upstream, req, now).await,
+            // The paths off the common one are boxed: a future holds room
+            // for every path it may take, and this one is moved whole.
             None if alone => {
-                let mut sender = self.connect(upstream, true).await?;
-                Ok(sender.send_request(req).await?)
+                Box::pin(async {
+                    let mut sender = self.connect(upstream, true).await?;
+                    Ok(sender.send_request(req).await?)
+                })
+                .await
             }
             None => {
                 let mut req = req;
@@ -131,27 +149,36 @@ impl Upstreams {
         kept: &Kept,
         upstream: &Upstream,
         mut req: Request<Body>,
+        now: Instant,
     ) -> Result<Response<Incoming>, Failure> {
-        if let Some(mut sender) = kept.take() {
+        if let Some((mut sender, rested)) = kept.take(now) {
             // Not ready means closed: the upstream ended the connection,
             // or the last response's body was left unread.
             if sender.ready().await.is_ok() {
+                // After a rest, the upstream's keep-alive timeout may close
+                // the connection as the request goes out: keep a copy.
+                let again = (rested && replayable(&req)).then(|| replay(&req));
                 match sender.try_send_request(req).await {
                     Ok(res) => {
-                        kept.put(sender);
+                        kept.put(sender, now);
                         return Ok(res);
                     }
-                    Err(mut e) => match e.take_message() {
+                    Err(mut e) => match (e.take_message(), again) {
                         // Never written: safe to send on a new connection.
-                        Some(unsent) => req = unsent,
-                        None => return Err(e.into_error().into()),
+                        (Some(unsent), _) => req = unsent,
+                        // Written, and the connection closed before any
+                        // answer: the upstream's keep-alive timeout raced
+                        // the request. One that is safe to repeat is sent
+                        // again on a new connection, as nginx does.
+                        (None, Some(again)) if closed_unanswered(e.error()) => req = again,
+                        (None, _) => return Err(e.into_error().into()),
                     },
                 }
             }
         }
-        let mut sender = self.connect(upstream, false).await?;
+        let mut sender = Box::pin(self.connect(upstream, false)).await?;
         let res = sender.send_request(req).await?;
-        kept.put(sender);
+        kept.put(sender, now);
         Ok(res)
     }
 
@@ -182,6 +209,44 @@ impl Upstreams {
         });
         Ok(sender)
     }
+}
+
+/// Whether `req` may be sent twice: an idempotent method (RFC 9110
+/// §9.2.2) and no body.
+fn replayable(req: &Request<Body>) -> bool {
+    use http::Method;
+    matches!(
+        *req.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    ) && http_body::Body::is_end_stream(req.body())
+}
+
+/// A copy of a body-less request, to send again.
+fn replay(req: &Request<Body>) -> Request<Body> {
+    let mut again = Request::new(portcullis_actions::body::empty());
+    *again.method_mut() = req.method().clone();
+    *again.uri_mut() = req.uri().clone();
+    *again.version_mut() = req.version();
+    *again.headers_mut() = req.headers().clone();
+    again
+}
+
+/// Whether the connection closed (or was reset) with no answer at all.
+fn closed_unanswered(e: &hyper::Error) -> bool {
+    if e.is_incomplete_message() {
+        return true;
+    }
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+            );
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// `http(s)://authority/target`.
