@@ -764,15 +764,8 @@ async fn tls_with_alpn_h2_terminates_at_the_proxy() {
     use rustls::pki_types::{CertificateDer, ServerName};
 
     let up = echo().await;
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("cert");
-    let dir = support::temp_dir("tls");
-    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&cert_path, cert.cert.pem()).expect("write cert");
-    std::fs::write(&key_path, cert.key_pair.serialize_pem()).expect("write key");
-    let (c, k) = (
-        cert_path.display().to_string(),
-        key_path.display().to_string(),
-    );
+    let cert = support::SelfSigned::new("tls");
+    let flags = cert.flags();
     let proxy = Proxy::http_with(
         r#"
 on_http_request:
@@ -783,12 +776,12 @@ on_http_request:
             x-tls: "${conn.tls.version} ${conn.tls.sni} ${req.url.scheme}"
 "#,
         up,
-        &["--tls-cert", &c, "--tls-key", &k],
+        &flags.each_ref().map(String::as_str),
     );
 
     let mut roots = rustls::RootCertStore::empty();
     roots
-        .add(CertificateDer::from(cert.cert.der().to_vec()))
+        .add(CertificateDer::from(cert.der.clone()))
         .expect("root");
     let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
@@ -830,7 +823,6 @@ on_http_request:
     let echo: serde_json::Value = serde_json::from_slice(&body).expect("json");
     assert_eq!(echo["headers"]["x-tls"][0], "TLSv1.3 localhost https");
     assert_eq!(echo["headers"]["x-forwarded-proto"][0], "https");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1376,22 +1368,13 @@ async fn an_upgrade_the_upstream_refuses_is_an_ordinary_response() {
 /// self-signed certificate for `localhost`, in front of the echo upstream.
 /// Returns it and the certificate's PEM.
 async fn https_upstream() -> (Proxy, String) {
-    let echo_addr = echo().await;
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("cert");
-    let dir = support::temp_dir("https-upstream");
-    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&cert_path, cert.cert.pem()).expect("write cert");
-    std::fs::write(&key_path, cert.key_pair.serialize_pem()).expect("write key");
-    let (c, k) = (
-        cert_path.display().to_string(),
-        key_path.display().to_string(),
-    );
+    let cert = support::SelfSigned::new("https-upstream");
     let upstream = Proxy::http_with(
         "on_http_request: []\n",
-        echo_addr,
-        &["--tls-cert", &c, "--tls-key", &k],
+        echo().await,
+        &cert.flags().each_ref().map(String::as_str),
     );
-    (upstream, cert.cert.pem())
+    (upstream, cert.pem.clone())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

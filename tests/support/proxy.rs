@@ -343,3 +343,48 @@ pub async fn get_on(
         body,
     }
 }
+
+/// A self-signed certificate for `localhost`, written as PEM files into a
+/// fresh directory (removed on drop; a proxy has read them at its start).
+pub struct SelfSigned {
+    dir: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// The certificate's PEM, to trust it.
+    pub pem: String,
+    /// The certificate's DER, to trust it.
+    pub der: Vec<u8>,
+}
+
+impl SelfSigned {
+    pub fn new(name: &str) -> SelfSigned {
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("cert");
+        let dir = temp_dir(name);
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert, made.cert.pem()).expect("write cert");
+        std::fs::write(&key, made.key_pair.serialize_pem()).expect("write key");
+        SelfSigned {
+            dir,
+            cert,
+            key,
+            pem: made.cert.pem(),
+            der: made.cert.der().to_vec(),
+        }
+    }
+
+    /// `--tls-cert CERT --tls-key KEY`.
+    pub fn flags(&self) -> [String; 4] {
+        [
+            "--tls-cert".to_owned(),
+            self.cert.display().to_string(),
+            "--tls-key".to_owned(),
+            self.key.display().to_string(),
+        ]
+    }
+}
+
+impl Drop for SelfSigned {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
