@@ -1483,3 +1483,34 @@ async fn a_request_lost_to_an_upstream_closing_is_repeated_only_if_safe() {
     );
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_close_after_each_request_still_reuse_upstream_connections() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (up, accepted) = closing_upstream(0).await;
+    let proxy = Proxy::http("on_http_request: []\n", up);
+    let admin = proxy.admin.expect("admin listener");
+    for _ in 0..5 {
+        // One request per connection, as HTTP/1.0 clients and health
+        // checks do.
+        let mut c = tokio::net::TcpStream::connect(proxy.addr)
+            .await
+            .expect("connect");
+        c.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .expect("write");
+        let mut answer = Vec::new();
+        c.read_to_end(&mut answer).await.expect("read");
+        assert!(answer.starts_with(b"HTTP/1.1 200 OK"));
+        assert!(answer.ends_with(b"ok"));
+        // The proxy is done with the connection once its gauge says so.
+        loop {
+            let metrics = get(&format!("http://{admin}/metrics"), &[]).await.text();
+            if metrics.contains("portcullis_connections_open 0") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+}

@@ -34,7 +34,7 @@ use crate::drain::{Drain, Watch};
 use crate::metrics::{Metrics, UpstreamErrorKind};
 use crate::outbound::Outbound;
 use crate::tunnel::{self, Upgrade};
-use crate::upstream::{Failure, Kept, Upstreams};
+use crate::upstream::{Failure, Kept, Parked, Upstreams};
 use crate::{admin, reload, tls};
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -89,6 +89,8 @@ pub(crate) struct Site {
     pub(crate) pipeline: ArcSwap<Pipeline>,
     pub(crate) policy: Option<PathBuf>,
     upstream: Upstream,
+    /// Upstream connections left by closed client connections.
+    parked: Arc<Parked>,
     tls: Option<TlsAcceptor>,
 }
 
@@ -244,6 +246,7 @@ fn site(ep: &EndpointConfig, shared: &Shared) -> Result<Site, StartError> {
         pipeline: ArcSwap::from_pointee(pipeline),
         policy: ep.policy.clone(),
         upstream: ep.upstream.clone(),
+        parked: Arc::default(),
         tls,
     })
 }
@@ -388,7 +391,7 @@ async fn serve<IO>(
         }
     }
     drop(pipeline);
-    let kept = Arc::new(Kept::default());
+    let kept = Arc::new(Kept::new(site.parked.clone()));
     let deadlines = Arc::new(Deadlines::new(
         shared.timeouts.header_read,
         shared.timeouts.upstream,

@@ -2,8 +2,8 @@
 //!
 //! A client connection on HTTP/1.1 sends one request at a time, so it
 //! keeps one upstream connection of its own ([`Kept`]) for the endpoint's
-//! upstream: opened at its first request, reused for every next one, and
-//! closed with it. A kept connection costs no pool lookup, no lock held
+//! upstream: taken at its first request, reused for every next one, and
+//! parked for another client connection when it closes ([`Parked`]). A kept connection costs no pool lookup, no lock held
 //! across requests and no hand-over between connections, and it is the
 //! largest single saving on the proxy's request path (see
 //! `docs/performance.md`). HAProxy's default `http-reuse safe` starts the
@@ -22,7 +22,7 @@
 //! no body), as nginx does; any other request that may have reached the
 //! upstream is not sent twice.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http::uri::PathAndQuery;
@@ -48,9 +48,52 @@ pub(crate) struct Upstreams {
     pub(crate) connector: HttpsConnector<HttpConnector>,
 }
 
+/// A kept connection, and when its last request began.
+type Held = (http1::SendRequest<Body>, Instant);
+
 /// The upstream connection one client connection keeps.
+pub(crate) struct Kept {
+    slot: Mutex<Option<Held>>,
+    /// Where the connection goes when the client connection closes.
+    parked: Arc<Parked>,
+}
+
+/// An endpoint's upstream connections whose client connections closed,
+/// for the next client connections to take up: a client that opens a
+/// connection per request (`Connection: close`, HTTP/1.0, health checks)
+/// still reuses upstream connections. Newest first; at most
+/// [`PARKED_MAX`], none older than [`PARKED_FOR`].
 #[derive(Default)]
-pub(crate) struct Kept(Mutex<Option<(http1::SendRequest<Body>, Instant)>>);
+pub(crate) struct Parked(Mutex<Vec<Held>>);
+
+const PARKED_MAX: usize = 64;
+/// As long as the pool keeps an idle connection.
+const PARKED_FOR: Duration = Duration::from_secs(90);
+
+impl Parked {
+    fn push(&self, held: Held) {
+        let Ok(mut parked) = self.0.lock() else {
+            return;
+        };
+        let now = Instant::now();
+        parked.retain(|(s, used)| {
+            !s.is_closed() && now.saturating_duration_since(*used) < PARKED_FOR
+        });
+        if parked.len() < PARKED_MAX {
+            parked.push(held);
+        }
+    }
+
+    fn pop(&self) -> Option<Held> {
+        let mut parked = self.0.lock().ok()?;
+        while let Some((sender, used)) = parked.pop() {
+            if !sender.is_closed() && used.elapsed() < PARKED_FOR {
+                return Some((sender, used));
+            }
+        }
+        None
+    }
+}
 
 /// How long a kept connection may rest before its next request is sent
 /// with a copy to repeat it: long enough that a busy connection never pays
@@ -59,18 +102,39 @@ pub(crate) struct Kept(Mutex<Option<(http1::SendRequest<Body>, Instant)>>);
 const RESTED: Duration = Duration::from_millis(250);
 
 impl Kept {
-    /// Takes the connection out for one request starting at `now`, with
-    /// whether it rested. HTTP/1.1 requests on a client connection come
-    /// one after the other, so the lock is never contended; it is what
-    /// makes the connection `Sync`.
+    /// A client connection's, empty until its first request; `parked` is
+    /// its endpoint's.
+    pub(crate) fn new(parked: Arc<Parked>) -> Kept {
+        Kept {
+            slot: Mutex::new(None),
+            parked,
+        }
+    }
+
+    /// Takes the connection out for one request starting at `now` (at the
+    /// first, a parked one if there is one), with whether it rested.
+    /// HTTP/1.1 requests on a client connection come one after the other,
+    /// so the lock is never contended; it is what makes the slot `Sync`.
     fn take(&self, now: Instant) -> Option<(http1::SendRequest<Body>, bool)> {
-        let (sender, used) = self.0.lock().ok()?.take()?;
+        let held = self.slot.lock().ok()?.take();
+        let (sender, used) = held.or_else(|| self.parked.pop())?;
         Some((sender, now.saturating_duration_since(used) >= RESTED))
     }
 
     fn put(&self, sender: http1::SendRequest<Body>, now: Instant) {
-        if let Ok(mut slot) = self.0.lock() {
+        if let Ok(mut slot) = self.slot.lock() {
             *slot = Some((sender, now));
+        }
+    }
+}
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        let held = self.slot.get_mut().ok().and_then(Option::take);
+        if let Some(held) = held
+            && !held.0.is_closed()
+        {
+            self.parked.push(held);
         }
     }
 }
