@@ -3,12 +3,16 @@
 //! A client connection on HTTP/1.1 sends one request at a time, so it
 //! keeps one upstream connection of its own ([`Kept`]) for the endpoint's
 //! upstream: taken at its first request, reused for every next one, and
-//! parked for another client connection when it closes ([`Parked`]). A kept connection costs no pool lookup, no lock held
-//! across requests and no hand-over between connections, and it is the
-//! largest single saving on the proxy's request path (see
-//! `docs/performance.md`). HAProxy's default `http-reuse safe` starts the
-//! same way: a client connection's first request opens its own upstream
-//! connection.
+//! parked for another client connection when it closes ([`Parked`]). A
+//! kept connection costs no pool lookup, no lock held across requests and
+//! no hand-over between connections, and it is the largest single saving
+//! on the proxy's request path (see `docs/performance.md`). HAProxy's
+//! default `http-reuse safe` starts the same way: a client connection's
+//! first request has an upstream connection to itself.
+//!
+//! The connection runs on a task of its own. Driving it from the request
+//! and its response body instead, in the client connection's task, was
+//! measured and dropped: 37.2k → 41.6k instructions a request.
 //!
 //! HTTP/2 clients, whose streams run side by side, and requests sent to
 //! another upstream (`forward-internal`) go through the shared pool
@@ -33,9 +37,9 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use portcullis_actions::body::Body;
+use tower_service::Service;
 
 use crate::config::Upstream;
-use tower_service::Service;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
