@@ -455,7 +455,7 @@ impl std::fmt::Display for Closed {
 impl std::error::Error for Closed {}
 
 async fn handle(
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     conn: Arc<Conn>,
     site: Arc<Site>,
     shared: Arc<Shared>,
@@ -468,7 +468,6 @@ async fn handle(
     // A shared handle on the request target, for the access log: no copy.
     let target = req.uri().path_and_query().cloned();
     let version = req.version();
-    let mut req = req;
     let upgrade = tunnel::requested(&mut req);
 
     let too_large = req
