@@ -483,12 +483,7 @@ async fn a_slow_upstream_answers_504_after_the_timeout() {
         drop(stream);
     })
     .await;
-    let proxy = Proxy::serve(
-        &format!(
-            "endpoints:\n  - listen: 127.0.0.1:0\n    upstream: {slow}\ntimeouts:\n  upstream: 1s\n"
-        ),
-        &[],
-    );
+    let proxy = Proxy::serve_for(&slow, "timeouts:\n  upstream: 1s\n", &[]);
     let res = get(&proxy.url("/"), &[]).await;
     assert_eq!(res.status, StatusCode::GATEWAY_TIMEOUT);
     assert_eq!(
@@ -500,10 +495,9 @@ async fn a_slow_upstream_answers_504_after_the_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_headers_and_bodies_are_refused() {
     let up = echo().await;
-    let proxy = Proxy::serve(
-        &format!(
-            "endpoints:\n  - listen: 127.0.0.1:0\n    upstream: {up}\nlimits:\n  max_header_bytes: 16384\n  max_body_bytes: 1000\n"
-        ),
+    let proxy = Proxy::serve_for(
+        &up,
+        "limits:\n  max_header_bytes: 16384\n  max_body_bytes: 1000\n",
         &[],
     );
     let big = "x".repeat(40_000);
@@ -585,9 +579,10 @@ on_http_request:
         config:
           url: https://nothing.internal
 "#;
-    let proxy = Proxy::serve(
+    let proxy = Proxy::serve_for(
+        &main,
         &format!(
-            "endpoints:\n  - listen: 127.0.0.1:0\n    upstream: {main}\n    traffic_policy_file: policy.yml\ninternal:\n  api.internal: {internal_addr}\n"
+            "    traffic_policy_file: policy.yml\ninternal:\n  api.internal: {internal_addr}\n"
         ),
         &[("policy.yml", policy)],
     );
@@ -1094,12 +1089,7 @@ async fn after_an_upstream_timeout_the_next_request_gets_a_new_connection() {
         }
     })
     .await;
-    let proxy = Proxy::serve(
-        &format!(
-            "endpoints:\n  - listen: 127.0.0.1:0\n    upstream: {up}\ntimeouts:\n  upstream: 1s\n"
-        ),
-        &[],
-    );
+    let proxy = Proxy::serve_for(&up, "timeouts:\n  upstream: 1s\n", &[]);
     let mut conn = support::one_connection(proxy.addr).await;
     let res = support::get_on(&mut conn, &proxy.url("/")).await;
     assert_eq!(res.status, StatusCode::GATEWAY_TIMEOUT);
@@ -1124,10 +1114,9 @@ async fn an_upstream_body_left_unread_does_not_block_the_next_request() {
         tokio::time::sleep(Duration::from_secs(60)).await;
     })
     .await;
-    let proxy = Proxy::serve(
-        &format!(
-            "endpoints:\n  - listen: 127.0.0.1:0\n    upstream: {up}\n    traffic_policy_file: policy.yml\ntimeouts:\n  upstream: 5s\n"
-        ),
+    let proxy = Proxy::serve_for(
+        &up,
+        "    traffic_policy_file: policy.yml\ntimeouts:\n  upstream: 5s\n",
         &[(
             "policy.yml",
             "on_http_response:\n  - actions:\n      - type: custom-response\n        config:\n          status_code: 203\n          body: replaced\n",
@@ -1145,12 +1134,7 @@ async fn an_upstream_body_left_unread_does_not_block_the_next_request() {
 async fn clients_that_send_no_request_head_in_time_are_disconnected() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let up = echo().await;
-    let proxy = Proxy::serve(
-        &format!(
-            "endpoints:\n  - listen: 127.0.0.1:0\n    upstream: {up}\ntimeouts:\n  header_read: 1s\n"
-        ),
-        &[],
-    );
+    let proxy = Proxy::serve_for(&up, "timeouts:\n  header_read: 1s\n", &[]);
     // Half a request head, then nothing (a slow client).
     let mut slow = tokio::net::TcpStream::connect(proxy.addr)
         .await
@@ -1381,12 +1365,7 @@ async fn https_upstream() -> (Proxy, String) {
 async fn https_upstreams_are_verified_against_the_configured_ca() {
     let (upstream, ca) = https_upstream().await;
     let url = format!("https://localhost:{}", upstream.addr.port());
-    let trusting = Proxy::serve(
-        &format!(
-            "endpoints:\n  - listen: 127.0.0.1:0\n    upstream: {url}\nupstream_tls:\n  ca: ca.pem\n"
-        ),
-        &[("ca.pem", &ca)],
-    );
+    let trusting = Proxy::serve_for(&url, "upstream_tls:\n  ca: ca.pem\n", &[("ca.pem", &ca)]);
     let res = get(&trusting.url("/over-tls"), &[]).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text());
     let echo = res.echo();
@@ -1396,10 +1375,7 @@ async fn https_upstreams_are_verified_against_the_configured_ca() {
 
     // Without the CA the certificate is not trusted: 502, never a
     // connection to an upstream that was not authenticated.
-    let untrusting = Proxy::serve(
-        &format!("endpoints:\n  - listen: 127.0.0.1:0\n    upstream: {url}\n"),
-        &[],
-    );
+    let untrusting = Proxy::serve_for(&url, "", &[]);
     let res = get(&untrusting.url("/"), &[]).await;
     assert_eq!(res.status, StatusCode::BAD_GATEWAY);
     assert_eq!(res.header("portcullis-error-code"), Some("ERR_NGROK_8012"));

@@ -92,6 +92,20 @@ impl Proxy {
         Proxy::spawn(&["serve", "--config", &p, "--log-format", "json"], dir).expect("proxy starts")
     }
 
+    /// [`Proxy::serve`] with one endpoint on a free port in front of
+    /// `upstream`; `rest` follows the endpoint's `upstream:` line (more of
+    /// the endpoint, indented, then top-level settings).
+    pub fn serve_for(
+        upstream: &dyn std::fmt::Display,
+        rest: &str,
+        files: &[(&str, &str)],
+    ) -> Proxy {
+        Proxy::serve(
+            &format!("endpoints:\n  - listen: 127.0.0.1:0\n    upstream: {upstream}\n{rest}"),
+            files,
+        )
+    }
+
     /// Spawns the binary and waits for it to listen; on failure, returns
     /// what it printed.
     pub fn spawn(args: &[&str], dir: PathBuf) -> Result<Proxy, String> {
