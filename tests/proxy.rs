@@ -1490,3 +1490,105 @@ async fn clients_that_close_after_each_request_still_reuse_upstream_connections(
     }
     assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tunnels_count_as_open_connections_and_close_when_the_grace_period_ends() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // An upstream that switches and then echoes.
+    let up = raw_upstream(|mut s| async move {
+        let _ = s
+            .write_all(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+            .await;
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = s.read(&mut buf).await {
+            if n == 0 || s.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+    let dir = support::temp_dir("tunnel-grace");
+    let up = up.to_string();
+    let proxy = Proxy::spawn(
+        &[
+            "serve",
+            "--config",
+            &{
+                let path = dir.join("portcullis.yml");
+                std::fs::write(
+                    &path,
+                    format!(
+                        "admin: 127.0.0.1:0\nendpoints:\n  - listen: 127.0.0.1:0\n    upstream: {up}\ntimeouts:\n  shutdown_grace: 1s\n"
+                    ),
+                )
+                .expect("write config");
+                path.display().to_string()
+            },
+            "--log-format",
+            "json",
+        ],
+        dir,
+    )
+    .expect("proxy starts");
+    // `serve` reads its admin address from the file: read it from the log.
+    assert!(proxy.wait_for_log("admin (/metrics, /healthz) on "));
+    let admin: std::net::SocketAddr = {
+        let log = proxy.log();
+        let at = log
+            .find("admin (/metrics, /healthz) on ")
+            .expect("admin line")
+            + 30;
+        log[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || matches!(c, '.' | ':'))
+            .collect::<String>()
+            .parse()
+            .expect("admin address")
+    };
+    let open = |n: u32| {
+        let url = format!("http://{admin}/metrics");
+        async move {
+            let want = format!("portcullis_connections_open {n}\n");
+            for _ in 0..500 {
+                if get(&url, &[]).await.text().contains(&want) {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            false
+        }
+    };
+    let mut c = tokio::net::TcpStream::connect(proxy.addr)
+        .await
+        .expect("connect");
+    c.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+    )
+    .await
+    .expect("write");
+    assert!(read_head(&mut c).await.starts_with("http/1.1 101"));
+    c.write_all(b"hello").await.expect("write");
+    let mut back = [0u8; 5];
+    c.read_exact(&mut back).await.expect("echo");
+    assert_eq!(&back, b"hello");
+    // The tunnel is one open connection.
+    assert!(open(1).await, "the tunnel is not counted");
+    // A graceful stop waits for the tunnel up to the grace period (1 s),
+    // then closes it.
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &proxy.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let closed = tokio::time::timeout(Duration::from_secs(20), async {
+        let mut rest = Vec::new();
+        c.read_to_end(&mut rest).await.map(|_| rest)
+    })
+    .await;
+    assert!(closed.is_ok(), "the tunnel outlived the grace period");
+    assert!(
+        proxy.wait_for_log("still open after the grace period"),
+        "{}",
+        proxy.log()
+    );
+}

@@ -24,6 +24,9 @@ struct Inner {
     open: Mutex<Open>,
     /// Fires when the last connection closes while stopping.
     closed: Notify,
+    /// The grace period is over: what is still open closes now.
+    forced: AtomicBool,
+    force: Notify,
 }
 
 #[derive(Default)]
@@ -69,6 +72,15 @@ impl Drain {
     }
 }
 
+impl Drain {
+    /// Ends the grace period: tunnels still open close (an HTTP connection
+    /// is dropped with the task that serves it).
+    pub(crate) fn force(&self) {
+        self.0.forced.store(true, Ordering::SeqCst);
+        self.0.force.notify_waiters();
+    }
+}
+
 /// A connection's hold on its listener's [`Drain`].
 pub(crate) struct Watch {
     drain: Arc<Inner>,
@@ -92,6 +104,21 @@ impl Watch {
     }
 }
 
+impl Watch {
+    /// Resolves when the grace period is over ([`Drain::force`]).
+    pub(crate) async fn forced(&self) {
+        loop {
+            let notified = self.drain.force.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            if self.drain.forced.load(Ordering::SeqCst) {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
 impl Drop for Watch {
     fn drop(&mut self) {
         let Ok(mut open) = self.drain.open.lock() else {
@@ -109,6 +136,17 @@ impl Drop for Watch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn force_ends_what_waits_for_the_grace_period() {
+        let drain = Drain::default();
+        let watch = drain.watch();
+        let tunnel = tokio::spawn(async move { watch.forced().await });
+        drain.force();
+        tunnel.await.expect("the tunnel's wait ends");
+        // A watch taken after the force sees it too.
+        drain.watch().forced().await;
+    }
 
     #[tokio::test]
     async fn drain_returns_at_once_without_connections() {

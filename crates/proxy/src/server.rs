@@ -91,6 +91,8 @@ pub(crate) struct Site {
     upstream: Upstream,
     /// Upstream connections left by closed client connections.
     parked: Arc<Parked>,
+    /// The listener's connections and tunnels, for a graceful stop.
+    drain: Drain,
     tls: Option<TlsAcceptor>,
 }
 
@@ -247,6 +249,7 @@ fn site(ep: &EndpointConfig, shared: &Shared) -> Result<Site, StartError> {
         policy: ep.policy.clone(),
         upstream: ep.upstream.clone(),
         parked: Arc::default(),
+        drain: Drain::default(),
         tls,
     })
 }
@@ -261,7 +264,7 @@ async fn accept_loop(
     // Every connection of this listener is watched: on stop, each is told
     // to finish the request in flight and close, and the loop returns when
     // they all have (or the grace period is over).
-    let drain = Drain::default();
+    let drain = site.drain.clone();
     loop {
         let accepted = tokio::select! {
             res = listener.accept() => res,
@@ -289,6 +292,7 @@ async fn accept_loop(
     drop(listener);
     if tokio::time::timeout(grace, drain.drain()).await.is_err() {
         tracing::warn!("connections still open after the grace period; closing them");
+        drain.force();
     }
 }
 
@@ -535,6 +539,7 @@ async fn handle(
             upstream,
             kept,
             upgrade,
+            drain: &site.drain,
         };
         let res = forward(&mut ctx, via, &deadlines, &shared, keep, started).await;
         ctx.set_response(res);
@@ -582,6 +587,8 @@ struct Via<'a> {
     kept: Option<&'a Kept>,
     /// The protocol the client asked to switch to.
     upgrade: Option<Upgrade>,
+    /// The listener's drain, which a tunnel joins.
+    drain: &'a Drain,
 }
 
 /// Sends the request in `ctx` where `via` says and returns its response,
@@ -598,6 +605,7 @@ async fn forward(
         upstream,
         kept,
         upgrade,
+        drain,
     } = via;
     // The forwarding headers' values, made before the request is taken
     // out of the context: the client's address, the scheme, the host.
@@ -652,7 +660,12 @@ async fn forward(
     };
     match sent {
         Some(Ok(mut res)) => {
-            let switched = upgrade.and_then(|u| u.splice(&mut res));
+            // A tunnel counts as an open connection of the listener until
+            // it closes: in the metrics, and for a graceful stop (which
+            // waits for it up to the grace period).
+            let switched = upgrade.and_then(|u| {
+                u.splice(&mut res, drain.watch(), shared.metrics.connection_opened())
+            });
             let (mut parts, incoming) = res.into_parts();
             strip_hop_by_hop(&mut parts.headers);
             if let Some(s) = switched {

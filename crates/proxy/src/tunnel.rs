@@ -11,15 +11,18 @@
 //! pass both ways until either side closes. Any other answer is an
 //! ordinary response, and the client connection stays HTTP.
 //!
-//! Not built: WebSocket over HTTP/2 (RFC 8441's extended `CONNECT`). An
-//! upgraded connection is no longer watched: it is not counted as open in
-//! the metrics, and a graceful shutdown does not wait for it.
+//! A tunnel counts as an open connection (`portcullis_connections_open`),
+//! and a graceful stop waits for it up to the grace period, then closes
+//! it. Not built: WebSocket over HTTP/2 (RFC 8441's extended `CONNECT`).
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
+
+use crate::drain::Watch;
+use crate::metrics::ConnectionGuard;
 
 /// What a client asked to switch to, and its side of the tunnel once the
 /// switch happens.
@@ -60,7 +63,14 @@ impl Upgrade {
     /// If the upstream agreed (`101`), starts the tunnel, which runs once
     /// the client has the `101` too. Otherwise `None`: the exchange is an
     /// ordinary one.
-    pub(crate) fn splice(self, res: &mut Response<Incoming>) -> Option<Switched> {
+    /// The tunnel holds `watch` and `open` while it runs: it counts as an
+    /// open connection, and closes when the listener's grace period ends.
+    pub(crate) fn splice(
+        self,
+        res: &mut Response<Incoming>,
+        watch: Watch,
+        open: ConnectionGuard,
+    ) -> Option<Switched> {
         if res.status() != StatusCode::SWITCHING_PROTOCOLS {
             return None;
         }
@@ -70,6 +80,7 @@ impl Upgrade {
         let upstream = hyper::upgrade::on(res);
         let client = self.client;
         tokio::spawn(async move {
+            let _open = open;
             let (client, upstream) = match tokio::try_join!(client, upstream) {
                 Ok(both) => both,
                 Err(e) => {
@@ -78,11 +89,12 @@ impl Upgrade {
                 }
             };
             let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
-            match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
-                Ok((up, down)) => {
-                    tracing::debug!(up, down, "upgraded connection closed");
-                }
-                Err(e) => tracing::debug!("upgraded connection failed: {e}"),
+            tokio::select! {
+                copied = tokio::io::copy_bidirectional(&mut client, &mut upstream) => match copied {
+                    Ok((up, down)) => tracing::debug!(up, down, "upgraded connection closed"),
+                    Err(e) => tracing::debug!("upgraded connection failed: {e}"),
+                },
+                () = watch.forced() => tracing::debug!("upgraded connection closed by the shutdown"),
             }
         });
         Some(switched)
