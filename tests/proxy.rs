@@ -794,21 +794,11 @@ on_http_request:
         .await
         .expect("TLS handshake");
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
-    let (mut sender, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(tls),
+    let res = h2_get(
+        tls,
+        &format!("https://localhost:{}/secure", proxy.addr.port()),
     )
-    .await
-    .expect("h2 handshake");
-    tokio::spawn(conn);
-    let res = sender
-        .send_request(
-            Request::get(format!("https://localhost:{}/secure", proxy.addr.port()))
-                .body(Full::new(Bytes::new()))
-                .expect("request"),
-        )
-        .await
-        .expect("response");
+    .await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.version(), http::Version::HTTP_2);
     let body = http_body_util::BodyExt::collect(res.into_body())
@@ -1230,7 +1220,16 @@ async fn an_http2_preface_that_arrives_in_pieces_is_still_http2() {
     // see them before the rest (it must wait, not decide HTTP/1).
     tcp.write_all(b"PRI * HTTP/").await.expect("write");
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let io = SentAlready { io: tcp, skip: 11 };
+    let res = h2_get(SentAlready { io: tcp, skip: 11 }, &proxy.url("/pieces")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.version(), http::Version::HTTP_2);
+}
+
+/// `GET url` over HTTP/2 on `io` (prior knowledge, or TLS with ALPN `h2`).
+async fn h2_get<IO>(io: IO, url: &str) -> http::Response<hyper::body::Incoming>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let (mut h2, conn) = hyper::client::conn::http2::handshake(
         hyper_util::rt::TokioExecutor::new(),
         hyper_util::rt::TokioIo::new(io),
@@ -1238,16 +1237,13 @@ async fn an_http2_preface_that_arrives_in_pieces_is_still_http2() {
     .await
     .expect("h2 handshake");
     tokio::spawn(conn);
-    let res = h2
-        .send_request(
-            Request::get(proxy.url("/pieces"))
-                .body(Full::new(Bytes::new()))
-                .expect("request"),
-        )
-        .await
-        .expect("h2 response");
-    assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(res.version(), http::Version::HTTP_2);
+    h2.send_request(
+        Request::get(url)
+            .body(Full::new(Bytes::new()))
+            .expect("request"),
+    )
+    .await
+    .expect("h2 response")
 }
 
 /// Reads from `s` until the end of a message head.
