@@ -1588,3 +1588,32 @@ async fn tunnels_count_as_open_connections_and_close_when_the_grace_period_ends(
         proxy.log()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_policy_is_not_taken_for_a_slow_client() {
+    // The header-read deadline is 1 s; the policy waits 1.5 s on an
+    // internal service. The request head arrived long before: the client
+    // gets its answer, not a closed connection.
+    let up = echo().await;
+    let slow = raw_upstream(|mut s| async move {
+        use tokio::io::AsyncWriteExt;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let _ = s
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            .await;
+    })
+    .await;
+    let proxy = Proxy::serve_for(
+        &up,
+        &format!(
+            "    traffic_policy_file: policy.yml\ninternal:\n  authz.internal: {slow}\ntimeouts:\n  header_read: 1s\n"
+        ),
+        &[(
+            "policy.yml",
+            "on_http_request:\n  - actions:\n      - type: http-request\n        config:\n          url: https://authz.internal/check\n          timeout: 5s\n",
+        )],
+    );
+    let res = get(&proxy.url("/after-a-wait"), &[]).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(res.echo()["path"], "/after-a-wait");
+}

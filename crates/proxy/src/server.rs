@@ -472,6 +472,14 @@ async fn handle(
     // A shared handle on the request target, for the access log: no copy.
     let target = req.uri().path_and_query().cloned();
     let version = req.version();
+    // The head is in: no header-read deadline while the request is
+    // handled (the policy may wait on other services).
+    let h1 = version != Version::HTTP_2;
+    if h1 {
+        deadlines.request();
+    } else {
+        deadlines.off();
+    }
     let upgrade = tunnel::requested(&mut req);
 
     let too_large = req
@@ -497,12 +505,6 @@ async fn handle(
     // HTTP/1 clients send one request at a time and keep their own
     // upstream connection; HTTP/2 streams and other upstreams share the
     // pool.
-    let h1 = version != Version::HTTP_2;
-    if h1 {
-        deadlines.request();
-    } else {
-        deadlines.off();
-    }
     let kept = h1.then_some(&*kept);
     let upstream = match outcome {
         Outcome::Continue => Some((&site.upstream, kept)),
