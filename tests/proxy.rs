@@ -786,9 +786,7 @@ on_http_request:
     .with_root_certificates(roots)
     .with_no_client_auth();
     config.alpn_protocols = vec![b"h2".to_vec()];
-    let tcp = tokio::net::TcpStream::connect(proxy.addr)
-        .await
-        .expect("connect");
+    let tcp = support::tcp(proxy.addr).await;
     let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(ServerName::try_from("localhost").expect("name"), tcp)
         .await
@@ -1126,16 +1124,12 @@ async fn clients_that_send_no_request_head_in_time_are_disconnected() {
     let up = echo().await;
     let proxy = Proxy::serve_for(&up, "timeouts:\n  header_read: 1s\n", &[]);
     // Half a request head, then nothing (a slow client).
-    let mut slow = tokio::net::TcpStream::connect(proxy.addr)
-        .await
-        .expect("connect");
+    let mut slow = support::tcp(proxy.addr).await;
     slow.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n")
         .await
         .expect("write");
     // One whole exchange, then an idle keep-alive connection.
-    let mut idle = tokio::net::TcpStream::connect(proxy.addr)
-        .await
-        .expect("connect");
+    let mut idle = support::tcp(proxy.addr).await;
     idle.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
         .await
         .expect("write");
@@ -1212,9 +1206,7 @@ async fn an_http2_preface_that_arrives_in_pieces_is_still_http2() {
     use tokio::io::AsyncWriteExt;
     let up = echo().await;
     let proxy = Proxy::http("on_http_request: []\n", up);
-    let mut tcp = tokio::net::TcpStream::connect(proxy.addr)
-        .await
-        .expect("connect");
+    let mut tcp = support::tcp(proxy.addr).await;
     tcp.set_nodelay(true).expect("nodelay");
     // The preface's first bytes alone; the pause gives the proxy time to
     // see them before the rest (it must wait, not decide HTTP/1).
@@ -1294,9 +1286,7 @@ async fn websocket_upgrades_are_spliced_through_to_the_upstream() {
         "on_http_request:\n  - actions:\n      - type: add-headers\n        config:\n          headers:\n            x-through: portcullis\n",
         up,
     );
-    let mut c = tokio::net::TcpStream::connect(proxy.addr)
-        .await
-        .expect("connect");
+    let mut c = support::tcp(proxy.addr).await;
     c.write_all(b"GET /chat HTTP/1.1\r\nHost: example.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
         .await
         .expect("write");
@@ -1331,9 +1321,7 @@ async fn an_upgrade_the_upstream_refuses_is_an_ordinary_response() {
     use tokio::io::AsyncWriteExt;
     let up = echo().await;
     let proxy = Proxy::http("on_http_request: []\n", up);
-    let mut c = tokio::net::TcpStream::connect(proxy.addr)
-        .await
-        .expect("connect");
+    let mut c = support::tcp(proxy.addr).await;
     c.write_all(
         b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
     )
@@ -1465,9 +1453,7 @@ async fn clients_that_close_after_each_request_still_reuse_upstream_connections(
     for _ in 0..5 {
         // One request per connection, as HTTP/1.0 clients and health
         // checks do.
-        let mut c = tokio::net::TcpStream::connect(proxy.addr)
-            .await
-            .expect("connect");
+        let mut c = support::tcp(proxy.addr).await;
         c.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
             .await
             .expect("write");
@@ -1554,9 +1540,7 @@ async fn tunnels_count_as_open_connections_and_close_when_the_grace_period_ends(
             false
         }
     };
-    let mut c = tokio::net::TcpStream::connect(proxy.addr)
-        .await
-        .expect("connect");
+    let mut c = support::tcp(proxy.addr).await;
     c.write_all(
         b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
     )

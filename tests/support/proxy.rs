@@ -326,6 +326,11 @@ where
     .await
 }
 
+/// A raw TCP connection to `addr`, to write requests by hand.
+pub async fn tcp(addr: SocketAddr) -> tokio::net::TcpStream {
+    tokio::net::TcpStream::connect(addr).await.expect("connect")
+}
+
 /// An HTTP/1.1 client on one connection: every request it sends goes over
 /// the same keep-alive connection.
 pub async fn one_connection(
