@@ -10,6 +10,7 @@ pub mod config;
 mod deadline;
 mod drain;
 pub mod echo;
+mod h1;
 pub mod metrics;
 mod outbound;
 pub mod reload;

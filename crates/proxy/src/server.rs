@@ -505,7 +505,7 @@ async fn handle(
     // HTTP/1 clients send one request at a time and keep their own
     // upstream connection; HTTP/2 streams and other upstreams share the
     // pool.
-    let kept = h1.then_some(&*kept);
+    let kept = h1.then_some(&kept);
     let upstream = match outcome {
         Outcome::Continue => Some((&site.upstream, kept)),
         Outcome::Forward => {
@@ -586,7 +586,7 @@ async fn handle(
 struct Via<'a> {
     upstream: &'a Upstream,
     /// The client connection's own upstream connection (HTTP/1).
-    kept: Option<&'a Kept>,
+    kept: Option<&'a Arc<Kept>>,
     /// The protocol the client asked to switch to.
     upgrade: Option<Upgrade>,
     /// The listener's drain, which a tunnel joins.
@@ -645,36 +645,48 @@ async fn forward(
         u.ask(headers);
     }
 
-    // An upgrade goes on a connection of its own: it may become a tunnel.
-    let (kept, alone) = match upgrade {
-        Some(_) => (None, true),
-        None => (kept, false),
-    };
-    let send = shared.upstreams.send(kept, alone, upstream, req, started);
-    // A kept connection's deadline is its client connection's; a pooled
-    // call gets a timer of its own.
-    let sent = if kept.is_some() && deadlines.on() {
-        deadlines.upstream(send).await
-    } else {
-        Box::pin(tokio::time::timeout(shared.timeouts.upstream, send))
+    let timeout = shared.timeouts.upstream;
+    let (sent, switched) = match upgrade {
+        // An upgrade goes on a connection of its own: it may become a
+        // tunnel, which counts as an open connection of the listener until
+        // it closes (in the metrics, and for a graceful stop, which waits
+        // for it up to the grace period).
+        Some(u) => {
+            Box::pin(async {
+                let send = shared.upstreams.send_alone(upstream, req);
+                match tokio::time::timeout(timeout, send).await {
+                    Ok(Ok(mut res)) => {
+                        let opened = shared.metrics.connection_opened();
+                        let switched = u.splice(&mut res, drain.watch(), opened);
+                        (Some(Ok(res.map(body::boxed))), switched)
+                    }
+                    Ok(Err(e)) => (Some(Err(e)), None),
+                    Err(_) => (None, None),
+                }
+            })
             .await
-            .ok()
+        }
+        None => {
+            let send = shared.upstreams.send(kept, upstream, req, started);
+            // A kept connection's deadline is its client connection's; a
+            // pooled call gets a timer of its own.
+            let sent = if kept.is_some() && deadlines.on() {
+                deadlines.upstream(send).await
+            } else {
+                Box::pin(tokio::time::timeout(timeout, send)).await.ok()
+            };
+            (sent, None)
+        }
     };
     match sent {
-        Some(Ok(mut res)) => {
-            // A tunnel counts as an open connection of the listener until
-            // it closes: in the metrics, and for a graceful stop (which
-            // waits for it up to the grace period).
-            let switched = upgrade.and_then(|u| {
-                u.splice(&mut res, drain.watch(), shared.metrics.connection_opened())
-            });
-            let (mut parts, incoming) = res.into_parts();
+        Some(Ok(res)) => {
+            let (mut parts, body) = res.into_parts();
             strip_hop_by_hop(&mut parts.headers);
             if let Some(s) = switched {
                 s.restore(&mut parts.headers);
             }
             parts.headers.remove(&respond::ERROR_CODE);
-            Response::from_parts(parts, body::boxed(incoming))
+            Response::from_parts(parts, body)
         }
         Some(Err(Failure::Connect(e))) => {
             shared.metrics.upstream_error(UpstreamErrorKind::Connect);
