@@ -21,17 +21,28 @@ async fn allowed_requests_reach_the_upstream_with_forwarding_headers() {
     let proxy = Proxy::http("on_http_request: []\n", up);
     let res = get(
         &proxy.url("/hello?x=1"),
-        &[("x-forwarded-for", "198.51.100.1")],
+        &[
+            ("x-forwarded-for", "198.51.100.1"),
+            ("x-forwarded-proto", "spoofed"),
+            ("x-forwarded-host", "spoofed.example"),
+        ],
     )
     .await;
     assert_eq!(res.status, StatusCode::OK);
     let echo = res.echo();
     assert_eq!(echo["path"], "/hello");
     assert_eq!(echo["query"], "x=1");
+    // The client's forwarding headers are replaced, not repeated.
     let headers = &echo["headers"];
-    assert_eq!(headers["x-forwarded-for"][0], "198.51.100.1, 127.0.0.1");
-    assert_eq!(headers["x-forwarded-proto"][0], "http");
-    assert_eq!(headers["x-forwarded-host"][0], proxy.addr.to_string());
+    assert_eq!(
+        headers["x-forwarded-for"],
+        serde_json::json!(["198.51.100.1, 127.0.0.1"])
+    );
+    assert_eq!(headers["x-forwarded-proto"], serde_json::json!(["http"]));
+    assert_eq!(
+        headers["x-forwarded-host"],
+        serde_json::json!([proxy.addr.to_string()])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -554,6 +565,16 @@ on_http_request:
         .to_bytes();
     let echo: serde_json::Value = serde_json::from_slice(&body).expect("json");
     assert_eq!(echo["headers"]["x-h2"][0], "yes");
+    // HTTP/2 streams go through the pool, which sets the forwarding
+    // headers in the header map.
+    assert_eq!(
+        echo["headers"]["x-forwarded-for"],
+        serde_json::json!(["127.0.0.1"])
+    );
+    assert_eq!(
+        echo["headers"]["x-forwarded-proto"],
+        serde_json::json!(["http"])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -41,7 +41,7 @@ use portcullis_actions::body::{self, Body, BoxError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::upstream::Kept;
+use crate::upstream::{Forwarded, Kept};
 
 /// The most bytes a response head (or a chunked body's trailers) may
 /// take, and the most header fields it may have. nginx's default is one
@@ -167,10 +167,11 @@ impl Conn {
     pub(crate) async fn send(
         mut self,
         req: Request<Body>,
+        forwarded: &Forwarded,
         home: Home,
     ) -> Result<Response<Body>, Failed> {
         let head_only = req.method() == Method::HEAD;
-        let framing = self.encode_head(&req);
+        let framing = self.encode_head(&req, forwarded);
         // Nothing written yet: a failure here gives the request back.
         if let Err(e) = std::future::poll_fn(|cx| self.poll_flush_out(cx)).await {
             let unsent = (self.written == 0).then_some(req);
@@ -228,7 +229,7 @@ impl Conn {
     }
 
     /// Writes the request head into `out`, and says how its body is sent.
-    fn encode_head(&mut self, req: &Request<Body>) -> Sending {
+    fn encode_head(&mut self, req: &Request<Body>, forwarded: &Forwarded) -> Sending {
         let out = &mut self.out;
         out.clear();
         self.written = 0;
@@ -237,8 +238,15 @@ impl Conn {
         let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
         out.extend_from_slice(target.as_bytes());
         out.extend_from_slice(b" HTTP/1.1\r\n");
+        let mut prior = None;
         for (name, value) in req.headers() {
             if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
+                continue;
+            }
+            if forwarded.replaces(name) {
+                if prior.is_none() && name == "x-forwarded-for" {
+                    prior = Some(value);
+                }
                 continue;
             }
             out.extend_from_slice(name.as_str().as_bytes());
@@ -246,6 +254,7 @@ impl Conn {
             out.extend_from_slice(value.as_bytes());
             out.extend_from_slice(b"\r\n");
         }
+        forwarded.write(out, prior);
         // The body says how long it is; a declared length that is not the
         // body's would desynchronise the connection.
         let body = req.body();
@@ -915,7 +924,7 @@ mod tests {
     use tokio::net::{TcpListener, TcpStream};
 
     use super::{Chunked, Conn, Error, Framing, Home, Step, response_framing};
-    use crate::upstream::{Kept, Parked};
+    use crate::upstream::{Forwarded, Kept, Parked};
 
     /// Decodes `wire` fed in two reads split at `at`.
     fn decode(wire: &[u8], at: usize) -> Result<Vec<u8>, Error> {
@@ -1061,6 +1070,14 @@ mod tests {
         (conn, Arc::new(Kept::new(Arc::new(Parked::default()))))
     }
 
+    fn fwd() -> &'static Forwarded {
+        Box::leak(Box::new(Forwarded {
+            client_ip: HeaderValue::from_static("10.0.0.1"),
+            proto: HeaderValue::from_static("http"),
+            host: Some(HeaderValue::from_static("up")),
+        }))
+    }
+
     fn home(kept: &Arc<Kept>) -> Home {
         Home {
             kept: kept.clone(),
@@ -1106,12 +1123,20 @@ mod tests {
             }
         })
         .await;
-        let res = conn.send(get(), home(&kept)).await.ok().expect("first");
+        let res = conn
+            .send(get(), fwd(), home(&kept))
+            .await
+            .ok()
+            .expect("first");
         let values: Vec<_> = res.headers().get_all("x-a").iter().cloned().collect();
         assert_eq!(values, ["1", "2"]);
         assert_eq!(text(res).await, "first");
         let (conn, _) = kept.take(Instant::now()).expect("the connection came back");
-        let res = conn.send(get(), home(&kept)).await.ok().expect("second");
+        let res = conn
+            .send(get(), fwd(), home(&kept))
+            .await
+            .ok()
+            .expect("second");
         assert_eq!(text(res).await, "second");
     }
 
@@ -1126,7 +1151,11 @@ mod tests {
             let _ = s.read(&mut [0u8; 1]).await;
         })
         .await;
-        let res = conn.send(get(), home(&kept)).await.ok().expect("response");
+        let res = conn
+            .send(get(), fwd(), home(&kept))
+            .await
+            .ok()
+            .expect("response");
         assert_eq!(res.status(), StatusCode::CREATED);
         assert!(res.headers().get("link").is_none());
         assert_eq!(text(res).await, "abcde");
@@ -1146,7 +1175,11 @@ mod tests {
                 let _ = s.write_all(res.as_bytes()).await;
             })
             .await;
-            let answer = conn.send(get(), home(&kept)).await.ok().expect("response");
+            let answer = conn
+                .send(get(), fwd(), home(&kept))
+                .await
+                .ok()
+                .expect("response");
             assert_eq!(text(answer).await, "ok");
             assert!(kept.take(Instant::now()).is_none(), "{res}");
         }
@@ -1159,7 +1192,7 @@ mod tests {
         })
         .await;
         let failed = conn
-            .send(get(), home(&kept))
+            .send(get(), fwd(), home(&kept))
             .await
             .err()
             .expect("no answer");
@@ -1176,7 +1209,7 @@ mod tests {
         })
         .await;
         let failed = conn
-            .send(get(), home(&kept))
+            .send(get(), fwd(), home(&kept))
             .await
             .err()
             .expect("half an answer");
@@ -1244,7 +1277,11 @@ mod tests {
             .header("host", "up")
             .header("content-length", "5");
         let res = conn
-            .send(req.body(body::full("hello")).expect("request"), home(&kept))
+            .send(
+                req.body(body::full("hello")).expect("request"),
+                fwd(),
+                home(&kept),
+            )
             .await;
         assert_eq!(res.ok().expect("first").status(), StatusCode::NO_CONTENT);
         let wire = String::from_utf8(seen.recv().await.expect("first")).expect("text");
@@ -1258,7 +1295,7 @@ mod tests {
             .body(body)
             .expect("request");
         let (conn, _) = kept.take(Instant::now()).expect("reused");
-        let sending = tokio::spawn(conn.send(req, home(&kept)));
+        let sending = tokio::spawn(conn.send(req, fwd(), home(&kept)));
         tx.send(Bytes::from_static(b"ab")).await.expect("send");
         tx.send(Bytes::from_static(b"cde")).await.expect("send");
         drop(tx);
@@ -1288,7 +1325,7 @@ mod tests {
         let req = req.body(body::boxed(Trickle(rx))).expect("request");
         // Without the early answer the send never ends: cap the wait.
         let cap = std::time::Duration::from_secs(30);
-        let res = tokio::time::timeout(cap, conn.send(req, home(&kept))).await;
+        let res = tokio::time::timeout(cap, conn.send(req, fwd(), home(&kept))).await;
         let res = res
             .expect("the early answer ended the send")
             .ok()

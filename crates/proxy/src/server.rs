@@ -34,12 +34,8 @@ use crate::drain::{Drain, Watch};
 use crate::metrics::{Metrics, UpstreamErrorKind};
 use crate::outbound::Outbound;
 use crate::tunnel::{self, Upgrade};
-use crate::upstream::{Failure, Kept, Parked, Upstreams};
+use crate::upstream::{Failure, Forwarded, Kept, Parked, Upstreams};
 use crate::{admin, reload, tls};
-
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// The code of a request body over the limit.
 const BODY_TOO_LARGE: &str = "ERR_NGROK_3903";
@@ -611,17 +607,19 @@ async fn forward(
     } = via;
     // The forwarding headers' values, made before the request is taken
     // out of the context: the client's address, the scheme, the host.
-    let client_ip = ctx.conn().client_ip_value().clone();
-    let proto = if ctx.scheme() == "https" {
-        HeaderValue::from_static("https")
-    } else {
-        HeaderValue::from_static("http")
+    let forwarded = Forwarded {
+        client_ip: ctx.conn().client_ip_value().clone(),
+        proto: if ctx.scheme() == "https" {
+            HeaderValue::from_static("https")
+        } else {
+            HeaderValue::from_static("http")
+        },
+        host: ctx
+            .req_headers()
+            .get(header::HOST)
+            .cloned()
+            .or_else(|| HeaderValue::from_str(ctx.authority()).ok()),
     };
-    let host = ctx
-        .req_headers()
-        .get(header::HOST)
-        .cloned()
-        .or_else(|| HeaderValue::from_str(ctx.authority()).ok());
     let mut req = ctx.take_request(keep_request);
     // Origin form: the upstream sees the path and query only.
     let target = req
@@ -633,14 +631,16 @@ async fn forward(
     *req.version_mut() = Version::HTTP_11;
     let headers = req.headers_mut();
     strip_hop_by_hop(headers);
-    if let Some(host) = host {
-        if !headers.contains_key(header::HOST) {
-            headers.insert(header::HOST, host.clone());
-        }
-        headers.insert(X_FORWARDED_HOST, host);
+    if let Some(host) = &forwarded.host
+        && !headers.contains_key(header::HOST)
+    {
+        headers.insert(header::HOST, host.clone());
     }
-    append_forwarded_for(headers, client_ip);
-    headers.insert(X_FORWARDED_PROTO, proto);
+    // A kept connection writes the forwarding headers with the head; the
+    // other ways carry them in the header map.
+    if kept.is_none() || upgrade.is_some() {
+        forwarded.apply(headers);
+    }
     if let Some(u) = &upgrade {
         u.ask(headers);
     }
@@ -667,7 +667,9 @@ async fn forward(
             .await
         }
         None => {
-            let send = shared.upstreams.send(kept, upstream, req, started);
+            let send = shared
+                .upstreams
+                .send(kept, upstream, req, &forwarded, started);
             // A kept connection's deadline is its client connection's; a
             // pooled call gets a timer of its own.
             let sent = if kept.is_some() && deadlines.on() {
@@ -760,17 +762,6 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
         || name == header::PROXY_AUTHORIZATION
         || name.as_str() == "keep-alive"
         || name.as_str() == "proxy-connection"
-}
-
-fn append_forwarded_for(headers: &mut HeaderMap, client_ip: HeaderValue) {
-    let value = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prior) => match client_ip.to_str() {
-            Ok(ip) => HeaderValue::from_str(&format!("{prior}, {ip}")).unwrap_or(client_ip),
-            Err(_) => client_ip,
-        },
-        None => client_ip,
-    };
-    headers.insert(X_FORWARDED_FOR, value);
 }
 
 /// One access-log line per exchange.
