@@ -100,11 +100,11 @@ impl Deadlines {
     }
 
     /// Runs `send`, the call to the upstream, and gives up with `None` when
-    /// the upstream's deadline passes first.
-    pub(crate) async fn upstream<F: Future>(&self, send: F) -> Option<F::Output> {
+    /// the upstream's deadline passes first. `send` is pinned by the caller
+    /// and borrowed: a large future taken by value would be copied in.
+    pub(crate) async fn upstream<F: Future>(&self, mut send: Pin<&mut F>) -> Option<F::Output> {
         self.expired.store(false, Ordering::Relaxed);
         self.set(UPSTREAM);
-        let mut send = std::pin::pin!(send);
         // The timer runs in this connection's task and polls this future
         // right after it sets `expired`.
         let out = std::future::poll_fn(|cx| {

@@ -666,19 +666,24 @@ async fn forward(
             })
             .await
         }
-        None => {
-            let send = shared
-                .upstreams
-                .send(kept, upstream, req, &forwarded, started);
-            // A kept connection's deadline is its client connection's; a
-            // pooled call gets a timer of its own.
-            let sent = if kept.is_some() && deadlines.on() {
-                deadlines.upstream(send).await
-            } else {
-                Box::pin(tokio::time::timeout(timeout, send)).await.ok()
-            };
-            (sent, None)
-        }
+        // A kept connection's deadline is its client connection's (an
+        // HTTP/1 connection's deadlines are on); a pooled call gets a timer
+        // of its own.
+        None => match kept {
+            Some(kept) => {
+                let send = shared
+                    .upstreams
+                    .send_kept(kept, upstream, req, &forwarded, started);
+                (deadlines.upstream(std::pin::pin!(send)).await, None)
+            }
+            None => {
+                let send = shared.upstreams.send_pooled(upstream, req);
+                (
+                    Box::pin(tokio::time::timeout(timeout, send)).await.ok(),
+                    None,
+                )
+            }
+        },
     };
     match sent {
         Some(Ok(res)) => {

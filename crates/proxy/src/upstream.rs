@@ -262,31 +262,16 @@ impl From<hyper_util::client::legacy::Error> for Failure {
 
 impl Upstreams {
     /// Sends `req`, whose URI is in origin form (`/path?query`) and whose
-    /// `Host` header is set, to `upstream`: on `kept` if given, on a new
-    /// connection of its own if `alone` (a protocol upgrade, which may turn
-    /// the connection into a tunnel), else through the pool.
-    pub(crate) async fn send(
+    /// `Host` and forwarding headers are set, to `upstream` through the
+    /// pool.
+    pub(crate) async fn send_pooled(
         &self,
-        kept: Option<&Arc<Kept>>,
         upstream: &Upstream,
-        req: Request<Body>,
-        forwarded: &Forwarded,
-        now: Instant,
+        mut req: Request<Body>,
     ) -> Result<Response<Body>, Failure> {
-        match kept {
-            Some(kept) => self.send_kept(kept, upstream, req, forwarded, now).await,
-            // The paths off the common one are boxed: a future holds room
-            // for every path it may take, and this one is moved whole.
-            None => {
-                Box::pin(async {
-                    let mut req = req;
-                    let target = req.uri().path_and_query().cloned();
-                    *req.uri_mut() = absolute(upstream, target)?;
-                    Ok(self.pool.request(req).await?.map(body::boxed))
-                })
-                .await
-            }
-        }
+        let target = req.uri().path_and_query().cloned();
+        *req.uri_mut() = absolute(upstream, target)?;
+        Ok(self.pool.request(req).await?.map(body::boxed))
     }
 
     /// Sends `req` on a new connection of its own, which becomes a tunnel
@@ -306,7 +291,10 @@ impl Upstreams {
         Ok(sender.send_request(req).await?)
     }
 
-    async fn send_kept(
+    /// Sends `req`, whose URI is in origin form (`/path?query`) and whose
+    /// `Host` header is set, to `upstream` on `kept`, with the `forwarded`
+    /// headers.
+    pub(crate) async fn send_kept(
         &self,
         kept: &Arc<Kept>,
         upstream: &Upstream,
