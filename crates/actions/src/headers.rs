@@ -10,6 +10,7 @@ use portcullis_cel::{Diagnostic, Map, Value};
 use portcullis_policy::schema::Phase;
 
 use crate::action::Config;
+use crate::ctx::has_header;
 use crate::record::key;
 use crate::template::Template;
 use crate::{Action, ActionError, CompileCx, RequestCtx, ResultVar, Run, Step};
@@ -174,7 +175,8 @@ impl Action for RemoveHeaders {
         let mut removed = Vec::new();
         if let Some(headers) = headers_of(ctx, self.phase) {
             for name in &self.names {
-                if headers.remove(name).is_some() {
+                // Most often absent: a scan says so before a hash does.
+                if has_header(headers, name) && headers.remove(name).is_some() {
                     removed.push(Value::string(name.as_str()));
                 }
             }

@@ -94,3 +94,34 @@ fn a_request_without_a_body_has_length_zero_and_a_streamed_one_none() {
         Some(false)
     );
 }
+
+#[test]
+fn header_lookups_agree_whether_they_scan_or_hash() {
+    use portcullis_cel::value::MultiMap;
+
+    use super::{Headers, SCAN_MAX, has_header};
+    // A few fields (looked up by scanning) and many (by hashing).
+    for extra in [0, SCAN_MAX + 4] {
+        let mut map = http::HeaderMap::new();
+        map.append("x-roles", "admin".parse().expect("value"));
+        map.append("accept", "text/html".parse().expect("value"));
+        map.append("x-roles", "ops".parse().expect("value"));
+        for i in 0..extra {
+            let name = http::header::HeaderName::from_bytes(format!("x-fill-{i}").as_bytes());
+            map.append(name.expect("name"), "1".parse().expect("value"));
+        }
+        let h = Headers(map);
+        assert_eq!(h.count("x-roles"), 2, "{extra}");
+        assert_eq!(h.count("accept"), 1, "{extra}");
+        assert_eq!(h.count("X-Roles"), 0, "{extra}");
+        assert_eq!(h.count("x-absent"), 0, "{extra}");
+        assert_eq!(h.value("x-roles", 0), Some("admin"), "{extra}");
+        assert_eq!(h.value("x-roles", 1), Some("ops"), "{extra}");
+        assert_eq!(h.value("x-roles", 2), None, "{extra}");
+        assert_eq!(h.find_value("x-roles", &mut |v| v == "ops"), Some(true));
+        assert_eq!(h.find_value("x-roles", &mut |v| v == "dev"), Some(false));
+        assert_eq!(h.find_value("x-absent", &mut |_| true), None);
+        assert!(has_header(&h.0, &http::header::ACCEPT), "{extra}");
+        assert!(!has_header(&h.0, &http::header::COOKIE), "{extra}");
+    }
+}

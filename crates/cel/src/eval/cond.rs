@@ -36,6 +36,10 @@ pub(crate) enum Cond {
     VarInStrs(Var, Box<[Box<str>]>, bool),
     /// `v.startsWith('p')` and the other string predicates.
     VarStrPred(Var, StrPred, Box<str>),
+    /// Neighbouring string predicates on one variable in a chain:
+    /// `p.startsWith('/.env') || p.startsWith('/.git') || ...` (`true`: of
+    /// `||`). The variable is read once.
+    VarStrPreds(Var, Box<[(StrPred, Box<str>)]>, bool),
     /// The same on the innermost comprehension variable: `k` in
     /// `m.exists(k, k.startsWith('debug'))`.
     LocalStrPred(StrPred, Box<str>),
@@ -79,13 +83,19 @@ impl Cond {
                 let mut items = Vec::new();
                 flatten(*l, &mut items, true);
                 flatten(*r, &mut items, true);
-                Cond::All(items.into())
+                match group(items, false) {
+                    mut one if one.len() == 1 => one.remove(0),
+                    items => Cond::All(items.into()),
+                }
             }
             Node::Or(l, r) => {
                 let mut items = Vec::new();
                 flatten(*l, &mut items, false);
                 flatten(*r, &mut items, false);
-                Cond::Any(items.into())
+                match group(items, true) {
+                    mut one if one.len() == 1 => one.remove(0),
+                    items => Cond::Any(items.into()),
+                }
             }
             Node::Not(x) => match Cond::from_node(*x) {
                 Cond::VarEqStr(v, c, negate) => Cond::VarEqStr(v, c, !negate),
@@ -165,6 +175,7 @@ impl Cond {
             Cond::VarEqStr(v, c, negate) => var_eq_str(v, c, *negate, act),
             Cond::VarInStrs(v, set, negate) => var_in_strs(v, set, *negate, act),
             Cond::VarStrPred(v, pred, arg) => var_str_pred(v, *pred, arg, act),
+            Cond::VarStrPreds(v, preds, any) => var_str_preds(v, preds, *any, act),
             Cond::LocalStrPred(pred, arg) => match f.locals.map(|l| &l.value) {
                 Some(Value::String(s)) => Ok(pred.test(s, arg)),
                 _ => local_str_pred_error(*pred, f),
@@ -233,6 +244,26 @@ fn var_str_pred<A: Activation + ?Sized>(
     }
 }
 
+#[inline(never)]
+fn var_str_preds<A: Activation + ?Sized>(
+    v: &Var,
+    preds: &[(StrPred, Box<str>)],
+    any: bool,
+    act: &A,
+) -> Result<bool, EvalError> {
+    match act.resolve(v.id) {
+        // As the chain of single predicates: the first that equals `any`
+        // decides.
+        Some(Value::String(s)) => Ok(preds.iter().any(|(p, arg)| p.test(&s, arg) == any) == any),
+        // Every term fails alike; the chain reports the first.
+        Some(other) => Err(EvalError::no_overload(
+            preds.first().map_or("startsWith", |(p, _)| p.name()),
+            &[other],
+        )),
+        None => Err(no_such_attribute(&v.name)),
+    }
+}
+
 /// A string predicate on a comprehension variable that is not a string.
 #[cold]
 #[inline(never)]
@@ -288,6 +319,40 @@ fn str_in_var<A: Activation + ?Sized>(needle: &str, v: &Var, act: &A) -> Result<
         Value::List(l) => Ok(l.contains(&needle)),
         other => Err(EvalError::no_overload("@in", &[needle, other])),
     }
+}
+
+/// Merges each run of neighbouring [`Cond::VarStrPred`]s on one variable
+/// in a chain (`any`: of `||`) into a [`Cond::VarStrPreds`]. Exact: the
+/// terms of a run fail or succeed on the same value, and a run decides
+/// the chain where its first deciding term would have.
+fn group(items: Vec<Cond>, any: bool) -> Vec<Cond> {
+    let mut out: Vec<Cond> = Vec::with_capacity(items.len());
+    for item in items {
+        let Cond::VarStrPred(v, pred, arg) = item else {
+            out.push(item);
+            continue;
+        };
+        if let Some(Cond::VarStrPreds(w, preds, _)) = out.last_mut()
+            && w.id == v.id
+        {
+            let mut all = std::mem::take(preds).into_vec();
+            all.push((pred, arg));
+            *preds = all.into();
+        } else {
+            out.push(Cond::VarStrPreds(v, Box::new([(pred, arg)]), any));
+        }
+    }
+    // A run of one stays a single predicate.
+    out.into_iter()
+        .map(|c| match c {
+            Cond::VarStrPreds(v, preds, _) if preds.len() == 1 => {
+                let mut preds = preds.into_vec();
+                let (pred, arg) = preds.remove(0);
+                Cond::VarStrPred(v, pred, arg)
+            }
+            other => other,
+        })
+        .collect()
 }
 
 /// Appends the terms of a chain (`is_and`: of `&&`) to `items`.

@@ -136,6 +136,46 @@ fn chains_absorb_errors_as_cel_and_or_do() {
 }
 
 #[test]
+fn neighbouring_string_predicates_on_one_variable_keep_chain_semantics() {
+    let v = vars();
+    let a = act(&v);
+    // Grouped: `t` is read once, the answers are the chain's.
+    assert_eq!(
+        run(&v, &a, "t.startsWith('a') || t.startsWith('b')"),
+        Ok(true)
+    );
+    assert_eq!(
+        run(&v, &a, "t.startsWith('a') || t.endsWith('c')"),
+        Ok(false)
+    );
+    assert_eq!(
+        run(&v, &a, "t.startsWith('b') && t.endsWith('b')"),
+        Ok(true)
+    );
+    assert_eq!(
+        run(&v, &a, "t.startsWith('b') && t.contains('x')"),
+        Ok(false)
+    );
+    // Runs broken by another term, and runs on two variables.
+    let src = "t.startsWith('x') || d == 1 || t.startsWith('y') || t.endsWith('b')";
+    assert_eq!(run(&v, &a, src), Ok(true));
+    let src = "t.startsWith('x') || s.startsWith('y') || t.endsWith('z')";
+    assert!(run(&v, &a, src).is_err_and(|e| e.contains("`s`")));
+    // A run on an absent or non-string variable fails as its terms do; a
+    // deciding term elsewhere in the chain still wins.
+    assert!(run(&v, &a, "s.startsWith('a') || s.startsWith('b')").is_err());
+    assert!(run(&v, &a, "d.startsWith('a') || d.startsWith('b')").is_err());
+    assert_eq!(
+        run(&v, &a, "s.startsWith('a') || s.endsWith('b') || t == 'b'"),
+        Ok(true)
+    );
+    assert_eq!(
+        run(&v, &a, "d.startsWith('a') && d.endsWith('b') && t == 'x'"),
+        Ok(false)
+    );
+}
+
+#[test]
 fn negated_leaves_keep_cel_semantics() {
     let v = vars();
     let a = act(&v);
