@@ -7,7 +7,8 @@
 //! requests one after the other, so the request's own future can write
 //! the request and read the response head, and the response body reads
 //! the rest; when the body ends, the connection goes back to its client
-//! connection ([`Kept`]). This is what Pingora does for the same reason.
+//! connection ([`Kept`]). Pingora, Cloudflare's proxy framework, likewise
+//! drives its own HTTP/1 upstream sessions from the request's task.
 //!
 //! The head is parsed by `httparse`, hyper's own parser. The message
 //! framing follows RFC 9112 §6: a `HEAD` request and `1xx`, `204` and
@@ -458,6 +459,9 @@ fn parse_head(
             buf,
             &mut headers,
         ) {
+            Ok(httparse::Status::Complete(len)) if len > MAX_HEAD => {
+                return Err(Error::Invalid("response head too large"));
+            }
             Ok(httparse::Status::Complete(len)) => len,
             Ok(httparse::Status::Partial) => return Ok(None),
             Err(e) => return Err(invalid(e)),
@@ -1214,6 +1218,34 @@ mod tests {
             .err()
             .expect("half an answer");
         assert!(matches!(failed.error, Error::Io(_)), "{}", failed.error);
+    }
+
+    #[tokio::test]
+    async fn answers_that_break_http_are_refused() {
+        let huge = format!("HTTP/1.1 200 OK\r\nx-big: {}\r\n\r\n", "a".repeat(70_000));
+        for answer in [
+            huge,
+            "HTTP/1.1 2OO OK\r\n\r\n".to_owned(),
+            "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n\r\n".to_owned(),
+            "HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\nok".to_owned(),
+            "HTTP/1.1 200 OK\r\nbad header\r\n\r\n".to_owned(),
+        ] {
+            let wire = answer.clone();
+            let (conn, kept) = connected(move |mut s| async move {
+                read_request(&mut s).await;
+                let _ = s.write_all(wire.as_bytes()).await;
+                let _ = s.read(&mut [0u8; 1]).await;
+            })
+            .await;
+            let failed = conn.send(get(), fwd(), home(&kept)).await.err();
+            let error = failed.map(|f| f.error);
+            assert!(
+                matches!(error, Some(Error::Invalid(_))),
+                "{:.60}: {error:?}",
+                answer
+            );
+            assert!(kept.take(Instant::now()).is_none());
+        }
     }
 
     #[tokio::test]
