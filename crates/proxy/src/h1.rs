@@ -360,8 +360,15 @@ impl Conn {
 
     /// Reads more into `buf`.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
+        self.poll_fill_up_to(cx, 0)
+    }
+
+    /// Reads more into `buf`, with room for `want` bytes (a body's rest)
+    /// between 8 and 64 KiB: a large body takes fewer reads.
+    fn poll_fill_up_to(&mut self, cx: &mut Context<'_>, want: u64) -> Poll<std::io::Result<usize>> {
         if self.buf.capacity() - self.buf.len() < 2048 {
-            self.buf.reserve(8192);
+            let room = usize::try_from(want).unwrap_or(usize::MAX);
+            self.buf.reserve(room.clamp(8 * 1024, 64 * 1024));
         }
         pin!(self.io.read_buf(&mut self.buf)).poll(cx)
     }
@@ -801,7 +808,11 @@ impl Reply {
                     }
                 }
             }
-            match ready!(conn.poll_fill(cx)) {
+            let want = match self.framing {
+                Framing::Length(left) => left,
+                _ => 64 * 1024,
+            };
+            match ready!(conn.poll_fill_up_to(cx, want)) {
                 Ok(0) if self.framing == Framing::Close => {
                     self.reuse = false;
                     self.finish();
