@@ -165,29 +165,35 @@ impl Conn {
     /// removed) and returns the response once its head is in. Its body
     /// reads the rest and then hands the connection to `home`, if the
     /// connection may be reused.
-    pub(crate) async fn send(
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an `async fn` keeps each argument twice in its state (rust-lang/rust#62958)"
+    )]
+    pub(crate) fn send(
         mut self,
         req: Request<Body>,
         forwarded: &Forwarded,
         home: Home,
-    ) -> Result<Response<Body>, Failed> {
-        let head_only = req.method() == Method::HEAD;
-        let framing = self.encode_head(&req, forwarded);
-        // Nothing written yet: a failure here gives the request back.
-        if let Err(e) = std::future::poll_fn(|cx| self.poll_flush_out(cx)).await {
-            let unsent = (self.written == 0).then_some(req);
-            return Err(Failed {
-                error: unanswered(e),
-                unsent,
-            });
-        }
-        let mut body = req.into_body();
-        let mut early = false;
-        if framing != Sending::None {
-            let mut sending = framing;
-            early =
-                match std::future::poll_fn(|cx| self.poll_send_body(cx, &mut body, &mut sending))
-                    .await
+    ) -> impl Future<Output = Result<Response<Body>, Failed>> {
+        async move {
+            let head_only = req.method() == Method::HEAD;
+            let framing = self.encode_head(&req, forwarded);
+            // Nothing written yet: a failure here gives the request back.
+            if let Err(e) = std::future::poll_fn(|cx| self.poll_flush_out(cx)).await {
+                let unsent = (self.written == 0).then_some(req);
+                return Err(Failed {
+                    error: unanswered(e),
+                    unsent,
+                });
+            }
+            let mut body = req.into_body();
+            let mut early = false;
+            if framing != Sending::None {
+                let mut sending = framing;
+                early = match std::future::poll_fn(|cx| {
+                    self.poll_send_body(cx, &mut body, &mut sending)
+                })
+                .await
                 {
                     Ok(early) => early,
                     // The upstream may have answered and closed before taking
@@ -195,38 +201,39 @@ impl Conn {
                     Err(Error::Io(_)) => true,
                     Err(e) => return Err(e.into()),
                 };
+            }
+            drop(body);
+            let (head, status) = loop {
+                if let Some(parsed) = parse_head(&mut self.buf, &mut self.spans)? {
+                    break parsed;
+                }
+                if self.buf.len() > MAX_HEAD {
+                    return Err(Error::Invalid("response head too large").into());
+                }
+                let started = !self.buf.is_empty();
+                match std::future::poll_fn(|cx| self.poll_fill(cx)).await {
+                    Ok(0) if started => return Err(Error::Io(incomplete()).into()),
+                    Ok(0) => return Err(unanswered(closed()).into()),
+                    Ok(_) => {}
+                    Err(e) if started => return Err(Error::Io(e).into()),
+                    Err(e) => return Err(unanswered(e).into()),
+                }
+            };
+            let (mut parts, ()) = head.into_parts();
+            let framing = response_framing(head_only, status, &mut parts.headers)?;
+            let reuse = !early && keeps_alive(parts.version, &parts.headers) && framing.delimited();
+            let mut reply = Reply {
+                conn: Some(self),
+                framing,
+                reuse,
+                home: Some(home),
+            };
+            if reply.framing == Framing::Done {
+                reply.finish();
+                return Ok(Response::from_parts(parts, body::empty()));
+            }
+            Ok(Response::from_parts(parts, Body::new(reply)))
         }
-        drop(body);
-        let (head, status) = loop {
-            if let Some(parsed) = parse_head(&mut self.buf, &mut self.spans)? {
-                break parsed;
-            }
-            if self.buf.len() > MAX_HEAD {
-                return Err(Error::Invalid("response head too large").into());
-            }
-            let started = !self.buf.is_empty();
-            match std::future::poll_fn(|cx| self.poll_fill(cx)).await {
-                Ok(0) if started => return Err(Error::Io(incomplete()).into()),
-                Ok(0) => return Err(unanswered(closed()).into()),
-                Ok(_) => {}
-                Err(e) if started => return Err(Error::Io(e).into()),
-                Err(e) => return Err(unanswered(e).into()),
-            }
-        };
-        let (mut parts, ()) = head.into_parts();
-        let framing = response_framing(head_only, status, &mut parts.headers)?;
-        let reuse = !early && keeps_alive(parts.version, &parts.headers) && framing.delimited();
-        let mut reply = Reply {
-            conn: Some(self),
-            framing,
-            reuse,
-            home: Some(home),
-        };
-        if reply.framing == Framing::Done {
-            reply.finish();
-            return Ok(Response::from_parts(parts, body::empty()));
-        }
-        Ok(Response::from_parts(parts, Body::new(reply)))
     }
 
     /// Writes the request head into `out`, and says how its body is sent.

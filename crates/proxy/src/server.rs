@@ -454,128 +454,134 @@ impl std::fmt::Display for Closed {
 
 impl std::error::Error for Closed {}
 
-async fn handle(
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an `async fn` keeps each argument twice in its state (rust-lang/rust#62958)"
+)]
+fn handle(
     mut req: Request<Incoming>,
     conn: Arc<Conn>,
     site: Arc<Site>,
     shared: Arc<Shared>,
     kept: Arc<Kept>,
     deadlines: Arc<Deadlines>,
-) -> Result<Response<Tracked>, Closed> {
-    let started = Instant::now();
-    let pipeline = site.pipeline.load_full();
-    let method = req.method().clone();
-    // A shared handle on the request target, for the access log: no copy.
-    let target = req.uri().path_and_query().cloned();
-    let version = req.version();
-    // The head is in: no header-read deadline while the request is
-    // handled (the policy may wait on other services).
-    let h1 = version != Version::HTTP_2;
-    if h1 {
-        deadlines.request();
-    } else {
-        deadlines.off();
-    }
-    let upgrade = tunnel::requested(&mut req);
+) -> impl Future<Output = Result<Response<Tracked>, Closed>> {
+    async move {
+        let started = Instant::now();
+        let pipeline = site.pipeline.load_full();
+        let method = req.method().clone();
+        // A shared handle on the request target, for the access log: no copy.
+        let target = req.uri().path_and_query().cloned();
+        let version = req.version();
+        // The head is in: no header-read deadline while the request is
+        // handled (the policy may wait on other services).
+        let h1 = version != Version::HTTP_2;
+        if h1 {
+            deadlines.request();
+        } else {
+            deadlines.off();
+        }
+        let upgrade = tunnel::requested(&mut req);
 
-    let too_large = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .is_some_and(|n| n > shared.limits.max_body_bytes);
-    let max_body = usize::try_from(shared.limits.max_body_bytes).unwrap_or(usize::MAX);
-    let req = req.map(|b| body::boxed(http_body_util::Limited::new(b, max_body)));
-    let mut ctx = RequestCtx::new(req, conn.clone(), site.endpoint.clone());
+        let too_large = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|n| n > shared.limits.max_body_bytes);
+        let max_body = usize::try_from(shared.limits.max_body_bytes).unwrap_or(usize::MAX);
+        let req = req.map(|b| body::boxed(http_body_util::Limited::new(b, max_body)));
+        let mut ctx = RequestCtx::new(req, conn.clone(), site.endpoint.clone());
 
-    let mut outcome = if too_large {
-        ctx.set_response(respond::error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            BODY_TOO_LARGE,
-            "the request body is larger than the proxy accepts",
-        ));
-        Outcome::Respond
-    } else {
-        pipeline.on_request(&mut ctx).await
-    };
-    // HTTP/1 clients send one request at a time and keep their own
-    // upstream connection; HTTP/2 streams and other upstreams share the
-    // pool.
-    let kept = h1.then_some(&kept);
-    let upstream = match outcome {
-        Outcome::Continue => Some((&site.upstream, kept)),
-        Outcome::Forward => {
-            let name = ctx.forward().unwrap_or("");
-            match shared.internal.iter().find(|(n, _)| n == name) {
-                Some((_, up)) => Some((up, None)),
-                None => {
-                    ctx.set_response(respond::error(
-                        StatusCode::BAD_GATEWAY,
-                        "ERR_NGROK_3200",
-                        "no such internal endpoint",
-                    ));
-                    None
+        let mut outcome = if too_large {
+            ctx.set_response(respond::error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                BODY_TOO_LARGE,
+                "the request body is larger than the proxy accepts",
+            ));
+            Outcome::Respond
+        } else {
+            pipeline.on_request(&mut ctx).await
+        };
+        // HTTP/1 clients send one request at a time and keep their own
+        // upstream connection; HTTP/2 streams and other upstreams share the
+        // pool.
+        let kept = h1.then_some(&kept);
+        let upstream = match outcome {
+            Outcome::Continue => Some((&site.upstream, kept)),
+            Outcome::Forward => {
+                let name = ctx.forward().unwrap_or("");
+                match shared.internal.iter().find(|(n, _)| n == name) {
+                    Some((_, up)) => Some((up, None)),
+                    None => {
+                        ctx.set_response(respond::error(
+                            StatusCode::BAD_GATEWAY,
+                            "ERR_NGROK_3200",
+                            "no such internal endpoint",
+                        ));
+                        None
+                    }
                 }
             }
-        }
-        Outcome::Respond => None,
-        Outcome::Close => {
-            log(
-                &ctx,
-                &method,
-                target.as_ref().map_or("/", |p| p.as_str()),
-                version,
-                None,
-                started,
-            );
-            return Err(Closed);
-        }
-    };
-    if let Some((upstream, kept)) = upstream {
-        let keep = pipeline.has_response_rules();
-        let via = Via {
-            upstream,
-            kept,
-            upgrade,
-            drain: &site.drain,
+            Outcome::Respond => None,
+            Outcome::Close => {
+                log(
+                    &ctx,
+                    &method,
+                    target.as_ref().map_or("/", |p| p.as_str()),
+                    version,
+                    None,
+                    started,
+                );
+                return Err(Closed);
+            }
         };
-        let res = forward(&mut ctx, via, &deadlines, &shared, keep, started).await;
-        ctx.set_response(res);
-    }
-    if pipeline.has_response_rules() {
-        outcome = pipeline.on_response(&mut ctx).await;
-        if outcome == Outcome::Close {
-            log(
-                &ctx,
-                &method,
-                target.as_ref().map_or("/", |p| p.as_str()),
-                version,
-                None,
-                started,
-            );
-            return Err(Closed);
+        if let Some((upstream, kept)) = upstream {
+            let keep = pipeline.has_response_rules();
+            let via = Via {
+                upstream,
+                kept,
+                upgrade,
+                drain: &site.drain,
+            };
+            let res = forward(&mut ctx, via, &deadlines, &shared, keep, started).await;
+            ctx.set_response(res);
         }
+        if pipeline.has_response_rules() {
+            outcome = pipeline.on_response(&mut ctx).await;
+            if outcome == Outcome::Close {
+                log(
+                    &ctx,
+                    &method,
+                    target.as_ref().map_or("/", |p| p.as_str()),
+                    version,
+                    None,
+                    started,
+                );
+                return Err(Closed);
+            }
+        }
+        let res = ctx.take_response().unwrap_or_else(|| {
+            respond::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "ERR_NGROK_2300",
+                "the policy left no response",
+            )
+        });
+        shared
+            .metrics
+            .record_request(res.status().as_u16(), started.elapsed());
+        log(
+            &ctx,
+            &method,
+            target.as_ref().map_or("/", |p| p.as_str()),
+            version,
+            Some(&res),
+            started,
+        );
+        let deadlines = deadlines.on().then_some(deadlines);
+        Ok(res.map(|b| Tracked::new(b, deadlines)))
     }
-    let res = ctx.take_response().unwrap_or_else(|| {
-        respond::error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "ERR_NGROK_2300",
-            "the policy left no response",
-        )
-    });
-    shared
-        .metrics
-        .record_request(res.status().as_u16(), started.elapsed());
-    log(
-        &ctx,
-        &method,
-        target.as_ref().map_or("/", |p| p.as_str()),
-        version,
-        Some(&res),
-        started,
-    );
-    let deadlines = deadlines.on().then_some(deadlines);
-    Ok(res.map(|b| Tracked::new(b, deadlines)))
 }
 
 /// Where a request goes and how.

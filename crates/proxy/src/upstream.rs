@@ -294,47 +294,55 @@ impl Upstreams {
     /// Sends `req`, whose URI is in origin form (`/path?query`) and whose
     /// `Host` header is set, to `upstream` on `kept`, with the `forwarded`
     /// headers.
-    pub(crate) async fn send_kept(
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an `async fn` keeps each argument twice in its state (rust-lang/rust#62958)"
+    )]
+    pub(crate) fn send_kept(
         &self,
         kept: &Arc<Kept>,
         upstream: &Upstream,
         mut req: Request<Body>,
         forwarded: &Forwarded,
         now: Instant,
-    ) -> Result<Response<Body>, Failure> {
-        let home = || Home {
-            kept: kept.clone(),
-            used: now,
-        };
-        if let Some((mut conn, rested)) = kept.take(now) {
-            // The upstream may have closed the connection while it rested,
-            // or sent what no request asked for.
-            let closed = std::future::poll_fn(|cx| Poll::Ready(conn.is_closed(cx))).await;
-            if !closed {
-                // After a rest, the upstream's keep-alive timeout may close
-                // the connection as the request goes out: keep a copy.
-                let again = (rested && replayable(&req)).then(|| replay(&req));
-                match conn.send(req, forwarded, home()).await {
-                    Ok(res) => return Ok(res),
-                    Err(failed) => match (failed.unsent, again) {
-                        // Never written: safe to send on a new connection.
-                        (Some(unsent), _) => req = unsent,
-                        // Written, and the connection closed before any
-                        // answer: the upstream's keep-alive timeout raced
-                        // the request. One that is safe to repeat is sent
-                        // again on a new connection, as nginx does.
-                        (None, Some(again)) if matches!(failed.error, h1::Error::Unanswered(_)) => {
-                            req = again
-                        }
-                        (None, _) => return Err(failed.error.into()),
-                    },
+    ) -> impl Future<Output = Result<Response<Body>, Failure>> {
+        async move {
+            let home = || Home {
+                kept: kept.clone(),
+                used: now,
+            };
+            if let Some((mut conn, rested)) = kept.take(now) {
+                // The upstream may have closed the connection while it rested,
+                // or sent what no request asked for.
+                let closed = std::future::poll_fn(|cx| Poll::Ready(conn.is_closed(cx))).await;
+                if !closed {
+                    // After a rest, the upstream's keep-alive timeout may close
+                    // the connection as the request goes out: keep a copy.
+                    let again = (rested && replayable(&req)).then(|| replay(&req));
+                    match conn.send(req, forwarded, home()).await {
+                        Ok(res) => return Ok(res),
+                        Err(failed) => match (failed.unsent, again) {
+                            // Never written: safe to send on a new connection.
+                            (Some(unsent), _) => req = unsent,
+                            // Written, and the connection closed before any
+                            // answer: the upstream's keep-alive timeout raced
+                            // the request. One that is safe to repeat is sent
+                            // again on a new connection, as nginx does.
+                            (None, Some(again))
+                                if matches!(failed.error, h1::Error::Unanswered(_)) =>
+                            {
+                                req = again
+                            }
+                            (None, _) => return Err(failed.error.into()),
+                        },
+                    }
                 }
             }
+            let conn = Conn::new(Box::pin(self.open(upstream)).await?);
+            conn.send(req, forwarded, home())
+                .await
+                .map_err(|failed| failed.error.into())
         }
-        let conn = Conn::new(Box::pin(self.open(upstream)).await?);
-        conn.send(req, forwarded, home())
-            .await
-            .map_err(|failed| failed.error.into())
     }
 
     /// Opens a connection to `upstream`: TCP with the connector's connect
