@@ -1216,8 +1216,7 @@ mod tests {
         let failed = conn
             .send(get(), fwd(), home(&kept))
             .await
-            .err()
-            .expect("no answer");
+            .expect_err("no answer");
         assert!(
             matches!(failed.error, Error::Unanswered(_)),
             "{}",
@@ -1233,8 +1232,7 @@ mod tests {
         let failed = conn
             .send(get(), fwd(), home(&kept))
             .await
-            .err()
-            .expect("half an answer");
+            .expect_err("half an answer");
         assert!(matches!(failed.error, Error::Io(_)), "{}", failed.error);
     }
 
