@@ -22,6 +22,8 @@ mod upstream;
 pub use crate::config::{
     Config, EndpointConfig, Limits, Timeouts, TlsFiles, Upstream, UpstreamTls,
 };
+#[doc(hidden)]
+pub use crate::h1::decode_response;
 pub use crate::server::{
     Running, StartError, UPSTREAM_CONNECT, UPSTREAM_PROTOCOL, UPSTREAM_TIMEOUT, run, start,
 };
