@@ -493,6 +493,12 @@ fn handle(
         let req = req.map(|b| body::boxed(http_body_util::Limited::new(b, max_body)));
         let mut ctx = RequestCtx::new(req, conn.clone(), site.endpoint.clone());
 
+        // `close-connection`: logged, then the connection is dropped.
+        let closed = |ctx: &RequestCtx| {
+            let target = target.as_ref().map_or("/", |p| p.as_str());
+            log(ctx, &method, target, version, None, started);
+            Err(Closed)
+        };
         let mut outcome = if too_large {
             ctx.set_response(respond::error(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -525,15 +531,7 @@ fn handle(
             }
             Outcome::Respond => None,
             Outcome::Close => {
-                log(
-                    &ctx,
-                    &method,
-                    target.as_ref().map_or("/", |p| p.as_str()),
-                    version,
-                    None,
-                    started,
-                );
-                return Err(Closed);
+                return closed(&ctx);
             }
         };
         if let Some((upstream, kept)) = upstream {
@@ -550,15 +548,7 @@ fn handle(
         if pipeline.has_response_rules() {
             outcome = pipeline.on_response(&mut ctx).await;
             if outcome == Outcome::Close {
-                log(
-                    &ctx,
-                    &method,
-                    target.as_ref().map_or("/", |p| p.as_str()),
-                    version,
-                    None,
-                    started,
-                );
-                return Err(Closed);
+                return closed(&ctx);
             }
         }
         let res = ctx.take_response().unwrap_or_else(|| {
