@@ -641,27 +641,12 @@ async fn forward(
         u.ask(headers);
     }
 
-    let timeout = shared.timeouts.upstream;
     let (sent, switched) = match upgrade {
         // An upgrade goes on a connection of its own: it may become a
         // tunnel, which counts as an open connection of the listener until
         // it closes (in the metrics, and for a graceful stop, which waits
         // for it up to the grace period).
-        Some(u) => {
-            Box::pin(async {
-                let send = shared.upstreams.send_alone(upstream, req);
-                match tokio::time::timeout(timeout, send).await {
-                    Ok(Ok(mut res)) => {
-                        let opened = shared.metrics.connection_opened();
-                        let switched = u.splice(&mut res, drain.watch(), opened);
-                        (Some(Ok(res.map(body::boxed))), switched)
-                    }
-                    Ok(Err(e)) => (Some(Err(e)), None),
-                    Err(_) => (None, None),
-                }
-            })
-            .await
-        }
+        Some(u) => send_upgrade(shared, upstream, req, u, drain).await,
         // A kept connection's deadline is its client connection's (an
         // HTTP/1 connection's deadlines are on); a pooled call gets a timer
         // of its own.
@@ -672,13 +657,7 @@ async fn forward(
                     .send_kept(kept, upstream, req, &forwarded, started);
                 (deadlines.upstream(std::pin::pin!(send)).await, None)
             }
-            None => {
-                let send = shared.upstreams.send_pooled(upstream, req);
-                (
-                    Box::pin(tokio::time::timeout(timeout, send)).await.ok(),
-                    None,
-                )
-            }
+            None => (send_pooled(shared, upstream, req).await, None),
         },
     };
     match sent {
@@ -723,6 +702,53 @@ async fn forward(
             )
         }
     }
+}
+
+/// What an upstream call came to: a response, a failure, or `None` when
+/// the upstream's deadline passed first.
+type Sent = Option<Result<Response<Body>, Failure>>;
+
+/// A boxed future, for the paths off the common one.
+type Boxed<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Sends an upgrade request on a connection of its own, and splices a
+/// `101` into a tunnel. The rare paths are boxed and not inlined, so that
+/// their futures take no room in `forward`'s frame and state.
+#[inline(never)]
+fn send_upgrade<'a>(
+    shared: &'a Shared,
+    upstream: &'a Upstream,
+    req: Request<Body>,
+    upgrade: Upgrade,
+    drain: &'a Drain,
+) -> Boxed<'a, (Sent, Option<tunnel::Switched>)> {
+    Box::pin(async move {
+        let send = shared.upstreams.send_alone(upstream, req);
+        match tokio::time::timeout(shared.timeouts.upstream, send).await {
+            Ok(Ok(mut res)) => {
+                let opened = shared.metrics.connection_opened();
+                let switched = upgrade.splice(&mut res, drain.watch(), opened);
+                (Some(Ok(res.map(body::boxed))), switched)
+            }
+            Ok(Err(e)) => (Some(Err(e)), None),
+            Err(_) => (None, None),
+        }
+    })
+}
+
+/// Sends a request through the pool, with a timer of its own.
+#[inline(never)]
+fn send_pooled<'a>(
+    shared: &'a Shared,
+    upstream: &'a Upstream,
+    req: Request<Body>,
+) -> Boxed<'a, Sent> {
+    Box::pin(async move {
+        let send = shared.upstreams.send_pooled(upstream, req);
+        tokio::time::timeout(shared.timeouts.upstream, send)
+            .await
+            .ok()
+    })
 }
 
 /// Removes the headers that concern one connection only (RFC 9110
