@@ -42,7 +42,7 @@ use portcullis_actions::body::{self, Body, BoxError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::upstream::{Forwarded, Kept};
+use crate::upstream::{Forwarded, Kept, X_FORWARDED_FOR};
 
 /// The most bytes a response head (or a chunked body's trailers) may
 /// take, and the most header fields it may have. nginx's default is one
@@ -252,15 +252,12 @@ impl Conn {
                 continue;
             }
             if forwarded.replaces(name) {
-                if prior.is_none() && name == "x-forwarded-for" {
+                if prior.is_none() && name == X_FORWARDED_FOR {
                     prior = Some(value);
                 }
                 continue;
             }
-            out.extend_from_slice(name.as_str().as_bytes());
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(value.as_bytes());
-            out.extend_from_slice(b"\r\n");
+            header_line(out, name, value);
         }
         forwarded.write(out, prior);
         // The body says how long it is; a declared length that is not the
@@ -379,6 +376,14 @@ impl Conn {
         }
         pin!(self.io.read_buf(&mut self.buf)).poll(cx)
     }
+}
+
+/// Writes `name: value` and its line end.
+pub(crate) fn header_line(out: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
+    out.extend_from_slice(name.as_str().as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
 }
 
 /// How a request body is being sent.

@@ -60,7 +60,7 @@ pub(crate) struct Upstreams {
     pub(crate) connector: HttpsConnector<HttpConnector>,
 }
 
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub(crate) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
@@ -105,10 +105,7 @@ impl Forwarded {
         ];
         for (name, value) in lines {
             if let Some(value) = value {
-                out.extend_from_slice(name.as_str().as_bytes());
-                out.extend_from_slice(b": ");
-                out.extend_from_slice(value.as_bytes());
-                out.extend_from_slice(b"\r\n");
+                h1::header_line(out, name, &value);
             }
         }
     }
