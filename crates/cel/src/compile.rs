@@ -8,14 +8,13 @@
 
 use std::sync::Arc;
 
-use regex::Regex;
-
 use crate::ast::{Expr, ExprKind, Literal, Macro};
 use crate::check::{Checked, Ref};
 use crate::diagnostic::{Diagnostic, code};
 use crate::env::{Env, Overload};
 use crate::eval::{Comp, Cond, Node, StrPred, eval_const};
 use crate::ops::{ArithOp, CmpOp};
+use crate::pattern::Pattern;
 use crate::value::{Bin, Str, Value};
 
 /// Compiles a checked expression. Fails only for constant arguments that
@@ -329,7 +328,7 @@ impl Compiler<'_> {
         Ok(Some(match pred {
             Some(p) => Node::StrPred(Box::new(recv), p, Box::from(&*arg)),
             None => {
-                let re = Regex::new(&arg).map_err(|err| {
+                let re = Pattern::new(&arg).map_err(|err| {
                     let span = match &e.kind {
                         ExprKind::Call { args, .. } => {
                             args.last().map(|a| a.span).unwrap_or(e.span)

@@ -21,11 +21,10 @@ use std::cell::Cell;
 use std::fmt;
 use std::sync::Arc;
 
-use regex::Regex;
-
 use crate::ast::Macro;
 use crate::env::{Impl, Overload, VarId};
 use crate::ops;
+use crate::pattern::Pattern;
 use crate::types::Type;
 use crate::value::{Bin, Key, List, Map, MapData, Str, Value};
 
@@ -289,7 +288,7 @@ pub(crate) enum Node {
         test_only: bool,
     },
     StrPred(Box<Node>, StrPred, Box<str>),
-    Matches(Box<Node>, Box<Regex>),
+    Matches(Box<Node>, Box<Pattern>),
     List(Vec<Node>),
     Map(Vec<(Node, Node)>),
     Call {

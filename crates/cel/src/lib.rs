@@ -40,6 +40,7 @@ pub mod env;
 pub mod eval;
 pub mod json;
 mod ops;
+pub mod pattern;
 pub mod stdlib;
 pub mod syntax;
 pub mod time;

@@ -16,10 +16,9 @@
 
 use std::sync::Arc;
 
-use regex::Regex;
-
 use super::{Activation, EvalError, Frame, Node, StrPred, no_such_attribute, no_such_key, str_eq};
 use crate::env::VarId;
+use crate::pattern::Pattern;
 use crate::value::{Map, Str, Value};
 
 /// A compiled condition.
@@ -44,7 +43,7 @@ pub(crate) enum Cond {
     /// `m.exists(k, k.startsWith('debug'))`.
     LocalStrPred(StrPred, Box<str>),
     /// `v.matches('re')`.
-    VarMatches(Var, Box<Regex>),
+    VarMatches(Var, Box<Pattern>),
     /// `'c' in v['k']`: a value among a multi-map key's values.
     StrInVarKey(Box<str>, Var, Box<str>),
     /// `'k' in v`: a key of a map (`'x-api-key' in req.headers`) or an
@@ -289,7 +288,7 @@ fn node<'a>(n: &'a Node, f: &Frame<'a, '_>) -> Result<bool, EvalError> {
 }
 
 #[inline(never)]
-fn var_matches<A: Activation + ?Sized>(v: &Var, re: &Regex, act: &A) -> Result<bool, EvalError> {
+fn var_matches<A: Activation + ?Sized>(v: &Var, re: &Pattern, act: &A) -> Result<bool, EvalError> {
     match read(v, act)? {
         Value::String(s) => Ok(re.is_match(&s)),
         other => Err(EvalError::no_overload("matches", &[other])),
