@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::StatusCode;
 use portcullis_actions::client::HttpClient;
-use portcullis_actions::{Action, ActionError, CompileCx, RequestCtx, Step, respond};
+use portcullis_actions::{Action, ActionError, CompileCx, RequestCtx, Run, Step, respond};
 use portcullis_cel::{CompileOptions, Diagnostic, Program, Type};
 use portcullis_policy::document::Policy;
 use portcullis_policy::schema::Phase;
@@ -248,7 +248,12 @@ impl Pipeline {
                 if let Some(h) = self.hits.get(*decision) {
                     h.fetch_add(1, Ordering::Relaxed);
                 }
-                let step = action.run(ctx).finish().await;
+                // Most actions finish at once: their step is taken without
+                // `Run::finish`'s future (made, polled and dropped per action).
+                let step = match action.run(ctx) {
+                    Run::Done(step) => step,
+                    Run::Wait(fut) => fut.await,
+                };
                 match step {
                     Ok(Step::Next) => {}
                     Ok(Step::Respond) => return Outcome::Respond,
