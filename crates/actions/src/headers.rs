@@ -89,34 +89,34 @@ impl Action for AddHeaders {
     }
 }
 
-/// Header values `add-headers` renders without allocating.
-const INLINE: usize = 4;
-
 impl AddHeaders {
     fn add(&self, ctx: &mut RequestCtx) -> Result<Step, ActionError> {
-        // Render all first: a later header may not see an earlier one, as
-        // the templates read the exchange as it was when the action began.
-        // The first few values stay on the stack.
-        let mut inline: [Option<HeaderValue>; INLINE] = [const { None }; INLINE];
-        let mut spilled = Vec::new();
-        for (i, (_, t, fixed)) in self.headers.iter().enumerate() {
-            let v = match fixed {
-                Some(v) => v.clone(),
-                None => value(&t.render(ctx)?)?,
-            };
-            match inline.get_mut(i) {
-                Some(slot) => *slot = Some(v),
-                None => spilled.push(v),
+        // Render every template before adding any header: a later header's
+        // template reads the exchange as it was when the action began, not
+        // with an earlier header added. One template (the common case)
+        // waits on the stack; more in a vector.
+        let mut one = None;
+        let mut more = Vec::new();
+        for (_, t, fixed) in &self.headers {
+            if fixed.is_none() {
+                let v = value(&t.render(ctx)?)?;
+                match one {
+                    None if more.is_empty() => one = Some(v),
+                    _ => more.push(v),
+                }
             }
         }
-        let rendered = self
-            .headers
-            .iter()
-            .map(|(name, ..)| name)
-            .zip(inline.into_iter().flatten().chain(spilled));
+        let mut more = more.into_iter();
         let mut entries = Vec::new();
         if let Some(headers) = headers_of(ctx, self.phase) {
-            for (name, v) in rendered {
+            for (name, _, fixed) in &self.headers {
+                let v = match fixed {
+                    Some(v) => v.clone(),
+                    None => match one.take().or_else(|| more.next()) {
+                        Some(v) => v,
+                        None => continue,
+                    },
+                };
                 if self.added.is_some() {
                     let text = String::from_utf8_lossy(v.as_bytes()).into_owned();
                     entries.push((key(name.as_str()), Value::string(text)));

@@ -169,6 +169,45 @@ on_http_request:
 }
 
 #[test]
+fn add_headers_renders_every_value_before_adding_any() {
+    // Templates read the request as it was when the action began: `x-b`
+    // and `x-d` do not see `x-a` or `x-c`, added by the same action. The
+    // values land in the map's order, constants and templates mixed, and
+    // the result variable has them all.
+    let pipeline = load(
+        r#"
+on_http_request:
+  - actions:
+      - type: add-headers
+        config:
+          headers:
+            x-a: constant
+            x-b: "b saw ${string(size(req.headers))} headers"
+            x-c: "${req.headers['x-in'][0]}-c"
+            x-d: "${'x-a' in req.headers ? 'a' : 'no a'}, ${'x-c' in req.headers ? 'c' : 'no c'}"
+            x-in: second
+  - actions:
+      - type: add-headers
+        config:
+          headers:
+            x-result: "${actions.ngrok.add_headers.headers_added['x-c']} ${actions.ngrok.add_headers.headers_added['x-d']}"
+"#,
+    );
+    let mut req = request("GET", "/");
+    req.headers_mut()
+        .insert("x-in", http::HeaderValue::from_static("first"));
+    let (outcome, ctx) = on_request(&pipeline, req);
+    assert_eq!(outcome, Outcome::Continue);
+    assert_eq!(req_header(&ctx, "x-a"), Some("constant"));
+    assert_eq!(req_header(&ctx, "x-b"), Some("b saw 2 headers"));
+    assert_eq!(req_header(&ctx, "x-c"), Some("first-c"));
+    assert_eq!(req_header(&ctx, "x-d"), Some("no a, no c"));
+    let x_in: Vec<_> = ctx.req_headers().get_all("x-in").iter().collect();
+    assert_eq!(x_in, ["first", "second"]);
+    assert_eq!(req_header(&ctx, "x-result"), Some("first-c no a, no c"));
+}
+
+#[test]
 fn the_first_action_that_ends_the_phase_ends_it() {
     // `restrict-ips` ends the phase only when it rejects the client, so
     // the actions after it are allowed (lint E0130 forbids actions after
