@@ -151,6 +151,16 @@ impl MultiMap for Headers {
         self.0.get_all(key).iter().count()
     }
 
+    fn contains(&self, key: &str) -> bool {
+        if has_upper(key) {
+            return false;
+        }
+        if self.0.len() <= SCAN_MAX {
+            return self.0.keys().any(|k| k.as_str() == key);
+        }
+        self.0.contains_key(key)
+    }
+
     fn value(&self, key: &str, index: usize) -> Option<&str> {
         if has_upper(key) {
             return None;

@@ -127,6 +127,11 @@ pub trait MultiMap: Send + Sync {
     fn key_at(&self, index: usize) -> Option<&str>;
     /// Number of values under `key` (0 when absent).
     fn count(&self, key: &str) -> usize;
+    /// Whether `key` has a value: `in`, `has()` and `m['k']` ask this.
+    /// Implementations that scan should stop at the first match.
+    fn contains(&self, key: &str) -> bool {
+        self.count(key) > 0
+    }
     /// The `index`th value under `key`.
     fn value(&self, key: &str, index: usize) -> Option<&str>;
     /// Calls `found` on the values under `key`, in order, until it returns
@@ -668,7 +673,7 @@ impl<'a> Map<'a> {
                 }),
             Map::Host(h) => h.get(key),
             Map::Multi(m) => match key {
-                Value::String(s) if m.count(s) > 0 => {
+                Value::String(s) if m.contains(s) => {
                     // The key text must outlive the lookup: borrow the
                     // caller's copy of it.
                     let idx = (0..m.key_count()).find(|i| m.key_at(*i) == Some(&**s))?;
@@ -683,7 +688,7 @@ impl<'a> Map<'a> {
     /// The value under a string key; the fast path for `m['k']` and `m.k`.
     pub fn get_str(&self, key: &'a str) -> Option<Value<'a>> {
         match self {
-            Map::Multi(m) if m.count(key) > 0 => {
+            Map::Multi(m) if m.contains(key) => {
                 Some(Value::List(List::Multi(*m, Str::Borrowed(key))))
             }
             Map::Multi(_) => None,
@@ -695,7 +700,7 @@ impl<'a> Map<'a> {
     /// Whether `key` is present (CEL `in` on maps).
     pub fn contains_key(&self, key: &Value<'_>) -> bool {
         match (self, key) {
-            (Map::Multi(m), Value::String(s)) => m.count(s) > 0,
+            (Map::Multi(m), Value::String(s)) => m.contains(s),
             _ => self.get(key).is_some(),
         }
     }

@@ -115,6 +115,8 @@ fn header_lookups_agree_whether_they_scan_or_hash() {
         assert_eq!(h.count("accept"), 1, "{extra}");
         assert_eq!(h.count("X-Roles"), 0, "{extra}");
         assert_eq!(h.count("x-absent"), 0, "{extra}");
+        assert!(h.contains("x-roles") && h.contains("accept"), "{extra}");
+        assert!(!h.contains("X-Roles") && !h.contains("x-absent"), "{extra}");
         assert_eq!(h.value("x-roles", 0), Some("admin"), "{extra}");
         assert_eq!(h.value("x-roles", 1), Some("ops"), "{extra}");
         assert_eq!(h.value("x-roles", 2), None, "{extra}");
