@@ -10,7 +10,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -208,6 +208,18 @@ pub(crate) fn has_header(headers: &HeaderMap, name: &HeaderName) -> bool {
     }
 }
 
+/// The first value of `name` in `headers`, looked up as [`SCAN_MAX`] says.
+pub(crate) fn first_value<'h>(
+    headers: &'h HeaderMap,
+    name: &HeaderName,
+) -> Option<&'h HeaderValue> {
+    if headers.len() <= SCAN_MAX {
+        headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v)
+    } else {
+        headers.get(name)
+    }
+}
+
 fn has_upper(key: &str) -> bool {
     key.bytes().any(|b| b.is_ascii_uppercase())
 }
@@ -254,6 +266,8 @@ struct Res {
 /// Values derived from the request, built on first read.
 #[derive(Debug, Default)]
 struct ReqCache {
+    /// The wall-clock time of `RequestCtx::received`.
+    received: OnceLock<SystemTime>,
     url: OnceLock<String>,
     query: OnceLock<QueryParams>,
     cookies: OnceLock<Value<'static>>,
@@ -275,7 +289,9 @@ pub struct RequestCtx {
     req_headers: Headers,
     req_body: Body,
     req_body_buffered: Option<Bytes>,
-    received: SystemTime,
+    /// When the context was made: the monotonic clock, which the rate
+    /// limiter reads too (one clock read per request, not one per action).
+    received: Instant,
     res: Option<Res>,
     req_cache: ReqCache,
     res_cache: ResCache,
@@ -306,7 +322,7 @@ impl RequestCtx {
             req_headers: Headers(headers),
             req_body: body,
             req_body_buffered: None,
-            received: SystemTime::now(),
+            received: Instant::now(),
             res: None,
             req_cache: ReqCache::default(),
             res_cache: ResCache::default(),
@@ -394,9 +410,7 @@ impl RequestCtx {
     /// The host the client asked for: `Host`, else the URI's authority,
     /// else the endpoint's host; with its port if the client gave one.
     pub fn authority(&self) -> &str {
-        self.req_headers
-            .0
-            .get(header::HOST)
+        first_value(&self.req_headers.0, &header::HOST)
             .and_then(|h| h.to_str().ok())
             .or_else(|| self.req.uri.authority().map(|a| a.as_str()))
             .unwrap_or(self.endpoint.host.as_str())
@@ -563,8 +577,19 @@ impl RequestCtx {
         self.forward.as_deref()
     }
 
-    /// When the request's head was received.
+    /// When the request's head was received (when the context was made).
     pub fn received(&self) -> SystemTime {
+        *self.req_cache.received.get_or_init(|| {
+            let ago = self.received.elapsed();
+            SystemTime::now()
+                .checked_sub(ago)
+                .unwrap_or(SystemTime::UNIX_EPOCH)
+        })
+    }
+
+    /// [`received`](Self::received), on the monotonic clock: what time
+    /// windows (`rate-limit`) count by.
+    pub fn received_at(&self) -> Instant {
         self.received
     }
 }

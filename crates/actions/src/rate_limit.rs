@@ -118,7 +118,7 @@ impl RateLimit {
 
     fn limit(&self, ctx: &mut RequestCtx) -> Result<Step, ActionError> {
         let key = self.key(ctx)?;
-        let verdict = self.window.hit(&key, self.window.now());
+        let verdict = self.window.hit(&key, self.window.since(ctx.received_at()));
         let recorded = self
             .bucket_key
             .map(|var| (var, Value::string(key.as_ref())));
@@ -182,9 +182,11 @@ impl Window {
         }
     }
 
-    /// Nanoseconds since the window was made.
-    fn now(&self) -> u64 {
-        u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    /// Nanoseconds from the window's making to `t` (0 for a request that
+    /// arrived before a reload made it).
+    fn since(&self, t: Instant) -> u64 {
+        let d = t.saturating_duration_since(self.origin);
+        u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
     }
 
     /// Counts a request for `key` at `now` (nanoseconds since creation):

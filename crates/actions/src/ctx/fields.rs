@@ -6,7 +6,7 @@ use http::header::{self, HeaderMap};
 use portcullis_cel::time::Timestamp;
 use portcullis_cel::{Map, Value};
 
-use super::{Headers, RequestCtx, headers_value, list_of_header, text};
+use super::{Headers, RequestCtx, first_value, headers_value, list_of_header, text};
 use crate::env::Field;
 use crate::record::{self, key, map};
 
@@ -50,7 +50,7 @@ impl RequestCtx {
                 .clone(),
             ReqLocation => text(header_str(&self.req_headers.0, header::LOCATION)?),
             ReqTrailers => record::empty(),
-            ReqTsHeaderReceived => Value::Timestamp(timestamp(self.received)),
+            ReqTsHeaderReceived => Value::Timestamp(timestamp(self.received())),
             ResStatusCode => Value::Int(i64::from(self.res.as_ref()?.parts.status.as_u16())),
             ResHeaders => headers_value(&self.res.as_ref()?.headers),
             ResContentEncoding => list_of_header(&self.res.as_ref()?.headers, "content-encoding"),
@@ -93,7 +93,7 @@ impl RequestCtx {
 }
 
 fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
-    h.get(name).and_then(|v| v.to_str().ok())
+    first_value(h, &name).and_then(|v| v.to_str().ok())
 }
 
 fn host_of(authority: &str) -> &str {

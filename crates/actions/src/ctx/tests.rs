@@ -99,7 +99,7 @@ fn a_request_without_a_body_has_length_zero_and_a_streamed_one_none() {
 fn header_lookups_agree_whether_they_scan_or_hash() {
     use portcullis_cel::value::MultiMap;
 
-    use super::{Headers, SCAN_MAX, has_header};
+    use super::{Headers, SCAN_MAX, first_value, has_header};
     // A few fields (looked up by scanning) and many (by hashing).
     for extra in [0, SCAN_MAX + 4] {
         let mut map = http::HeaderMap::new();
@@ -124,6 +124,9 @@ fn header_lookups_agree_whether_they_scan_or_hash() {
         assert_eq!(h.find_value("x-roles", &mut |v| v == "dev"), Some(false));
         assert_eq!(h.find_value("x-absent", &mut |_| true), None);
         assert!(has_header(&h.0, &http::header::ACCEPT), "{extra}");
+        let first = first_value(&h.0, &http::header::HeaderName::from_static("x-roles"));
+        assert_eq!(first.map(|v| v.as_bytes()), Some(&b"admin"[..]), "{extra}");
+        assert_eq!(first_value(&h.0, &http::header::COOKIE), None, "{extra}");
         assert!(!has_header(&h.0, &http::header::COOKIE), "{extra}");
     }
 }
