@@ -312,6 +312,18 @@ pub struct RequestCtx {
 impl RequestCtx {
     /// The context of `req`, received on `conn` at `endpoint`.
     pub fn new(req: Request<Body>, conn: Arc<Conn>, endpoint: Arc<Endpoint>) -> RequestCtx {
+        RequestCtx::new_at(req, conn, endpoint, Instant::now())
+    }
+
+    /// [`new`](Self::new), for a request whose arrival its server already
+    /// timed: `received` is then that instant, and the clock is not read
+    /// again.
+    pub fn new_at(
+        req: Request<Body>,
+        conn: Arc<Conn>,
+        endpoint: Arc<Endpoint>,
+        received: Instant,
+    ) -> RequestCtx {
         let (mut parts, body) = req.into_parts();
         let headers = std::mem::take(&mut parts.headers);
         RequestCtx {
@@ -322,7 +334,7 @@ impl RequestCtx {
             req_headers: Headers(headers),
             req_body: body,
             req_body_buffered: None,
-            received: Instant::now(),
+            received,
             res: None,
             req_cache: ReqCache::default(),
             res_cache: ResCache::default(),

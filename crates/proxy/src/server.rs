@@ -491,7 +491,7 @@ fn handle(
             .is_some_and(|n| n > shared.limits.max_body_bytes);
         let max_body = usize::try_from(shared.limits.max_body_bytes).unwrap_or(usize::MAX);
         let req = req.map(|b| body::boxed(http_body_util::Limited::new(b, max_body)));
-        let mut ctx = RequestCtx::new(req, conn.clone(), site.endpoint.clone());
+        let mut ctx = RequestCtx::new_at(req, conn.clone(), site.endpoint.clone(), started);
 
         // `close-connection`: logged, then the connection is dropped.
         let closed = |ctx: &RequestCtx| {
