@@ -38,6 +38,7 @@
 
 mod layer;
 mod pipeline;
+mod tally;
 
 pub use portcullis_actions::{Conn, Endpoint, RequestCtx, Tls, body, respond};
 

@@ -3,7 +3,6 @@
 //! actions in order, until an action ends the phase.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::StatusCode;
 use portcullis_actions::client::HttpClient;
@@ -11,6 +10,8 @@ use portcullis_actions::{Action, ActionError, CompileCx, RequestCtx, Run, Step, 
 use portcullis_cel::{CompileOptions, Diagnostic, Program, Type};
 use portcullis_policy::document::Policy;
 use portcullis_policy::schema::Phase;
+
+use crate::tally::Tally;
 
 /// ngrok's code for a rule expression that failed at run time.
 pub const EXPRESSION_FAILED: &str = "ERR_NGROK_2238";
@@ -66,7 +67,7 @@ pub struct Pipeline {
     request: Box<[Rule]>,
     response: Box<[Rule]>,
     decisions: Box<[Decision]>,
-    hits: Box<[AtomicU64]>,
+    hits: Tally,
     invalid: Option<String>,
 }
 
@@ -78,7 +79,7 @@ impl Pipeline {
             request: Box::new([]),
             response: Box::new([]),
             decisions: Box::new([]),
-            hits: Box::new([]),
+            hits: Tally::new(0),
             invalid: None,
         }
     }
@@ -175,7 +176,7 @@ impl Pipeline {
             errors.sort_by_key(|d| d.span.start);
             return Err(errors);
         }
-        let hits = decisions.iter().map(|_| AtomicU64::new(0)).collect();
+        let hits = Tally::new(decisions.len());
         Ok(Pipeline {
             tcp: tcp.into(),
             request: request.into(),
@@ -205,7 +206,8 @@ impl Pipeline {
     pub fn decision_counts(&self) -> impl Iterator<Item = (&Decision, u64)> {
         self.decisions
             .iter()
-            .zip(self.hits.iter().map(|h| h.load(Ordering::Relaxed)))
+            .enumerate()
+            .map(|(i, d)| (d, self.hits.get(i)))
     }
 
     /// Runs `on_tcp_connect` for a new connection (a context made with
@@ -238,6 +240,10 @@ impl Pipeline {
 
     async fn run(&self, rules: &[Rule], phase: Phase, ctx: &mut RequestCtx) -> Outcome {
         ctx.enter(phase);
+        if rules.is_empty() {
+            return Outcome::Continue;
+        }
+        let counts = self.hits.counts();
         for rule in rules {
             match matches(rule, ctx) {
                 Ok(true) => {}
@@ -245,9 +251,7 @@ impl Pipeline {
                 Err(e) => return fail(ctx, phase, &e),
             }
             for (action, decision) in &rule.actions {
-                if let Some(h) = self.hits.get(*decision) {
-                    h.fetch_add(1, Ordering::Relaxed);
-                }
+                counts.add(*decision);
                 // Most actions finish at once: their step is taken without
                 // `Run::finish`'s future (made, polled and dropped per action).
                 let step = match action.run(ctx) {

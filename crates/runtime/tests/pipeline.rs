@@ -457,3 +457,41 @@ fn empty_pipeline_lets_everything_through_unchanged() {
         ("DELETE", "/admin")
     );
 }
+
+#[test]
+fn decision_counts_add_up_over_threads() {
+    // Every request adds a header; one in three is denied. Four threads
+    // run requests through one pipeline, as a server's workers do.
+    let pipeline = Arc::new(load(
+        r#"
+on_http_request:
+  - name: tag
+    actions:
+      - type: add-headers
+        config: { headers: { x-seen: "yes" } }
+  - name: no drafts
+    expressions: ["req.url.path.startsWith('/draft')"]
+    actions:
+      - type: deny
+"#,
+    ));
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let pipeline = Arc::clone(&pipeline);
+            std::thread::spawn(move || {
+                for i in 0..300 {
+                    let path = if i % 3 == 0 { "/draft/1" } else { "/post/1" };
+                    on_request(&pipeline, request("GET", path));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("a request thread");
+    }
+    let counts: Vec<_> = pipeline
+        .decision_counts()
+        .map(|(d, n)| (d.rule.as_str(), d.action, n))
+        .collect();
+    assert_eq!(counts, [("tag", "add-headers", 1200), ("no drafts", "deny", 400)]);
+}
