@@ -465,15 +465,20 @@ impl RequestCtx {
     }
 
     /// Takes the request out, with its headers, to send upstream. With
-    /// `keep`, the headers stay readable (`req.headers` in
-    /// `on_http_response`); without, they are moved, not copied.
+    /// `keep`, its head stays readable (`req.*` in `on_http_response`);
+    /// without, the head is moved, not copied, and the context no longer
+    /// describes the request (`GET /`, no headers).
     pub fn take_request(&mut self, keep: bool) -> Request<Body> {
-        let mut parts = self.req.clone();
-        parts.headers = if keep {
-            self.req_headers.0.clone()
+        let (mut parts, headers) = if keep {
+            (self.req.clone(), self.req_headers.0.clone())
         } else {
-            std::mem::take(&mut self.req_headers.0)
+            let empty = Request::new(()).into_parts().0;
+            (
+                std::mem::replace(&mut self.req, empty),
+                std::mem::take(&mut self.req_headers.0),
+            )
         };
+        parts.headers = headers;
         let body = std::mem::replace(&mut self.req_body, body::empty());
         Request::from_parts(parts, body)
     }
