@@ -651,7 +651,14 @@ impl ResultVar {
 
 impl Activation for RequestCtx {
     fn resolve(&self, var: VarId) -> Option<Value<'_>> {
+        // The variables most rules read come straight from here; the rest
+        // from `field`, out of line, so that this stays small: it runs for
+        // every variable a condition reads.
         match env::field(self.phase, var)? {
+            Field::UrlPath | Field::UrlRawPath => Some(text(self.req.uri.path())),
+            Field::ReqMethod => Some(text(self.req.method.as_str())),
+            Field::ReqHeaders => Some(headers_value(&self.req_headers)),
+            Field::ConnClientIp => Some(text(&self.conn.client_ip)),
             Field::Result(i) => self
                 .results
                 .iter()

@@ -12,6 +12,7 @@ use crate::record::{self, key, map};
 
 impl RequestCtx {
     /// The value of `field`, borrowing from the exchange where it can.
+    #[inline(never)]
     pub(super) fn field(&self, field: Field) -> Option<Value<'_>> {
         use Field::*;
         let conn = &*self.conn;
