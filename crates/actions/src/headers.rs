@@ -11,11 +11,13 @@ use portcullis_policy::schema::Phase;
 
 use crate::action::Config;
 use crate::ctx::has_header;
+use crate::intern;
 use crate::record::key;
 use crate::template::Template;
 use crate::{Action, ActionError, CompileCx, RequestCtx, ResultVar, Run, Step};
 
-/// The templates of a `headers` map field, names lower-cased.
+/// The templates of a `headers` map field, names lower-cased (and
+/// interned: they are cloned into every exchange).
 pub(crate) fn compile_map(
     cfg: &Config<'_>,
     field: &str,
@@ -26,7 +28,10 @@ pub(crate) fn compile_map(
         .map(|(name, node)| {
             let name = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
                 .map_err(|_| cfg.error(Some(node), format!("`{name}` is not a header name")))?;
-            Ok((name, Template::compile(node, cx.phase, cx.src)?))
+            Ok((
+                intern::name(name),
+                Template::compile(node, cx.phase, cx.src)?,
+            ))
         })
         .collect()
 }
@@ -68,7 +73,7 @@ pub(crate) fn compile_add(
     let headers = compile_map(&cfg, "headers", cx)?
         .into_iter()
         .map(|(name, t)| {
-            let fixed = t.constant().and_then(|c| HeaderValue::from_str(c).ok());
+            let fixed = t.constant().and_then(intern::value);
             (name, t, fixed)
         })
         .collect();

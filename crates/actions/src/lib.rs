@@ -24,6 +24,7 @@ pub mod env;
 mod forward_internal;
 mod headers;
 mod http_request;
+mod intern;
 mod jwks;
 mod jwt_validation;
 mod jwt_validation_rules;
