@@ -493,5 +493,8 @@ on_http_request:
         .decision_counts()
         .map(|(d, n)| (d.rule.as_str(), d.action, n))
         .collect();
-    assert_eq!(counts, [("tag", "add-headers", 1200), ("no drafts", "deny", 400)]);
+    assert_eq!(
+        counts,
+        [("tag", "add-headers", 1200), ("no drafts", "deny", 400)]
+    );
 }
