@@ -17,13 +17,12 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 use portcullis_cel::time::Timestamp;
-use portcullis_cel::value::MapData;
 use portcullis_cel::{Activation, List, Map, MultiMap, Str, Value, VarId};
 use portcullis_policy::functions::canonical;
 use portcullis_policy::schema::Phase;
 
 use crate::body::{self, Body};
-use crate::env::{self, Field};
+use crate::env;
 
 mod fields;
 #[cfg(test)]
@@ -651,36 +650,7 @@ impl ResultVar {
 
 impl Activation for RequestCtx {
     fn resolve(&self, var: VarId) -> Option<Value<'_>> {
-        // The variables most rules read come straight from here; the rest
-        // from `field`, out of line, so that this stays small: it runs for
-        // every variable a condition reads.
-        match env::field(self.phase, var)? {
-            Field::UrlPath | Field::UrlRawPath => Some(text(self.req.uri.path())),
-            Field::ReqMethod => Some(text(self.req.method.as_str())),
-            Field::ReqHeaders => Some(headers_value(&self.req_headers)),
-            Field::ConnClientIp => Some(text(&self.conn.client_ip)),
-            Field::Result(i) => self
-                .results
-                .iter()
-                .find(|(j, _)| *j == i)
-                .map(|(_, v)| borrow(v)),
-            Field::Vars => Some(borrow(self.vars_value.get_or_init(|| {
-                let entries = self
-                    .vars
-                    .iter()
-                    .map(|(k, v)| {
-                        (
-                            portcullis_cel::value::Key::String(Str::Shared(Arc::from(k.as_str()))),
-                            v.clone(),
-                        )
-                    })
-                    .collect();
-                MapData::from_entries(entries)
-                    .map(|m| Value::Map(Map::Values(Arc::new(m))))
-                    .unwrap_or(Value::Null)
-            }))),
-            field => self.field(field),
-        }
+        self.field(env::field(self.phase, var)?)
     }
 }
 

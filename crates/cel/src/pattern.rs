@@ -71,11 +71,6 @@ impl Pattern {
         }
     }
 
-    /// The pattern's source text.
-    pub fn as_str(&self) -> &str {
-        self.re.as_str()
-    }
-
     /// Whether the literal search serves ASCII haystacks (for tests).
     #[doc(hidden)]
     pub fn has_word_search(&self) -> bool {

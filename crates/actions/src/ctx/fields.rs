@@ -1,29 +1,62 @@
 //! Each variable's value, read from the exchange when an expression asks.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use http::header::{self, HeaderMap};
 use portcullis_cel::time::Timestamp;
-use portcullis_cel::{Map, Value};
+use portcullis_cel::value::{Key, MapData};
+use portcullis_cel::{Map, Str, Value};
 
-use super::{Headers, RequestCtx, first_value, headers_value, list_of_header, text};
+use super::{Headers, RequestCtx, borrow, first_value, headers_value, list_of_header, text};
 use crate::env::Field;
 use crate::record::{self, key, map};
 
 impl RequestCtx {
     /// The value of `field`, borrowing from the exchange where it can.
-    #[inline(never)]
+    /// The variables most rules read are answered here, the rest by
+    /// `other_field`, out of line, so that this stays small: it runs for
+    /// every variable a condition reads.
+    #[inline(always)]
     pub(super) fn field(&self, field: Field) -> Option<Value<'_>> {
+        use Field::*;
+        Some(match field {
+            UrlPath | UrlRawPath => text(self.req.uri.path()),
+            ReqMethod => text(self.req.method.as_str()),
+            ReqHeaders => headers_value(&self.req_headers),
+            ConnClientIp => text(&self.conn.client_ip),
+            Result(i) => {
+                let (_, v) = self.results.iter().find(|(j, _)| *j == i)?;
+                borrow(v)
+            }
+            other => return self.other_field(other),
+        })
+    }
+
+    /// `vars` as a map, built on first read in a phase.
+    fn vars_map(&self) -> Value<'static> {
+        let entries = self
+            .vars
+            .iter()
+            .map(|(k, v)| (Key::String(Str::Shared(Arc::from(k.as_str()))), v.clone()))
+            .collect();
+        MapData::from_entries(entries)
+            .map(|m| Value::Map(Map::Values(Arc::new(m))))
+            .unwrap_or(Value::Null)
+    }
+
+    #[inline(never)]
+    fn other_field(&self, field: Field) -> Option<Value<'_>> {
         use Field::*;
         let conn = &*self.conn;
         let ep = &*self.endpoint;
         Some(match field {
-            ReqMethod => text(self.req.method.as_str()),
-            ReqHeaders => headers_value(&self.req_headers),
+            UrlPath | UrlRawPath | ReqMethod | ReqHeaders | ConnClientIp | Result(_) => {
+                return self.field(field);
+            }
             ReqHost | UrlAuthority => text(self.authority()),
             UrlHost => text(host_of(self.authority())),
             UrlPort => Value::Int(port_of(self.authority(), self.scheme())?),
-            UrlPath | UrlRawPath => text(self.req.uri.path()),
             UrlQuery => text(self.req.uri.query().unwrap_or("")),
             UrlQueryParams => Value::Map(Map::Multi(self.query_params())),
             ReqUrl | UrlRaw => text(self.url()),
@@ -71,7 +104,6 @@ impl RequestCtx {
                     .clone()
             }
             ResTrailers => record::empty(),
-            ConnClientIp => text(&conn.client_ip),
             ConnClientPort => Value::Int(i64::from(conn.client.port())),
             ConnServerIp => text(&conn.server_ip),
             ConnServerPort => Value::Int(i64::from(conn.server.port())),
@@ -88,7 +120,8 @@ impl RequestCtx {
             EndpointProtocol => text(&ep.protocol),
             EndpointUrl => text(&ep.url),
             TimeNow => text(self.now()),
-            Vars | Result(_) | Unavailable => return None,
+            Vars => borrow(self.vars_value.get_or_init(|| self.vars_map())),
+            Unavailable => return None,
         })
     }
 }
