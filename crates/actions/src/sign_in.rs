@@ -47,6 +47,7 @@ use crate::session::{Keys, random_token};
 use crate::template::Template;
 use crate::{Action, ActionError, CompileCx, RequestCtx, ResultVar, Run, Step, respond};
 
+mod origin;
 #[cfg(test)]
 mod tests;
 
@@ -164,6 +165,10 @@ pub(crate) fn compile(
     cx: &CompileCx<'_>,
     flavor: Flavor,
 ) -> Result<Box<dyn Action>, Diagnostic> {
+    Ok(Box::new(build(cfg, cx, flavor)?))
+}
+
+fn build(cfg: Config<'_>, cx: &CompileCx<'_>, flavor: Flavor) -> Result<SignIn, Diagnostic> {
     let mut github = None;
     let issuer_url = match flavor {
         Flavor::Oidc => cfg
@@ -297,7 +302,7 @@ pub(crate) fn compile(
         roles: cx.result(&format!("actions.portcullis.{ns}.roles")),
         email_verified: cx.result(&format!("actions.portcullis.{ns}.email_verified")),
     };
-    Ok(Box::new(SignIn {
+    Ok(SignIn {
         flavor,
         issuer_url,
         github,
@@ -334,7 +339,7 @@ pub(crate) fn compile(
             .to_owned(),
         overage: Mutex::new(HashMap::new()),
         results,
-    }))
+    })
 }
 
 impl Action for SignIn {
@@ -1047,6 +1052,8 @@ impl SignIn {
     /// Microsoft documents for groups overage.
     async fn graph_groups(&self, access_token: &str) -> Result<Vec<String>, String> {
         let client = self.client.as_ref().ok_or("no HTTP client")?;
+        let graph = origin::Origin::parse(&self.graph_url)
+            .ok_or_else(|| format!("`graph_url` ({}) is not an http(s) URL", self.graph_url))?;
         let mut url = format!(
             "{}/v1.0/me/transitiveMemberOf?$select=id&$top=100",
             self.graph_url
@@ -1075,10 +1082,13 @@ impl SignIn {
                 }
             }
             match page.get("@odata.nextLink").and_then(|v| v.as_str()) {
-                // Only Graph's own links are followed: a page cannot send
-                // the proxy elsewhere with the user's token.
-                Some(next) if next.starts_with(&self.graph_url) => url = next.to_owned(),
-                Some(_) => return Err("a page links outside Microsoft Graph".into()),
+                // Only links under `graph_url` (its scheme, host, port and
+                // path: `Origin`) are followed: a page cannot send the
+                // user's token elsewhere. One that leads elsewhere is an
+                // error like a failed call, never the groups read so far:
+                // a partial list would decide as if it were the whole.
+                Some(next) if graph.admits(next) => url = next.to_owned(),
+                Some(_) => return Err("a page links outside `graph_url`".into()),
                 None => return Ok(groups),
             }
         }
