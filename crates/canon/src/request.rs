@@ -1,0 +1,225 @@
+//! A request head made canonical at arrival: one authority, one path, no
+//! field a client asked the edge to drop.
+//!
+//! After [`request`], the request's URI is in origin form with the
+//! canonical path (the query as sent), its one `Host` field is the
+//! canonical authority, and the fields its `Connection` named are gone, so
+//! that neither a rule nor the upstream can see another spelling, and a
+//! client cannot name a header the policy adds (`Connection: close,
+//! X-Forwarded-For`) and have it removed on the way out.
+
+use std::borrow::Cow;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::PathAndQuery;
+use http::{Method, Request, StatusCode, Uri, Version};
+
+use crate::authority::{HostError, authority};
+use crate::path::{PathError, PathOptions, path};
+
+/// How requests are canonicalized.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    /// How paths are canonicalized.
+    pub path: PathOptions,
+}
+
+/// What the client sent, where it differed from the canonical form.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Arrival {
+    /// The path and query as sent, if the path changed.
+    pub raw_target: Option<PathAndQuery>,
+    /// The authority as sent, if it changed.
+    pub raw_authority: Option<Box<str>>,
+    /// The client should be redirected to the canonical path
+    /// ([`EscapedSlashes::UnescapeAndRedirect`](crate::EscapedSlashes)).
+    pub redirect: bool,
+}
+
+/// A request that has no canonical form: answered with [`status`] and
+/// [`code`], and never forwarded.
+///
+/// [`status`]: Refusal::status
+/// [`code`]: Refusal::code
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The path.
+    Path(PathError),
+    /// The authority.
+    Host(HostError),
+}
+
+impl Refusal {
+    /// The status to answer with: 400 for every refusal.
+    pub fn status(&self) -> StatusCode {
+        StatusCode::BAD_REQUEST
+    }
+
+    /// The `portcullis-error-code` to answer with.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::Path(PathError::EscapedSlash) => "ERR_PORTCULLIS_ENCODED_SLASH",
+            Refusal::Path(_) => "ERR_PORTCULLIS_BAD_PATH",
+            Refusal::Host(_) => "ERR_PORTCULLIS_BAD_HOST",
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Path(e) => e.fmt(f),
+            Refusal::Host(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+/// Makes `req`'s head canonical in place; `https` says whether the
+/// connection is TLS (for the default port). On `Err`, the request must be
+/// answered with the refusal and not forwarded.
+pub fn request<B>(req: &mut Request<B>, https: bool, opts: &Options) -> Result<Arrival, Refusal> {
+    let mut arrival = Arrival::default();
+    let default_port = match req.uri().scheme_str() {
+        Some("https") => 443,
+        Some(_) => 80,
+        None if https => 443,
+        None => 80,
+    };
+    let host = canonical_authority(req, default_port, &mut arrival).map_err(Refusal::Host)?;
+    if let Some(host) = host {
+        let value = HeaderValue::from_str(&host).map_err(|_| Refusal::Host(HostError::Invalid))?;
+        let headers = req.headers_mut();
+        if headers.get(header::HOST) != Some(&value) {
+            headers.insert(header::HOST, value);
+        }
+    }
+
+    let uri = req.uri();
+    let absolute = uri.scheme().is_some() || uri.authority().is_some();
+    let raw = uri.path();
+    let star = raw == "*" && req.method() == Method::OPTIONS;
+    let target = if star {
+        None
+    } else {
+        let canonical = path(raw, &opts.path).map_err(Refusal::Path)?;
+        arrival.redirect = canonical.redirect;
+        match canonical.path {
+            Cow::Borrowed(_) if !absolute => None,
+            Cow::Borrowed(p) => Some(with_query(p, uri.query())?),
+            Cow::Owned(p) => {
+                arrival.raw_target = uri.path_and_query().cloned();
+                Some(with_query(&p, uri.query())?)
+            }
+        }
+    };
+    if let Some(pq) = target {
+        *req.uri_mut() = Uri::from(pq);
+    } else if absolute {
+        // `OPTIONS *` in absolute form has no path to keep.
+        *req.uri_mut() = Uri::from_static("*");
+    }
+    strip_connection_named(req.headers_mut());
+    Ok(arrival)
+}
+
+fn with_query(path: &str, query: Option<&str>) -> Result<PathAndQuery, Refusal> {
+    let text = match query {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_owned(),
+    };
+    PathAndQuery::try_from(text).map_err(|_| Refusal::Path(PathError::BadEscape))
+}
+
+/// The one authority of `req`, canonical: an absolute-form target's
+/// (RFC 9112 §3.2.2: it wins over `Host`), HTTP/2's `:authority` (which a
+/// `Host` field must agree with, RFC 9113 §8.3.1), or the one `Host`.
+/// `None` for an HTTP/1.0 request without one.
+fn canonical_authority<B>(
+    req: &Request<B>,
+    default_port: u16,
+    arrival: &mut Arrival,
+) -> Result<Option<String>, HostError> {
+    let mut fields = req.headers().get_all(header::HOST).iter();
+    let field = fields.next();
+    if fields.next().is_some() {
+        return Err(HostError::Duplicate);
+    }
+    let field = field
+        .map(|v| v.to_str().map_err(|_| HostError::Invalid))
+        .transpose()?;
+    let (raw, canonical) = match (req.uri().authority(), field) {
+        (Some(target), field) => {
+            let canonical = authority(target.as_str(), default_port)?;
+            if req.version() == Version::HTTP_2
+                && let Some(field) = field
+                && authority(field, default_port)? != canonical
+            {
+                return Err(HostError::Mismatch);
+            }
+            (target.as_str(), canonical)
+        }
+        (None, Some(field)) => (field, authority(field, default_port)?),
+        (None, None) if req.version() <= Version::HTTP_10 => return Ok(None),
+        (None, None) => return Err(HostError::Missing),
+    };
+    if canonical != raw {
+        arrival.raw_authority = Some(raw.into());
+    }
+    Ok(Some(canonical.into_owned()))
+}
+
+/// Removes the fields `Connection` names, then `Connection` and the other
+/// fields that concern one connection only (RFC 9110 §7.6.1), before the
+/// policy runs: a field the policy adds later can then never be one a
+/// client named. `Host` and the body's framing fields are never removed
+/// here (the framing ones are the forwarding's to replace); `Upgrade`
+/// stays for rules to read and is dropped when the request is forwarded.
+pub fn strip_connection_named(headers: &mut HeaderMap) {
+    if !headers.keys().any(is_connection_field) {
+        return;
+    }
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .filter(|n| !is_protected(n))
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    let hop: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| is_connection_field(k))
+        .cloned()
+        .collect();
+    for name in hop {
+        headers.remove(name);
+    }
+}
+
+/// Fields that concern one connection, removed whether `Connection`
+/// names them or not (RFC 9110 §7.6.1, RFC 9112 §9.6).
+fn is_connection_field(name: &HeaderName) -> bool {
+    name == header::CONNECTION
+        || name == header::TE
+        || name == header::TRAILER
+        || name == header::PROXY_AUTHORIZATION
+        || name.as_str() == "keep-alive"
+        || name.as_str() == "proxy-connection"
+}
+
+/// Fields a `Connection` option never removes: the authority, and the
+/// body's framing, which the edge reads and re-frames itself.
+fn is_protected(name: &HeaderName) -> bool {
+    name == header::HOST
+        || name == header::CONTENT_LENGTH
+        || name == header::TRANSFER_ENCODING
+        || name == header::UPGRADE
+}
+
+#[cfg(test)]
+mod tests;
