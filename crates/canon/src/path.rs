@@ -58,13 +58,6 @@ impl EscapedSlashes {
             _ => return None,
         })
     }
-
-    fn unescapes(self) -> bool {
-        matches!(
-            self,
-            EscapedSlashes::UnescapeAndRedirect | EscapedSlashes::UnescapeAndForward
-        )
-    }
 }
 
 /// How paths are canonicalized.
@@ -232,8 +225,7 @@ fn is_canonical(raw: &[u8], opts: &PathOptions) -> bool {
                 if h.is_ascii_lowercase()
                     || l.is_ascii_lowercase()
                     || is_unreserved(v)
-                    || v < 0x20
-                    || v >= 0x7f
+                    || !(0x20..0x7f).contains(&v)
                     || ((v == b'/' || v == b'\\') && opts.escaped_slashes != EscapedSlashes::Keep)
                 {
                     return false;
