@@ -13,6 +13,9 @@
 //!   Secure`). The code is redeemed with the PKCE verifier, the ID token's
 //!   signature, issuer, audience, nonce and expiry are checked, and the
 //!   session cookie is set.
+//! - A session ends `max_session_duration` after sign-in, 14 hours when
+//!   that is not set (`DEFAULT_MAX_SESSION` says why: never is not a
+//!   default), and `idle_session_timeout` after its last request.
 //! - `/ngrok/login` starts a flow (forcing the provider to ask again) and
 //!   `/ngrok/logout` ends the session; both take `redirect_path`, a path on
 //!   this endpoint only (no open redirect), and `auth_id`.
@@ -53,6 +56,22 @@ mod tests;
 
 /// The callback path registered at the provider, unless configured.
 pub(crate) const DEFAULT_CALLBACK: &str = "/ngrok/callback";
+/// How long a session lasts from sign-in when `max_session_duration` is
+/// not set (or is 0): 14 hours, Pomerium's `cookie_expire` default.
+///
+/// ngrok documents no default for either limit (its older OAuth module
+/// took 0 as "none"), and a session that never ends keeps whatever the
+/// provider said at sign-in for ever: Portcullis does not redeem refresh
+/// tokens, so a disabled account, a removed group or a revoked role would
+/// keep access for as long as the browser keeps the cookie. oauth2-proxy
+/// lets a cookie live 7 days (`cookie_expire` 168h) because it refreshes
+/// the tokens on the way (`cookie_refresh`); AWS's load-balancer sign-in
+/// also keeps 7 days. Without a refresh, the shorter figure bounds how long
+/// a change at the provider goes unseen to one working day, and a user with
+/// a live provider session signs in again by a redirect without a prompt.
+/// It applies with `idle_session_timeout` too: an idle limit alone never
+/// ends a session that is used every few minutes.
+pub(crate) const DEFAULT_MAX_SESSION: u64 = 14 * 3600;
 /// How long a sign-in may take (ngrok: "took more than 15 minutes").
 const FLOW_TTL: Duration = Duration::from_secs(15 * 60);
 /// A session's last-seen time is refreshed at most this often.
@@ -136,7 +155,9 @@ pub(crate) struct SignIn {
     auth_id: Option<String>,
     callback: String,
     form_post: bool,
-    max_session: Option<u64>,
+    /// Seconds from sign-in to the end of a session: `max_session_duration`,
+    /// else [`DEFAULT_MAX_SESSION`].
+    max_session: u64,
     idle_timeout: Option<u64>,
     userinfo_every: Option<u64>,
     /// Entra tenants (`tid`) whose users may sign in; empty: any.
@@ -316,7 +337,7 @@ fn build(cfg: Config<'_>, cx: &CompileCx<'_>, flavor: Flavor) -> Result<SignIn, 
             .unwrap_or(DEFAULT_CALLBACK)
             .to_owned(),
         form_post,
-        max_session: seconds("max_session_duration"),
+        max_session: seconds("max_session_duration").unwrap_or(DEFAULT_MAX_SESSION),
         idle_timeout: seconds("idle_session_timeout").or_else(|| seconds("idle_session_duration")),
         userinfo_every: seconds("userinfo_refresh_interval"),
         allowed_tenants: cfg
@@ -404,7 +425,7 @@ impl SignIn {
                                     ctx,
                                     &self.session_cookie,
                                     &sealed,
-                                    self.max_session,
+                                    Some(self.max_session),
                                     false,
                                 )
                             {
@@ -881,7 +902,13 @@ impl SignIn {
             res.headers_mut().insert(LOCATION, v);
         }
         ctx.set_response(res);
-        if let Some(c) = self.cookie(ctx, &self.session_cookie, &sealed, self.max_session, false) {
+        if let Some(c) = self.cookie(
+            ctx,
+            &self.session_cookie,
+            &sealed,
+            Some(self.max_session),
+            false,
+        ) {
             ctx.set_cookie(c);
         }
         if let Some(c) = self.cookie(ctx, &self.flow_cookie, "", Some(0), self.form_post) {
@@ -1212,10 +1239,7 @@ impl SignIn {
             .get("last")
             .and_then(serde_json::Value::as_u64)
             .unwrap_or(0);
-        if self
-            .max_session
-            .is_some_and(|max| now.saturating_sub(iat) > max)
-        {
+        if now.saturating_sub(iat) > self.max_session {
             return SessionState::TooOld;
         }
         if self
@@ -1311,8 +1335,13 @@ impl SignIn {
             if let Some(sealed) = self
                 .keys
                 .seal(&self.session_cookie, touched.to_string().as_bytes())
-                && let Some(c) =
-                    self.cookie(ctx, &self.session_cookie, &sealed, self.max_session, false)
+                && let Some(c) = self.cookie(
+                    ctx,
+                    &self.session_cookie,
+                    &sealed,
+                    Some(self.max_session),
+                    false,
+                )
             {
                 ctx.set_cookie(c);
             }

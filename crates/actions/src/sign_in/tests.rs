@@ -1,22 +1,23 @@
-//! Redirect paths, tenant ids, key issuers, and the links Graph paging
-//! follows, with a fake provider: the end-to-end tests
-//! (`tests/sign_in.rs`) use a real one, which cannot be made to link
-//! elsewhere.
+//! Redirect paths, tenant ids, key issuers, the links Graph paging
+//! follows, and session lifetimes, with a fake provider: the end-to-end
+//! tests (`tests/sign_in.rs`) use a real one, which cannot be made to
+//! link elsewhere, nor a session be made old there without waiting.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, StatusCode};
 use portcullis_policy::schema::Phase;
 
 use super::origin::Origin;
-use super::{Flavor, SignIn, build, is_guid, safe_path};
-use crate::CompileCx;
+use super::{DEFAULT_MAX_SESSION, Flavor, SignIn, build, is_guid, safe_path};
 use crate::action::Config;
 use crate::client::{FetchFuture, Fetched, HttpClient, Scope};
 use crate::jwt_validation_rules::key_issuer_matches;
+use crate::session::Keys;
+use crate::{Action as _, CompileCx, Conn, Endpoint, RequestCtx, Step, body};
 
 #[test]
 fn redirect_paths_stay_on_the_endpoint() {
@@ -174,6 +175,7 @@ impl HttpClient for FakeProvider {
 }
 
 const KEY: [u8; 32] = [7; 32];
+const AUTHORIZE: &str = "https://login.example/common/oauth2/v2.0/authorize";
 
 /// The `oauth` action with Microsoft at `https://login.example`, `extra`
 /// config lines added, talking to `client`.
@@ -267,4 +269,91 @@ async fn graph_pages_are_followed_under_graph_url_only() {
             "{attack}"
         );
     }
+}
+
+// === session lifetime ===
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Runs `action` on `GET /reports` with a session signed in `age` seconds
+/// ago (and last seen then), sealed with the action's keys.
+async fn visit_with_session(action: &SignIn, age: u64) -> (Step, Option<StatusCode>, String) {
+    let at = now() - age;
+    let session = serde_json::json!({
+        "c": { "sub": "u1", "tid": "c0a705a0-0000-4000-8000-000000000001", "oid": "o1" },
+        "iat": at, "last": at,
+    });
+    let sealed = Keys::new(&[KEY])
+        .seal(&action.session_cookie, session.to_string().as_bytes())
+        .expect("sealed");
+    let req = Request::get("/reports")
+        .header("cookie", format!("{}={sealed}", action.session_cookie))
+        .body(body::empty())
+        .expect("request");
+    let conn = Arc::new(Conn::new(
+        "192.0.2.1:5000".parse().expect("addr"),
+        "127.0.0.1:80".parse().expect("addr"),
+        None,
+    ));
+    let mut ctx = RequestCtx::new(req, conn, Arc::new(Endpoint::new("http://app.example")));
+    let step = action
+        .run(&mut ctx)
+        .finish()
+        .await
+        .expect("no action error");
+    let location = ctx
+        .res_headers()
+        .and_then(|h| h.get("location"))
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    (step, ctx.status(), location)
+}
+
+fn discovery() -> Arc<FakeProvider> {
+    Arc::new(FakeProvider {
+        pages: HashMap::from([(
+            "https://login.example/common/v2.0/.well-known/openid-configuration".to_owned(),
+            serde_json::json!({
+                "issuer": "https://login.example/{tenantid}/v2.0",
+                "authorization_endpoint": AUTHORIZE,
+                "token_endpoint": "https://login.example/common/oauth2/v2.0/token",
+                "jwks_uri": "https://login.example/common/discovery/v2.0/keys",
+            }),
+        )]),
+        ..FakeProvider::default()
+    })
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn without_limits_a_session_ends_after_the_default_lifetime() {
+    let action = microsoft("", discovery());
+    assert_eq!(action.max_session, DEFAULT_MAX_SESSION);
+    // An hour old: the session stands.
+    let (step, status, _) = visit_with_session(&action, 3600).await;
+    assert_eq!((step, status), (Step::Next, None));
+    // A minute past the default: back to the provider to sign in again.
+    let (step, status, location) = visit_with_session(&action, DEFAULT_MAX_SESSION + 60).await;
+    assert_eq!((step, status), (Step::Respond, Some(StatusCode::FOUND)));
+    assert!(location.starts_with(AUTHORIZE), "{location}");
+    // An idle limit alone does not lift it: a session used every minute
+    // still ends.
+    let action = microsoft("          idle_session_timeout: 1h\n", discovery());
+    let (step, _, location) = visit_with_session(&action, DEFAULT_MAX_SESSION + 60).await;
+    assert_eq!(step, Step::Respond);
+    assert!(location.starts_with(AUTHORIZE), "{location}");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_configured_max_session_duration_replaces_the_default() {
+    let action = microsoft("          max_session_duration: 30h\n", discovery());
+    let (step, status, _) = visit_with_session(&action, DEFAULT_MAX_SESSION + 3600).await;
+    assert_eq!((step, status), (Step::Next, None));
+    let (step, _, location) = visit_with_session(&action, 30 * 3600 + 60).await;
+    assert_eq!(step, Step::Respond);
+    assert!(location.starts_with(AUTHORIZE), "{location}");
 }
