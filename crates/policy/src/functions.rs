@@ -49,7 +49,9 @@
 //!   given to [`register_with_secrets`] ([`EnvSecrets`], [`FileSecrets`], or
 //!   the caller's own). Under [`register`] it is declared, so policies check,
 //!   but fails at run time with "no secret source configured". A missing
-//!   secret is an error naming the vault and the secret, never a value.
+//!   secret is an error naming the vault and the secret and where the
+//!   source looked (`SecretSource::location`: for [`EnvSecrets`], the
+//!   variable to set), never a value.
 //!
 //! # Declared only: the request and response helpers
 //!
@@ -102,6 +104,14 @@ mod tests;
 pub trait SecretSource: Send + Sync {
     /// The secret `name` in `vault`, if there is one.
     fn get(&self, vault: &str, name: &str) -> Option<String>;
+
+    /// Where this source looks for the secret `name` of `vault`, said to
+    /// whoever must put it there ("the environment variable `X`"), for the
+    /// error when it is missing. It must not reveal a secret.
+    fn location(&self, vault: &str, name: &str) -> Option<String> {
+        let _ = (vault, name);
+        None
+    }
 }
 
 /// Secrets from environment variables: `secrets.get('my-vault', 'api key')`
@@ -134,6 +144,13 @@ impl SecretSource for EnvSecrets {
     fn get(&self, vault: &str, name: &str) -> Option<String> {
         std::env::var(EnvSecrets::var_name(vault, name)).ok()
     }
+
+    fn location(&self, vault: &str, name: &str) -> Option<String> {
+        Some(format!(
+            "the environment variable `{}`",
+            EnvSecrets::var_name(vault, name)
+        ))
+    }
 }
 
 /// Secrets from files: the secret `name` of `vault` is the file
@@ -161,6 +178,14 @@ impl SecretSource for FileSecrets {
             }
         }
         Some(text)
+    }
+
+    /// The file relative to the directory: the error reaches the client,
+    /// which has no use for the machine's paths.
+    fn location(&self, vault: &str, name: &str) -> Option<String> {
+        Some(format!(
+            "the file `{vault}/{name}` in the secrets directory"
+        ))
     }
 }
 
@@ -1186,9 +1211,12 @@ fn secrets_get(env: &mut Env, source: Option<Arc<dyn SecretSource>>) {
             let name = string_arg(arg(args, 1, "secrets.get")?, "secrets.get")?;
             match source.get(vault, name) {
                 Some(secret) => Ok(Value::string(secret)),
-                None => Err(EvalError::new(format!(
-                    "no secret `{name}` in vault `{vault}`"
-                ))),
+                None => Err(EvalError::new(match source.location(vault, name) {
+                    Some(place) => {
+                        format!("no secret `{name}` in vault `{vault}`: set {place}")
+                    }
+                    None => format!("no secret `{name}` in vault `{vault}`"),
+                })),
             }
         }),
         None => {

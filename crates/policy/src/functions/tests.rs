@@ -332,6 +332,25 @@ fn secrets_from_a_source() {
 }
 
 #[test]
+fn a_missing_environment_secret_names_the_variable_to_set() {
+    let mut env = schema::env(Phase::HttpRequest);
+    register_with_secrets(&mut env, Phase::HttpRequest, Arc::new(EnvSecrets));
+    let got = eval_in(&env, "secrets.get('entra-prod', 'client secret.v2')");
+    assert_eq!(
+        got.err().as_deref(),
+        Some(
+            "no secret `client secret.v2` in vault `entra-prod`: \
+             set the environment variable `PORTCULLIS_SECRET_ENTRA_PROD_CLIENT_SECRET_V2`"
+        ),
+    );
+    let got = eval_in(&env, "secrets.get('vault', 'other')");
+    assert!(
+        matches!(&got, Err(e) if e.ends_with("`PORTCULLIS_SECRET_VAULT_OTHER`")),
+        "{got:?}"
+    );
+}
+
+#[test]
 fn secrets_without_a_source() {
     check_error(
         "secrets.get('vault', 'token') == 'x'",
