@@ -378,6 +378,10 @@ pub(crate) enum Format {
     Regex,
     /// An absolute URL.
     Url,
+    /// A URL the proxy sends tokens or secrets to, and builds others on:
+    /// `https://host[:port][/path]`, `http://` on loopback only, no user
+    /// information, query or fragment.
+    BaseUrl,
     /// A CIDR.
     Cidr,
 }
@@ -679,6 +683,23 @@ impl Cx {
                         .with_help(
                             no_cel().unwrap_or_else(|| "ngrok rejects it (ERR_NGROK_2226)".into()),
                         ),
+                    );
+                }
+            }
+            Format::BaseUrl => {
+                if let Err(why) = values::check_base_url(value) {
+                    self.diags.push(
+                        Diagnostic::error(
+                            code::BAD_URL,
+                            node.span,
+                            format!("`{path}` must be an https URL, was `{value}`"),
+                        )
+                        .with_label(why)
+                        .with_help(no_cel().unwrap_or_else(|| {
+                            "tokens and secrets go there: write `https://host[/path]` \
+                             (`http://` only on loopback: 127.0.0.0/8, [::1], localhost)"
+                                .into()
+                        })),
                     );
                 }
             }

@@ -2,7 +2,7 @@
 
 use portcullis_cel::Diagnostic;
 
-use super::values::{HOUR, MINUTE, SECOND};
+use super::values::{self, HOUR, MINUTE, SECOND};
 use super::{ActionSpec, Cel, Cx, Dur, Extra, Field, Format, Str, Ty, Unique, get, is_null_node};
 use crate::code;
 use crate::schema::Phase;
@@ -737,11 +737,11 @@ const OAUTH: &[Field] = &[
     // Portcullis extensions: where the provider sends users back, and
     // Microsoft's authority (national clouds, a tenant, loopback in tests).
     Field::opt("callback_path", NONEMPTY),
-    Field::opt("authority_host", NONEMPTY),
+    Field::opt("authority_host", BASE_URL),
     Field::opt("tenant", NONEMPTY),
-    Field::opt("graph_url", NONEMPTY),
-    Field::opt("api_url", NONEMPTY),
-    Field::opt("allowed_tenants", STRINGS),
+    Field::opt("graph_url", BASE_URL),
+    Field::opt("api_url", BASE_URL),
+    Field::opt("allowed_tenants", TENANTS),
 ];
 
 const OPENID_CONNECT: &[Field] = &[
@@ -763,9 +763,66 @@ const OPENID_CONNECT: &[Field] = &[
     // Portcullis extensions: where the provider sends users back, and
     // Microsoft Graph, for Entra's groups overage.
     Field::opt("callback_path", NONEMPTY),
-    Field::opt("graph_url", NONEMPTY),
-    Field::opt("allowed_tenants", STRINGS),
+    Field::opt("graph_url", BASE_URL),
+    Field::opt("allowed_tenants", TENANTS),
 ];
+
+/// Where sign-in sends the user's tokens or the client secret.
+const BASE_URL: Ty = Ty::Str(Str::PLAIN.nonempty().format(Format::BaseUrl));
+
+/// Entra tenant ids, compared with the token's `tid` (a GUID) in any case.
+const TENANTS: Ty = Ty::List {
+    item: &Ty::Custom(tenant_id, &[]),
+    min: 0,
+    max: usize::MAX,
+    unique: Unique::IgnoreCase,
+};
+
+/// The personal Microsoft accounts' tenant, which `consumers` stands for.
+const CONSUMERS: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
+
+/// An `allowed_tenants` entry: a tenant id. The token's `tid` is always a
+/// GUID, so a domain or an authority alias (`common`, `consumers`) would
+/// match no one and refuse every user; each gets its own help.
+fn tenant_id(cx: &mut Cx, node: &Node, path: &str) {
+    let before = cx.diags.len();
+    cx.value(node, &NONEMPTY, path, node.span);
+    if cx.diags.len() > before {
+        return;
+    }
+    let Some(s) = node.scalar() else { return };
+    let value = s.value.trim();
+    if values::is_guid(value) {
+        return;
+    }
+    let lower = value.to_ascii_lowercase();
+    let help = match lower.as_str() {
+        "consumers" => {
+            format!(
+                "personal Microsoft accounts sign in with the tenant id `{CONSUMERS}`: write that"
+            )
+        }
+        "common" | "organizations" => format!(
+            "`{lower}` is an authority, not a tenant: to let any tenant in, leave `allowed_tenants` out"
+        ),
+        _ if values::is_domain(&lower) => {
+            "tokens name their tenant by id (`tid`), never by domain: \
+             write the tenant id (a GUID) shown on the tenant's overview in the Entra admin center"
+                .to_string()
+        }
+        _ => {
+            "write the tenant id, a GUID such as `72f988bf-86f1-41af-91ab-2d7cd011db47`".to_string()
+        }
+    };
+    cx.push(
+        Diagnostic::error(
+            code::INVALID_VALUE,
+            node.span,
+            format!("`{path}` must be a tenant id (a GUID), was `{value}`"),
+        )
+        .with_help(help),
+    );
+}
 
 // ---- owasp-crs ----
 

@@ -616,3 +616,94 @@ fn cidrs_and_urls() {
     assert!(check_url("https://host:port").is_err());
     assert!(check_url("https://a b").is_err());
 }
+
+#[test]
+fn sign_in_base_urls_are_https_or_loopback() {
+    use super::values::check_base_url;
+    for ok in [
+        "https://login.microsoftonline.com",
+        "https://login.microsoftonline.us/",
+        "https://graph.microsoft.com/v1.0",
+        "https://ghe.example.com/api/v3",
+        "HTTPS://Graph.Microsoft.com:443",
+        "http://127.0.0.1:8080/graph",
+        "http://127.9.9.9",
+        "http://[::1]:8080",
+        "http://localhost:3000",
+    ] {
+        assert_eq!(check_base_url(ok), Ok(()), "{ok}");
+    }
+    for bad in [
+        "graph.microsoft.com",
+        "http://graph.microsoft.com",
+        "http://10.0.0.1:8080",
+        "ftp://graph.microsoft.com",
+        "https://graph.microsoft.com@attacker.example",
+        "https://user:pw@graph.microsoft.com",
+        "https://graph%2emicrosoft.com",
+        "https://graph.microsoft.com\\@attacker.example",
+        "https://graph.microsoft.com/v1.0?x=1",
+        "https://graph.microsoft.com/#x",
+        "https://graph.microsoft.com:8443x",
+        "https://graph.micrοsoft.com",
+        "https://graph.microsoft.com /v1.0",
+    ] {
+        assert!(check_base_url(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn allowed_tenants_are_tenant_ids() {
+    let config = |tenants: &str| {
+        format!(
+            "on_http_request:\n  - actions:\n      - type: oauth\n        config:\n          \
+             provider: microsoft\n          client_id: a\n          client_secret: b\n          \
+             allowed_tenants: {tenants}\n"
+        )
+    };
+    assert!(
+        run(&config(
+            "[72f988bf-86f1-41af-91ab-2d7cd011db47, 9188040D-6C67-4C5B-B112-36A304B66DAD]"
+        ))
+        .is_empty()
+    );
+    let src = config("[contoso.onmicrosoft.com]");
+    let d = one(&src);
+    assert_eq!(d.code, code::INVALID_VALUE);
+    assert_eq!(underlined(&src, &d), "contoso.onmicrosoft.com");
+    assert!(
+        d.help
+            .as_deref()
+            .is_some_and(|h| h.contains("never by domain")),
+        "{d:?}"
+    );
+    let d = one(&config("[consumers]"));
+    assert!(
+        d.help
+            .as_deref()
+            .is_some_and(|h| h.contains("9188040d-6c67-4c5b-b112-36a304b66dad")),
+        "{d:?}"
+    );
+    let d = one(&config("[organizations]"));
+    assert!(
+        d.help
+            .as_deref()
+            .is_some_and(|h| h.contains("leave `allowed_tenants` out")),
+        "{d:?}"
+    );
+    for bad in [
+        "'72f988bf-86f1-41af-91ab-2d7cd011db4'",
+        "'{tenantid}'",
+        "'a b'",
+        "'1.2.3.4'",
+    ] {
+        let d = one(&config(&format!("[{bad}]")));
+        assert_eq!(d.code, code::INVALID_VALUE, "{bad}");
+    }
+    // The proxy lower-cases both sides: a GUID twice in two cases is a
+    // duplicate.
+    let d = one(&config(
+        "[72f988bf-86f1-41af-91ab-2d7cd011db47, 72F988BF-86F1-41AF-91AB-2D7CD011DB47]",
+    ));
+    assert_eq!(d.code, code::DUPLICATE_VALUE);
+}

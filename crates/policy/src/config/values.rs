@@ -1,4 +1,5 @@
-//! Literal value formats of action configs: Go durations, CIDRs, URLs.
+//! Literal value formats of action configs: Go durations, CIDRs, URLs,
+//! Entra tenant ids.
 
 use std::net::IpAddr;
 
@@ -158,4 +159,77 @@ pub(crate) fn check_url(text: &str) -> Result<&str, String> {
         return Err(format!("`{port}` is not a port"));
     }
     Ok(host)
+}
+
+/// Checks a base URL sign-in sends tokens and secrets to (`authority_host`,
+/// `graph_url`, `api_url`): absolute, `https`, or `http` on a loopback
+/// host (a test provider on this machine, as the proxy's outbound client
+/// allows); no user information, percent-encoding in the host, query or
+/// fragment, since paths are appended to it and the links followed from it
+/// must match its host exactly.
+pub(crate) fn check_base_url(text: &str) -> Result<(), String> {
+    if !text.bytes().all(|b| b.is_ascii_graphic()) || text.contains('\\') {
+        return Err("write it in plain ASCII, without spaces or `\\`".to_string());
+    }
+    let host = check_url(text)?.to_ascii_lowercase();
+    let (scheme, rest) = text.split_once("://").unwrap_or(("", text));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return Err(
+            "a URL with user information (`user@`) names another host than it seems".to_string(),
+        );
+    }
+    if authority.contains('%') {
+        return Err("write the host without percent-encoding".to_string());
+    }
+    if rest.contains(['?', '#']) {
+        return Err("paths are appended to it: no query or fragment".to_string());
+    }
+    match scheme.to_ascii_lowercase().as_str() {
+        "https" => Ok(()),
+        "http" if is_loopback(&host) => Ok(()),
+        "http" => {
+            Err("`http://` sends tokens in the clear; only loopback hosts may use it".to_string())
+        }
+        other => Err(format!("`{other}` is not `https`")),
+    }
+}
+
+/// `localhost`, `127.0.0.0/8` or `::1`.
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Whether `text` is a GUID, as Entra writes tenant ids
+/// (`72f988bf-86f1-41af-91ab-2d7cd011db47`, either case).
+pub(crate) fn is_guid(text: &str) -> bool {
+    let groups: Vec<&str> = text.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Whether `text` is a DNS name: dot-separated labels of letters, digits
+/// and inner hyphens, at least two, the last not all digits.
+pub(crate) fn is_domain(text: &str) -> bool {
+    let labels: Vec<&str> = text.trim_end_matches('.').split('.').collect();
+    labels.len() >= 2
+        && text.len() <= 253
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+        && labels
+            .last()
+            .is_some_and(|l| !l.bytes().all(|b| b.is_ascii_digit()))
 }
