@@ -1143,7 +1143,7 @@ async fn an_upstream_body_left_unread_does_not_block_the_next_request() {
 async fn clients_that_send_no_request_head_in_time_are_disconnected() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let up = echo().await;
-    let proxy = Proxy::serve_for(&up, "timeouts:\n  header_read: 1s\n", &[]);
+    let proxy = Proxy::serve_for(&up, "timeouts:\n  header_read: 1s\n  idle: 1s\n", &[]);
     // Half a request head, then nothing (a slow client).
     let mut slow = support::tcp(proxy.addr).await;
     slow.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n")

@@ -46,6 +46,14 @@ pub(crate) struct HttpArgs {
     /// only: encrypted, but the upstream is not authenticated).
     #[arg(long)]
     upstream_insecure_skip_verify: bool,
+    /// Keep repeated slashes in request paths (`//a` stays `//a`); by
+    /// default they are merged, as nginx merges them.
+    #[arg(long)]
+    no_merge_slashes: bool,
+    /// What `%2F`, `%5C` and `\` in a request path do: `reject` (400, the
+    /// default), `keep`, `unescape_and_redirect` or `unescape_and_forward`.
+    #[arg(long, value_name = "MODE", default_value = "reject")]
+    escaped_slashes: String,
     #[command(flatten)]
     run: RunArgs,
 }
@@ -109,6 +117,12 @@ pub(crate) fn http(args: &HttpArgs) -> anyhow::Result<ExitCode> {
             Upstream::parse(addr).map_err(anyhow::Error::msg)?,
         ));
     }
+    let mut canon = portcullis_canon::Options::default();
+    canon.path.merge_slashes = !args.no_merge_slashes;
+    canon.path.escaped_slashes = portcullis_canon::EscapedSlashes::parse(&args.escaped_slashes)
+        .ok_or_else(|| {
+            anyhow::anyhow!("--escaped-slashes: {}", portcullis_proxy::ESCAPED_SLASHES)
+        })?;
     let config = Config {
         endpoints: vec![EndpointConfig {
             listen: args.listen,
@@ -116,6 +130,8 @@ pub(crate) fn http(args: &HttpArgs) -> anyhow::Result<ExitCode> {
             tls,
             policy: args.traffic_policy_file.clone(),
             upstream,
+            canon,
+            upgrades: portcullis_proxy::default_upgrades(),
         }],
         internal,
         admin: args.admin,
@@ -155,6 +171,8 @@ pub(crate) fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
             policy: Some(policy.clone()),
             // Replaced by the echo upstream's address once it is bound.
             upstream: Upstream::parse("127.0.0.1:9").map_err(anyhow::Error::msg)?,
+            canon: portcullis_canon::Options::default(),
+            upgrades: portcullis_proxy::default_upgrades(),
         }],
         internal: Vec::new(),
         admin: None,

@@ -98,6 +98,9 @@ pub struct Endpoint {
     pub port: u16,
     /// `http` or `https`.
     pub protocol: String,
+    /// How request paths are canonicalized at this endpoint; URLs that
+    /// actions build are canonicalized the same way.
+    pub canon: portcullis_canon::Options,
 }
 
 impl Endpoint {
@@ -112,7 +115,13 @@ impl Endpoint {
             host: uri.host().unwrap_or("").to_owned(),
             port: uri.port_u16().unwrap_or(default_port),
             protocol,
+            canon: portcullis_canon::Options::default(),
         }
+    }
+
+    /// The default port of the endpoint's scheme.
+    pub fn default_port(&self) -> u16 {
+        if self.protocol == "https" { 443 } else { 80 }
     }
 
     /// `host:port`, as `endpoint.addr`.
@@ -268,6 +277,8 @@ struct ReqCache {
     /// The wall-clock time of `RequestCtx::received`.
     received: OnceLock<SystemTime>,
     url: OnceLock<String>,
+    /// `req.url.raw`, when the client's spelling differs.
+    raw_url: OnceLock<String>,
     query: OnceLock<QueryParams>,
     cookies: OnceLock<Value<'static>>,
 }
@@ -288,6 +299,9 @@ pub struct RequestCtx {
     req_headers: Headers,
     req_body: Body,
     req_body_buffered: Option<Bytes>,
+    /// What the client sent where canonicalization changed it
+    /// (`req.url.raw_path`, `req.url.raw`).
+    arrival: Option<Box<portcullis_canon::Arrival>>,
     /// When the context was made: the monotonic clock, which the rate
     /// limiter reads too (one clock read per request, not one per action).
     received: Instant,
@@ -333,6 +347,7 @@ impl RequestCtx {
             req_headers: Headers(headers),
             req_body: body,
             req_body_buffered: None,
+            arrival: None,
             received,
             res: None,
             req_cache: ReqCache::default(),
@@ -399,6 +414,7 @@ impl RequestCtx {
     pub fn req_headers_mut(&mut self) -> &mut HeaderMap {
         self.req_cache.cookies = OnceLock::new();
         self.req_cache.url = OnceLock::new();
+        self.req_cache.raw_url = OnceLock::new();
         &mut self.req_headers.0
     }
 
@@ -407,7 +423,40 @@ impl RequestCtx {
     pub fn set_uri(&mut self, uri: Uri) {
         self.req.uri = uri;
         self.req_cache.url = OnceLock::new();
+        self.req_cache.raw_url = OnceLock::new();
         self.req_cache.query = OnceLock::new();
+    }
+
+    /// Records what the client sent where [`portcullis_canon::request`]
+    /// changed it, for `req.url.raw_path` and `req.url.raw`.
+    pub fn set_arrival(&mut self, arrival: portcullis_canon::Arrival) {
+        if arrival.raw_target.is_some() || arrival.raw_authority.is_some() {
+            self.arrival = Some(Box::new(arrival));
+            self.req_cache.raw_url = OnceLock::new();
+        }
+    }
+
+    /// The path as the client sent it: `req.url.raw_path`.
+    pub fn raw_path(&self) -> &str {
+        match self.arrival.as_deref().and_then(|a| a.raw_target.as_ref()) {
+            Some(raw) => raw.path(),
+            None => self.req.uri.path(),
+        }
+    }
+
+    /// The URL as the client spelled it: `req.url.raw`.
+    pub fn raw_url(&self) -> &str {
+        let Some(arrival) = self.arrival.as_deref() else {
+            return self.url();
+        };
+        self.req_cache.raw_url.get_or_init(|| {
+            let target = match &arrival.raw_target {
+                Some(raw) => raw.as_str(),
+                None => self.req.uri.path_and_query().map_or("/", |p| p.as_str()),
+            };
+            let authority = arrival.raw_authority.as_deref().unwrap_or(self.authority());
+            format!("{}://{authority}{target}", self.scheme())
+        })
     }
 
     /// The scheme clients used: the endpoint's.

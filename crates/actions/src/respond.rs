@@ -38,3 +38,14 @@ pub fn error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
     }
     res
 }
+
+/// A redirect: `status` with `Location: location` and no body. A location
+/// that is not a valid header value (it cannot come from a parsed URI) is
+/// left out.
+pub fn redirect(status: StatusCode, location: &str) -> Response<Body> {
+    let mut res = self::status(status);
+    if let Ok(v) = HeaderValue::from_str(location) {
+        res.headers_mut().insert(http::header::LOCATION, v);
+    }
+    res
+}

@@ -10,7 +10,7 @@ use regex::Regex;
 
 use crate::action::Config;
 use crate::template::Template;
-use crate::{ActionError, CompileCx, RequestCtx};
+use crate::{ActionError, CompileCx, Endpoint, RequestCtx};
 
 /// ngrok's code for a `from` that is not a regex after interpolation.
 const BAD_REGEX: &str = "ERR_NGROK_3901";
@@ -116,26 +116,42 @@ pub(crate) fn matches_value(matches: &[String]) -> Value<'static> {
 }
 
 /// A rewritten URL split for the upstream: the new authority (if the URL
-/// is absolute) and the new path and query.
-pub(crate) fn split(url: &str) -> Result<(Option<HeaderValue>, PathAndQuery), ActionError> {
-    let bad = || {
+/// is absolute) and the new path and query, both canonicalized as a
+/// client's would be at `ep`, so that a rewrite can never produce a target
+/// the client could not have sent (`Host: x/admin#` once made the URL
+/// `http://x/admin#/api/...`; a rewrite to `/a/../admin` would have
+/// reached the upstream as such).
+pub(crate) fn split(
+    url: &str,
+    ep: &Endpoint,
+) -> Result<(Option<HeaderValue>, PathAndQuery), ActionError> {
+    let bad = |why: &dyn std::fmt::Display| {
         ActionError::internal(
             "ERR_NGROK_2300",
-            format!("the rewritten URL `{url}` is not a valid URL"),
+            format!("the rewritten URL `{url}` is not a valid URL: {why}"),
         )
     };
-    if url.starts_with('/') {
-        return Ok((None, url.parse().map_err(|_| bad())?));
+    let uri: Uri = url.parse().map_err(|e| bad(&e))?;
+    if uri.scheme().is_none() && !url.starts_with('/') {
+        return Err(bad(&"neither absolute nor a path"));
     }
-    let uri: Uri = url.parse().map_err(|_| bad())?;
-    let authority = uri
-        .authority()
-        .map(|a| HeaderValue::from_str(a.as_str()))
-        .transpose()
-        .map_err(|_| bad())?;
-    let pq = uri
-        .path_and_query()
-        .cloned()
-        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    let authority = match uri.authority() {
+        Some(a) => {
+            let port = if uri.scheme_str() == Some("https") {
+                443
+            } else {
+                80
+            };
+            let host = portcullis_canon::authority(a.as_str(), port).map_err(|e| bad(&e))?;
+            Some(HeaderValue::from_str(&host).map_err(|e| bad(&e))?)
+        }
+        None => None,
+    };
+    let path = portcullis_canon::path(uri.path(), &ep.canon.path).map_err(|e| bad(&e))?;
+    let pq = match uri.query() {
+        Some(q) => format!("{}?{q}", path.path),
+        None => path.path.into_owned(),
+    };
+    let pq = PathAndQuery::try_from(pq).map_err(|e| bad(&e))?;
     Ok((authority, pq))
 }

@@ -41,7 +41,7 @@ impl UrlRewrite {
             return Ok(Step::Next);
         };
         if done.url != ctx.url() {
-            let (authority, pq) = rewrite::split(&done.url)?;
+            let (authority, pq) = rewrite::split(&done.url, ctx.endpoint())?;
             if let Some(host) = authority {
                 ctx.req_headers_mut().insert(HOST, host);
             }

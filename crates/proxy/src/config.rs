@@ -11,12 +11,15 @@
 //!     tls: { cert: cert.pem, key: key.pem }
 //!     traffic_policy_file: policy.yml
 //!     upstream: http://127.0.0.1:3000
+//!     paths: { merge_slashes: true, escaped_slashes: reject }
+//!     upgrades: [websocket]         # protocols tunnelled after the policy
 //! internal:                        # forward-internal targets
 //!   api.internal: http://127.0.0.1:4000
 //! upstream_tls:                    # for https:// upstreams
 //!   ca: internal-ca.pem             # trusted besides the Mozilla roots
 //!   insecure_skip_verify: false     # true: development only
-//! timeouts: { connect: 5s, upstream: 60s, header_read: 30s }
+//! timeouts: { connect: 5s, upstream: 60s, header_read: 30s, idle: 75s,
+//!             send: 60s, upstream_read: 60s, ping: 60s }
 //! limits: { max_header_bytes: 65536, max_body_bytes: 10485760 }
 //! ```
 
@@ -64,6 +67,17 @@ pub struct EndpointConfig {
     pub policy: Option<PathBuf>,
     /// Where allowed requests go.
     pub upstream: Upstream,
+    /// How request paths are canonicalized (`paths:`).
+    pub canon: portcullis_canon::Options,
+    /// The protocols a client may switch to (`Upgrade`) once the policy
+    /// lets the request through: `websocket` unless configured; `h2c` is
+    /// never tunnelled, even if named.
+    pub upgrades: Vec<String>,
+}
+
+/// The protocols tunnelled by default.
+pub fn default_upgrades() -> Vec<String> {
+    vec!["websocket".to_owned()]
 }
 
 /// PEM files for TLS.
@@ -133,15 +147,34 @@ impl Upstream {
     }
 }
 
-/// Timeouts.
+/// Timeouts: every connection is bounded, whatever its peer does. The
+/// defaults are nginx's where nginx has one (`keepalive_timeout` 75 s,
+/// `send_timeout` and `proxy_read_timeout` 60 s) and shorter for the
+/// first request head (30 s, against nginx's 60 s
+/// `client_header_timeout`): a connection that has sent nothing has
+/// earned nothing.
 #[derive(Clone, Copy, Debug)]
 pub struct Timeouts {
     /// To connect to an upstream.
     pub connect: Duration,
     /// For an upstream's response head, once the request is sent.
     pub upstream: Duration,
-    /// For a client to send a request head.
+    /// For a client to send its first request head (HTTP/1), or to open
+    /// its first stream (HTTP/2).
     pub header_read: Duration,
+    /// For a client connection with no request in progress: an HTTP/1
+    /// keep-alive connection between requests (the whole next head must
+    /// arrive within it), an HTTP/2 connection with no open stream.
+    pub idle: Duration,
+    /// For a client that stops reading: the longest a write to it may
+    /// wait.
+    pub send: Duration,
+    /// For an upstream that stops sending its response body: the longest
+    /// wait between two reads.
+    pub upstream_read: Duration,
+    /// Between HTTP/2 keep-alive pings to an idle client; a ping not
+    /// answered within the same time closes the connection.
+    pub ping: Duration,
     /// For open connections to finish after shutdown begins.
     pub shutdown_grace: Duration,
 }
@@ -152,6 +185,10 @@ impl Default for Timeouts {
             connect: Duration::from_secs(5),
             upstream: Duration::from_secs(60),
             header_read: Duration::from_secs(30),
+            idle: Duration::from_secs(75),
+            send: Duration::from_secs(60),
+            upstream_read: Duration::from_secs(60),
+            ping: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(10),
         }
     }
@@ -253,10 +290,17 @@ impl Config {
                         .ok_or_else(|| err(Some(value), "expected a mapping".into()))?
                     {
                         let d = duration(v).map_err(|m| err(Some(v), m))?;
+                        if d.is_zero() {
+                            return Err(err(Some(v), format!("`{k}` must be longer than 0s")));
+                        }
                         match k {
                             "connect" => config.timeouts.connect = d,
                             "upstream" => config.timeouts.upstream = d,
                             "header_read" => config.timeouts.header_read = d,
+                            "idle" => config.timeouts.idle = d,
+                            "send" => config.timeouts.send = d,
+                            "upstream_read" => config.timeouts.upstream_read = d,
+                            "ping" => config.timeouts.ping = d,
                             "shutdown_grace" => config.timeouts.shutdown_grace = d,
                             other => {
                                 return Err(err(Some(v), format!("unknown timeout `{other}`")));
@@ -362,9 +406,15 @@ fn duration(node: &Node) -> Result<Duration, String> {
         .ok_or_else(|| format!("`{text}` is not a duration (`30s`, `1m`)"))
 }
 
+/// What `escaped_slashes` takes.
+pub const ESCAPED_SLASHES: &str =
+    "`escaped_slashes` is one of reject, keep, unescape_and_redirect, unescape_and_forward";
+
 fn endpoint(node: &Node, base: &Path) -> Result<EndpointConfig, String> {
     let es = entries(node).ok_or("an endpoint must be a mapping")?;
     let (mut listen, mut url, mut tls, mut policy, mut upstream) = (None, None, None, None, None);
+    let mut canon = portcullis_canon::Options::default();
+    let mut upgrades = default_upgrades();
     for (k, v) in es {
         match k {
             "listen" => listen = Some(addr(v)?),
@@ -385,6 +435,33 @@ fn endpoint(node: &Node, base: &Path) -> Result<EndpointConfig, String> {
                     _ => return Err("`tls` needs both `cert` and `key`".into()),
                 }
             }
+            "paths" => {
+                for (k, v) in entries(v).ok_or("`paths` must be a mapping")? {
+                    match (k, scalar(v)) {
+                        ("merge_slashes", Some("true")) => canon.path.merge_slashes = true,
+                        ("merge_slashes", Some("false")) => canon.path.merge_slashes = false,
+                        ("merge_slashes", _) => {
+                            return Err("`merge_slashes` must be true or false".into());
+                        }
+                        ("escaped_slashes", text) => {
+                            canon.path.escaped_slashes = text
+                                .and_then(portcullis_canon::EscapedSlashes::parse)
+                                .ok_or(ESCAPED_SLASHES)?;
+                        }
+                        (other, _) => return Err(format!("unknown `paths` setting `{other}`")),
+                    }
+                }
+            }
+            "upgrades" => {
+                let NodeKind::Seq(items) = &v.kind else {
+                    return Err("`upgrades` must be a list of protocol names".into());
+                };
+                upgrades = items
+                    .iter()
+                    .map(|i| scalar(i).map(str::to_ascii_lowercase))
+                    .collect::<Option<_>>()
+                    .ok_or("`upgrades` must be a list of protocol names")?;
+            }
             other => return Err(format!("unknown endpoint setting `{other}`")),
         }
     }
@@ -394,6 +471,8 @@ fn endpoint(node: &Node, base: &Path) -> Result<EndpointConfig, String> {
         tls,
         policy,
         upstream: upstream.ok_or("an endpoint needs `upstream`")?,
+        canon,
+        upgrades,
     })
 }
 

@@ -1,13 +1,18 @@
-//! The deadlines of an HTTP/1 client connection, kept with one timer per
+//! The deadlines of a client connection, kept with one timer per
 //! connection instead of two per request.
 //!
 //! A connection is always in one of three phases:
-//! - waiting for a request head, since it opened or since its last
-//!   response was sent: it must arrive within `header_read`, or the
-//!   connection is closed (slow clients, idle keep-alive connections);
+//! - waiting for a request: since it opened, the first head (HTTP/1) or
+//!   stream (HTTP/2) must arrive within `header_read`; since its last
+//!   response was sent (HTTP/1) or its last stream closed (HTTP/2), the
+//!   next within `idle`; else the connection is closed (slow clients, idle
+//!   keep-alive connections, HTTP/2 connections that open no stream);
 //! - waiting for the upstream's response head, since the request was
-//!   forwarded: it must arrive within `upstream`, or the client gets a 504;
-//! - anything else (an action at work, a response on its way): no deadline.
+//!   forwarded (HTTP/1): it must arrive within `upstream`, or the client
+//!   gets a 504;
+//! - anything else (an action at work, a response on its way): no deadline
+//!   here; the response body's own reads and the connection's writes have
+//!   theirs ([`Tracked`] and [`Timed`]).
 //!
 //! A phase change is two stores. The one timer is set once; when it fires
 //! and the phase changed since it was set, it is set again to the deadline
@@ -17,8 +22,9 @@
 //! timer and a `tokio::time::timeout` around the upstream call), which cost
 //! about 2,500 instructions per request.
 //!
-//! HTTP/2 connections, whose streams overlap, opt out ([`Deadlines::off`])
-//! and keep hyper's own keep-alive handling and a timeout per upstream call.
+//! HTTP/2 connections, whose streams overlap, count their open streams:
+//! the connection waits for a request only while none is open, and each
+//! upstream call has a timeout of its own.
 //!
 //! [`Watched`] polls the timer with the connection, and tells the
 //! connection to finish when its listener drains (`drain.rs`).
@@ -26,7 +32,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -39,13 +45,14 @@ use hyper::service::HttpService;
 use portcullis_actions::body::{Body, BoxError};
 use tokio::time::Sleep;
 
+use crate::config::Timeouts;
 use crate::drain::Watch;
+use crate::metrics::{CloseReason, Metrics, UpstreamErrorKind};
 
 /// The phases, in the top two bits of [`Deadlines::state`].
 const IDLE: u64 = 0;
 const UPSTREAM: u64 = 1 << 62;
 const BUSY: u64 = 2 << 62;
-const OFF: u64 = 3 << 62;
 const PHASE: u64 = 3 << 62;
 
 /// One connection's phase and deadlines.
@@ -55,21 +62,39 @@ pub(crate) struct Deadlines {
     state: AtomicU64,
     /// The upstream's deadline passed: the forward in progress gives up.
     expired: AtomicBool,
+    /// A request has arrived: the wait for the next one is `idle`'s.
+    served: AtomicBool,
+    /// HTTP/2: the streams open. `None` for HTTP/1.
+    streams: Option<AtomicU32>,
     origin: Instant,
     header_read: Duration,
+    idle: Duration,
     upstream: Duration,
+    /// Between two reads of a response body from the upstream.
+    upstream_read: Duration,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 impl Deadlines {
-    /// A connection that opened now: waiting for its first request head.
-    pub(crate) fn new(header_read: Duration, upstream: Duration) -> Deadlines {
+    /// A connection that opened now: waiting for its first request.
+    pub(crate) fn new(timeouts: &Timeouts, h2: bool, metrics: Arc<Metrics>) -> Deadlines {
         Deadlines {
             state: AtomicU64::new(IDLE),
             expired: AtomicBool::new(false),
+            served: AtomicBool::new(false),
+            streams: h2.then(|| AtomicU32::new(0)),
             origin: Instant::now(),
-            header_read,
-            upstream,
+            header_read: timeouts.header_read,
+            idle: timeouts.idle,
+            upstream: timeouts.upstream,
+            upstream_read: timeouts.upstream_read,
+            metrics,
         }
+    }
+
+    /// The shortest deadline a phase may have.
+    fn shortest(&self) -> Duration {
+        self.header_read.min(self.upstream).min(self.idle)
     }
 
     fn set(&self, phase: u64) {
@@ -78,25 +103,20 @@ impl Deadlines {
             .store(phase | (micros & !PHASE), Ordering::Relaxed);
     }
 
+    #[cfg(test)]
     fn phase(&self) -> u64 {
         self.state.load(Ordering::Relaxed) & PHASE
     }
 
-    /// A request head arrived.
+    /// A request head arrived (HTTP/1), or a stream opened (HTTP/2).
     pub(crate) fn request(&self) {
-        if self.phase() != OFF {
-            self.state.store(BUSY, Ordering::Relaxed);
+        if let Some(streams) = &self.streams {
+            streams.fetch_add(1, Ordering::Relaxed);
         }
-    }
-
-    /// The connection is HTTP/2: no deadlines from here on.
-    pub(crate) fn off(&self) {
-        self.state.store(OFF, Ordering::Relaxed);
-    }
-
-    /// Whether the deadlines apply (the connection is HTTP/1).
-    pub(crate) fn on(&self) -> bool {
-        self.phase() != OFF
+        if !self.served.load(Ordering::Relaxed) {
+            self.served.store(true, Ordering::Relaxed);
+        }
+        self.state.store(BUSY, Ordering::Relaxed);
     }
 
     /// Runs `send`, the call to the upstream, and gives up with `None` when
@@ -118,27 +138,46 @@ impl Deadlines {
         out
     }
 
-    /// The response was sent (or dropped): waiting for the next head.
+    /// The response was sent (or dropped): waiting for the next head, or,
+    /// on HTTP/2, for the next stream once none is open.
     fn response_done(&self) {
-        if self.phase() != OFF {
-            self.set(IDLE);
+        match &self.streams {
+            Some(streams) => {
+                if streams.fetch_sub(1, Ordering::Relaxed) == 1 {
+                    self.set(IDLE);
+                }
+            }
+            None => self.set(IDLE),
         }
+    }
+
+    /// Whether an HTTP/2 stream is open (a late `IDLE` store may race a
+    /// new stream's `BUSY`; the count decides).
+    fn streams_open(&self) -> bool {
+        self.streams
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed) > 0)
     }
 
     /// What the timer does when it fires at `now`: close the connection,
     /// or expire the upstream call, and say when to look again. That is
     /// the current phase's deadline, or sooner: a phase that begins after
-    /// `now` ends no sooner than `now` plus the shorter timeout, and the
+    /// `now` ends no sooner than `now` plus the shortest timeout, and the
     /// timer must not sleep past it.
     fn check(&self, now: Instant) -> Check {
         let state = self.state.load(Ordering::Relaxed);
         let since = self.origin + Duration::from_micros(state & !PHASE);
-        let mut next = now + self.header_read.min(self.upstream);
+        let mut next = now + self.shortest();
         match state & PHASE {
-            IDLE => {
-                let deadline = since + self.header_read;
+            IDLE if !self.streams_open() => {
+                let (limit, reason) = if self.served.load(Ordering::Relaxed) {
+                    (self.idle, CloseReason::Idle)
+                } else {
+                    (self.header_read, CloseReason::HeaderRead)
+                };
+                let deadline = since + limit;
                 if deadline <= now {
-                    return Check::Close;
+                    return Check::Close(reason);
                 }
                 next = next.min(deadline);
             }
@@ -159,8 +198,8 @@ impl Deadlines {
 enum Check {
     /// Look again at this instant.
     At(Instant),
-    /// No request head in time: close the connection.
-    Close,
+    /// No request in time: close the connection.
+    Close(CloseReason),
 }
 
 /// A client connection (hyper's), its timer and its listener's drain,
@@ -209,7 +248,7 @@ where
 
 impl<C: Finish> Watched<C> {
     pub(crate) fn new(conn: C, deadlines: Arc<Deadlines>, drain: Watch) -> Watched<C> {
-        let first = deadlines.origin + deadlines.header_read.min(deadlines.upstream);
+        let first = deadlines.origin + deadlines.shortest();
         Watched {
             conn: Box::pin(conn),
             timer: Box::pin(tokio::time::sleep_until(first.into())),
@@ -221,47 +260,65 @@ impl<C: Finish> Watched<C> {
 }
 
 impl<C: Finish> Future for Watched<C> {
-    /// `None`: closed for want of a request head.
-    type Output = Option<Result<(), hyper::Error>>;
+    /// `Err`: closed for want of a request, and why.
+    type Output = Result<Result<(), hyper::Error>, CloseReason>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        if this.deadlines.on() {
-            while this.timer.as_mut().poll(cx).is_ready() {
-                match this.deadlines.check(Instant::now()) {
-                    Check::At(at) => this.timer.as_mut().reset(at.into()),
-                    Check::Close => return Poll::Ready(None),
-                }
+        while this.timer.as_mut().poll(cx).is_ready() {
+            match this.deadlines.check(Instant::now()) {
+                Check::At(at) => this.timer.as_mut().reset(at.into()),
+                Check::Close(reason) => return Poll::Ready(Err(reason)),
             }
         }
         if !this.finishing && this.drain.stopping(cx) {
             this.finishing = true;
             this.conn.as_mut().finish();
         }
-        this.conn.as_mut().poll(cx).map(Some)
+        this.conn.as_mut().poll(cx).map(Ok)
     }
 }
 
-/// A response body that marks the end of its exchange when dropped: hyper
-/// drops it once it is sent, or when the connection fails.
+/// A response body that marks the end of its exchange when dropped (hyper
+/// drops it once it is sent, or when the connection fails), and that gives
+/// up on an upstream that stops sending it: a wait of more than
+/// `upstream_read` between two frames ends the body with an error, which
+/// cuts the client's response short (the connection closes, or the
+/// HTTP/2 stream is reset) rather than holding it open forever. The timer
+/// is made only when the body is not ready at once.
 pub(crate) struct Tracked {
     body: Body,
-    deadlines: Option<Arc<Deadlines>>,
+    deadlines: Arc<Deadlines>,
+    stall: Option<Pin<Box<Sleep>>>,
 }
 
 impl Tracked {
-    pub(crate) fn new(body: Body, deadlines: Option<Arc<Deadlines>>) -> Tracked {
-        Tracked { body, deadlines }
+    pub(crate) fn new(body: Body, deadlines: Arc<Deadlines>) -> Tracked {
+        Tracked {
+            body,
+            deadlines,
+            stall: None,
+        }
     }
 }
 
 impl Drop for Tracked {
     fn drop(&mut self) {
-        if let Some(d) = &self.deadlines {
-            d.response_done();
-        }
+        self.deadlines.response_done();
     }
 }
+
+/// The upstream stopped sending a response body.
+#[derive(Debug)]
+pub(crate) struct ReadTimeout;
+
+impl std::fmt::Display for ReadTimeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the upstream stopped sending the response body")
+    }
+}
+
+impl std::error::Error for ReadTimeout {}
 
 impl HttpBody for Tracked {
     type Data = Bytes;
@@ -271,7 +328,31 @@ impl HttpBody for Tracked {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
+        let this = &mut *self;
+        match Pin::new(&mut this.body).poll_frame(cx) {
+            Poll::Pending => {
+                let wait = this.deadlines.upstream_read;
+                let stall = this
+                    .stall
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(wait)));
+                if stall.as_mut().poll(cx).is_ready() {
+                    this.stall = None;
+                    this.deadlines
+                        .metrics
+                        .upstream_error(UpstreamErrorKind::ReadTimeout);
+                    tracing::warn!("the upstream stopped sending a response body; cut short");
+                    return Poll::Ready(Some(Err(Box::new(ReadTimeout))));
+                }
+                Poll::Pending
+            }
+            ready => {
+                if let Some(stall) = &mut this.stall {
+                    let next = tokio::time::Instant::now() + this.deadlines.upstream_read;
+                    stall.as_mut().reset(next);
+                }
+                ready
+            }
+        }
     }
 
     fn is_end_stream(&self) -> bool {
@@ -283,18 +364,127 @@ impl HttpBody for Tracked {
     }
 }
 
+/// A client connection's I/O, whose writes may not wait longer than
+/// `send`: a client that stops reading (a full TCP window) is
+/// disconnected, rather than holding its connection, its response and
+/// its upstream connection forever (nginx's `send_timeout`). The timer is
+/// made only when a write waits.
+pub(crate) struct Timed<IO> {
+    io: IO,
+    send: Duration,
+    stall: Option<Pin<Box<Sleep>>>,
+    metrics: Arc<Metrics>,
+}
+
+impl<IO> Timed<IO> {
+    pub(crate) fn new(io: IO, send: Duration, metrics: Arc<Metrics>) -> Timed<IO> {
+        Timed {
+            io,
+            send,
+            stall: None,
+            metrics,
+        }
+    }
+
+    /// Passes a write's progress through; a write that has waited `send`
+    /// fails.
+    fn watch<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        if polled.is_ready() {
+            self.stall = None;
+            return polled;
+        }
+        let send = self.send;
+        let stall = self
+            .stall
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(send)));
+        if stall.as_mut().poll(cx).is_ready() {
+            self.metrics.closed(CloseReason::Send);
+            return Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client stopped reading",
+            )));
+        }
+        Poll::Pending
+    }
+}
+
+impl<IO: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Timed<IO> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<IO: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Timed<IO> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.watch(cx, polled)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.watch(cx, polled)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let polled = Pin::new(&mut self.io).poll_flush(cx);
+        self.watch(cx, polled)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let polled = Pin::new(&mut self.io).poll_shutdown(cx);
+        self.watch(cx, polled)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn deadlines_with(header_read: u64, idle: u64, upstream: u64, h2: bool) -> Deadlines {
+        let timeouts = Timeouts {
+            header_read: Duration::from_secs(header_read),
+            idle: Duration::from_secs(idle),
+            upstream: Duration::from_secs(upstream),
+            ..Timeouts::default()
+        };
+        Deadlines::new(&timeouts, h2, Arc::new(Metrics::new()))
+    }
+
     fn deadlines() -> Deadlines {
-        Deadlines::new(Duration::from_secs(30), Duration::from_secs(60))
+        deadlines_with(30, 75, 60, false)
     }
 
     fn at(check: Check) -> Option<Instant> {
         match check {
             Check::At(at) => Some(at),
-            Check::Close => None,
+            Check::Close(_) => None,
+        }
+    }
+
+    fn closed(check: Check) -> Option<CloseReason> {
+        match check {
+            Check::At(_) => None,
+            Check::Close(reason) => Some(reason),
         }
     }
 
@@ -303,7 +493,10 @@ mod tests {
         let d = deadlines();
         let opened = d.origin;
         assert_eq!(at(d.check(opened)), Some(opened + d.header_read));
-        assert!(at(d.check(opened + d.header_read)).is_none());
+        assert_eq!(
+            closed(d.check(opened + d.header_read)),
+            Some(CloseReason::HeaderRead)
+        );
     }
 
     #[test]
@@ -320,7 +513,7 @@ mod tests {
 
     #[test]
     fn the_upstream_deadline_expires_the_call_in_progress() {
-        let d = Deadlines::new(Duration::from_secs(30), Duration::from_secs(10));
+        let d = deadlines_with(30, 75, 10, false);
         d.request();
         d.set(UPSTREAM);
         let started = since(&d);
@@ -334,36 +527,88 @@ mod tests {
     fn the_timer_never_sleeps_past_a_deadline_that_may_begin_meanwhile() {
         // Idle, with a long header deadline and a short upstream one: a
         // request may arrive any moment and start the upstream's clock.
-        let d = Deadlines::new(Duration::from_secs(30), Duration::from_secs(1));
+        let d = deadlines_with(30, 75, 1, false);
         assert_eq!(at(d.check(d.origin)), Some(d.origin + d.upstream));
         // Waiting on the upstream, with a long upstream deadline and a
         // short header one: the response may come and the idle clock start.
-        let d = Deadlines::new(Duration::from_secs(1), Duration::from_secs(60));
+        let d = deadlines_with(1, 75, 60, false);
         d.set(UPSTREAM);
         let started = since(&d);
         assert_eq!(at(d.check(started)), Some(started + d.header_read));
     }
 
     #[test]
-    fn a_sent_response_starts_the_wait_for_the_next_head() {
-        let d = Arc::new(deadlines());
+    fn after_a_response_the_wait_for_the_next_head_is_idle() {
+        let d = Arc::new(deadlines_with(30, 75, 60, false));
         d.request();
-        drop(Tracked::new(
-            portcullis_actions::body::empty(),
-            Some(d.clone()),
-        ));
+        drop(Tracked::new(portcullis_actions::body::empty(), d.clone()));
         assert_eq!(d.phase(), IDLE);
+        let done = since(&d);
+        // Past the header deadline, still open: the next head has `idle`.
+        assert!(at(d.check(done + d.header_read)).is_some_and(|t| t <= done + d.idle));
+        assert_eq!(closed(d.check(done + d.idle)), Some(CloseReason::Idle));
     }
 
     #[test]
-    fn http2_connections_have_no_deadlines() {
-        let d = Arc::new(deadlines());
-        d.off();
+    fn an_http2_connection_is_idle_only_with_no_stream_open() {
+        let d = Arc::new(deadlines_with(30, 75, 60, true));
+        // No stream yet: the header deadline.
+        assert_eq!(
+            closed(d.check(d.origin + d.header_read)),
+            Some(CloseReason::HeaderRead)
+        );
         d.request();
-        drop(Tracked::new(
-            portcullis_actions::body::empty(),
-            Some(d.clone()),
-        ));
-        assert!(!d.on());
+        d.request();
+        drop(Tracked::new(portcullis_actions::body::empty(), d.clone()));
+        // One stream still open: no deadline, however late.
+        let late = d.origin + Duration::from_secs(1000);
+        assert!(at(d.check(late)).is_some());
+        drop(Tracked::new(portcullis_actions::body::empty(), d.clone()));
+        assert_eq!(d.phase(), IDLE);
+        let done = since(&d);
+        assert!(at(d.check(done + d.header_read)).is_some());
+        assert_eq!(closed(d.check(done + d.idle)), Some(CloseReason::Idle));
+    }
+
+    /// A body that sends one frame, then nothing, ever.
+    struct Stalls(bool);
+
+    impl HttpBody for Stalls {
+        type Data = Bytes;
+        type Error = BoxError;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            if std::mem::replace(&mut self.0, true) {
+                return Poll::Pending;
+            }
+            Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"part")))))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stalled_response_body_is_cut_short() {
+        let timeouts = Timeouts {
+            upstream_read: Duration::from_millis(50),
+            ..Timeouts::default()
+        };
+        let metrics = Arc::new(Metrics::new());
+        let d = Arc::new(Deadlines::new(&timeouts, false, metrics.clone()));
+        let body = portcullis_actions::body::boxed(Stalls(false));
+        let mut tracked = Tracked::new(body, d);
+        let frame = http_body_util::BodyExt::frame(&mut tracked).await;
+        assert!(matches!(frame, Some(Ok(_))));
+        let err = http_body_util::BodyExt::frame(&mut tracked)
+            .await
+            .expect("a frame")
+            .expect_err("cut short");
+        assert!(err.is::<ReadTimeout>(), "{err}");
+        assert!(
+            metrics
+                .render(&[])
+                .contains("portcullis_upstream_errors_total{kind=\"read_timeout\"} 1")
+        );
     }
 }

@@ -20,10 +20,12 @@ mod tunnel;
 mod upstream;
 
 pub use crate::config::{
-    Config, EndpointConfig, Limits, Timeouts, TlsFiles, Upstream, UpstreamTls,
+    Config, ESCAPED_SLASHES, EndpointConfig, Limits, Timeouts, TlsFiles, Upstream, UpstreamTls,
+    default_upgrades,
 };
 #[doc(hidden)]
 pub use crate::h1::decode_response;
 pub use crate::server::{
-    Running, StartError, UPSTREAM_CONNECT, UPSTREAM_PROTOCOL, UPSTREAM_TIMEOUT, run, start,
+    CLIENT_BODY, Running, StartError, UPSTREAM_CONNECT, UPSTREAM_PROTOCOL, UPSTREAM_TIMEOUT, run,
+    start,
 };

@@ -41,6 +41,10 @@ pub struct Metrics {
     duration: Histogram,
     // INVARIANT: one counter per `UpstreamErrorKind`, indexed by its discriminant.
     upstream_errors: [AtomicU64; UpstreamErrorKind::ALL.len()],
+    // INVARIANT: one counter per `ClientErrorKind`, indexed by its discriminant.
+    client_errors: [AtomicU64; ClientErrorKind::ALL.len()],
+    // INVARIANT: one counter per `CloseReason`, indexed by its discriminant.
+    closed: [AtomicU64; CloseReason::ALL.len()],
     reloads_ok: AtomicU64,
     reloads_error: AtomicU64,
     /// Nanoseconds since the Unix epoch; 0 until a reload succeeds.
@@ -60,6 +64,36 @@ pub enum UpstreamErrorKind {
     /// The upstream broke HTTP: a malformed response, or a connection closed
     /// mid-response.
     Protocol,
+    /// The upstream stopped sending its response body for longer than the
+    /// `upstream_read` timeout; the client's response was cut short.
+    ReadTimeout,
+}
+
+/// Why a client's request was refused before the policy saw it: it has no
+/// canonical form, or its body broke HTTP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientErrorKind {
+    /// The path (`ERR_PORTCULLIS_BAD_PATH`, `ERR_PORTCULLIS_ENCODED_SLASH`).
+    Path,
+    /// The authority (`ERR_PORTCULLIS_BAD_HOST`).
+    Host,
+    /// The body's framing (`ERR_PORTCULLIS_CLIENT_BODY`).
+    Body,
+}
+
+/// Why the proxy closed a client connection on its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// No (first) request head, or no first HTTP/2 stream, within
+    /// `header_read`.
+    HeaderRead,
+    /// No request for `idle`: an HTTP/1 keep-alive connection between
+    /// requests, an HTTP/2 connection with no open stream.
+    Idle,
+    /// The client did not read what was written to it within `send`.
+    Send,
+    /// An HTTP/2 keep-alive ping went unanswered.
+    Ping,
 }
 
 /// How often one endpoint's running policy took one action: a sample of
@@ -122,6 +156,8 @@ const UPSTREAM_ERRORS: &str = "portcullis_upstream_errors_total";
 const RELOADS: &str = "portcullis_policy_reloads_total";
 const LAST_RELOAD: &str = "portcullis_policy_last_reload_success_timestamp_seconds";
 const CONNECTIONS: &str = "portcullis_connections_open";
+const CLIENT_ERRORS: &str = "portcullis_client_errors_total";
+const CLOSED: &str = "portcullis_connections_closed_total";
 
 // === impl Metrics ===
 
@@ -132,6 +168,8 @@ impl Metrics {
             requests: [const { AtomicU64::new(0) }; STATUS_CLASSES.len()],
             duration: Histogram::new(),
             upstream_errors: [const { AtomicU64::new(0) }; UpstreamErrorKind::ALL.len()],
+            client_errors: [const { AtomicU64::new(0) }; ClientErrorKind::ALL.len()],
+            closed: [const { AtomicU64::new(0) }; CloseReason::ALL.len()],
             reloads_ok: AtomicU64::new(0),
             reloads_error: AtomicU64::new(0),
             last_reload_success: AtomicU64::new(0),
@@ -155,6 +193,20 @@ impl Metrics {
     /// Records a failed request to an upstream.
     pub fn upstream_error(&self, kind: UpstreamErrorKind) {
         if let Some(counter) = self.upstream_errors.get(kind as usize) {
+            counter.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Records a request refused as the client's fault.
+    pub fn client_error(&self, kind: ClientErrorKind) {
+        if let Some(counter) = self.client_errors.get(kind as usize) {
+            counter.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Records a client connection the proxy closed, and why.
+    pub fn closed(&self, reason: CloseReason) {
+        if let Some(counter) = self.closed.get(reason as usize) {
             counter.fetch_add(1, Relaxed);
         }
     }
@@ -240,6 +292,28 @@ impl Metrics {
             writeln!(out, "{UPSTREAM_ERRORS}{{kind=\"{}\"}} {n}", kind.label())?;
         }
 
+        header(
+            out,
+            CLIENT_ERRORS,
+            "counter",
+            "Requests refused as the client's fault (no canonical form, a broken body), by kind.",
+        )?;
+        for (kind, counter) in ClientErrorKind::ALL.iter().zip(&self.client_errors) {
+            let n = counter.load(Relaxed);
+            writeln!(out, "{CLIENT_ERRORS}{{kind=\"{}\"}} {n}", kind.label())?;
+        }
+
+        header(
+            out,
+            CLOSED,
+            "counter",
+            "Client connections the proxy closed on a timeout, by reason.",
+        )?;
+        for (reason, counter) in CloseReason::ALL.iter().zip(&self.closed) {
+            let n = counter.load(Relaxed);
+            writeln!(out, "{CLOSED}{{reason=\"{}\"}} {n}", reason.label())?;
+        }
+
         header(out, RELOADS, "counter", "Policy loads, by result.")?;
         let ok = self.reloads_ok.load(Relaxed);
         let error = self.reloads_error.load(Relaxed);
@@ -276,10 +350,11 @@ impl Default for Metrics {
 
 impl UpstreamErrorKind {
     // INVARIANT: in discriminant order, so `ALL[kind as usize] == kind`.
-    const ALL: [UpstreamErrorKind; 3] = [
+    const ALL: [UpstreamErrorKind; 4] = [
         UpstreamErrorKind::Connect,
         UpstreamErrorKind::Timeout,
         UpstreamErrorKind::Protocol,
+        UpstreamErrorKind::ReadTimeout,
     ];
 
     fn label(self) -> &'static str {
@@ -287,6 +362,43 @@ impl UpstreamErrorKind {
             UpstreamErrorKind::Connect => "connect",
             UpstreamErrorKind::Timeout => "timeout",
             UpstreamErrorKind::Protocol => "protocol",
+            UpstreamErrorKind::ReadTimeout => "read_timeout",
+        }
+    }
+}
+
+impl ClientErrorKind {
+    // INVARIANT: in discriminant order, so `ALL[kind as usize] == kind`.
+    const ALL: [ClientErrorKind; 3] = [
+        ClientErrorKind::Path,
+        ClientErrorKind::Host,
+        ClientErrorKind::Body,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            ClientErrorKind::Path => "path",
+            ClientErrorKind::Host => "host",
+            ClientErrorKind::Body => "body",
+        }
+    }
+}
+
+impl CloseReason {
+    // INVARIANT: in discriminant order, so `ALL[reason as usize] == reason`.
+    const ALL: [CloseReason; 4] = [
+        CloseReason::HeaderRead,
+        CloseReason::Idle,
+        CloseReason::Send,
+        CloseReason::Ping,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            CloseReason::HeaderRead => "header_read",
+            CloseReason::Idle => "idle",
+            CloseReason::Send => "send",
+            CloseReason::Ping => "ping",
         }
     }
 }

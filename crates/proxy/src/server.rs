@@ -20,7 +20,7 @@ use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use portcullis_actions::body::{self, Body};
+use portcullis_actions::body::{self, Body, BoxError};
 use portcullis_actions::client::HttpClient;
 use portcullis_actions::{Conn, Endpoint, RequestCtx, respond};
 use portcullis_runtime::{Options, Outcome, Pipeline};
@@ -29,9 +29,9 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Config, EndpointConfig, Limits, Timeouts, Upstream};
-use crate::deadline::{Deadlines, Tracked, Watched};
+use crate::deadline::{Deadlines, Timed, Tracked, Watched};
 use crate::drain::{Drain, Watch};
-use crate::metrics::{Metrics, UpstreamErrorKind};
+use crate::metrics::{ClientErrorKind, CloseReason, Metrics, UpstreamErrorKind};
 use crate::outbound::Outbound;
 use crate::tunnel::{self, Upgrade};
 use crate::upstream::{Failure, Forwarded, Kept, Parked, Upstreams};
@@ -46,6 +46,8 @@ pub const UPSTREAM_CONNECT: &str = "ERR_NGROK_8012";
 pub const UPSTREAM_PROTOCOL: &str = "ERR_NGROK_3004";
 /// The code of an upstream that did not answer in time.
 pub const UPSTREAM_TIMEOUT: &str = "ERR_PORTCULLIS_UPSTREAM_TIMEOUT";
+/// The code of a client whose request body broke HTTP's framing.
+pub const CLIENT_BODY: &str = "ERR_PORTCULLIS_CLIENT_BODY";
 
 /// A proxy that is running.
 #[derive(Debug)]
@@ -85,6 +87,10 @@ pub(crate) struct Site {
     pub(crate) pipeline: ArcSwap<Pipeline>,
     pub(crate) policy: Option<PathBuf>,
     upstream: Upstream,
+    /// How requests are canonicalized.
+    canon: portcullis_canon::Options,
+    /// The protocols clients may switch to.
+    upgrades: Vec<String>,
     /// Upstream connections left by closed client connections.
     parked: Arc<Parked>,
     /// The listener's connections and tunnels, for a graceful stop.
@@ -239,11 +245,15 @@ fn site(ep: &EndpointConfig, shared: &Shared) -> Result<Site, StartError> {
         .map(tls::acceptor)
         .transpose()
         .map_err(StartError)?;
+    let mut endpoint = Endpoint::new(&url);
+    endpoint.canon = ep.canon;
     Ok(Site {
-        endpoint: Arc::new(Endpoint::new(&url)),
+        endpoint: Arc::new(endpoint),
         pipeline: ArcSwap::from_pointee(pipeline),
         policy: ep.policy.clone(),
         upstream: ep.upstream.clone(),
+        canon: ep.canon,
+        upgrades: ep.upgrades.clone(),
         parked: Arc::default(),
         drain: Drain::default(),
         tls,
@@ -392,14 +402,14 @@ async fn serve<IO>(
     }
     drop(pipeline);
     let kept = Arc::new(Kept::new(site.parked.clone()));
+    let metrics = shared.metrics.clone();
     let deadlines = Arc::new(Deadlines::new(
-        shared.timeouts.header_read,
-        shared.timeouts.upstream,
+        &shared.timeouts,
+        proto == Proto::Http2,
+        metrics.clone(),
     ));
-    if proto == Proto::Http2 {
-        deadlines.off();
-    }
     let watched = deadlines.clone();
+    let timeouts = shared.timeouts;
     let max_header = shared.limits.max_header_bytes;
     // The service returns `handle`'s future itself, not one wrapping it:
     // the future is large, and each wrapper is another copy of it.
@@ -407,7 +417,7 @@ async fn serve<IO>(
         let (site, shared, conn) = (site.clone(), shared.clone(), conn.clone());
         handle(req, conn, site, shared, kept.clone(), deadlines.clone())
     });
-    let io = TokioIo::new(io);
+    let io = TokioIo::new(Timed::new(io, timeouts.send, metrics.clone()));
     let ended = match proto {
         Proto::Http1 => {
             // hyper's smallest read buffer is 8 KiB; a head larger than the
@@ -426,18 +436,28 @@ async fn serve<IO>(
             Watched::new(conn, watched, drain).await
         }
         Proto::Http2 => {
+            // Pings find dead peers; an unanswered one closes the
+            // connection (hyper's error is then a timeout).
             let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
                 .timer(TokioTimer::new())
                 .max_header_list_size(u32::try_from(max_header).unwrap_or(u32::MAX))
+                .keep_alive_interval(timeouts.ping)
+                .keep_alive_timeout(timeouts.ping)
                 .serve_connection(io, service);
             Watched::new(conn, watched, drain).await
         }
     };
     match ended {
-        Some(Ok(())) => {}
-        Some(Err(e)) => tracing::debug!("connection ended: {e}"),
-        None => {
-            tracing::debug!("connection closed: no request head within the header-read timeout")
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            if proto == Proto::Http2 && e.is_timeout() {
+                metrics.closed(CloseReason::Ping);
+            }
+            tracing::debug!("connection ended: {e}");
+        }
+        Err(reason) => {
+            metrics.closed(reason);
+            tracing::debug!("connection closed: no request in time ({reason:?})");
         }
     }
 }
@@ -476,12 +496,11 @@ fn handle(
         // The head is in: no header-read deadline while the request is
         // handled (the policy may wait on other services).
         let h1 = version != Version::HTTP_2;
-        if h1 {
-            deadlines.request();
-        } else {
-            deadlines.off();
-        }
-        let upgrade = tunnel::requested(&mut req);
+        deadlines.request();
+        let upgrade = tunnel::requested(&mut req, &site.upgrades);
+        // One canonical form, read by the policy and sent upstream; a
+        // request without one is answered here and goes nowhere.
+        let canonical = portcullis_canon::request(&mut req, conn.tls.is_some(), &site.canon);
 
         let too_large = req
             .headers()
@@ -490,8 +509,36 @@ fn handle(
             .and_then(|v| v.parse::<u64>().ok())
             .is_some_and(|n| n > shared.limits.max_body_bytes);
         let max_body = usize::try_from(shared.limits.max_body_bytes).unwrap_or(usize::MAX);
-        let req = req.map(|b| body::boxed(http_body_util::Limited::new(b, max_body)));
+        let req = req.map(|b| {
+            body::boxed(http_body_util::BodyExt::map_err(
+                http_body_util::Limited::new(b, max_body),
+                |e| ClientBody(e),
+            ))
+        });
         let mut ctx = RequestCtx::new_at(req, conn.clone(), site.endpoint.clone(), started);
+        // Refused and redirected requests skip both phases: their rules
+        // would read a request that has no canonical form.
+        let mut policy = true;
+        match canonical {
+            Ok(arrival) if arrival.redirect => {
+                policy = false;
+                let location = ctx.uri().to_string();
+                ctx.set_response(respond::redirect(StatusCode::PERMANENT_REDIRECT, &location));
+            }
+            Ok(arrival) => ctx.set_arrival(arrival),
+            Err(refusal) => {
+                policy = false;
+                shared.metrics.client_error(match refusal {
+                    portcullis_canon::Refusal::Path(_) => ClientErrorKind::Path,
+                    portcullis_canon::Refusal::Host(_) => ClientErrorKind::Host,
+                });
+                ctx.set_response(respond::error(
+                    refusal.status(),
+                    refusal.code(),
+                    &refusal.to_string(),
+                ));
+            }
+        }
 
         // `close-connection`: logged, then the connection is dropped.
         let closed = |ctx: &RequestCtx| {
@@ -499,7 +546,9 @@ fn handle(
             log(ctx, &method, target, version, None, started);
             Err(Closed)
         };
-        let mut outcome = if too_large {
+        let mut outcome = if !policy {
+            Outcome::Respond
+        } else if too_large {
             ctx.set_response(respond::error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 BODY_TOO_LARGE,
@@ -545,7 +594,7 @@ fn handle(
             let res = forward(&mut ctx, via, &deadlines, &shared, keep, started).await;
             ctx.set_response(res);
         }
-        if pipeline.has_response_rules() {
+        if policy && pipeline.has_response_rules() {
             outcome = pipeline.on_response(&mut ctx).await;
             if outcome == Outcome::Close {
                 return closed(&ctx);
@@ -569,8 +618,25 @@ fn handle(
             Some(&res),
             started,
         );
-        let deadlines = deadlines.on().then_some(deadlines);
         Ok(res.map(|b| Tracked::new(b, deadlines)))
+    }
+}
+
+/// A failure of the client's request body (its framing, or its
+/// connection), told apart from the upstream's failures: it is answered
+/// 400, not 502, and counted as the client's.
+#[derive(Debug)]
+pub(crate) struct ClientBody(pub(crate) BoxError);
+
+impl std::fmt::Display for ClientBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the client's request body failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for ClientBody {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
     }
 }
 
@@ -684,6 +750,15 @@ async fn forward(
             BODY_TOO_LARGE,
             "the request body is larger than the proxy accepts",
         ),
+        Some(Err(Failure::ClientBody(e))) => {
+            shared.metrics.client_error(ClientErrorKind::Body);
+            tracing::debug!("the client's request body failed: {e}");
+            respond::error(
+                StatusCode::BAD_REQUEST,
+                CLIENT_BODY,
+                "the request body is not valid HTTP",
+            )
+        }
         Some(Err(Failure::Protocol(e))) => {
             shared.metrics.upstream_error(UpstreamErrorKind::Protocol);
             tracing::warn!(upstream = %upstream.authority, "upstream failed: {e}");

@@ -1,6 +1,13 @@
-//! Protocol upgrades through the proxy: WebSocket, or any protocol an
-//! HTTP/1.1 client asks to switch to with `Connection: upgrade` and
-//! `Upgrade`.
+//! Protocol upgrades through the proxy: WebSocket, or another protocol an
+//! endpoint's `upgrades` allows, that an HTTP/1.1 client asks to switch to
+//! with `Connection: upgrade` and `Upgrade`.
+//!
+//! Only the protocols allowed are tunnelled (`websocket` unless
+//! configured, as Envoy's `upgrade_configs` is an allow-list); `h2c` never
+//! is, even if named: a backend that accepts it would speak HTTP/2 with
+//! the client straight through the tunnel, past every later request's
+//! policy (Bishop Fox's h2c smuggling). Another upgrade is an ordinary
+//! request, forwarded without its `Upgrade`.
 //!
 //! The request runs the policy like any other, so a rule can deny it or
 //! add headers. It then goes to the upstream on a connection of its own
@@ -31,13 +38,23 @@ pub(crate) struct Upgrade {
     client: OnUpgrade,
 }
 
-/// The upgrade `req` asks for, if any: HTTP/1.1 with `Upgrade` and a
-/// `Connection` header that names it.
-pub(crate) fn requested(req: &mut Request<Incoming>) -> Option<Upgrade> {
+/// The upgrade `req` asks for, if any and if `allowed` names it: HTTP/1.1
+/// with `Connection: upgrade` and an `Upgrade` of one protocol.
+pub(crate) fn requested(req: &mut Request<Incoming>, allowed: &[String]) -> Option<Upgrade> {
     if req.version() != Version::HTTP_11 || !names_upgrade(req.headers()) {
         return None;
     }
-    let protocol = req.headers().get(header::UPGRADE)?.clone();
+    let mut fields = req.headers().get_all(header::UPGRADE).iter();
+    let protocol = fields.next()?.clone();
+    if fields.next().is_some() {
+        return None;
+    }
+    // One protocol, with or without a version (`websocket`, `foo/2`).
+    let name = protocol.to_str().ok()?.trim();
+    let name = name.split('/').next().unwrap_or(name);
+    if name.eq_ignore_ascii_case("h2c") || !allowed.iter().any(|a| name.eq_ignore_ascii_case(a)) {
+        return None;
+    }
     Some(Upgrade {
         protocol,
         client: hyper::upgrade::on(req),

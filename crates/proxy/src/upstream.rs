@@ -222,6 +222,9 @@ pub(crate) enum Failure {
     Connect(BoxError),
     /// The client's request body went over the limit while it was sent.
     BodyLimit,
+    /// The client's request body broke HTTP, or its connection failed,
+    /// while it was sent.
+    ClientBody(BoxError),
     /// The upstream broke HTTP or closed the connection.
     Protocol(BoxError),
 }
@@ -232,6 +235,8 @@ impl Failure {
             Failure::Connect(e)
         } else if is_body_limit(&*e) {
             Failure::BodyLimit
+        } else if is_client_body(&*e) {
+            Failure::ClientBody(e)
         } else {
             Failure::Protocol(e)
         }
@@ -384,6 +389,18 @@ fn absolute(upstream: &Upstream, target: Option<PathAndQuery>) -> Result<Uri, Fa
     parts.authority = Some(upstream.authority.clone());
     parts.path_and_query = Some(target.unwrap_or_else(|| PathAndQuery::from_static("/")));
     Uri::from_parts(parts).map_err(|e| Failure::Protocol(Box::new(e)))
+}
+
+/// Whether the client's body is what failed the exchange.
+fn is_client_body(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.is::<crate::server::ClientBody>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// Whether the body's length limit is what failed the exchange.

@@ -2,6 +2,12 @@
 //! any tower stack. The wrapped service is the upstream: it sees the
 //! request only when the policy lets it through, as the policy changed it.
 //!
+//! As in the proxy, the request is made canonical first
+//! (`portcullis_canon::request`, with the endpoint's options): the policy
+//! and the wrapped service see one path and one host, and a request that
+//! has none (two `Host` fields, `%2F`, `%00`) is answered 400 without
+//! reaching either.
+//!
 //! The client's address is read from an `Arc<Conn>` in the request's
 //! extensions (the proxy puts one there), else from a `SocketAddr`
 //! extension; without either, `conn.client_ip` is `0.0.0.0`.
@@ -100,8 +106,22 @@ where
         let pipeline = self.pipeline.clone();
         let endpoint = self.endpoint.clone();
         Box::pin(async move {
+            let mut req = req;
+            let https = endpoint.protocol == "https";
+            let canonical = portcullis_canon::request(&mut req, https, &endpoint.canon);
             let conn = conn_of(&req);
             let mut ctx = RequestCtx::new(req.map(body::boxed), conn, endpoint);
+            match canonical {
+                Ok(arrival) if arrival.redirect => {
+                    let location = ctx.uri().to_string();
+                    return Ok(respond::redirect(StatusCode::PERMANENT_REDIRECT, &location));
+                }
+                Ok(arrival) => ctx.set_arrival(arrival),
+                Err(refusal) => {
+                    let message = refusal.to_string();
+                    return Ok(respond::error(refusal.status(), refusal.code(), &message));
+                }
+            }
             match pipeline.on_request(&mut ctx).await {
                 Outcome::Continue | Outcome::Forward => {
                     let res =

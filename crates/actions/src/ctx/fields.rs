@@ -21,7 +21,7 @@ impl RequestCtx {
     pub(super) fn field(&self, field: Field) -> Option<Value<'_>> {
         use Field::*;
         Some(match field {
-            UrlPath | UrlRawPath => text(self.req.uri.path()),
+            UrlPath => text(self.req.uri.path()),
             ReqMethod => text(self.req.method.as_str()),
             ReqHeaders => headers_value(&self.req_headers),
             ConnClientIp => text(&self.conn.client_ip),
@@ -51,7 +51,7 @@ impl RequestCtx {
         let conn = &*self.conn;
         let ep = &*self.endpoint;
         Some(match field {
-            UrlPath | UrlRawPath | ReqMethod | ReqHeaders | ConnClientIp | Result(_) => {
+            UrlPath | ReqMethod | ReqHeaders | ConnClientIp | Result(_) => {
                 return self.field(field);
             }
             ReqHost | UrlAuthority => text(self.authority()),
@@ -59,7 +59,9 @@ impl RequestCtx {
             UrlPort => Value::Int(port_of(self.authority(), self.scheme())?),
             UrlQuery => text(self.req.uri.query().unwrap_or("")),
             UrlQueryParams => Value::Map(Map::Multi(self.query_params())),
-            ReqUrl | UrlRaw => text(self.url()),
+            ReqUrl => text(self.url()),
+            UrlRaw => text(self.raw_url()),
+            UrlRawPath => text(self.raw_path()),
             UrlScheme => text(self.scheme()),
             UrlUri => text(self.req.uri.path_and_query().map_or("/", |p| p.as_str())),
             UrlUserPassword => text(""),

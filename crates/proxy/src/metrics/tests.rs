@@ -77,6 +77,18 @@ portcullis_policy_decisions_total{endpoint="https://b.test",phase="on_http_reque
 portcullis_upstream_errors_total{kind="connect"} 1
 portcullis_upstream_errors_total{kind="timeout"} 2
 portcullis_upstream_errors_total{kind="protocol"} 0
+portcullis_upstream_errors_total{kind="read_timeout"} 0
+# HELP portcullis_client_errors_total Requests refused as the client's fault (no canonical form, a broken body), by kind.
+# TYPE portcullis_client_errors_total counter
+portcullis_client_errors_total{kind="path"} 0
+portcullis_client_errors_total{kind="host"} 0
+portcullis_client_errors_total{kind="body"} 0
+# HELP portcullis_connections_closed_total Client connections the proxy closed on a timeout, by reason.
+# TYPE portcullis_connections_closed_total counter
+portcullis_connections_closed_total{reason="header_read"} 0
+portcullis_connections_closed_total{reason="idle"} 0
+portcullis_connections_closed_total{reason="send"} 0
+portcullis_connections_closed_total{reason="ping"} 0
 # HELP portcullis_policy_reloads_total Policy loads, by result.
 # TYPE portcullis_policy_reloads_total counter
 portcullis_policy_reloads_total{result="ok"} 1
