@@ -4,8 +4,9 @@
 //! interpolated into a header cannot inject one; oversize heads are
 //! refused.
 
-use crate::raw::{self, Mode, RawUpstream};
+use crate::raw::{self, Mode};
 use crate::{Expect, POLICY, fwd, http, must, table};
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smuggling_variants_are_refused_and_nothing_is_forwarded() {
@@ -45,39 +46,53 @@ async fn smuggling_variants_are_refused_and_nothing_is_forwarded() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn content_length_with_transfer_encoding_is_refused() {
+async fn content_length_with_transfer_encoding_is_read_one_way_then_closed() {
     // RFC 9112 §6.3 lets a server either refuse this (400) or read the
-    // body by Transfer-Encoding and close the connection after; the edge
-    // refuses, as nginx and Envoy do, so that no upstream ever sees a
-    // request whose framing two parsers could read two ways.
+    // body by Transfer-Encoding and close the connection after. hyper,
+    // which parses the head, does the second, and drops Content-Length
+    // before the proxy sees the request: so the upstream receives one
+    // framing only, the connection ends after the answer, and the bytes
+    // after the chunked body (a smuggled request) are never read as a
+    // request, let alone forwarded. (The tower layer, behind servers that
+    // keep both fields, refuses them: `portcullis_canon`'s unit tests.)
     let (proxy, up) = http(POLICY, Mode::Ok, &[]).await;
     let smuggled = "GET /admin HTTP/1.1\r\nHost: mine.test\r\n\r\n";
-    let cases: Vec<(Vec<u8>, Expect)> = [
-        // CL + TE, in both orders.
+    for request in [
         format!(
             "POST /x HTTP/1.1\r\nHost: mine.test\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n{smuggled}"
         ),
         format!(
             "POST /x HTTP/1.1\r\nHost: mine.test\r\nTransfer-Encoding: chunked\r\nContent-Length: 60\r\n\r\n0\r\n\r\n{smuggled}"
         ),
-    ]
-    .into_iter()
-    .map(|r| (r.into_bytes(), Expect::Unparsable))
-    .collect();
-    // Whatever the answer, the smuggled request is never forwarded.
-    for (request, _) in &cases {
-        let _ = raw::exchange(proxy.addr, request).await;
-    }
-    for seen in up.requests() {
-        assert!(
-            !seen.request_line().contains("/admin"),
-            "{}",
-            seen.head_text()
+    ] {
+        let mut s = tokio::net::TcpStream::connect(proxy.addr)
+            .await
+            .expect("connect");
+        tokio::io::AsyncWriteExt::write_all(&mut s, request.as_bytes())
+            .await
+            .expect("write");
+        let reply = raw::read_reply(&mut s).await;
+        assert_eq!(reply.status, 200, "{}", reply.head);
+        // Nothing more: no second answer (the smuggled request), and the
+        // connection closes.
+        let after = raw::read_to_close(&mut s, Duration::from_secs(5)).await;
+        assert_eq!(
+            after,
+            Some(0),
+            "the connection stayed open or answered again"
         );
     }
-    let fresh = RawUpstream::start(Mode::Ok).await;
-    let proxy = crate::support::Proxy::http(POLICY, fresh.addr);
-    table(&proxy, &fresh, &cases).await;
+    let seen = up.requests();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    for request in &seen {
+        assert_eq!(request.request_line(), "POST /x HTTP/1.1");
+        assert!(
+            request.header("content-length").is_none()
+                || request.header("transfer-encoding").is_none(),
+            "two framings reached the upstream: {}",
+            request.head_text()
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -46,42 +46,87 @@ impl fmt::Display for HostError {
 
 impl std::error::Error for HostError {}
 
+/// Byte classes of a host name.
+const BAD: u8 = 0;
+const NAME: u8 = 1;
+const UPPER: u8 = 2;
+const DOT: u8 = 3;
+const COLON: u8 = 4;
+
+static HOST: [u8; 256] = {
+    let mut t = [BAD; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = match c {
+            b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => NAME,
+            b'A'..=b'Z' => UPPER,
+            b'.' => DOT,
+            b':' => COLON,
+            _ => BAD,
+        };
+        b += 1;
+    }
+    t
+};
+
 /// The longest host name DNS allows.
 const MAX_NAME: usize = 253;
 /// The longest label.
 const MAX_LABEL: usize = 63;
 
 /// The canonical form of `raw`, an authority, for a request whose scheme's
-/// default port is `default_port`.
+/// default port is `default_port`. One pass over the bytes; borrowed when
+/// nothing changes (a lower-case name, with no port or another port).
 pub fn authority(raw: &str, default_port: u16) -> Result<Cow<'_, str>, HostError> {
-    if raw.is_empty() {
-        return Err(HostError::Missing);
+    let bytes = raw.as_bytes();
+    match bytes.first() {
+        None => return Err(HostError::Missing),
+        Some(b'[') => return literal(raw, default_port),
+        Some(_) => {}
     }
-    let (host, port_text) = split(raw)?;
+    // The name: labels of letters, digits, `-` and `_`, split by dots;
+    // each label's length is checked at its end.
+    let mut start = 0usize;
+    let mut upper = false;
+    let mut end = bytes.len();
+    for (i, &b) in bytes.iter().enumerate() {
+        let class = HOST[usize::from(b)];
+        if class == NAME {
+            continue;
+        }
+        match class {
+            UPPER => upper = true,
+            DOT if i > start && i - start <= MAX_LABEL => start = i + 1,
+            COLON => {
+                end = i;
+                break;
+            }
+            _ => return Err(HostError::Invalid),
+        }
+    }
+    if end - start > MAX_LABEL {
+        return Err(HostError::Invalid);
+    }
+    let host = raw.get(..end).unwrap_or_default();
+    // A trailing dot ends a fully qualified name; the last label before it
+    // must not be empty (`.`, `a..`).
+    let name = match host.strip_suffix('.') {
+        Some(name) if name.is_empty() || name.ends_with('.') => return Err(HostError::Missing),
+        Some(name) => name,
+        None if host.is_empty() => return Err(HostError::Missing),
+        None => host,
+    };
+    if name.len() > MAX_NAME {
+        return Err(HostError::Invalid);
+    }
+    let port_text = raw.get(end + 1..);
     let port = match port_text {
         None | Some("") => None,
         Some(p) => Some(parse_port(p)?),
-    };
-    let port = port.filter(|&p| p != default_port);
-    if let Some(literal) = host.strip_prefix('[') {
-        let literal = literal.strip_suffix(']').ok_or(HostError::Invalid)?;
-        let addr: Ipv6Addr = literal.parse().map_err(|_| HostError::Invalid)?;
-        let text = match port {
-            Some(p) => format!("[{addr}]:{p}"),
-            None => format!("[{addr}]"),
-        };
-        return Ok(if text == raw {
-            Cow::Borrowed(raw)
-        } else {
-            Cow::Owned(text)
-        });
     }
-    let name = host.strip_suffix('.').unwrap_or(host);
-    check_name(name)?;
-    let lower = !name.bytes().any(|b| b.is_ascii_uppercase());
-    // Borrowed when nothing changes: the common case, a lower-case name
-    // with no port or a non-default one, costs one scan.
-    let unchanged = lower
+    .filter(|&p| p != default_port);
+    let unchanged = !upper
         && name.len() == host.len()
         && match (port, port_text) {
             (None, None) => true,
@@ -99,48 +144,42 @@ pub fn authority(raw: &str, default_port: u16) -> Result<Cow<'_, str>, HostError
     Ok(Cow::Owned(text))
 }
 
-/// `host` and the text after its `:`, if any.
-fn split(raw: &str) -> Result<(&str, Option<&str>), HostError> {
-    if raw.starts_with('[') {
-        let close = raw.find(']').ok_or(HostError::Invalid)?;
-        let (host, rest) = raw.split_at(close + 1);
-        return match rest.strip_prefix(':') {
-            Some(p) => Ok((host, Some(p))),
-            None if rest.is_empty() => Ok((host, None)),
-            None => Err(HostError::Invalid),
-        };
+/// An IP literal, `[v6]` with an optional port.
+fn literal(raw: &str, default_port: u16) -> Result<Cow<'_, str>, HostError> {
+    let close = raw.find(']').ok_or(HostError::Invalid)?;
+    let inside = raw.get(1..close).ok_or(HostError::Invalid)?;
+    let port = match raw.get(close + 1..) {
+        None | Some("") | Some(":") => None,
+        Some(rest) => {
+            let digits = rest.strip_prefix(':').ok_or(HostError::Invalid)?;
+            Some(parse_port(digits)?)
+        }
     }
-    Ok(match raw.split_once(':') {
-        Some((h, p)) => (h, Some(p)),
-        None => (raw, None),
+    .filter(|&p| p != default_port);
+    let addr: Ipv6Addr = inside.parse().map_err(|_| HostError::Invalid)?;
+    let text = match port {
+        Some(p) => format!("[{addr}]:{p}"),
+        None => format!("[{addr}]"),
+    };
+    Ok(if text == raw {
+        Cow::Borrowed(raw)
+    } else {
+        Cow::Owned(text)
     })
 }
 
 fn parse_port(p: &str) -> Result<u16, HostError> {
-    if p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
+    if p.is_empty() || p.len() > 5 {
         return Err(HostError::BadPort);
     }
-    p.parse().map_err(|_| HostError::BadPort)
-}
-
-fn check_name(name: &str) -> Result<(), HostError> {
-    if name.is_empty() {
-        return Err(HostError::Missing);
-    }
-    if name.len() > MAX_NAME {
-        return Err(HostError::Invalid);
-    }
-    for label in name.split('.') {
-        if label.is_empty()
-            || label.len() > MAX_LABEL
-            || !label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Err(HostError::Invalid);
+    let mut n = 0u32;
+    for b in p.bytes() {
+        if !b.is_ascii_digit() {
+            return Err(HostError::BadPort);
         }
+        n = n * 10 + u32::from(b - b'0');
     }
-    Ok(())
+    u16::try_from(n).map_err(|_| HostError::BadPort)
 }
 
 #[cfg(test)]
@@ -213,7 +252,7 @@ mod tests {
             assert!(canon(raw, 80).is_err(), "{raw:?} was accepted");
         }
         assert_eq!(canon("", 80), Err(HostError::Missing));
-        assert_eq!(canon(".", 80), Err(HostError::Missing));
+        assert_eq!(canon(".", 80), Err(HostError::Invalid));
         assert_eq!(canon(":80", 80), Err(HostError::Missing));
         assert_eq!(canon("a:99999", 80), Err(HostError::BadPort));
         assert_eq!(canon("a:65536", 80), Err(HostError::BadPort));

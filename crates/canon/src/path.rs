@@ -140,31 +140,34 @@ pub fn path<'a>(raw: &'a str, opts: &PathOptions) -> Result<Rewritten<'a>, PathE
     })
 }
 
-/// Byte classes, for the scan of an already-canonical path.
-const OTHER: u8 = 0;
-/// Unreserved, sub-delims, `:` and `@`, except `.`: a path character.
-const PCHAR: u8 = 1;
-const DOT: u8 = 2;
-const SLASH: u8 = 3;
-const PERCENT: u8 = 4;
-
-static CLASS: [u8; 256] = {
-    let mut t = [OTHER; 256];
+/// Bytes that stand for themselves inside a segment: unreserved
+/// characters, sub-delims, `:` and `@` (RFC 3986 `pchar` without `%`).
+/// `.` is one too, except where it begins a segment.
+static PLAIN: [bool; 256] = {
+    let mut t = [false; 256];
     let mut b = 0;
     while b < 256 {
         let c = b as u8;
-        t[b] = if c.is_ascii_alphanumeric() {
-            PCHAR
-        } else {
-            match c {
-                b'-' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+'
-                | b',' | b';' | b'=' | b':' | b'@' => PCHAR,
-                b'.' => DOT,
-                b'/' => SLASH,
-                b'%' => PERCENT,
-                _ => OTHER,
-            }
-        };
+        t[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b':'
+                    | b'@'
+            );
         b += 1;
     }
     t
@@ -183,59 +186,135 @@ fn hex(b: u8) -> Option<u8> {
     }
 }
 
-/// Whether `raw` is its own canonical form: one scan, no allocation.
-/// Anything unusual (`%` with a byte that needs a look, a segment starting
-/// with a dot that may be a dot segment) sends the path to [`rewrite`],
-/// which gives the same answer for canonical paths.
+/// Whether `raw` is its own canonical form, without allocating. Anything
+/// unusual (an escape that needs a look, a segment that begins with a dot
+/// and may be a dot segment) sends the path to [`rewrite`], which gives
+/// the same answer for canonical paths.
+#[inline]
 fn is_canonical(raw: &[u8], opts: &PathOptions) -> bool {
-    let [b'/', ..] = raw else {
-        return false;
+    // Eight bytes at a time pays from two chunks on (callgrind: a 24-byte
+    // path 282 -> 178 instructions; `/api/items` is cheaper by the scan).
+    (raw.len() >= 16 && raw.first() == Some(&b'/') && all_plain(raw, opts.merge_slashes))
+        || scan(raw, opts)
+}
+
+/// `1` for the bytes [`all_plain`] does not take: neither [`PLAIN`] nor
+/// `/`.
+static NOT_PLAIN: [u8; 256] = {
+    let mut t = [1u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        if PLAIN[b] || b == b'/' as usize {
+            t[b] = 0;
+        }
+        b += 1;
+    }
+    t
+};
+
+const LOW: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+const ONES: u64 = 0x0101_0101_0101_0101;
+
+/// `0x80` in each byte of `x` that equals `c`, `0` in the others (exact:
+/// no carry crosses bytes).
+fn bytes_equal(x: u64, c: u8) -> u64 {
+    let y = x ^ (ONES * u64::from(c));
+    !(((y & LOW) + LOW) | y | LOW)
+}
+
+/// The common case, eight bytes at a time: every byte plain or `/`, no
+/// `/` followed by `.` (a segment that may be a dot segment), nor by `/`
+/// when slashes merge. `raw` is at least eight bytes long and begins with
+/// `/`; the last eight bytes are read again rather than byte by byte.
+fn all_plain(raw: &[u8], merge: bool) -> bool {
+    let mut not_plain = 0u8;
+    // The `/` flag (0x80) of the byte before the chunk, in byte 0.
+    let mut carry = 0u64;
+    let mut pairs = 0u64;
+    let mut check = |chunk: &[u8; 8], carry: u64| {
+        for &b in chunk {
+            not_plain |= NOT_PLAIN[usize::from(b)];
+        }
+        let x = u64::from_le_bytes(*chunk);
+        let slashes = bytes_equal(x, b'/');
+        let dots = bytes_equal(x, b'.');
+        let after = if merge { slashes | dots } else { dots };
+        pairs |= ((slashes << 8) | carry) & after;
+        slashes >> 56
     };
-    let mut i = 1;
-    while let Some(&b) = raw.get(i) {
-        match CLASS[usize::from(b)] {
-            PCHAR => i += 1,
-            SLASH => {
-                if opts.merge_slashes && raw.get(i - 1) == Some(&b'/') {
-                    return false;
-                }
-                i += 1;
-            }
-            DOT => {
-                // A dot that begins a segment may begin a dot segment.
-                if raw.get(i - 1) == Some(&b'/') {
-                    let rest = raw.get(i..).unwrap_or_default();
-                    let end = rest.iter().position(|&c| c == b'/').unwrap_or(rest.len());
-                    if dot_segment(rest.get(..end).unwrap_or_default()).is_some() {
-                        return false;
-                    }
-                }
-                i += 1;
-            }
-            PERCENT => {
-                let (Some(&h), Some(&l)) = (raw.get(i + 1), raw.get(i + 2)) else {
-                    return false;
-                };
-                let (Some(hv), Some(lv)) = (hex(h), hex(l)) else {
-                    return false;
-                };
-                let v = hv << 4 | lv;
-                // Lower-case hex, an unreserved character, a control or
-                // non-ASCII octet, a slash: all need the slow path.
-                if h.is_ascii_lowercase()
-                    || l.is_ascii_lowercase()
-                    || is_unreserved(v)
-                    || !(0x20..0x7f).contains(&v)
-                    || ((v == b'/' || v == b'\\') && opts.escaped_slashes != EscapedSlashes::Keep)
-                {
-                    return false;
-                }
-                i += 3;
-            }
-            _ => return false,
+    let mut chunks = raw.chunks_exact(8);
+    for chunk in chunks.by_ref() {
+        if let Ok(chunk) = <&[u8; 8]>::try_from(chunk) {
+            carry = check(chunk, carry);
         }
     }
-    true
+    let len = raw.len();
+    if !chunks.remainder().is_empty()
+        && let (Some(last), Some(&before)) = (raw.get(len - 8..), raw.get(len - 9))
+        && let Ok(last) = <&[u8; 8]>::try_from(last)
+    {
+        check(last, if before == b'/' { 0x80 } else { 0 });
+    }
+    not_plain == 0 && pairs == 0
+}
+
+/// The general scan: a table lookup for each plain byte; a segment's
+/// first byte and escapes get more.
+fn scan(raw: &[u8], opts: &PathOptions) -> bool {
+    let Some((&b'/', mut rest)) = raw.split_first() else {
+        return false;
+    };
+    loop {
+        // At the start of a segment.
+        match rest.first() {
+            None => return true,
+            Some(b'/') if opts.merge_slashes => return false,
+            Some(b'.') => {
+                let end = rest.iter().position(|&c| c == b'/').unwrap_or(rest.len());
+                if dot_segment(rest.get(..end).unwrap_or_default()).is_some() {
+                    return false;
+                }
+            }
+            _ => {}
+        }
+        // The rest of the segment: plain bytes, and escapes kept as they
+        // are, up to the next `/`.
+        let mut seg = rest;
+        loop {
+            let Some(i) = seg.iter().position(|&b| !PLAIN[usize::from(b)]) else {
+                return true;
+            };
+            match seg.get(i) {
+                Some(b'/') => {
+                    rest = seg.get(i + 1..).unwrap_or_default();
+                    break;
+                }
+                Some(b'%') if canonical_escape(seg.get(i + 1..i + 3), opts) => {
+                    seg = seg.get(i + 3..).unwrap_or_default();
+                }
+                _ => return false,
+            }
+        }
+    }
+}
+
+/// Whether the two bytes after a `%` are an escape a canonical path keeps
+/// as it is: upper-case hex of a reserved, printable ASCII octet (or a
+/// slash, when escaped slashes are kept). Non-ASCII octets go to
+/// [`rewrite`], which checks their UTF-8.
+fn canonical_escape(digits: Option<&[u8]>, opts: &PathOptions) -> bool {
+    let Some(&[h, l]) = digits else {
+        return false;
+    };
+    let (Some(hv), Some(lv)) = (hex(h), hex(l)) else {
+        return false;
+    };
+    let v = hv << 4 | lv;
+    !(h.is_ascii_lowercase()
+        || l.is_ascii_lowercase()
+        || is_unreserved(v)
+        || !(0x20..0x7f).contains(&v)
+        || ((v == b'/' || v == b'\\') && opts.escaped_slashes != EscapedSlashes::Keep))
 }
 
 /// What kind of dot segment `seg` (decoded) is: `Some(false)` for `.`,
@@ -328,7 +407,7 @@ fn rewrite(raw: &[u8], opts: &PathOptions) -> Result<(String, bool), PathError> 
                 }
             }
             _ if b < 0x20 || b == 0x7f => return Err(PathError::Control),
-            _ if CLASS[usize::from(b)] == OTHER => {
+            _ if !PLAIN[usize::from(b)] => {
                 non_ascii |= b >= 0x80;
                 push_escaped(&mut seg, b);
             }
@@ -357,7 +436,9 @@ fn rewrite(raw: &[u8], opts: &PathOptions) -> Result<(String, bool), PathError> 
     if trailing || segments.is_empty() {
         out.push(b'/');
     }
-    if non_ascii && std::str::from_utf8(&decode(&out)).is_err() {
+    // Checked on the input: a segment that a `..` removes must not hide
+    // bytes that are not UTF-8 either (`/%C0%AF/..`).
+    if non_ascii && std::str::from_utf8(&decode(raw)).is_err() {
         return Err(PathError::InvalidUtf8);
     }
     // Every byte pushed is ASCII: escapes, path characters and separators.

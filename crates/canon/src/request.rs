@@ -47,6 +47,10 @@ pub enum Refusal {
     Path(PathError),
     /// The authority.
     Host(HostError),
+    /// Both `Content-Length` and `Transfer-Encoding`: two framings, of
+    /// which a server behind the edge may pick the other (RFC 9112 §6.3
+    /// lets a server refuse; the connection must then close).
+    Framing,
 }
 
 impl Refusal {
@@ -61,6 +65,7 @@ impl Refusal {
             Refusal::Path(PathError::EscapedSlash) => "ERR_PORTCULLIS_ENCODED_SLASH",
             Refusal::Path(_) => "ERR_PORTCULLIS_BAD_PATH",
             Refusal::Host(_) => "ERR_PORTCULLIS_BAD_HOST",
+            Refusal::Framing => "ERR_PORTCULLIS_BAD_FRAMING",
         }
     }
 }
@@ -70,6 +75,9 @@ impl std::fmt::Display for Refusal {
         match self {
             Refusal::Path(e) => e.fmt(f),
             Refusal::Host(e) => e.fmt(f),
+            Refusal::Framing => {
+                f.write_str("the request has both Content-Length and Transfer-Encoding")
+            }
         }
     }
 }
@@ -80,6 +88,9 @@ impl std::error::Error for Refusal {}
 /// connection is TLS (for the default port). On `Err`, the request must be
 /// answered with the refusal and not forwarded.
 pub fn request<B>(req: &mut Request<B>, https: bool, opts: &Options) -> Result<Arrival, Refusal> {
+    if two_framings(req.headers()) {
+        return Err(Refusal::Framing);
+    }
     let mut arrival = Arrival::default();
     let default_port = match req.uri().scheme_str() {
         Some("https") => 443,
@@ -122,6 +133,11 @@ pub fn request<B>(req: &mut Request<B>, https: bool, opts: &Options) -> Result<A
     }
     strip_connection_named(req.headers_mut());
     Ok(arrival)
+}
+
+fn two_framings(headers: &HeaderMap) -> bool {
+    headers.keys().any(|k| k == header::TRANSFER_ENCODING)
+        && headers.contains_key(header::CONTENT_LENGTH)
 }
 
 fn with_query(path: &str, query: Option<&str>) -> Result<PathAndQuery, Refusal> {

@@ -46,6 +46,9 @@ pub const UPSTREAM_CONNECT: &str = "ERR_NGROK_8012";
 pub const UPSTREAM_PROTOCOL: &str = "ERR_NGROK_3004";
 /// The code of an upstream that did not answer in time.
 pub const UPSTREAM_TIMEOUT: &str = "ERR_PORTCULLIS_UPSTREAM_TIMEOUT";
+/// The code of a request head over `limits.max_header_bytes` that hyper
+/// let through (it arrived whole).
+const HEADERS_TOO_LARGE: &str = "ERR_PORTCULLIS_HEADERS_TOO_LARGE";
 /// The code of a client whose request body broke HTTP's framing.
 pub const CLIENT_BODY: &str = "ERR_PORTCULLIS_CLIENT_BODY";
 
@@ -497,6 +500,10 @@ fn handle(
         // handled (the policy may wait on other services).
         let h1 = version != Version::HTTP_2;
         deadlines.request();
+        // hyper bounds the head it buffers only while the head is
+        // incomplete: one that arrives whole in a large read is measured
+        // here.
+        let head_too_large = head_bytes(&req) > shared.limits.max_header_bytes;
         let upgrade = tunnel::requested(&mut req, &site.upgrades);
         // One canonical form, read by the policy and sent upstream; a
         // request without one is answered here and goes nowhere.
@@ -512,7 +519,7 @@ fn handle(
         let req = req.map(|b| {
             body::boxed(http_body_util::BodyExt::map_err(
                 http_body_util::Limited::new(b, max_body),
-                |e| ClientBody(e),
+                ClientBody,
             ))
         });
         let mut ctx = RequestCtx::new_at(req, conn.clone(), site.endpoint.clone(), started);
@@ -520,6 +527,17 @@ fn handle(
         // would read a request that has no canonical form.
         let mut policy = true;
         match canonical {
+            _ if head_too_large => {
+                policy = false;
+                let mut res = respond::error(
+                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    HEADERS_TOO_LARGE,
+                    "the request head is larger than the proxy accepts",
+                );
+                res.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                ctx.set_response(res);
+            }
             Ok(arrival) if arrival.redirect => {
                 policy = false;
                 let location = ctx.uri().to_string();
@@ -528,15 +546,20 @@ fn handle(
             Ok(arrival) => ctx.set_arrival(arrival),
             Err(refusal) => {
                 policy = false;
+                use portcullis_canon::Refusal;
                 shared.metrics.client_error(match refusal {
-                    portcullis_canon::Refusal::Path(_) => ClientErrorKind::Path,
-                    portcullis_canon::Refusal::Host(_) => ClientErrorKind::Host,
+                    Refusal::Path(_) => ClientErrorKind::Path,
+                    Refusal::Host(_) => ClientErrorKind::Host,
+                    Refusal::Framing => ClientErrorKind::Body,
                 });
-                ctx.set_response(respond::error(
-                    refusal.status(),
-                    refusal.code(),
-                    &refusal.to_string(),
-                ));
+                let mut res =
+                    respond::error(refusal.status(), refusal.code(), &refusal.to_string());
+                if refusal == Refusal::Framing {
+                    // The body's end is unknown: the connection cannot go on.
+                    res.headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
+                ctx.set_response(res);
             }
         }
 
@@ -638,6 +661,17 @@ impl std::error::Error for ClientBody {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(&*self.0)
     }
+}
+
+/// About how many bytes `req`'s head took on the wire: the request line
+/// and each field line.
+fn head_bytes<B>(req: &Request<B>) -> usize {
+    let line = req.method().as_str().len()
+        + req.uri().path_and_query().map_or(1, |p| p.as_str().len())
+        + 12;
+    req.headers()
+        .iter()
+        .fold(line, |n, (k, v)| n + k.as_str().len() + v.len() + 4)
 }
 
 /// Where a request goes and how.

@@ -99,6 +99,37 @@ async fn allowed_request_reaches_the_upstream_once() {
 }
 
 #[tokio::test]
+async fn the_layer_reads_and_passes_on_the_canonical_request() {
+    // Other spellings of /admin are /admin to the rule.
+    for path in ["/%61dmin", "//admin", "/x/../admin", "/./admin/x"] {
+        let seen = send(DENY_ADMIN, get(path)).await;
+        assert_eq!(seen.status, StatusCode::FORBIDDEN, "{path}");
+        assert_eq!(seen.upstream_calls, 0, "{path}");
+    }
+    // What the service behind sees is the canonical form.
+    let seen = send(DENY_ADMIN, get("/a/./b/../%7Eusers?page=2")).await;
+    assert_eq!(seen.status, StatusCode::OK);
+    assert_eq!(seen.body, "/a/~users?page=2\n");
+    // What has no canonical form reaches neither the policy nor the service.
+    for (path, code) in [
+        ("/x%2F..%2Fadmin", "ERR_PORTCULLIS_ENCODED_SLASH"),
+        ("/admin%00", "ERR_PORTCULLIS_BAD_PATH"),
+    ] {
+        let seen = send(DENY_ADMIN, get(path)).await;
+        assert_eq!(seen.status, StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(seen.header("portcullis-error-code"), Some(code), "{path}");
+        assert_eq!(seen.upstream_calls, 0, "{path}");
+    }
+    let mut two_hosts = get("/");
+    two_hosts
+        .headers_mut()
+        .append("host", http::HeaderValue::from_static("admin.example.com"));
+    let seen = send(DENY_ADMIN, two_hosts).await;
+    assert_eq!(seen.status, StatusCode::BAD_REQUEST);
+    assert_eq!(seen.upstream_calls, 0);
+}
+
+#[tokio::test]
 async fn upstream_sees_the_request_as_the_policy_changed_it() {
     let policy = r#"
 on_http_request:
@@ -116,6 +147,7 @@ on_http_request:
           to: /api/
 "#;
     let req = Request::get("/v1/items")
+        .header("host", "app.example.com")
         .header("x-internal-user", "root")
         .body(body::empty())
         .expect("a valid request");

@@ -102,6 +102,7 @@ fn paths_without_one_meaning_are_refused() {
         ("/%c0%ae%c0%ae/admin", PathError::InvalidUtf8),
         ("/%C0%AFadmin", PathError::InvalidUtf8),
         ("/%ff", PathError::InvalidUtf8),
+        ("/%C0%AF/%2e%2e", PathError::InvalidUtf8),
         ("/x/..;/admin", PathError::DotParameters),
         ("/x/.;/admin", PathError::DotParameters),
         ("/x/..;x=1/admin", PathError::DotParameters),

@@ -171,3 +171,17 @@ fn fields_named_in_connection_are_removed_but_not_host_or_framing() {
     names.sort_unstable();
     assert_eq!(names, ["content-length", "host", "upgrade", "x-other"]);
 }
+
+#[test]
+fn two_framings_are_refused() {
+    let mut r = req("/", Version::HTTP_11, &["a.test"]);
+    r.headers_mut()
+        .insert("content-length", HeaderValue::from_static("5"));
+    r.headers_mut()
+        .insert("transfer-encoding", HeaderValue::from_static("chunked"));
+    let e = canon(&mut r).expect_err("refused");
+    assert_eq!(
+        (e.status(), e.code()),
+        (StatusCode::BAD_REQUEST, "ERR_PORTCULLIS_BAD_FRAMING")
+    );
+}

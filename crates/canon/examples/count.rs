@@ -1,0 +1,73 @@
+//! Calls the canonicalizers a known number of times, for instruction
+//! counts under callgrind (wall time is too noisy on a shared machine to
+//! tell tens of instructions apart):
+//!
+//! ```sh
+//! cargo build --release -p portcullis-canon --example count
+//! valgrind --tool=callgrind --toggle-collect='portcullis_canon::path::path*' \
+//!     target/release/examples/count path 100000 [/the/path]
+//! ```
+//!
+//! Instructions per call are the collected total divided by the count.
+//! The first argument picks what is called: `path` (an already-canonical
+//! path, the common case: the load benchmark's `/api/items` unless a third
+//! argument gives another), `rewrite` (one to rewrite), `authority`
+//! (an already-canonical host and port) or `request` (a whole head with a
+//! canonical target and `Host`).
+
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a command-line tool: its output is the point"
+)]
+
+use std::hint::black_box;
+
+use portcullis_canon::{Options, PathOptions, authority, path, request};
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let what = args.next().unwrap_or_else(|| "path".to_owned());
+    let n: u32 = args.next().and_then(|n| n.parse().ok()).unwrap_or(100_000);
+    let opts = PathOptions::default();
+    let given = args.next();
+    let mut total = 0usize;
+    match what.as_str() {
+        "path" => {
+            let p = given.as_deref().unwrap_or("/api/items");
+            for _ in 0..n {
+                total += path(black_box(p), &opts).map_or(0, |r| r.path.len());
+            }
+        }
+        "rewrite" => {
+            for _ in 0..n {
+                total += path(black_box("/api/./v1//users/%34%32/../42"), &opts)
+                    .map_or(0, |r| r.path.len());
+            }
+        }
+        "authority" => {
+            for _ in 0..n {
+                total += authority(black_box("app.example.com:8443"), 443).map_or(0, |a| a.len());
+            }
+        }
+        "request" => {
+            let template = http::Request::builder()
+                .uri("/api/v1/users/42/profile?x=1")
+                .header("host", "app.example.com")
+                .header("user-agent", "curl/8.5.0")
+                .header("accept", "*/*")
+                .body(())
+                .unwrap_or_default();
+            let canon = Options::default();
+            for _ in 0..n {
+                let mut req = black_box(template.clone());
+                total += usize::from(request(&mut req, true, &canon).is_ok());
+            }
+        }
+        other => {
+            eprintln!("unknown `{other}`: path, rewrite, authority or request");
+            std::process::exit(2);
+        }
+    }
+    println!("{total}");
+}
