@@ -88,7 +88,8 @@ impl std::error::Error for Refusal {}
 /// connection is TLS (for the default port). On `Err`, the request must be
 /// answered with the refusal and not forwarded.
 pub fn request<B>(req: &mut Request<B>, https: bool, opts: &Options) -> Result<Arrival, Refusal> {
-    if two_framings(req.headers()) {
+    let facts = Facts::of(req.headers());
+    if facts.content_length && facts.transfer_encoding {
         return Err(Refusal::Framing);
     }
     let mut arrival = Arrival::default();
@@ -98,13 +99,12 @@ pub fn request<B>(req: &mut Request<B>, https: bool, opts: &Options) -> Result<A
         None if https => 443,
         None => 80,
     };
-    let host = canonical_authority(req, default_port, &mut arrival).map_err(Refusal::Host)?;
+    let host =
+        canonical_authority(req, &facts, default_port, &mut arrival).map_err(Refusal::Host)?;
+    let connection_fields = facts.connection_fields;
     if let Some(host) = host {
         let value = HeaderValue::from_str(&host).map_err(|_| Refusal::Host(HostError::Invalid))?;
-        let headers = req.headers_mut();
-        if headers.get(header::HOST) != Some(&value) {
-            headers.insert(header::HOST, value);
-        }
+        req.headers_mut().insert(header::HOST, value);
     }
 
     let uri = req.uri();
@@ -131,13 +131,46 @@ pub fn request<B>(req: &mut Request<B>, https: bool, opts: &Options) -> Result<A
         // `OPTIONS *` in absolute form has no path to keep.
         *req.uri_mut() = Uri::from_static("*");
     }
-    strip_connection_named(req.headers_mut());
+    if connection_fields {
+        strip_connection_named(req.headers_mut());
+    }
     Ok(arrival)
 }
 
-fn two_framings(headers: &HeaderMap) -> bool {
-    headers.keys().any(|k| k == header::TRANSFER_ENCODING)
-        && headers.contains_key(header::CONTENT_LENGTH)
+/// What one pass over a request's fields finds.
+struct Facts<'h> {
+    /// The first `Host` field, and how many there are.
+    host: Option<&'h HeaderValue>,
+    hosts: usize,
+    content_length: bool,
+    transfer_encoding: bool,
+    /// A field that concerns one connection only.
+    connection_fields: bool,
+}
+
+impl Facts<'_> {
+    fn of(headers: &HeaderMap) -> Facts<'_> {
+        let mut facts = Facts {
+            host: None,
+            hosts: 0,
+            content_length: false,
+            transfer_encoding: false,
+            connection_fields: false,
+        };
+        for (name, value) in headers {
+            if name == header::HOST {
+                facts.host = facts.host.or(Some(value));
+                facts.hosts += 1;
+            } else if name == header::CONTENT_LENGTH {
+                facts.content_length = true;
+            } else if name == header::TRANSFER_ENCODING {
+                facts.transfer_encoding = true;
+            } else if is_connection_field(name) {
+                facts.connection_fields = true;
+            }
+        }
+        facts
+    }
 }
 
 fn with_query(path: &str, query: Option<&str>) -> Result<PathAndQuery, Refusal> {
@@ -154,16 +187,18 @@ fn with_query(path: &str, query: Option<&str>) -> Result<PathAndQuery, Refusal> 
 /// `None` for an HTTP/1.0 request without one.
 fn canonical_authority<B>(
     req: &Request<B>,
+    facts: &Facts,
     default_port: u16,
     arrival: &mut Arrival,
 ) -> Result<Option<String>, HostError> {
-    let mut fields = req.headers().get_all(header::HOST).iter();
-    let field = fields.next();
-    if fields.next().is_some() {
+    if facts.hosts > 1 {
         return Err(HostError::Duplicate);
     }
-    let field = field
-        .map(|v| v.to_str().map_err(|_| HostError::Invalid))
+    // `authority` refuses every byte outside its grammar; UTF-8 is all
+    // this needs to look at it as text.
+    let field = facts
+        .host
+        .map(|v| std::str::from_utf8(v.as_bytes()).map_err(|_| HostError::Invalid))
         .transpose()?;
     let (raw, canonical) = match (req.uri().authority(), field) {
         (Some(target), field) => {
@@ -174,16 +209,27 @@ fn canonical_authority<B>(
             {
                 return Err(HostError::Mismatch);
             }
-            (target.as_str(), canonical)
+            if canonical != target.as_str() {
+                arrival.raw_authority = Some(target.as_str().into());
+            }
+            // The target's authority becomes the one `Host`.
+            return match field {
+                Some(field) if field == canonical => Ok(None),
+                _ => Ok(Some(canonical.into_owned())),
+            };
         }
         (None, Some(field)) => (field, authority(field, default_port)?),
         (None, None) if req.version() <= Version::HTTP_10 => return Ok(None),
         (None, None) => return Err(HostError::Missing),
     };
-    if canonical != raw {
-        arrival.raw_authority = Some(raw.into());
+    // From the `Host` field: written back only if it changed.
+    match canonical {
+        Cow::Borrowed(_) => Ok(None),
+        Cow::Owned(canonical) => {
+            arrival.raw_authority = Some(raw.into());
+            Ok(Some(canonical))
+        }
     }
-    Ok(Some(canonical.into_owned()))
 }
 
 /// Removes the fields `Connection` names, then `Connection` and the other
@@ -193,9 +239,6 @@ fn canonical_authority<B>(
 /// here (the framing ones are the forwarding's to replace); `Upgrade`
 /// stays for rules to read and is dropped when the request is forwarded.
 pub fn strip_connection_named(headers: &mut HeaderMap) {
-    if !headers.keys().any(is_connection_field) {
-        return;
-    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -220,12 +263,14 @@ pub fn strip_connection_named(headers: &mut HeaderMap) {
 /// Fields that concern one connection, removed whether `Connection`
 /// names them or not (RFC 9110 §7.6.1, RFC 9112 §9.6).
 fn is_connection_field(name: &HeaderName) -> bool {
+    static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+    static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
     name == header::CONNECTION
         || name == header::TE
         || name == header::TRAILER
         || name == header::PROXY_AUTHORIZATION
-        || name.as_str() == "keep-alive"
-        || name.as_str() == "proxy-connection"
+        || name == KEEP_ALIVE
+        || name == PROXY_CONNECTION
 }
 
 /// Fields a `Connection` option never removes: the authority, and the
