@@ -891,12 +891,7 @@ impl SignIn {
                 "the session does not fit a cookie",
             )
         })?;
-        let back = text("r");
-        let back = if safe_path(&back) {
-            back
-        } else {
-            "/".to_owned()
-        };
+        let back = return_path(&text("r")).unwrap_or_else(|| "/".to_owned());
         let mut res = respond::status(StatusCode::FOUND);
         if let Ok(v) = HeaderValue::from_str(&back) {
             res.headers_mut().insert(LOCATION, v);
@@ -1425,18 +1420,33 @@ fn query_param(ctx: &RequestCtx, name: &str) -> Option<String> {
 /// `redirect_path`, if it is a path on this endpoint; else `/`.
 fn redirect_path(ctx: &RequestCtx) -> String {
     query_param(ctx, "redirect_path")
-        .filter(|p| safe_path(p))
+        .and_then(|p| return_path(&p))
         .unwrap_or_else(|| "/".to_owned())
 }
 
-/// A path on this endpoint: starts with one `/`, not `//` or `/\`
-/// (which browsers read as another host), no scheme, no control
-/// characters.
-fn safe_path(p: &str) -> bool {
-    p.starts_with('/')
-        && !p.starts_with("//")
-        && !p.starts_with("/\\")
-        && !p.chars().any(|c| c.is_control() || c == '\\')
+/// A path on this endpoint to send the user back to, in its canonical
+/// form (`portcullis_canon::path`, its query kept): it starts with one
+/// `/`, never `//` or `/\` (which browsers read as another host), has no
+/// scheme, no control characters, no dot segments. `None` for anything
+/// else, which sends the user to `/`.
+fn return_path(p: &str) -> Option<String> {
+    if !p.starts_with('/') || p.starts_with("//") || p.starts_with("/\\") {
+        return None;
+    }
+    let (path, query) = match p.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (p, None),
+    };
+    let canonical = portcullis_canon::path(path, &portcullis_canon::PathOptions::default()).ok()?;
+    let mut out = canonical.path.into_owned();
+    if let Some(q) = query {
+        if q.chars().any(|c| c.is_control() || c == '#') {
+            return None;
+        }
+        out.push('?');
+        out.push_str(q);
+    }
+    (!out.starts_with("//")).then_some(out)
 }
 
 async fn fetch_json(

@@ -12,7 +12,7 @@ use http::{HeaderMap, Request, StatusCode};
 use portcullis_policy::schema::Phase;
 
 use super::origin::Origin;
-use super::{DEFAULT_MAX_SESSION, Flavor, SignIn, build, is_guid, safe_path};
+use super::{DEFAULT_MAX_SESSION, Flavor, SignIn, build, is_guid, return_path};
 use crate::action::Config;
 use crate::client::{FetchFuture, Fetched, HttpClient, Scope};
 use crate::jwt_validation_rules::key_issuer_matches;
@@ -21,8 +21,15 @@ use crate::{Action as _, CompileCx, Conn, Endpoint, RequestCtx, Step, body};
 
 #[test]
 fn redirect_paths_stay_on_the_endpoint() {
-    for ok in ["/", "/a/b?c=d", "/reports#x"] {
-        assert!(safe_path(ok), "{ok}");
+    for (given, canonical) in [
+        ("/", "/"),
+        ("/a/b?c=d", "/a/b?c=d"),
+        ("/a/./x/../b", "/a/b"),
+        ("/%61dmin", "/admin"),
+        ("/.//evil.example", "/evil.example"),
+        ("/reports#x", "/reports%23x"),
+    ] {
+        assert_eq!(return_path(given).as_deref(), Some(canonical), "{given}");
     }
     for bad in [
         "//evil.example/x",
@@ -32,8 +39,11 @@ fn redirect_paths_stay_on_the_endpoint() {
         "",
         "/a\nb",
         "/a\\b",
+        "/a%2F..%2Fb",
+        "/a%00",
+        "/a?b\nc",
     ] {
-        assert!(!safe_path(bad), "{bad:?}");
+        assert_eq!(return_path(bad), None, "{bad:?}");
     }
 }
 
