@@ -12,8 +12,9 @@
 //! The first argument picks what is called: `path` (an already-canonical
 //! path, the common case: the load benchmark's `/api/items` unless a third
 //! argument gives another), `rewrite` (one to rewrite), `authority`
-//! (an already-canonical host and port) or `request` (a whole head with a
-//! canonical target and `Host`).
+//! (an already-canonical host and port), `request` (a whole head with a
+//! canonical target and `Host`) or `parse` (the baseline: `http` parsing
+//! the same target, as the server does before canonicalization).
 
 #![allow(
     clippy::print_stdout,
@@ -37,6 +38,14 @@ fn main() {
             let p = given.as_deref().unwrap_or("/api/items");
             for _ in 0..n {
                 total += path(black_box(p), &opts).map_or(0, |r| r.path.len());
+            }
+        }
+        "parse" => {
+            // The baseline: what parsing the same target costs the server
+            // before canonicalization starts.
+            let p = given.as_deref().unwrap_or("/api/items");
+            for _ in 0..n {
+                total += parse_once(black_box(p));
             }
         }
         "rewrite" => {
@@ -65,7 +74,7 @@ fn main() {
             }
         }
         other => {
-            eprintln!("unknown `{other}`: path, rewrite, authority or request");
+            eprintln!("unknown `{other}`: path, parse, rewrite, authority or request");
             std::process::exit(2);
         }
     }
@@ -77,4 +86,13 @@ fn main() {
 #[inline(never)]
 fn canon_once(req: &mut http::Request<()>, opts: &Options) -> bool {
     request(req, true, opts).is_ok()
+}
+
+/// Parses a request target as `http` does for the server
+/// (`--toggle-collect='count::parse_once'`).
+#[inline(never)]
+fn parse_once(target: &str) -> usize {
+    target
+        .parse::<http::uri::PathAndQuery>()
+        .map_or(0, |p| p.path().len())
 }

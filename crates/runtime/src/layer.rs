@@ -46,6 +46,15 @@ impl PolicyLayer {
             endpoint: Arc::new(Endpoint::new(url)),
         }
     }
+
+    /// The layer, canonicalizing request paths with `canon` instead of
+    /// the defaults (slashes merged, encoded slashes refused).
+    pub fn with_canon(mut self, canon: portcullis_canon::Options) -> PolicyLayer {
+        let mut endpoint = (*self.endpoint).clone();
+        endpoint.canon = canon;
+        self.endpoint = Arc::new(endpoint);
+        self
+    }
 }
 
 impl<S> Layer<S> for PolicyLayer {
