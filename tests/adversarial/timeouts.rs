@@ -127,6 +127,39 @@ async fn an_idle_http2_connection_after_a_stream_is_closed_after_idle() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_streams_reset_before_their_answer_do_not_keep_a_connection_busy() {
+    // The upstream never answers; the client resets each stream before
+    // the proxy has a response. Abandoned streams must end their
+    // exchanges, or the connection would never be idle again.
+    let up = RawUpstream::start(Mode::Fixed(b"")).await;
+    let proxy = serve(&up, "{ header_read: 30s, idle: 1s }");
+    let tcp = crate::support::tcp(proxy.addr).await;
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .expect("h2 handshake");
+    let conn = tokio::spawn(conn);
+    for _ in 0..3 {
+        let pending = sender.send_request(
+            http::Request::get("http://mine.test/slow")
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .expect("request"),
+        );
+        // Dropping the response future resets the stream.
+        let waited = tokio::time::timeout(Duration::from_millis(300), pending).await;
+        assert!(waited.is_err(), "the upstream answered: {waited:?}");
+    }
+    let ended = tokio::time::timeout(Duration::from_secs(10), conn).await;
+    assert!(
+        ended.is_ok(),
+        "reset streams kept the HTTP/2 connection open"
+    );
+    counted(&proxy, "idle").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_is_disconnected_after_send() {
     const SIZE: usize = 64 << 20;
     let up = RawUpstream::start(Mode::Large(SIZE)).await;

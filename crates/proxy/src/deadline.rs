@@ -108,8 +108,18 @@ impl Deadlines {
         self.state.load(Ordering::Relaxed) & PHASE
     }
 
-    /// A request head arrived (HTTP/1), or a stream opened (HTTP/2).
-    pub(crate) fn request(&self) {
+    /// A request head arrived (HTTP/1), or a stream opened (HTTP/2): the
+    /// exchange lasts until the returned guard is dropped, with the
+    /// response body it moves into ([`Tracked`]), or earlier, when the
+    /// exchange is abandoned (a stream the client resets, a connection
+    /// that fails), so that no abandoned exchange keeps the connection
+    /// from ever being idle.
+    pub(crate) fn begin(self: Arc<Self>) -> Exchange {
+        self.request();
+        Exchange(self)
+    }
+
+    fn request(&self) {
         if let Some(streams) = &self.streams {
             streams.fetch_add(1, Ordering::Relaxed);
         }
@@ -279,6 +289,24 @@ impl<C: Finish> Future for Watched<C> {
     }
 }
 
+/// One exchange of a connection, from its request head until its
+/// response is sent or it is abandoned; see [`Deadlines::begin`].
+pub(crate) struct Exchange(Arc<Deadlines>);
+
+impl std::ops::Deref for Exchange {
+    type Target = Deadlines;
+
+    fn deref(&self) -> &Deadlines {
+        &self.0
+    }
+}
+
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        self.0.response_done();
+    }
+}
+
 /// A response body that marks the end of its exchange when dropped (hyper
 /// drops it once it is sent, or when the connection fails), and that gives
 /// up on an upstream that stops sending it: a wait of more than
@@ -288,23 +316,17 @@ impl<C: Finish> Future for Watched<C> {
 /// is made only when the body is not ready at once.
 pub(crate) struct Tracked {
     body: Body,
-    deadlines: Arc<Deadlines>,
+    deadlines: Exchange,
     stall: Option<Pin<Box<Sleep>>>,
 }
 
 impl Tracked {
-    pub(crate) fn new(body: Body, deadlines: Arc<Deadlines>) -> Tracked {
+    pub(crate) fn new(body: Body, exchange: Exchange) -> Tracked {
         Tracked {
             body,
-            deadlines,
+            deadlines: exchange,
             stall: None,
         }
-    }
-}
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        self.deadlines.response_done();
     }
 }
 
@@ -540,8 +562,10 @@ mod tests {
     #[test]
     fn after_a_response_the_wait_for_the_next_head_is_idle() {
         let d = Arc::new(deadlines_with(30, 75, 60, false));
-        d.request();
-        drop(Tracked::new(portcullis_actions::body::empty(), d.clone()));
+        drop(Tracked::new(
+            portcullis_actions::body::empty(),
+            d.clone().begin(),
+        ));
         assert_eq!(d.phase(), IDLE);
         let done = since(&d);
         // Past the header deadline, still open: the next head has `idle`.
@@ -557,13 +581,15 @@ mod tests {
             closed(d.check(d.origin + d.header_read)),
             Some(CloseReason::HeaderRead)
         );
-        d.request();
-        d.request();
-        drop(Tracked::new(portcullis_actions::body::empty(), d.clone()));
+        let first = d.clone().begin();
+        let second = d.clone().begin();
+        drop(Tracked::new(portcullis_actions::body::empty(), first));
         // One stream still open: no deadline, however late.
         let late = d.origin + Duration::from_secs(1000);
         assert!(at(d.check(late)).is_some());
-        drop(Tracked::new(portcullis_actions::body::empty(), d.clone()));
+        // A stream abandoned before its response (reset by the client)
+        // ends its exchange too.
+        drop(second);
         assert_eq!(d.phase(), IDLE);
         let done = since(&d);
         assert!(at(d.check(done + d.header_read)).is_some());
@@ -597,7 +623,7 @@ mod tests {
         let metrics = Arc::new(Metrics::new());
         let d = Arc::new(Deadlines::new(&timeouts, false, metrics.clone()));
         let body = portcullis_actions::body::boxed(Stalls(false));
-        let mut tracked = Tracked::new(body, d);
+        let mut tracked = Tracked::new(body, d.begin());
         let frame = http_body_util::BodyExt::frame(&mut tracked).await;
         assert!(matches!(frame, Some(Ok(_))));
         let err = http_body_util::BodyExt::frame(&mut tracked)

@@ -499,7 +499,7 @@ fn handle(
         // The head is in: no header-read deadline while the request is
         // handled (the policy may wait on other services).
         let h1 = version != Version::HTTP_2;
-        deadlines.request();
+        let deadlines = deadlines.begin();
         // hyper bounds the head it buffers only while the head is
         // incomplete: one that arrives whole in a large read is measured
         // here.
