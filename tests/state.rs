@@ -186,3 +186,24 @@ async fn a_cluster_keeps_each_bucket_on_one_slot_and_survives_a_lost_master() {
     }
     assert!(ok > 0 && failed > 0, "ok {ok}, failed {failed}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_is_said_not_taken_for_a_timeout() {
+    let redis = Redis::start();
+    assert!(
+        redis
+            .cli(&["CONFIG", "SET", "requirepass", "right"])
+            .contains("OK")
+    );
+    let url = format!("redis://:wrong@127.0.0.1:{}", redis.port);
+    let s = state(&url);
+    let err = s.ready(Duration::from_secs(2)).await.expect_err("refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("WRONGPASS") || text.contains("auth"),
+        "{text}"
+    );
+    assert!(!s.describe().contains("wrong"), "{}", s.describe());
+    let good = state(&format!("redis://:right@127.0.0.1:{}", redis.port));
+    ready(&good).await;
+}

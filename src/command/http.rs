@@ -50,6 +50,10 @@ pub(crate) struct HttpArgs {
     /// default they are merged, as nginx merges them.
     #[arg(long)]
     no_merge_slashes: bool,
+    /// Share rate limits with other replicas through this Redis
+    /// (`redis://host:port`, `rediss://…`, `redis+cluster://h:p,h:p`).
+    #[arg(long, value_name = "URL")]
+    state: Option<String>,
     /// What `%2F`, `%5C` and `\` in a request path do: `reject` (400, the
     /// default), `keep`, `unescape_and_redirect` or `unescape_and_forward`.
     #[arg(long, value_name = "MODE", default_value = "reject")]
@@ -142,6 +146,10 @@ pub(crate) fn http(args: &HttpArgs) -> anyhow::Result<ExitCode> {
             ca: args.upstream_ca.clone(),
             insecure_skip_verify: args.upstream_insecure_skip_verify,
         },
+        state: args
+            .state
+            .as_deref()
+            .map(portcullis_state::StateConfig::new),
     };
     run(config, &args.run, None)
 }
@@ -180,6 +188,7 @@ pub(crate) fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         limits: Limits::default(),
         session_keys: Vec::new(),
         upstream_tls: UpstreamTls::default(),
+        state: None,
     };
     let res = run(config, &args.run, Some(policy.display().to_string()));
     let _ = std::fs::remove_dir_all(&dir);

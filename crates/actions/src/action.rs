@@ -112,6 +112,9 @@ pub struct CompileCx<'a> {
     /// The keys sign-in sessions are sealed with, the first sealing; with
     /// none, a random key per compile.
     pub session_keys: &'a [[u8; 32]],
+    /// The state replicas share, when there is a store (`state:`);
+    /// `None`: each action keeps its own, in this process.
+    pub state: Option<&'a portcullis_state::State>,
 }
 
 impl CompileCx<'_> {

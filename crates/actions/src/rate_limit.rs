@@ -2,10 +2,18 @@
 //! bucket, the bucket named by the values of the `bucket_key`
 //! expressions. The window slides: the previous window's count, weighted
 //! by how much of it still overlaps the last `rate`, plus the current
-//! window's count (the approximation Cloudflare and ngrok describe). A
-//! request over the limit gets 429 with `retry-after` (seconds), unless
-//! `enforce: false`. Counts live in the process, per compiled policy: a
-//! reload starts them afresh.
+//! window's count (the approximation Cloudflare and ngrok describe,
+//! `portcullis_state::sliding_window`). A request over the limit gets 429
+//! with `retry-after` (seconds), unless `enforce: false`.
+//!
+//! Without a state store, counts live in the process, per compiled policy
+//! (a reload starts them afresh), as ngrok counts per ingress server. With
+//! one (`state:`), every replica counts in the same bucket on the store,
+//! named by a digest of the action's configuration and the bucket key, so
+//! that replicas loading the same policy share it and a reload keeps it.
+//! When the store does not answer in time, the request is counted as the
+//! state's `on_error` says: in the local bucket (the default), or let
+//! through, or refused.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -15,6 +23,7 @@ use std::time::Instant;
 use http::StatusCode;
 use http::header::{HeaderValue, RETRY_AFTER};
 use portcullis_cel::{CompileOptions, Diagnostic, Program, Str, Value};
+use portcullis_state::{OnError, sliding_window};
 
 use crate::action::Config;
 use crate::{Action, ActionError, CompileCx, RequestCtx, ResultVar, Run, Step, env, respond};
@@ -35,6 +44,18 @@ pub(crate) struct RateLimit {
     window: Window,
     bucket_key: Option<ResultVar>,
     limited: Option<ResultVar>,
+    shared: Option<Shared>,
+}
+
+/// Counting on the state store.
+#[derive(Debug)]
+struct Shared {
+    state: portcullis_state::State,
+    /// The rule's identity on the store: the configuration that makes it
+    /// this limit (name, capacity, rate, bucket keys).
+    rule: Vec<u8>,
+    capacity: u64,
+    window: std::time::Duration,
 }
 
 pub(crate) fn compile(cfg: Config<'_>, cx: &CompileCx<'_>) -> Result<Box<dyn Action>, Diagnostic> {
@@ -66,12 +87,30 @@ pub(crate) fn compile(cfg: Config<'_>, cx: &CompileCx<'_>) -> Result<Box<dyn Act
                 })
         })
         .collect::<Result<_, _>>()?;
+    let shared = cx.state.map(|state| {
+        let mut rule = Vec::new();
+        for part in [cfg.str("name").unwrap_or(""), &capacity.to_string(), rate] {
+            rule.extend_from_slice(part.as_bytes());
+            rule.push(0);
+        }
+        for node in cfg.seq("bucket_key") {
+            rule.extend_from_slice(node.scalar().map_or("", |s| s.value.as_str()).as_bytes());
+            rule.push(0);
+        }
+        Shared {
+            state: state.clone(),
+            rule,
+            capacity,
+            window: std::time::Duration::from_nanos(nanos),
+        }
+    });
     Ok(Box::new(RateLimit {
         keys,
         enforce: cfg.bool("enforce", true),
         window: Window::new(capacity, nanos),
         bucket_key: cx.result("actions.ngrok.rate_limit.bucket_key"),
         limited: cx.result("actions.ngrok.rate_limit.limited"),
+        shared,
     }))
 }
 
@@ -81,7 +120,10 @@ impl Action for RateLimit {
     }
 
     fn run<'a>(&'a self, ctx: &'a mut RequestCtx) -> Run<'a> {
-        Run::Done(self.limit(ctx))
+        match &self.shared {
+            None => Run::Done(self.limit(ctx)),
+            Some(shared) => Run::Wait(Box::pin(self.limit_shared(ctx, shared))),
+        }
     }
 }
 
@@ -119,9 +161,48 @@ impl RateLimit {
     fn limit(&self, ctx: &mut RequestCtx) -> Result<Step, ActionError> {
         let key = self.key(ctx)?;
         let verdict = self.window.hit(&key, self.window.since(ctx.received_at()));
+        let key = self.bucket_key.map(|_| key.into_owned());
+        self.decide(ctx, key, verdict)
+    }
+
+    /// Counts on the store, or as `on_error` says when it fails.
+    async fn limit_shared(
+        &self,
+        ctx: &mut RequestCtx,
+        shared: &Shared,
+    ) -> Result<Step, ActionError> {
+        let key = self.key(ctx)?.into_owned();
+        let bucket = portcullis_state::bucket_id(&shared.rule, &key);
+        let verdict = match shared
+            .state
+            .hit(&bucket, shared.capacity, shared.window)
+            .await
+        {
+            Ok(verdict) => verdict,
+            Err(_) => {
+                let to = shared.state.on_error();
+                shared.state.fell_back(to);
+                match to {
+                    OnError::Local => self.window.hit(&key, self.window.since(ctx.received_at())),
+                    OnError::Allow => None,
+                    OnError::Deny => Some(1),
+                }
+            }
+        };
+        self.decide(ctx, Some(key), verdict)
+    }
+
+    /// Records the results and answers 429 when the bucket is full.
+    fn decide(
+        &self,
+        ctx: &mut RequestCtx,
+        key: Option<String>,
+        verdict: Option<u64>,
+    ) -> Result<Step, ActionError> {
         let recorded = self
             .bucket_key
-            .map(|var| (var, Value::string(key.as_ref())));
+            .zip(key)
+            .map(|(var, key)| (var, Value::string(key)));
         if let Some((var, value)) = recorded {
             ctx.set_result(var, value);
         }
@@ -229,24 +310,12 @@ impl Window {
             b.current = 0;
             b.index = index;
         }
-        let estimate = b.previous as f64 * (1.0 - into) + b.current as f64;
-        let capacity = self.capacity as f64;
-        if estimate + 1.0 <= capacity {
+        let window = std::time::Duration::from_nanos(self.nanos);
+        let verdict = sliding_window(b.previous, b.current, into, self.capacity, window);
+        if verdict.is_none() {
             b.current += 1;
-            return None;
         }
-        // When may one more request pass? If this window alone is full,
-        // after it ends (plus the moment the new previous needs to decay
-        // by one); else when the previous window's weight has decayed
-        // enough.
-        let wait = if b.current as f64 + 1.0 > capacity {
-            (1.0 - into) + 1.0 / capacity
-        } else {
-            let needed = 1.0 - (capacity - b.current as f64 - 1.0) / b.previous as f64;
-            (needed - into).max(0.0)
-        };
-        let secs = (wait * self.nanos as f64 / 1e9).ceil();
-        Some((secs as u64).max(1))
+        verdict
     }
 }
 

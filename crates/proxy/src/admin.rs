@@ -65,7 +65,10 @@ fn answer(req: &Request<Incoming>, shared: &Shared, sites: &[Arc<Site>]) -> Resp
                         })
                 })
                 .collect();
-            let out = shared.metrics.render(&counts);
+            let mut out = shared.metrics.render(&counts);
+            if let Some(state) = &shared.options.state {
+                crate::metrics::render_state(&mut out, &state.stats());
+            }
             text(StatusCode::OK, out, metrics::CONTENT_TYPE)
         }
         _ => text(

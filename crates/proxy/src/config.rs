@@ -18,6 +18,7 @@
 //! upstream_tls:                    # for https:// upstreams
 //!   ca: internal-ca.pem             # trusted besides the Mozilla roots
 //!   insecure_skip_verify: false     # true: development only
+//! state: redis://127.0.0.1:6379   # shared by replicas; or { url, timeout, on_error, prefix }
 //! timeouts: { connect: 5s, upstream: 60s, header_read: 30s, idle: 75s,
 //!             send: 60s, upstream_read: 60s, ping: 60s }
 //! limits: { max_header_bytes: 65536, max_body_bytes: 10485760 }
@@ -52,6 +53,8 @@ pub struct Config {
     pub session_keys: Vec<[u8; 32]>,
     /// How `https://` upstreams are verified.
     pub upstream_tls: UpstreamTls,
+    /// The state replicas share (`state:`); none: this process's memory.
+    pub state: Option<portcullis_state::StateConfig>,
 }
 
 /// One endpoint.
@@ -262,6 +265,7 @@ impl Config {
             limits: Limits::default(),
             session_keys: Vec::new(),
             upstream_tls: UpstreamTls::default(),
+            state: None,
         };
         for (key, value) in top {
             match key {
@@ -366,6 +370,7 @@ impl Config {
                         }
                     }
                 }
+                "state" => config.state = Some(state(value).map_err(|m| err(Some(value), m))?),
                 other => return Err(err(Some(value), format!("unknown setting `{other}`"))),
             }
         }
@@ -404,6 +409,35 @@ fn duration(node: &Node) -> Result<Duration, String> {
         .and_then(|d| u64::try_from(d.nanos()).ok())
         .map(Duration::from_nanos)
         .ok_or_else(|| format!("`{text}` is not a duration (`30s`, `1m`)"))
+}
+
+/// `state: redis://…`, or a mapping with `url`, `timeout`, `on_error`
+/// (`local`, `allow`, `deny`) and `prefix`.
+fn state(node: &Node) -> Result<portcullis_state::StateConfig, String> {
+    if let Some(url) = scalar(node) {
+        return Ok(portcullis_state::StateConfig::new(url));
+    }
+    let es = entries(node).ok_or("`state` is a URL or a mapping with `url`")?;
+    let url = es
+        .iter()
+        .find(|(k, _)| *k == "url")
+        .and_then(|(_, v)| scalar(v))
+        .ok_or("`state` needs `url` (redis://, rediss://, redis+cluster://)")?;
+    let mut config = portcullis_state::StateConfig::new(url);
+    for (k, v) in es {
+        match k {
+            "url" => {}
+            "timeout" => config.timeout = duration(v)?,
+            "on_error" => {
+                config.on_error = scalar(v)
+                    .and_then(portcullis_state::OnError::parse)
+                    .ok_or("`on_error` is one of local, allow, deny")?;
+            }
+            "prefix" => config.prefix = scalar(v).unwrap_or("").to_owned(),
+            other => return Err(format!("unknown `state` setting `{other}`")),
+        }
+    }
+    Ok(config)
 }
 
 /// What `escaped_slashes` takes.

@@ -526,3 +526,40 @@ fn push_label(out: &mut String, name: &str, value: &str) {
 
 #[cfg(test)]
 mod tests;
+
+/// The state store's series, after [`Metrics::render`]'s:
+/// `portcullis_state_up` (1 while calls succeed), the errors, and the
+/// rate-limit decisions made without the store, by what they fell back to.
+pub fn render_state(out: &mut String, stats: &portcullis_state::Stats) {
+    let _ = encode_state(out, stats);
+}
+
+fn encode_state(out: &mut String, stats: &portcullis_state::Stats) -> fmt::Result {
+    const UP: &str = "portcullis_state_up";
+    const ERRORS: &str = "portcullis_state_errors_total";
+    const FALLBACKS: &str = "portcullis_state_fallbacks_total";
+    header(
+        out,
+        UP,
+        "gauge",
+        "1 while the shared state store answers (and without one), 0 during a failure episode.",
+    )?;
+    writeln!(out, "{UP} {}", u8::from(stats.up))?;
+    header(
+        out,
+        ERRORS,
+        "counter",
+        "Calls to the shared state store that failed or timed out.",
+    )?;
+    writeln!(out, "{ERRORS} {}", stats.errors)?;
+    header(
+        out,
+        FALLBACKS,
+        "counter",
+        "Shared rate-limit decisions made without the store, by what they fell back to.",
+    )?;
+    for (to, n) in stats.fallbacks {
+        writeln!(out, "{FALLBACKS}{{use=\"rate_limit\",to=\"{to}\"}} {n}")?;
+    }
+    Ok(())
+}

@@ -154,10 +154,33 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     } else {
         config.session_keys.clone()
     };
+    let state = match &config.state {
+        Some(c) => {
+            let state =
+                portcullis_state::State::redis(c.clone()).map_err(|e| StartError(e.to_string()))?;
+            // A store that is down at start is said, not fatal: shared
+            // features fall back as documented until it answers.
+            match state.ready(Duration::from_secs(2)).await {
+                Ok(()) => tracing::info!(state = %state.describe(), "state store reachable"),
+                Err(e) => tracing::warn!(
+                    state = %state.describe(),
+                    "`state`: {e}; starting anyway: shared rate limits fall back to `{}` until it answers",
+                    match state.on_error() {
+                        portcullis_state::OnError::Local => "local",
+                        portcullis_state::OnError::Allow => "allow",
+                        portcullis_state::OnError::Deny => "deny",
+                    }
+                ),
+            }
+            state
+        }
+        None => portcullis_state::State::memory(),
+    };
     let options = Options {
         internal: config.internal.iter().map(|(n, _)| n.clone()).collect(),
         client: Some(outbound),
         session_keys,
+        state: Some(state),
     };
     let shared = Arc::new(Shared {
         upstreams: Upstreams {

@@ -41,6 +41,9 @@ pub struct Options {
     /// none, each compile makes a random key, and a reload signs everyone
     /// out.
     pub session_keys: Vec<[u8; 32]>,
+    /// The state replicas share (`state:`): rate limits count in it. With
+    /// none, each process counts alone.
+    pub state: Option<portcullis_state::State>,
 }
 
 /// One action of one rule, as metrics name it.
@@ -128,6 +131,7 @@ impl Pipeline {
                 internal: &options.internal,
                 client: options.client.as_ref(),
                 session_keys: &options.session_keys,
+                state: options.state.as_ref().filter(|s| s.is_shared()),
             };
             let out = match phase {
                 Phase::TcpConnect => &mut tcp,

@@ -119,6 +119,8 @@ enum Target {
 pub(crate) struct Remote {
     /// The connection, once made.
     conn: watch::Receiver<Option<Conn>>,
+    /// Why the last attempt to connect failed, while none succeeded.
+    failed: std::sync::Arc<std::sync::Mutex<Option<String>>>,
     /// The URL without its password.
     shown: String,
     prefix: String,
@@ -132,9 +134,17 @@ impl Remote {
         let (tx, rx) = watch::channel(None);
         let shown = redact(&config.url);
         let connect_timeout = config.timeout.max(Duration::from_millis(500));
-        let connecting = tokio::spawn(connect(target, tx, shown.clone(), connect_timeout));
+        let failed = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let connecting = tokio::spawn(connect(
+            target,
+            tx,
+            failed.clone(),
+            shown.clone(),
+            connect_timeout,
+        ));
         Ok(Remote {
             conn: rx,
+            failed,
             shown,
             prefix: config.prefix.clone(),
             script: redis::Script::new(SLIDING_WINDOW),
@@ -150,7 +160,19 @@ impl Remote {
         self.conn
             .borrow()
             .clone()
-            .ok_or_else(|| StateError::Unavailable("not connected yet".to_owned()))
+            .ok_or_else(|| StateError::Unavailable(self.why_not()))
+    }
+
+    /// Why there is no connection yet.
+    fn why_not(&self) -> String {
+        let failed = match self.failed.lock() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        failed.map_or_else(
+            || "not connected yet".to_owned(),
+            |e| format!("cannot connect: {e}"),
+        )
     }
 
     pub(crate) async fn ready(&self, within: Duration) -> Result<(), StateError> {
@@ -159,7 +181,7 @@ impl Remote {
         match tokio::time::timeout(within, wait).await {
             Ok(Ok(_)) => {}
             Ok(Err(_)) => return Err(StateError::Unavailable("stopped".to_owned())),
-            Err(_) => return Err(StateError::Timeout),
+            Err(_) => return Err(StateError::Unavailable(self.why_not())),
         }
         let mut conn = self.conn()?;
         let ping = redis::cmd("PING");
@@ -255,6 +277,7 @@ fn target(url: &str) -> Result<Target, ParseError> {
 async fn connect(
     target: Target,
     tx: watch::Sender<Option<Conn>>,
+    failed: std::sync::Arc<std::sync::Mutex<Option<String>>>,
     shown: String,
     timeout: Duration,
 ) {
@@ -280,6 +303,9 @@ async fn connect(
                 return;
             }
             Err(e) => {
+                if let Ok(mut f) = failed.lock() {
+                    *f = Some(e.to_string());
+                }
                 if !warned {
                     tracing::warn!(state = %shown, "cannot connect to the state store yet: {e}; retrying");
                     warned = true;

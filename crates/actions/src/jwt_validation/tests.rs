@@ -92,6 +92,7 @@ on_http_request:
         internal: &[],
         client: Some(&client),
         session_keys: &[],
+        state: None,
     };
     let compiled = crate::compile(action, &cx).expect("compiles");
     let req = Request::get("/orders")

@@ -212,6 +212,7 @@ on_http_request:
         internal: &[],
         client: Some(&client),
         session_keys: &[KEY],
+        state: None,
     };
     build(Config::of(action), &cx, Flavor::OAuth).expect("compiles")
 }
