@@ -13,6 +13,8 @@ use http_body_util::Full;
 mod oidc;
 #[path = "support/proxy.rs"]
 mod proxy;
+#[path = "support/redis.rs"]
+mod redis;
 
 use oidc::{CLIENT_ID, FakeGitHub, GITHUB_CLIENT_ID, GITHUB_CLIENT_SECRET, Idp};
 use proxy::{Proxy, Resp, echo, send};
@@ -736,4 +738,81 @@ async fn every_entra_authority_form_signs_in() {
             "{tenant}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_sharing_redis_accept_a_providers_answer_once_across_the_fleet() {
+    // Two replicas behind one public host (the load balancer forwards its
+    // Host), with the same session keys and one Redis.
+    let idp = idp();
+    let up = echo().await;
+    let redis = redis::Redis::start();
+    let policy = seed_policy(&idp, "");
+    let config = format!(
+        "    traffic_policy_file: policy.yml\nstate: {}\nsession_keys: [AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=]\n",
+        redis.url()
+    );
+    let a = Proxy::serve_for(&up, &config, &[("policy.yml", &policy)]);
+    let b = Proxy::serve_for(&up, &config, &[("policy.yml", &policy)]);
+
+    // The flow starts on replica A...
+    let mut browser = Browser::default();
+    let mut res = browser.request("GET", &a.url("/"), None).await;
+    let mut url = absolute(
+        &a.url("/"),
+        res.header("location").expect("to the provider"),
+    );
+    url.push_str("&login_hint=alice@contoso.test");
+    let callback = loop {
+        res = browser.request("GET", &url, None).await;
+        let next = absolute(&url, res.header("location").expect("redirect"));
+        if next.contains("/ngrok/callback?") {
+            break next;
+        }
+        url = next;
+    };
+    let jar = |b: &Browser| {
+        b.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let on = |proxy: &Proxy| callback.replace(&a.addr.to_string(), &proxy.addr.to_string());
+    let public = a.addr.to_string();
+    let answer = |target: String, cookies: String| {
+        let public = public.clone();
+        async move {
+            send(
+                Request::get(target)
+                    .header("host", public)
+                    .header("cookie", cookies)
+                    .body(Full::new(Bytes::new()))
+                    .expect("request"),
+            )
+            .await
+            .expect("response")
+        }
+    };
+    // ...and the provider's answer reaches replica B: it is accepted...
+    let flow_cookies = jar(&browser);
+    let res = answer(on(&b), flow_cookies.clone()).await;
+    assert_eq!(res.status, StatusCode::FOUND, "{}", res.text());
+    let session = res
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|c| c.to_str().ok())
+        .find(|c| c.starts_with("portcullis_session_"))
+        .and_then(|c| c.split(';').next())
+        .expect("a session cookie")
+        .to_owned();
+    // ...and replayed to replica A, it is refused.
+    let res = answer(on(&a), flow_cookies).await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST, "{}", res.text());
+    assert_eq!(res.header("portcullis-error-code"), Some("ERR_NGROK_3301"));
+    // The session made on B is good on A.
+    let res = answer(a.url("/private"), session).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(res.echo()["headers"]["x-email"][0], "alice@contoso.test");
 }

@@ -74,6 +74,10 @@ pub(crate) const DEFAULT_CALLBACK: &str = "/ngrok/callback";
 pub(crate) const DEFAULT_MAX_SESSION: u64 = 14 * 3600;
 /// How long a sign-in may take (ngrok: "took more than 15 minutes").
 const FLOW_TTL: Duration = Duration::from_secs(15 * 60);
+/// The code of a sign-in answer that could not be checked against the
+/// shared store (it is not used: no session is made).
+const STATE_UNAVAILABLE: &str = "ERR_PORTCULLIS_STATE_UNAVAILABLE";
+
 /// A session's last-seen time is refreshed at most this often.
 const TOUCH_EVERY: u64 = 60;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -170,6 +174,9 @@ pub(crate) struct SignIn {
     client: Option<Arc<dyn HttpClient>>,
     discovery: tokio::sync::OnceCell<(Discovery, Jwks)>,
     used_states: Mutex<HashMap<String, Instant>>,
+    /// The state replicas share: a provider's answer is used once across
+    /// the fleet, whichever replica it reaches.
+    state: Option<portcullis_state::State>,
     /// Microsoft Graph's base URL, for groups overage.
     graph_url: String,
     /// Groups resolved through Graph, by identity: too many for a cookie.
@@ -353,6 +360,7 @@ fn build(cfg: Config<'_>, cx: &CompileCx<'_>, flavor: Flavor) -> Result<SignIn, 
         client: cx.client.cloned(),
         discovery: tokio::sync::OnceCell::new(),
         used_states: Mutex::new(HashMap::new()),
+        state: cx.state.cloned(),
         graph_url: cfg
             .str("graph_url")
             .unwrap_or("https://graph.microsoft.com")
@@ -736,12 +744,24 @@ impl SignIn {
                 "the sign-in took more than 15 minutes",
             ));
         }
-        if !self.first_use(&state) {
-            return Err(fail(
-                StatusCode::BAD_REQUEST,
-                "ERR_NGROK_3301",
-                "this sign-in answer was already used",
-            ));
+        match self.first_use(&state).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(fail(
+                    StatusCode::BAD_REQUEST,
+                    "ERR_NGROK_3301",
+                    "this sign-in answer was already used",
+                ));
+            }
+            // Without the store, an answer cannot be shown to be fresh:
+            // no session is made from it (the user may sign in again).
+            Err(e) => {
+                return Err(fail(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    STATE_UNAVAILABLE,
+                    &format!("cannot check that this sign-in answer is new: {e}"),
+                ));
+            }
         }
         let code = param("code").ok_or_else(|| {
             fail(
@@ -1118,8 +1138,12 @@ impl SignIn {
     }
 
     /// Records `state` as used; `false` when it already was (a replayed
-    /// answer). Entries older than a flow's lifetime are forgotten.
-    fn first_use(&self, state: &str) -> bool {
+    /// answer). Entries older than a flow's lifetime are forgotten. With a
+    /// shared store, on the store, for every replica.
+    async fn first_use(&self, state: &str) -> Result<bool, portcullis_state::StateError> {
+        if let Some(shared) = &self.state {
+            return shared.once(&format!("oidc-state:{state}"), FLOW_TTL).await;
+        }
         let mut used = match self.used_states.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
@@ -1127,7 +1151,7 @@ impl SignIn {
         if used.len() > 10_000 {
             used.retain(|_, t| t.elapsed() < FLOW_TTL);
         }
-        used.insert(state.to_owned(), Instant::now()).is_none()
+        Ok(used.insert(state.to_owned(), Instant::now()).is_none())
     }
 
     async fn verify(
