@@ -759,7 +759,7 @@ impl SignIn {
                 return Err(fail(
                     StatusCode::SERVICE_UNAVAILABLE,
                     STATE_UNAVAILABLE,
-                    &format!("cannot check that this sign-in answer is new: {e}"),
+                    format!("cannot check that this sign-in answer is new: {e}"),
                 ));
             }
         }
