@@ -207,3 +207,36 @@ async fn a_wrong_password_is_said_not_taken_for_a_timeout() {
     let good = state(&format!("redis://:right@127.0.0.1:{}", redis.port));
     ready(&good).await;
 }
+
+fn evalsha_calls(redis: &Redis) -> u64 {
+    let stats = redis.cli(&["INFO", "commandstats"]);
+    stats
+        .lines()
+        .find(|l| l.starts_with("cmdstat_evalsha:"))
+        .and_then(|l| l.split("calls=").nth(1))
+        .and_then(|v| v.split(',').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_buckets_are_leased_and_never_admit_more_than_their_capacity() {
+    let redis = Redis::start();
+    let replicas = [
+        state(&redis.url()),
+        state(&redis.url()),
+        state(&redis.url()),
+    ];
+    for s in &replicas {
+        ready(s).await;
+    }
+    let bucket = bucket_id(b"lease", "x");
+    // Capacity 1,000: leases of 10. Three replicas may each leave up to 9
+    // unused when the bucket fills: between 973 and 1,000, never more.
+    let admitted = admitted(&replicas, &bucket, 1000, 1500).await;
+    assert!((973..=1000).contains(&admitted), "{admitted}");
+    // The admissions cost a round trip per lease, not per request: 100
+    // or so for the admitted, one per refused request after.
+    let calls = evalsha_calls(&redis);
+    assert!(calls < 1500 - 973 + 150, "{calls} calls");
+}

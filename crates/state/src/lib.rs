@@ -29,6 +29,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+mod lease;
 mod memory;
 mod remote;
 
@@ -128,6 +129,9 @@ pub struct State {
 
 struct Inner {
     backend: Backend,
+    /// Requests a replica took from a shared bucket ahead of time, to
+    /// admit without asking the store again (see [`State::hit`]).
+    leases: lease::Leases,
     config: Option<StateConfig>,
     /// A failure episode is under way (logged once when it begins).
     degraded: AtomicBool,
@@ -182,6 +186,7 @@ impl State {
         State {
             inner: Arc::new(Inner {
                 backend,
+                leases: lease::Leases::default(),
                 config,
                 degraded: AtomicBool::new(false),
                 errors: AtomicU64::new(0),
@@ -224,6 +229,15 @@ impl State {
     /// Counts one request against the shared sliding window `bucket`
     /// (an identity of the rule and the bucket, see [`bucket_id`]) of
     /// `capacity` requests per `window`.
+    ///
+    /// On Redis, a bucket of at least 200 takes a lease of 1% of its
+    /// capacity at a time: the store counts them at once, and this replica
+    /// admits them without asking again until they are used or the window
+    /// ends. So a busy bucket costs one round trip per lease, not per
+    /// request, and the error stays one-sided: a lease unused when its
+    /// window ends is lost, so a fleet of R replicas admits at least
+    /// `capacity − R × (capacity / 100 − 1)` and never more than
+    /// `capacity` per window. Smaller buckets ask every time, exactly.
     pub async fn hit(
         &self,
         bucket: &str,
@@ -233,8 +247,20 @@ impl State {
         let res = match &self.inner.backend {
             Backend::Memory(m) => Ok(m.hit(bucket, capacity, window)),
             Backend::Redis(r) => {
-                let call = r.hit(bucket, capacity, window);
-                self.deadline(call).await
+                let lease = lease::size(capacity);
+                if lease > 1 && self.inner.leases.take(bucket) {
+                    return Ok(None);
+                }
+                let call = r.take(bucket, capacity, window, lease);
+                self.deadline(call).await.map(|taken| match taken {
+                    remote::Taken::Some(n, left) => {
+                        if n > 1 {
+                            self.inner.leases.put(bucket, n - 1, left);
+                        }
+                        None
+                    }
+                    remote::Taken::Wait(secs) => Some(secs),
+                })
             }
         };
         self.observe(&res);

@@ -25,17 +25,20 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 use tokio::sync::watch;
 
-use crate::{StateConfig, StateError, Verdict};
+use crate::{StateConfig, StateError};
 
-/// The sliding window of [`crate::sliding_window`], inside Redis.
-/// `KEYS[1]`: the bucket. `ARGV[1]`: the window in microseconds;
-/// `ARGV[2]`: the capacity. Returns `{1, 0}` when the request is counted,
-/// `{0, seconds to wait}` when it is over the limit.
+/// The sliding window of [`crate::sliding_window`], inside Redis, counting
+/// up to `ARGV[3]` requests at once (a lease: the caller admits them
+/// itself, within the current window). `KEYS[1]`: the bucket. `ARGV[1]`:
+/// the window in microseconds; `ARGV[2]`: the capacity; `ARGV[3]`: how
+/// many to take. Returns `{taken, microseconds left in the window}` when
+/// at least one fits, `{0, seconds to wait}` when none does.
 const SLIDING_WINDOW: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local w = tonumber(ARGV[1])
 local cap = tonumber(ARGV[2])
+local want = tonumber(ARGV[3])
 local index = math.floor(now / w)
 local into = (now - index * w) / w
 local v = redis.call('HMGET', KEYS[1], 'i', 'c', 'p')
@@ -46,10 +49,12 @@ if i ~= index then
   if i + 1 == index then p = c else p = 0 end
   c = 0
 end
-if p * (1 - into) + c + 1 <= cap then
-  redis.call('HSET', KEYS[1], 'i', string.format('%d', index), 'c', c + 1, 'p', p)
+local fit = math.floor(cap - (p * (1 - into) + c))
+if fit >= 1 then
+  local take = math.min(want, fit)
+  redis.call('HSET', KEYS[1], 'i', string.format('%d', index), 'c', c + take, 'p', p)
   redis.call('PEXPIRE', KEYS[1], math.ceil(2 * w / 1000))
-  return {1, 0}
+  return {take, (index + 1) * w - now}
 end
 local wait
 if c + 1 > cap then
@@ -61,6 +66,14 @@ local secs = math.ceil(wait * w / 1000000)
 if secs < 1 then secs = 1 end
 return {0, secs}
 ";
+
+/// What the script answered.
+pub(crate) enum Taken {
+    /// This many requests counted, the window ending in this long.
+    Some(u64, Duration),
+    /// None fits: the seconds until one would.
+    Wait(u64),
+}
 
 /// A configuration that cannot work.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -193,27 +206,30 @@ impl Remote {
         }
     }
 
-    pub(crate) async fn hit(
+    /// Counts up to `want` requests in `bucket` at once.
+    pub(crate) async fn take(
         &self,
         bucket: &str,
         capacity: u64,
         window: Duration,
-    ) -> Result<Verdict, StateError> {
+        want: u64,
+    ) -> Result<Taken, StateError> {
         let mut conn = self.conn()?;
         let key = format!("{}rl:{{{bucket}}}", self.prefix);
         let micros = u64::try_from(window.as_micros()).unwrap_or(u64::MAX).max(1);
-        let (counted, wait): (i64, i64) = self
+        let (taken, then): (i64, i64) = self
             .script
             .key(key)
             .arg(micros)
             .arg(capacity)
+            .arg(want.max(1))
             .invoke_async(&mut conn)
             .await
             .map_err(|e| StateError::Unavailable(e.to_string()))?;
-        Ok(if counted == 1 {
-            None
-        } else {
-            Some(u64::try_from(wait).unwrap_or(1).max(1))
+        let then = u64::try_from(then).unwrap_or(0);
+        Ok(match u64::try_from(taken) {
+            Ok(n) if n >= 1 => Taken::Some(n, Duration::from_micros(then)),
+            _ => Taken::Wait(then.max(1)),
         })
     }
 
