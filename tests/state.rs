@@ -240,3 +240,36 @@ async fn large_buckets_are_leased_and_never_admit_more_than_their_capacity() {
     let calls = evalsha_calls(&redis);
     assert!(calls < 1500 - 973 + 150, "{calls} calls");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_and_sets_are_shared_expire_and_can_be_removed() {
+    let redis = Redis::start();
+    let (a, b) = (state(&redis.url()), state(&redis.url()));
+    ready(&a).await;
+    ready(&b).await;
+    a.put("session-1", b"sealed bytes", MINUTE)
+        .await
+        .expect("put");
+    assert_eq!(b.get("session-1").await, Ok(Some(b"sealed bytes".to_vec())));
+    a.add_member("user-1", "session-1", MINUTE)
+        .await
+        .expect("add");
+    a.add_member("user-1", "session-2", MINUTE)
+        .await
+        .expect("add");
+    let mut members = b.members("user-1").await.expect("members");
+    members.sort();
+    assert_eq!(members, ["session-1", "session-2"]);
+    assert_eq!(b.delete("session-1").await, Ok(true));
+    assert_eq!(a.get("session-1").await, Ok(None));
+    assert_eq!(a.delete("session-1").await, Ok(false));
+    b.remove_member("user-1", "session-1")
+        .await
+        .expect("remove");
+    assert_eq!(a.members("user-1").await, Ok(vec!["session-2".to_owned()]));
+    a.put("short", b"x", Duration::from_millis(50))
+        .await
+        .expect("put");
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    assert_eq!(b.get("short").await, Ok(None));
+}

@@ -282,6 +282,81 @@ impl State {
         res
     }
 
+    /// Keeps `value` under `key` for `ttl` (a server-side session).
+    pub async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StateError> {
+        let res = match &self.inner.backend {
+            Backend::Memory(m) => {
+                m.put(key, value, ttl);
+                Ok(())
+            }
+            Backend::Redis(r) => self.deadline(r.put(key, value, ttl)).await,
+        };
+        self.observe(&res);
+        res
+    }
+
+    /// What `key` holds, if it has not expired or been removed.
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StateError> {
+        let res = match &self.inner.backend {
+            Backend::Memory(m) => Ok(m.get(key)),
+            Backend::Redis(r) => self.deadline(r.get(key)).await,
+        };
+        self.observe(&res);
+        res
+    }
+
+    /// Removes `key`: `true` if it was there.
+    pub async fn delete(&self, key: &str) -> Result<bool, StateError> {
+        let res = match &self.inner.backend {
+            Backend::Memory(m) => Ok(m.delete(key)),
+            Backend::Redis(r) => self.deadline(r.delete(key)).await,
+        };
+        self.observe(&res);
+        res
+    }
+
+    /// Adds `member` to the set `key`, which lives at least `ttl` more (an
+    /// index: a user's sessions).
+    pub async fn add_member(
+        &self,
+        key: &str,
+        member: &str,
+        ttl: Duration,
+    ) -> Result<(), StateError> {
+        let res = match &self.inner.backend {
+            Backend::Memory(m) => {
+                m.add_member(key, member, ttl);
+                Ok(())
+            }
+            Backend::Redis(r) => self.deadline(r.add_member(key, member, ttl)).await,
+        };
+        self.observe(&res);
+        res
+    }
+
+    /// The members of the set `key`.
+    pub async fn members(&self, key: &str) -> Result<Vec<String>, StateError> {
+        let res = match &self.inner.backend {
+            Backend::Memory(m) => Ok(m.members(key)),
+            Backend::Redis(r) => self.deadline(r.members(key)).await,
+        };
+        self.observe(&res);
+        res
+    }
+
+    /// Removes `member` from the set `key`.
+    pub async fn remove_member(&self, key: &str, member: &str) -> Result<(), StateError> {
+        let res = match &self.inner.backend {
+            Backend::Memory(m) => {
+                m.remove_member(key, member);
+                Ok(())
+            }
+            Backend::Redis(r) => self.deadline(r.remove_member(key, member)).await,
+        };
+        self.observe(&res);
+        res
+    }
+
     async fn deadline<T>(
         &self,
         call: impl Future<Output = Result<T, StateError>>,

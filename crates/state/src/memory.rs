@@ -17,6 +17,8 @@ pub(crate) struct Memory {
     origin: Instant,
     buckets: Mutex<Swept<Bucket>>,
     once: Mutex<Swept<Instant>>,
+    values: Mutex<Swept<(Vec<u8>, Instant)>>,
+    sets: Mutex<Swept<(std::collections::BTreeSet<String>, Instant)>>,
 }
 
 impl Default for Memory {
@@ -25,6 +27,8 @@ impl Default for Memory {
             origin: Instant::now(),
             buckets: Mutex::new(Swept::default()),
             once: Mutex::new(Swept::default()),
+            values: Mutex::new(Swept::default()),
+            sets: Mutex::new(Swept::default()),
         }
     }
 }
@@ -91,6 +95,59 @@ impl Memory {
             b.current += 1;
         }
         verdict
+    }
+
+    pub(crate) fn put(&self, key: &str, value: &[u8], ttl: Duration) {
+        let now = Instant::now();
+        let mut values = lock(&self.values);
+        values.sweep(|(_, until)| *until > now);
+        values
+            .map
+            .insert(key.to_owned(), (value.to_vec(), now + ttl));
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Option<Vec<u8>> {
+        let values = lock(&self.values);
+        let (v, until) = values.map.get(key)?;
+        (*until > Instant::now()).then(|| v.clone())
+    }
+
+    pub(crate) fn delete(&self, key: &str) -> bool {
+        let mut values = lock(&self.values);
+        values
+            .map
+            .remove(key)
+            .is_some_and(|(_, until)| until > Instant::now())
+    }
+
+    pub(crate) fn add_member(&self, key: &str, member: &str, ttl: Duration) {
+        let now = Instant::now();
+        let mut sets = lock(&self.sets);
+        sets.sweep(|(_, until)| *until > now);
+        let entry = sets
+            .map
+            .entry(key.to_owned())
+            .or_insert_with(|| (Default::default(), now));
+        if entry.1 <= now {
+            entry.0.clear();
+        }
+        entry.0.insert(member.to_owned());
+        entry.1 = entry.1.max(now + ttl);
+    }
+
+    pub(crate) fn members(&self, key: &str) -> Vec<String> {
+        let sets = lock(&self.sets);
+        match sets.map.get(key) {
+            Some((set, until)) if *until > Instant::now() => set.iter().cloned().collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    pub(crate) fn remove_member(&self, key: &str, member: &str) {
+        let mut sets = lock(&self.sets);
+        if let Some((set, _)) = sets.map.get_mut(key) {
+            set.remove(member);
+        }
     }
 
     pub(crate) fn once(&self, key: &str, ttl: Duration) -> bool {

@@ -233,6 +233,97 @@ impl Remote {
         })
     }
 
+    fn key(&self, kind: &str, name: &str) -> String {
+        format!("{}{kind}:{{{name}}}", self.prefix)
+    }
+
+    pub(crate) async fn put(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<(), StateError> {
+        let mut conn = self.conn()?;
+        let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        redis::cmd("SET")
+            .arg(self.key("kv", key))
+            .arg(value)
+            .arg("PX")
+            .arg(millis)
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(|e| StateError::Unavailable(e.to_string()))
+    }
+
+    pub(crate) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StateError> {
+        let mut conn = self.conn()?;
+        redis::cmd("GET")
+            .arg(self.key("kv", key))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| StateError::Unavailable(e.to_string()))
+    }
+
+    pub(crate) async fn delete(&self, key: &str) -> Result<bool, StateError> {
+        let mut conn = self.conn()?;
+        let n: i64 = redis::cmd("DEL")
+            .arg(self.key("kv", key))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| StateError::Unavailable(e.to_string()))?;
+        Ok(n > 0)
+    }
+
+    pub(crate) async fn add_member(
+        &self,
+        key: &str,
+        member: &str,
+        ttl: Duration,
+    ) -> Result<(), StateError> {
+        let mut conn = self.conn()?;
+        let key = self.key("set", key);
+        let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        // One key, so one slot: a pipeline is fine on a cluster. `GT`
+        // only lengthens the set's life.
+        redis::pipe()
+            .cmd("SADD")
+            .arg(&key)
+            .arg(member)
+            .ignore()
+            .cmd("PEXPIRE")
+            .arg(&key)
+            .arg(millis)
+            .arg("GT")
+            .ignore()
+            .cmd("PEXPIRE")
+            .arg(&key)
+            .arg(millis)
+            .arg("NX")
+            .ignore()
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(|e| StateError::Unavailable(e.to_string()))
+    }
+
+    pub(crate) async fn members(&self, key: &str) -> Result<Vec<String>, StateError> {
+        let mut conn = self.conn()?;
+        redis::cmd("SMEMBERS")
+            .arg(self.key("set", key))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| StateError::Unavailable(e.to_string()))
+    }
+
+    pub(crate) async fn remove_member(&self, key: &str, member: &str) -> Result<(), StateError> {
+        let mut conn = self.conn()?;
+        redis::cmd("SREM")
+            .arg(self.key("set", key))
+            .arg(member)
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(|e| StateError::Unavailable(e.to_string()))
+    }
+
     pub(crate) async fn once(&self, value: &str, ttl: Duration) -> Result<bool, StateError> {
         let mut conn = self.conn()?;
         let key = format!(

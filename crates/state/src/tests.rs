@@ -93,3 +93,18 @@ fn passwords_never_reach_the_logs() {
     assert!(!shown.contains("secret"), "{shown}");
     assert!(shown.contains("127.0.0.1:6379"), "{shown}");
 }
+
+#[tokio::test]
+async fn memory_values_and_sets() {
+    let state = State::memory();
+    state.put("k", b"v", MINUTE).await.expect("put");
+    assert_eq!(state.get("k").await, Ok(Some(b"v".to_vec())));
+    assert_eq!(state.delete("k").await, Ok(true));
+    assert_eq!(state.get("k").await, Ok(None));
+    state.add_member("s", "a", MINUTE).await.expect("add");
+    state.add_member("s", "b", MINUTE).await.expect("add");
+    state.remove_member("s", "a").await.expect("remove");
+    assert_eq!(state.members("s").await, Ok(vec!["b".to_owned()]));
+    state.put("gone", b"v", Duration::ZERO).await.expect("put");
+    assert_eq!(state.get("gone").await, Ok(None));
+}
