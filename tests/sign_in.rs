@@ -816,3 +816,162 @@ async fn replicas_sharing_redis_accept_a_providers_answer_once_across_the_fleet(
     assert_eq!(res.status, StatusCode::OK, "{}", res.text());
     assert_eq!(res.echo()["headers"]["x-email"][0], "alice@contoso.test");
 }
+
+/// The JSON `/sessions` on `proxy`'s admin listener answers.
+async fn admin_sessions(
+    proxy: &Proxy,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+) -> (StatusCode, serde_json::Value) {
+    let admin = proxy.admin.expect("an admin listener");
+    let mut req = Request::builder()
+        .method(method)
+        .uri(format!("http://{admin}{path}"));
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let res = send(req.body(Full::new(Bytes::new())).expect("request"))
+        .await
+        .expect("response");
+    (
+        res.status,
+        serde_json::from_slice(&res.body).unwrap_or_default(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_sessions_end_everywhere_on_logout_and_through_the_admin_api() {
+    let idp = idp();
+    let up = echo().await;
+    let redis = redis::Redis::start();
+    let policy = seed_policy(&idp, "");
+    let token = "an-admin-token-of-some-length";
+    let config = format!(
+        "    traffic_policy_file: policy.yml\nadmin: 127.0.0.1:0\nadmin_token: {token}\nstate: {}\nsession_keys: [AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=]\n",
+        redis.url()
+    );
+    let a = Proxy::serve_for(&up, &config, &[("policy.yml", &policy)]);
+    let b = Proxy::serve_for(&up, &config, &[("policy.yml", &policy)]);
+    let session_of = |browser: &Browser| {
+        browser
+            .cookies
+            .iter()
+            .find(|(k, _)| k.starts_with("portcullis_session_"))
+            .map(|(k, v)| format!("{k}={v}"))
+            .expect("a session cookie")
+    };
+    let with_cookie = |proxy: &Proxy, cookie: String| {
+        let url = proxy.url("/private");
+        async move {
+            send(
+                Request::get(url)
+                    .header("cookie", cookie)
+                    .body(Full::new(Bytes::new()))
+                    .expect("request"),
+            )
+            .await
+            .expect("response")
+        }
+    };
+
+    // Signed in on A; the cookie holds only a sealed id, and B reads the
+    // session from Redis.
+    let mut browser = Browser::default();
+    let res = browser.visit(&a.url("/"), "alice@contoso.test").await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    let stolen = session_of(&browser);
+    assert!(
+        stolen.len() < 200,
+        "the cookie carries the session itself: {stolen}"
+    );
+    assert_eq!(with_cookie(&b, stolen.clone()).await.status, StatusCode::OK);
+
+    // The admin API lists it by email, guarded by the token.
+    let (status, _) = admin_sessions(&a, "GET", "/sessions?user=alice@contoso.test", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, listed) =
+        admin_sessions(&a, "GET", "/sessions?user=Alice@Contoso.test", Some(token)).await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    assert_eq!(
+        listed["sessions"].as_array().map(Vec::len),
+        Some(1),
+        "{listed}"
+    );
+
+    // Logout on B ends it on A too, for every copy of the cookie.
+    let res = browser.request("GET", &b.url("/ngrok/logout"), None).await;
+    assert_eq!(res.status, StatusCode::FOUND);
+    let res = with_cookie(&a, stolen).await;
+    assert_eq!(
+        res.status,
+        StatusCode::FOUND,
+        "a copy of the cookie still works"
+    );
+    assert!(
+        res.header("location")
+            .is_some_and(|l| l.contains("/authorize"))
+    );
+
+    // A new session survives A's restart, and the admin API on B ends it.
+    let mut browser = Browser::default();
+    let res = browser.visit(&a.url("/"), "alice@contoso.test").await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    let cookie = session_of(&browser);
+    drop(a);
+    let a = Proxy::serve_for(&up, &config, &[("policy.yml", &policy)]);
+    assert_eq!(with_cookie(&a, cookie.clone()).await.status, StatusCode::OK);
+    let (status, revoked) = admin_sessions(
+        &b,
+        "DELETE",
+        "/sessions?user=alice@contoso.test",
+        Some(token),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{revoked}");
+    assert_eq!(revoked["revoked"], 1);
+    assert_eq!(with_cookie(&a, cookie).await.status, StatusCode::FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_store_refuses_stored_sessions_for_now_and_keeps_the_cookie() {
+    let idp = idp();
+    let up = echo().await;
+    let mut redis = redis::Redis::start();
+    let policy = seed_policy(&idp, "");
+    let config = format!(
+        "    traffic_policy_file: policy.yml\nstate: {{ url: {}, timeout: 100ms }}\nsession_keys: [AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=]\n",
+        redis.url()
+    );
+    let proxy = Proxy::serve_for(&up, &config, &[("policy.yml", &policy)]);
+    let mut browser = Browser::default();
+    let res = browser.visit(&proxy.url("/"), "alice@contoso.test").await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    redis.kill();
+    let started = std::time::Instant::now();
+    let res = browser.request("GET", &proxy.url("/private"), None).await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    assert_eq!(
+        res.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        res.text()
+    );
+    assert_eq!(
+        res.header("portcullis-error-code"),
+        Some("ERR_PORTCULLIS_STATE_UNAVAILABLE")
+    );
+    assert!(
+        res.headers.get("set-cookie").is_none(),
+        "the session cookie was touched"
+    );
+    // New sign-ins are refused too: no session that cannot be kept.
+    let mut other = Browser::default();
+    let res = other.visit(&proxy.url("/"), "carol@contoso.test").await;
+    assert_eq!(
+        res.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        res.text()
+    );
+}

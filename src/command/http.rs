@@ -150,6 +150,7 @@ pub(crate) fn http(args: &HttpArgs) -> anyhow::Result<ExitCode> {
             .state
             .as_deref()
             .map(portcullis_state::StateConfig::new),
+        admin_token: admin_token_from_env(),
     };
     run(config, &args.run, None)
 }
@@ -160,6 +161,9 @@ pub(crate) fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let mut config = Config::parse(&src, &args.config)?;
     if config.session_keys.is_empty() {
         config.session_keys = session_keys_from_env()?;
+    }
+    if config.admin_token.is_none() {
+        config.admin_token = admin_token_from_env();
     }
     run(config, &args.run, None)
 }
@@ -189,10 +193,19 @@ pub(crate) fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         session_keys: Vec::new(),
         upstream_tls: UpstreamTls::default(),
         state: None,
+        admin_token: None,
     };
     let res = run(config, &args.run, Some(policy.display().to_string()));
     let _ = std::fs::remove_dir_all(&dir);
     res
+}
+
+/// `PORTCULLIS_ADMIN_TOKEN`: what the admin listener's `/sessions` asks
+/// for.
+fn admin_token_from_env() -> Option<String> {
+    std::env::var("PORTCULLIS_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
 }
 
 /// `PORTCULLIS_SESSION_KEYS`: base64 keys, comma-separated, the first

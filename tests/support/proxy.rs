@@ -143,7 +143,13 @@ impl Proxy {
                 Ok(("eof", _)) => break,
                 _ => {}
             }
-            let wants_admin = args.contains(&"--admin");
+            // `serve` says in its file whether it has an admin listener.
+            let wants_admin = args.contains(&"--admin")
+                || (args.first() == Some(&"serve")
+                    && args
+                        .get(2)
+                        .and_then(|p| std::fs::read_to_string(p).ok())
+                        .is_some_and(|c| c.lines().any(|l| l.starts_with("admin:"))));
             if addr.is_some() && (admin.is_some() || !wants_admin) {
                 break;
             }

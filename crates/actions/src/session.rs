@@ -12,8 +12,11 @@ use base64::Engine as _;
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 
+mod store;
 #[cfg(test)]
 mod tests;
+
+pub use store::{Sessions, Summary, users_of};
 
 const NONCE_LEN: usize = 24;
 

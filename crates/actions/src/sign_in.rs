@@ -177,6 +177,9 @@ pub(crate) struct SignIn {
     /// The state replicas share: a provider's answer is used once across
     /// the fleet, whichever replica it reaches.
     state: Option<portcullis_state::State>,
+    /// Sessions kept in the shared store (the cookie holds their id):
+    /// `None` keeps them in their cookies.
+    stored: Option<crate::session::Sessions>,
     /// Microsoft Graph's base URL, for groups overage.
     graph_url: String,
     /// Groups resolved through Graph, by identity: too many for a cookie.
@@ -361,6 +364,10 @@ fn build(cfg: Config<'_>, cx: &CompileCx<'_>, flavor: Flavor) -> Result<SignIn, 
         discovery: tokio::sync::OnceCell::new(),
         used_states: Mutex::new(HashMap::new()),
         state: cx.state.cloned(),
+        stored: cx
+            .state
+            .filter(|s| s.stores_sessions())
+            .map(|s| crate::session::Sessions::new(s.clone(), Keys::new(cx.session_keys))),
         graph_url: cfg
             .str("graph_url")
             .unwrap_or("https://graph.microsoft.com")
@@ -405,7 +412,7 @@ impl SignIn {
             return self.callback(ctx).await;
         }
         if path == "/ngrok/logout" && self.addressed(ctx) {
-            return Ok(self.logout(ctx));
+            return self.logout(ctx).await;
         }
         if path == "/ngrok/login" && self.addressed(ctx) {
             let back = redirect_path(ctx);
@@ -419,26 +426,18 @@ impl SignIn {
         {
             return Ok(Step::Next);
         }
-        match self.session(ctx) {
+        let pending = match &self.stored {
+            Some(_) => Pending::Stored(self.session_id(ctx)),
+            None => Pending::Ready(self.open_session(ctx)),
+        };
+        match self.session(pending).await? {
             SessionState::Valid(mut s) => {
                 let mut refreshed = false;
                 if self.userinfo_due(&s) {
                     match self.refresh_userinfo(&mut s).await {
                         Refresh::Done => {
                             refreshed = true;
-                            if let Some(sealed) = self
-                                .keys
-                                .seal(&self.session_cookie, s.to_string().as_bytes())
-                                && let Some(c) = self.cookie(
-                                    ctx,
-                                    &self.session_cookie,
-                                    &sealed,
-                                    Some(self.max_session),
-                                    false,
-                                )
-                            {
-                                ctx.set_cookie(c);
-                            }
+                            self.save(ctx, &s).await;
                         }
                         Refresh::Revoked => {
                             // The provider no longer accepts the user's
@@ -454,6 +453,9 @@ impl SignIn {
                     }
                 }
                 self.publish(ctx, &s);
+                if let Some(touched) = self.touched(&s) {
+                    self.save(ctx, &touched).await;
+                }
                 if let Some(var) = self.results.userinfo_refreshed {
                     ctx.set_result(var, Value::Bool(refreshed));
                 }
@@ -668,7 +670,21 @@ impl SignIn {
         Ok(Step::Respond)
     }
 
-    fn logout(&self, ctx: &mut RequestCtx) -> Step {
+    async fn logout(&self, ctx: &mut RequestCtx) -> Result<Step, ActionError> {
+        // A stored session ends for every copy of its cookie, on every
+        // replica. A store that cannot answer is said: the session may
+        // still stand, and the user must know to try again.
+        if let Some(stored) = &self.stored
+            && let Some(id) = self.session_id(ctx)
+        {
+            stored.revoke(&id).await.map_err(|e| {
+                fail(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    STATE_UNAVAILABLE,
+                    format!("the session could not be ended: {e}"),
+                )
+            })?;
+        }
         let back = redirect_path(ctx);
         let mut res = respond::status(StatusCode::FOUND);
         if let Ok(v) = HeaderValue::from_str(&back) {
@@ -678,7 +694,7 @@ impl SignIn {
         if let Some(c) = self.cookie(ctx, &self.session_cookie, "", Some(0), false) {
             ctx.set_cookie(c);
         }
-        Step::Respond
+        Ok(Step::Respond)
     }
 
     async fn callback(&self, ctx: &mut RequestCtx) -> Result<Step, ActionError> {
@@ -904,7 +920,25 @@ impl SignIn {
         if !id_token.is_empty() && id_token.len() < 2048 {
             session["t"] = serde_json::Value::String(id_token);
         }
-        let sealed = self.seal_session(&mut session).ok_or_else(|| {
+        let sealed = match &self.stored {
+            // A session the store cannot keep is not made: the user may
+            // sign in again once it answers.
+            Some(stored) => {
+                let id = stored
+                    .create(&session, Duration::from_secs(self.max_session))
+                    .await
+                    .map_err(|e| {
+                        fail(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            STATE_UNAVAILABLE,
+                            format!("the session could not be stored: {e}"),
+                        )
+                    })?;
+                self.keys.seal(&self.session_cookie, id.as_bytes())
+            }
+            None => self.seal_session(&mut session),
+        }
+        .ok_or_else(|| {
             fail(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "ERR_NGROK_2300",
@@ -1215,8 +1249,95 @@ impl SignIn {
         Err(last)
     }
 
-    fn session(&self, ctx: &RequestCtx) -> SessionState {
-        let state = self.open_session(ctx);
+    /// The session, from what the request carries: a stored session's id
+    /// (looked up here), or a cookie session already opened.
+    async fn session(&self, pending: Pending) -> Result<SessionState, ActionError> {
+        let state = match (&self.stored, pending) {
+            (_, Pending::Ready(state)) => state,
+            (None, Pending::Stored(_)) => SessionState::None,
+            (Some(stored), Pending::Stored(id)) => {
+                let Some(id) = id else {
+                    return Ok(SessionState::None);
+                };
+                // A store that cannot answer is no reason to sign the user
+                // out (their cookie is kept): the request is refused for
+                // now.
+                let loaded = stored.load(&id).await.map_err(|e| {
+                    fail(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        STATE_UNAVAILABLE,
+                        format!("the session could not be read: {e}"),
+                    )
+                })?;
+                match loaded {
+                    Some(mut s) => {
+                        s["h"] = serde_json::Value::String(id);
+                        self.check_times(s)
+                    }
+                    None => SessionState::None,
+                }
+            }
+        };
+        Ok(self.with_overage(state))
+    }
+
+    /// The id in a stored session's cookie.
+    fn session_id(&self, ctx: &RequestCtx) -> Option<String> {
+        let raw = cookie(ctx, &self.session_cookie)?;
+        let id = self.keys.open(&self.session_cookie, &raw)?;
+        String::from_utf8(id).ok()
+    }
+
+    /// Keeps a changed session: in the store, or in a new cookie.
+    async fn save(&self, ctx: &mut RequestCtx, s: &serde_json::Value) {
+        let ttl = Duration::from_secs(self.max_session);
+        match (&self.stored, s.get("h").and_then(|h| h.as_str())) {
+            (Some(stored), Some(id)) => {
+                let mut kept = s.clone();
+                if let Some(o) = kept.as_object_mut() {
+                    o.remove("h");
+                }
+                // Not kept: the session stands as it was (its last-seen
+                // time is older, its claims not refreshed).
+                if let Err(e) = stored.save(id, &kept, ttl).await {
+                    tracing::debug!("a session update was not stored: {e}");
+                }
+            }
+            (Some(_), None) => {}
+            (None, _) => {
+                if let Some(sealed) = self
+                    .keys
+                    .seal(&self.session_cookie, s.to_string().as_bytes())
+                    && let Some(c) = self.cookie(
+                        ctx,
+                        &self.session_cookie,
+                        &sealed,
+                        Some(self.max_session),
+                        false,
+                    )
+                {
+                    ctx.set_cookie(c);
+                }
+            }
+        }
+    }
+
+    /// The session with its last-seen time brought forward, when idle
+    /// sessions time out and it is due.
+    fn touched(&self, s: &serde_json::Value) -> Option<serde_json::Value> {
+        let last = s
+            .get("last")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0);
+        if self.idle_timeout.is_none() || now_secs().saturating_sub(last) < TOUCH_EVERY {
+            return None;
+        }
+        let mut touched = s.clone();
+        touched["last"] = serde_json::Value::from(now_secs());
+        Some(touched)
+    }
+
+    fn with_overage(&self, state: SessionState) -> SessionState {
         // A session whose overage groups this process does not hold (it
         // restarted) signs in again, rather than run without the groups.
         if let SessionState::Valid(s) = &state
@@ -1249,6 +1370,11 @@ impl SignIn {
         else {
             return SessionState::None;
         };
+        self.check_times(s)
+    }
+
+    /// A session past its maximum or idle limit is no session.
+    fn check_times(&self, s: serde_json::Value) -> SessionState {
         let now = now_secs();
         let iat = s
             .get("iat")
@@ -1270,8 +1396,7 @@ impl SignIn {
         SessionState::Valid(s)
     }
 
-    /// Sets the identity results from a valid session, and refreshes its
-    /// last-seen time when idle sessions time out.
+    /// Sets the identity results from a valid session.
     fn publish(&self, ctx: &mut RequestCtx, s: &serde_json::Value) {
         let c = s.get("c").cloned().unwrap_or_default();
         let claim = |k: &str| c.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
@@ -1344,27 +1469,6 @@ impl SignIn {
                 ctx.set_result(var, value);
             }
         }
-        let last = s
-            .get("last")
-            .and_then(serde_json::Value::as_u64)
-            .unwrap_or(0);
-        if self.idle_timeout.is_some() && now_secs().saturating_sub(last) >= TOUCH_EVERY {
-            let mut touched = s.clone();
-            touched["last"] = serde_json::Value::from(now_secs());
-            if let Some(sealed) = self
-                .keys
-                .seal(&self.session_cookie, touched.to_string().as_bytes())
-                && let Some(c) = self.cookie(
-                    ctx,
-                    &self.session_cookie,
-                    &sealed,
-                    Some(self.max_session),
-                    false,
-                )
-            {
-                ctx.set_cookie(c);
-            }
-        }
     }
 }
 
@@ -1376,6 +1480,14 @@ enum Refresh {
     Revoked,
     /// The provider could not be asked; the session stands.
     Unavailable,
+}
+
+/// A request's session before any store is asked.
+enum Pending {
+    /// A stored session's id, if the cookie holds one.
+    Stored(Option<String>),
+    /// A cookie session, opened.
+    Ready(SessionState),
 }
 
 enum SessionState {

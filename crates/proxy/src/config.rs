@@ -18,7 +18,8 @@
 //! upstream_tls:                    # for https:// upstreams
 //!   ca: internal-ca.pem             # trusted besides the Mozilla roots
 //!   insecure_skip_verify: false     # true: development only
-//! state: redis://127.0.0.1:6379   # shared by replicas; or { url, timeout, on_error, prefix }
+//! state: redis://127.0.0.1:6379   # shared by replicas; or { url, timeout, on_error, prefix, sessions }
+//! admin_token: …                   # for the admin listener's /sessions (else loopback only)
 //! timeouts: { connect: 5s, upstream: 60s, header_read: 30s, idle: 75s,
 //!             send: 60s, upstream_read: 60s, ping: 60s }
 //! limits: { max_header_bytes: 65536, max_body_bytes: 10485760 }
@@ -55,6 +56,9 @@ pub struct Config {
     pub upstream_tls: UpstreamTls,
     /// The state replicas share (`state:`); none: this process's memory.
     pub state: Option<portcullis_state::StateConfig>,
+    /// The token the admin listener's `/sessions` asks for
+    /// (`admin_token:`); none: loopback clients only.
+    pub admin_token: Option<String>,
 }
 
 /// One endpoint.
@@ -266,6 +270,7 @@ impl Config {
             session_keys: Vec::new(),
             upstream_tls: UpstreamTls::default(),
             state: None,
+            admin_token: None,
         };
         for (key, value) in top {
             match key {
@@ -371,6 +376,18 @@ impl Config {
                     }
                 }
                 "state" => config.state = Some(state(value).map_err(|m| err(Some(value), m))?),
+                "admin_token" => {
+                    config.admin_token = scalar(value)
+                        .filter(|t| t.len() >= 16)
+                        .map(str::to_owned)
+                        .ok_or_else(|| {
+                            err(
+                                Some(value),
+                                "`admin_token` must be at least 16 characters".into(),
+                            )
+                        })
+                        .map(Some)?;
+                }
                 other => return Err(err(Some(value), format!("unknown setting `{other}`"))),
             }
         }
@@ -412,7 +429,8 @@ fn duration(node: &Node) -> Result<Duration, String> {
 }
 
 /// `state: redis://…`, or a mapping with `url`, `timeout`, `on_error`
-/// (`local`, `allow`, `deny`) and `prefix`.
+/// (`local`, `allow`, `deny`), `prefix` and `sessions` (`stored`,
+/// `cookie`).
 fn state(node: &Node) -> Result<portcullis_state::StateConfig, String> {
     if let Some(url) = scalar(node) {
         return Ok(portcullis_state::StateConfig::new(url));
@@ -434,6 +452,13 @@ fn state(node: &Node) -> Result<portcullis_state::StateConfig, String> {
                     .ok_or("`on_error` is one of local, allow, deny")?;
             }
             "prefix" => config.prefix = scalar(v).unwrap_or("").to_owned(),
+            "sessions" => {
+                config.sessions = match scalar(v) {
+                    Some("stored") => portcullis_state::SessionStore::Stored,
+                    Some("cookie") => portcullis_state::SessionStore::Cookie,
+                    _ => return Err("`sessions` is `stored` or `cookie`".into()),
+                };
+            }
             other => return Err(format!("unknown `state` setting `{other}`")),
         }
     }

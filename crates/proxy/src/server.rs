@@ -109,6 +109,9 @@ pub(crate) struct Shared {
     limits: Limits,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) options: Options,
+    /// What `/sessions` on the admin listener asks for; none: loopback
+    /// clients only.
+    pub(crate) admin_token: Option<String>,
 }
 
 /// A failure to start.
@@ -192,6 +195,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         limits: config.limits,
         metrics: metrics.clone(),
         options,
+        admin_token: config.admin_token.clone(),
     });
     let mut sites = Vec::new();
     let mut listeners = Vec::new();

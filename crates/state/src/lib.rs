@@ -49,6 +49,22 @@ pub struct StateConfig {
     /// Prefixed to every key, so that several deployments can share one
     /// Redis.
     pub prefix: String,
+    /// Whether sign-in sessions live in the store (revocable, the cookie
+    /// holding only their id) or in their cookies.
+    pub sessions: SessionStore,
+}
+
+/// Where sign-in sessions live when there is a shared store.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SessionStore {
+    /// In the store: `/ngrok/logout` and the admin API end a session on
+    /// every replica, and sessions survive a restart. The default.
+    #[default]
+    Stored,
+    /// In sealed cookies, as without a store: nothing to look up per
+    /// request, and nothing to revoke (a copy of a cookie stays good
+    /// until the session's maximum).
+    Cookie,
 }
 
 impl StateConfig {
@@ -60,6 +76,7 @@ impl StateConfig {
             timeout: Duration::from_millis(50),
             on_error: OnError::Local,
             prefix: "portcullis:".to_owned(),
+            sessions: SessionStore::Stored,
         }
     }
 }
@@ -199,6 +216,16 @@ impl State {
     /// memory).
     pub fn is_shared(&self) -> bool {
         matches!(self.inner.backend, Backend::Redis(_))
+    }
+
+    /// Whether sign-in keeps its sessions in this (shared) store.
+    pub fn stores_sessions(&self) -> bool {
+        self.is_shared()
+            && self
+                .inner
+                .config
+                .as_ref()
+                .is_some_and(|c| c.sessions == SessionStore::Stored)
     }
 
     /// What a shared rate limit does when the store fails.
