@@ -937,7 +937,7 @@ async fn stored_sessions_end_everywhere_on_logout_and_through_the_admin_api() {
 async fn a_lost_store_refuses_stored_sessions_for_now_and_keeps_the_cookie() {
     let idp = idp();
     let up = echo().await;
-    let mut redis = redis::Redis::start();
+    let mut redis = redis::Redis::start_persistent();
     let policy = seed_policy(&idp, "");
     let config = format!(
         "    traffic_policy_file: policy.yml\nstate: {{ url: {}, timeout: 100ms }}\nsession_keys: [AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=]\n",

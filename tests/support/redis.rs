@@ -51,9 +51,18 @@ fn redis_server() -> &'static str {
 }
 
 impl Redis {
-    /// A standalone server on a free port.
+    /// A standalone server on a free port, keeping nothing on disk.
     pub fn start() -> Redis {
         Redis::start_with(free_port(), &[])
+    }
+
+    /// A standalone server that writes every change to its append-only
+    /// file before answering, so that what it held survives a kill.
+    pub fn start_persistent() -> Redis {
+        Redis::start_with(
+            free_port(),
+            &["--appendonly", "yes", "--appendfsync", "always"],
+        )
     }
 
     fn start_with(port: u16, extra: &[&str]) -> Redis {
@@ -62,11 +71,15 @@ impl Redis {
             std::process::id()
         ));
         std::fs::create_dir_all(&dir).expect("redis dir");
+        let mut extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
+        if !extra.iter().any(|a| a == "--appendonly") {
+            extra.extend(["--appendonly".to_owned(), "no".to_owned()]);
+        }
         let mut r = Redis {
             child: None,
             port,
             dir,
-            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+            extra,
         };
         r.restart();
         r
@@ -85,12 +98,13 @@ impl Redis {
         }
     }
 
-    /// Starts it again on the same port, empty.
+    /// Starts it again on the same port: empty, or with what its
+    /// append-only file kept.
     pub fn restart(&mut self) {
         self.kill();
         let child = Command::new(redis_server())
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .args(["--save", "", "--protected-mode", "no"])
             .arg("--dir")
             .arg(&self.dir)
             .args(&self.extra)
