@@ -20,7 +20,7 @@
 //! restart.
 //!
 //! The sliding window is the same in both places: the actions' local
-//! buckets compute it in Rust, and [`remote`]'s Lua script computes it
+//! buckets compute it in Rust, and a Lua script computes it
 //! inside Redis, atomically per bucket, on Redis's clock, so that every
 //! replica counts against the same windows.
 
