@@ -239,23 +239,39 @@ fn canonical_authority<B>(
 /// here (the framing ones are the forwarding's to replace); `Upgrade`
 /// stays for rules to read and is dropped when the request is forwarded.
 pub fn strip_connection_named(headers: &mut HeaderMap) {
+    strip(headers, true);
+}
+
+/// Removes every field that concerns one connection only, and those
+/// `Connection` names (never `Host`): what a message loses on its way
+/// through the edge, a request to the upstream or a response to the
+/// client.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    strip(headers, false);
+}
+
+/// `arrival`: a request as it arrives, whose framing and `Upgrade` the
+/// edge still needs.
+fn strip(headers: &mut HeaderMap, arrival: bool) {
+    let hop =
+        |name: &HeaderName| is_connection_field(name) || (!arrival && is_framing_or_upgrade(name));
+    // Most messages carry none: one pass over the names decides.
+    if !headers.keys().any(hop) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .filter(|n| !is_protected(n))
+        .filter(|n| n != header::HOST && !(arrival && is_framing_or_upgrade(n)))
         .collect();
     for name in named {
         headers.remove(name);
     }
-    let hop: Vec<HeaderName> = headers
-        .keys()
-        .filter(|k| is_connection_field(k))
-        .cloned()
-        .collect();
-    for name in hop {
+    let fields: Vec<HeaderName> = headers.keys().filter(|k| hop(k)).cloned().collect();
+    for name in fields {
         headers.remove(name);
     }
 }
@@ -273,13 +289,10 @@ fn is_connection_field(name: &HeaderName) -> bool {
         || name == PROXY_CONNECTION
 }
 
-/// Fields a `Connection` option never removes: the authority, and the
-/// body's framing, which the edge reads and re-frames itself.
-fn is_protected(name: &HeaderName) -> bool {
-    name == header::HOST
-        || name == header::CONTENT_LENGTH
-        || name == header::TRANSFER_ENCODING
-        || name == header::UPGRADE
+/// The body's framing, which the edge reads and re-frames itself, and
+/// `Upgrade`, which it honours or drops itself.
+fn is_framing_or_upgrade(name: &HeaderName) -> bool {
+    name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING || name == header::UPGRADE
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -753,7 +753,7 @@ async fn forward(
     *req.uri_mut() = Uri::from(target);
     *req.version_mut() = Version::HTTP_11;
     let headers = req.headers_mut();
-    strip_hop_by_hop(headers);
+    portcullis_canon::strip_hop_by_hop(headers);
     if let Some(host) = &forwarded.host
         && !headers.contains_key(header::HOST)
     {
@@ -790,7 +790,7 @@ async fn forward(
     match sent {
         Some(Ok(res)) => {
             let (mut parts, body) = res.into_parts();
-            strip_hop_by_hop(&mut parts.headers);
+            portcullis_canon::strip_hop_by_hop(&mut parts.headers);
             if let Some(s) = switched {
                 s.restore(&mut parts.headers);
             }
@@ -885,46 +885,6 @@ fn send_pooled<'a>(
             .await
             .ok()
     })
-}
-
-/// Removes the headers that concern one connection only (RFC 9110
-/// §7.6.1), including those the `Connection` header names. Most messages
-/// carry none, so one pass over the names decides whether to remove any.
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    if !headers.keys().any(is_hop_by_hop) {
-        return;
-    }
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    let hop: Vec<HeaderName> = headers
-        .keys()
-        .filter(|k| is_hop_by_hop(k))
-        .cloned()
-        .collect();
-    for name in hop {
-        headers.remove(name);
-    }
-}
-
-fn is_hop_by_hop(name: &HeaderName) -> bool {
-    // Standard names compare as enum values; only the two custom ones
-    // compare text.
-    name == header::CONNECTION
-        || name == header::TE
-        || name == header::TRAILER
-        || name == header::TRANSFER_ENCODING
-        || name == header::UPGRADE
-        || name == header::PROXY_AUTHORIZATION
-        || name.as_str() == "keep-alive"
-        || name.as_str() == "proxy-connection"
 }
 
 /// One access-log line per exchange.

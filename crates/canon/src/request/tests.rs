@@ -185,3 +185,19 @@ fn two_framings_are_refused() {
         (StatusCode::BAD_REQUEST, "ERR_PORTCULLIS_BAD_FRAMING")
     );
 }
+
+#[test]
+fn on_the_way_out_every_hop_by_hop_field_goes_but_host() {
+    let mut h = HeaderMap::new();
+    h.insert(CONNECTION, HeaderValue::from_static("x-named, host"));
+    h.insert(HOST, HeaderValue::from_static("a.test"));
+    h.insert("x-named", HeaderValue::from_static("1"));
+    h.insert("upgrade", HeaderValue::from_static("websocket"));
+    h.insert("transfer-encoding", HeaderValue::from_static("chunked"));
+    h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+    h.insert("x-kept", HeaderValue::from_static("1"));
+    strip_hop_by_hop(&mut h);
+    let mut names: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["host", "x-kept"]);
+}
