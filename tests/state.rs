@@ -273,3 +273,37 @@ async fn values_and_sets_are_shared_expire_and_can_be_removed() {
     tokio::time::sleep(Duration::from_millis(120)).await;
     assert_eq!(b.get("short").await, Ok(None));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_a_private_certificate_is_verified_against_the_given_ca() {
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("cert");
+    let dir =
+        std::env::temp_dir().join(format!("portcullis-test-redis-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, made.cert.pem()).expect("cert");
+    std::fs::write(&key, made.key_pair.serialize_pem()).expect("key");
+    let redis = Redis::start_tls(&cert, &key);
+    let url = format!("rediss://localhost:{}", redis.port);
+    // Trusting the certificate: shared and working.
+    let mut config = StateConfig::new(&url);
+    config.ca = Some(made.cert.pem().into_bytes());
+    config.timeout = Duration::from_millis(500);
+    let s = State::redis(config).expect("valid");
+    ready(&s).await;
+    assert_eq!(s.once("over-tls", MINUTE).await, Ok(true));
+    // Without it (the Mozilla roots only): refused, not downgraded.
+    let plain = state(&url);
+    let err = plain
+        .ready(Duration::from_secs(2))
+        .await
+        .expect_err("unverified");
+    assert!(!err.to_string().is_empty());
+    assert!(plain.once("over-tls-2", MINUTE).await.is_err());
+    // A `ca` with redis:// is a mistake, said at once.
+    let mut wrong = StateConfig::new("redis://127.0.0.1:6379");
+    wrong.ca = Some(made.cert.pem().into_bytes());
+    let err = State::redis(wrong).expect_err("ca without TLS");
+    assert!(err.to_string().contains("rediss://"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -85,6 +85,29 @@ impl Redis {
         r
     }
 
+    /// A standalone server that speaks TLS only, with the certificate and
+    /// key (PEM files) given.
+    pub fn start_tls(cert: &std::path::Path, key: &std::path::Path) -> Redis {
+        let (cert, key) = (cert.display().to_string(), key.display().to_string());
+        let port = free_port();
+        let tls = port.to_string();
+        Redis::start_with(
+            port,
+            &[
+                "--port",
+                "0",
+                "--tls-port",
+                &tls,
+                "--tls-cert-file",
+                &cert,
+                "--tls-key-file",
+                &key,
+                "--tls-auth-clients",
+                "no",
+            ],
+        )
+    }
+
     /// `redis://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)

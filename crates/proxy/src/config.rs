@@ -375,7 +375,9 @@ impl Config {
                         }
                     }
                 }
-                "state" => config.state = Some(state(value).map_err(|m| err(Some(value), m))?),
+                "state" => {
+                    config.state = Some(state(value, base).map_err(|m| err(Some(value), m))?);
+                }
                 "admin_token" => {
                     config.admin_token = scalar(value)
                         .filter(|t| t.len() >= 16)
@@ -429,9 +431,9 @@ fn duration(node: &Node) -> Result<Duration, String> {
 }
 
 /// `state: redis://…`, or a mapping with `url`, `timeout`, `on_error`
-/// (`local`, `allow`, `deny`), `prefix` and `sessions` (`stored`,
-/// `cookie`).
-fn state(node: &Node) -> Result<portcullis_state::StateConfig, String> {
+/// (`local`, `allow`, `deny`), `prefix`, `sessions` (`stored`, `cookie`)
+/// and `ca` (a PEM file to trust for `rediss://`).
+fn state(node: &Node, base: &Path) -> Result<portcullis_state::StateConfig, String> {
     if let Some(url) = scalar(node) {
         return Ok(portcullis_state::StateConfig::new(url));
     }
@@ -452,6 +454,13 @@ fn state(node: &Node) -> Result<portcullis_state::StateConfig, String> {
                     .ok_or("`on_error` is one of local, allow, deny")?;
             }
             "prefix" => config.prefix = scalar(v).unwrap_or("").to_owned(),
+            "ca" => {
+                let path = base.join(scalar(v).unwrap_or(""));
+                config.ca =
+                    Some(std::fs::read(&path).map_err(|e| {
+                        format!("`state`: `ca`: cannot read {}: {e}", path.display())
+                    })?);
+            }
             "sessions" => {
                 config.sessions = match scalar(v) {
                     Some("stored") => portcullis_state::SessionStore::Stored,

@@ -52,6 +52,9 @@ pub struct StateConfig {
     /// Whether sign-in sessions live in the store (revocable, the cookie
     /// holding only their id) or in their cookies.
     pub sessions: SessionStore,
+    /// For `rediss://`: certificates (PEM) to trust instead of the Mozilla
+    /// roots, for a store with a private CA or a self-signed certificate.
+    pub ca: Option<Vec<u8>>,
 }
 
 /// Where sign-in sessions live when there is a shared store.
@@ -77,6 +80,7 @@ impl StateConfig {
             on_error: OnError::Local,
             prefix: "portcullis:".to_owned(),
             sessions: SessionStore::Stored,
+            ca: None,
         }
     }
 }

@@ -143,7 +143,7 @@ pub(crate) struct Remote {
 
 impl Remote {
     pub(crate) fn start(config: &StateConfig) -> Result<Remote, ParseError> {
-        let target = target(&config.url)?;
+        let target = target(&config.url, config.ca.as_deref())?;
         let (tx, rx) = watch::channel(None);
         let shown = redact(&config.url);
         let connect_timeout = config.timeout.max(Duration::from_millis(500));
@@ -347,7 +347,7 @@ impl Remote {
 
 /// Reads `redis://`, `rediss://`, `redis+cluster://host:port,host:port`
 /// and `rediss+cluster://…`.
-fn target(url: &str) -> Result<Target, ParseError> {
+fn target(url: &str, ca: Option<&[u8]>) -> Result<Target, ParseError> {
     let bad = |why: String| ParseError(format!("`state`: `{}`: {why}", redact(url)));
     for (scheme, tls) in [("redis+cluster://", false), ("rediss+cluster://", true)] {
         if let Some(rest) = url.strip_prefix(scheme) {
@@ -361,11 +361,13 @@ fn target(url: &str) -> Result<Target, ParseError> {
             if nodes.is_empty() {
                 return Err(bad("names no node".to_owned()));
             }
-            let client = redis::cluster::ClusterClient::builder(nodes)
+            let mut builder = redis::cluster::ClusterClient::builder(nodes)
                 .connection_timeout(Duration::from_secs(2))
-                .response_timeout(Duration::from_secs(2))
-                .build()
-                .map_err(|e| bad(e.to_string()))?;
+                .response_timeout(Duration::from_secs(2));
+            if let Some(ca) = ca {
+                builder = builder.certs(certificates(ca));
+            }
+            let client = builder.build().map_err(|e| bad(e.to_string()))?;
             return Ok(Target::Cluster(Box::new(client)));
         }
     }
@@ -374,9 +376,23 @@ fn target(url: &str) -> Result<Target, ParseError> {
             "expected redis://, rediss://, redis+cluster:// or rediss+cluster://".to_owned(),
         ));
     }
-    redis::Client::open(url)
+    let client = match ca {
+        Some(ca) if url.starts_with("rediss://") => {
+            redis::Client::build_with_tls(url, certificates(ca))
+        }
+        Some(_) => return Err(bad("a `ca` is for rediss:// only".to_owned())),
+        None => redis::Client::open(url),
+    };
+    client
         .map(|c| Target::Single(Box::new(c)))
         .map_err(|e| bad(e.to_string()))
+}
+
+fn certificates(ca: &[u8]) -> redis::TlsCertificates {
+    redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(ca.to_vec()),
+    }
 }
 
 /// Connects, retrying with backoff until it succeeds; the connection then
