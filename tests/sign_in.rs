@@ -853,6 +853,7 @@ async fn stored_sessions_end_everywhere_on_logout_and_through_the_admin_api() {
     );
     let a = Proxy::serve_for(&up, &config, &[("policy.yml", &policy)]);
     let b = Proxy::serve_for(&up, &config, &[("policy.yml", &policy)]);
+    let c = Proxy::serve_for(&up, &config, &[("policy.yml", &policy)]);
     let session_of = |browser: &Browser| {
         browser
             .cookies
