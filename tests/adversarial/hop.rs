@@ -108,3 +108,33 @@ async fn spoofed_forwarding_headers_are_replaced() {
     assert_eq!(seen.headers("x-forwarded-proto"), ["http"]);
     assert_eq!(seen.headers("x-forwarded-host"), ["mine.test"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_field_spelled_with_underscores_cannot_stand_in_for_one_the_policy_adds() {
+    // CGI, WSGI, Rack and PHP read `X_Auth_User` as `X-Auth-User`: a
+    // client's underscored copy would sit beside, or override, the
+    // identity the policy sets. It never reaches the upstream.
+    let policy = r#"
+on_http_request:
+  - expressions: ["'x_role' in req.headers"]
+    actions:
+      - type: deny
+  - actions:
+      - type: add-headers
+        config:
+          headers:
+            x-auth-user: from-policy
+"#;
+    let (proxy, up) = http(policy, Mode::Ok, &[]).await;
+    must(
+        &proxy,
+        &up,
+        &request("X_Auth_User: admin\r\nx_role: admin\r\n"),
+        fwd("/x"),
+    )
+    .await;
+    let seen = up.last();
+    let head = seen.head_text().to_ascii_lowercase();
+    assert!(!head.contains("x_auth_user") && !head.contains("x_role"), "{head}");
+    assert_eq!(seen.headers("x-auth-user"), ["from-policy"], "{head}");
+}

@@ -36,4 +36,6 @@ mod request;
 
 pub use authority::{HostError, authority};
 pub use path::{EscapedSlashes, PathError, PathOptions, Rewritten, path};
-pub use request::{Arrival, Options, Refusal, request, strip_connection_named, strip_hop_by_hop};
+pub use request::{
+    Arrival, Options, Refusal, Underscores, request, strip_connection_named, strip_hop_by_hop,
+};

@@ -22,6 +22,36 @@ use crate::path::{PathError, PathOptions, path};
 pub struct Options {
     /// How paths are canonicalized.
     pub path: PathOptions,
+    /// What a field whose name has `_` does.
+    pub underscores: Underscores,
+}
+
+/// What a request field whose name has an underscore (`X_Auth_User`)
+/// does. CGI, WSGI, Rack, PHP and nginx's own variables read `_` and `-`
+/// alike, so `X_Auth_User` can stand in for the `X-Auth-User` a policy
+/// adds or checks; nginx ignores such fields by default
+/// (`underscores_in_headers off`), Envoy's edge guide rejects them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Underscores {
+    /// Remove the field before the policy runs (nginx's default).
+    #[default]
+    Drop,
+    /// Refuse the request (400, Envoy's `REJECT_REQUEST`).
+    Reject,
+    /// Keep it, for upstreams that need such names.
+    Allow,
+}
+
+impl Underscores {
+    /// The setting named `name`: `drop`, `reject` or `allow`.
+    pub fn parse(name: &str) -> Option<Underscores> {
+        Some(match name {
+            "drop" => Underscores::Drop,
+            "reject" => Underscores::Reject,
+            "allow" => Underscores::Allow,
+            _ => return None,
+        })
+    }
 }
 
 /// What the client sent, where it differed from the canonical form.
@@ -47,6 +77,8 @@ pub enum Refusal {
     Path(PathError),
     /// The authority.
     Host(HostError),
+    /// A field whose name has `_` ([`Underscores::Reject`]).
+    Underscore,
     /// Both `Content-Length` and `Transfer-Encoding`: two framings, of
     /// which a server behind the edge may pick the other (RFC 9112 §6.3
     /// lets a server refuse; the connection must then close).
@@ -66,6 +98,7 @@ impl Refusal {
             Refusal::Path(_) => "ERR_PORTCULLIS_BAD_PATH",
             Refusal::Host(_) => "ERR_PORTCULLIS_BAD_HOST",
             Refusal::Framing => "ERR_PORTCULLIS_BAD_FRAMING",
+            Refusal::Underscore => "ERR_PORTCULLIS_HEADER_UNDERSCORE",
         }
     }
 }
@@ -78,6 +111,7 @@ impl std::fmt::Display for Refusal {
             Refusal::Framing => {
                 f.write_str("the request has both Content-Length and Transfer-Encoding")
             }
+            Refusal::Underscore => f.write_str("a request field's name has an underscore"),
         }
     }
 }
@@ -92,6 +126,9 @@ pub fn request<B>(req: &mut Request<B>, https: bool, opts: &Options) -> Result<A
     if facts.content_length && facts.transfer_encoding {
         return Err(Refusal::Framing);
     }
+    if facts.underscores && opts.underscores == Underscores::Reject {
+        return Err(Refusal::Underscore);
+    }
     let mut arrival = Arrival::default();
     let default_port = match req.uri().scheme_str() {
         Some("https") => 443,
@@ -102,6 +139,9 @@ pub fn request<B>(req: &mut Request<B>, https: bool, opts: &Options) -> Result<A
     let host =
         canonical_authority(req, &facts, default_port, &mut arrival).map_err(Refusal::Host)?;
     let connection_fields = facts.connection_fields;
+    if facts.underscores && opts.underscores == Underscores::Drop {
+        drop_underscores(req.headers_mut());
+    }
     if let Some(host) = host {
         let value = HeaderValue::from_str(&host).map_err(|_| Refusal::Host(HostError::Invalid))?;
         req.headers_mut().insert(header::HOST, value);
@@ -146,6 +186,8 @@ struct Facts<'h> {
     transfer_encoding: bool,
     /// A field that concerns one connection only.
     connection_fields: bool,
+    /// A field whose name has `_`.
+    underscores: bool,
 }
 
 impl Facts<'_> {
@@ -156,6 +198,7 @@ impl Facts<'_> {
             content_length: false,
             transfer_encoding: false,
             connection_fields: false,
+            underscores: false,
         };
         for (name, value) in headers {
             if name == header::HOST {
@@ -167,9 +210,22 @@ impl Facts<'_> {
                 facts.transfer_encoding = true;
             } else if is_connection_field(name) {
                 facts.connection_fields = true;
+            } else if name.as_str().as_bytes().contains(&b'_') {
+                facts.underscores = true;
             }
         }
         facts
+    }
+}
+
+fn drop_underscores(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| k.as_str().as_bytes().contains(&b'_'))
+        .cloned()
+        .collect();
+    for name in named {
+        headers.remove(name);
     }
 }
 

@@ -13,6 +13,7 @@
 //!     upstream: http://127.0.0.1:3000
 //!     paths: { merge_slashes: true, escaped_slashes: reject }
 //!     upgrades: [websocket]         # protocols tunnelled after the policy
+//!     headers_with_underscores: drop  # drop (default) | reject | allow
 //! internal:                        # forward-internal targets
 //!   api.internal: http://127.0.0.1:4000
 //! upstream_tls:                    # for https:// upstreams
@@ -519,6 +520,11 @@ fn endpoint(node: &Node, base: &Path) -> Result<EndpointConfig, String> {
                         (other, _) => return Err(format!("unknown `paths` setting `{other}`")),
                     }
                 }
+            }
+            "headers_with_underscores" => {
+                canon.underscores = scalar(v)
+                    .and_then(portcullis_canon::Underscores::parse)
+                    .ok_or("`headers_with_underscores` is one of drop, reject, allow")?;
             }
             "upgrades" => {
                 let NodeKind::Seq(items) = &v.kind else {

@@ -578,6 +578,7 @@ fn handle(
                     Refusal::Path(_) => ClientErrorKind::Path,
                     Refusal::Host(_) => ClientErrorKind::Host,
                     Refusal::Framing => ClientErrorKind::Body,
+                    Refusal::Underscore => ClientErrorKind::Host,
                 });
                 let mut res =
                     respond::error(refusal.status(), refusal.code(), &refusal.to_string());

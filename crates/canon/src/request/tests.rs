@@ -2,6 +2,7 @@ use http::header::{CONNECTION, HOST};
 
 use super::*;
 use crate::path::EscapedSlashes;
+use crate::request::Underscores;
 
 fn req(target: &str, version: Version, hosts: &[&str]) -> Request<()> {
     let mut b = Request::builder().uri(target).version(version);
@@ -130,6 +131,7 @@ fn redirect_is_asked_for_when_configured() {
             merge_slashes: true,
             escaped_slashes: EscapedSlashes::UnescapeAndRedirect,
         },
+        ..Options::default()
     };
     let mut r = req("/a%2Fb?x", Version::HTTP_11, &["a.test"]);
     let arrival = request(&mut r, false, &opts).expect("canonical");
@@ -200,4 +202,33 @@ fn on_the_way_out_every_hop_by_hop_field_goes_but_host() {
     let mut names: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
     names.sort_unstable();
     assert_eq!(names, ["host", "x-kept"]);
+}
+
+#[test]
+fn fields_with_underscores_are_dropped_refused_or_kept() {
+    let make = || {
+        let mut r = req("/", Version::HTTP_11, &["a.test"]);
+        r.headers_mut()
+            .insert("x_auth_user", HeaderValue::from_static("admin"));
+        r.headers_mut()
+            .insert("x-kept", HeaderValue::from_static("1"));
+        r
+    };
+    let mut r = make();
+    canon(&mut r).expect("dropped by default");
+    assert!(r.headers().get("x_auth_user").is_none());
+    assert!(r.headers().get("x-kept").is_some());
+    let reject = Options {
+        underscores: Underscores::Reject,
+        ..Options::default()
+    };
+    let e = request(&mut make(), false, &reject).expect_err("refused");
+    assert_eq!(e.code(), "ERR_PORTCULLIS_HEADER_UNDERSCORE");
+    let allow = Options {
+        underscores: Underscores::Allow,
+        ..Options::default()
+    };
+    let mut r = make();
+    request(&mut r, false, &allow).expect("kept");
+    assert!(r.headers().get("x_auth_user").is_some());
 }
