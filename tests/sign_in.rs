@@ -887,6 +887,7 @@ async fn stored_sessions_end_everywhere_on_logout_and_through_the_admin_api() {
         "the cookie carries the session itself: {stolen}"
     );
     assert_eq!(with_cookie(&b, stolen.clone()).await.status, StatusCode::OK);
+    assert_eq!(with_cookie(&c, stolen.clone()).await.status, StatusCode::OK);
 
     // The admin API lists it by email, guarded by the token.
     let (status, _) = admin_sessions(&a, "GET", "/sessions?user=alice@contoso.test", None).await;
@@ -900,19 +901,24 @@ async fn stored_sessions_end_everywhere_on_logout_and_through_the_admin_api() {
         "{listed}"
     );
 
-    // Logout on B ends it on A too, for every copy of the cookie.
+    // Logout on B ends it on A and C too, at once, for every copy of the
+    // cookie.
     let res = browser.request("GET", &b.url("/ngrok/logout"), None).await;
     assert_eq!(res.status, StatusCode::FOUND);
-    let res = with_cookie(&a, stolen).await;
-    assert_eq!(
-        res.status,
-        StatusCode::FOUND,
-        "a copy of the cookie still works"
-    );
-    assert!(
-        res.header("location")
-            .is_some_and(|l| l.contains("/authorize"))
-    );
+    let ended = std::time::Instant::now();
+    for proxy in [&a, &c] {
+        let res = with_cookie(proxy, stolen.clone()).await;
+        assert_eq!(
+            res.status,
+            StatusCode::FOUND,
+            "a copy of the cookie still works"
+        );
+        assert!(
+            res.header("location")
+                .is_some_and(|l| l.contains("/authorize"))
+        );
+    }
+    assert!(ended.elapsed() < std::time::Duration::from_secs(1));
 
     // A new session survives A's restart, and the admin API on B ends it.
     let mut browser = Browser::default();
