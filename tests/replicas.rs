@@ -181,3 +181,45 @@ fn a_state_url_that_cannot_work_stops_the_start() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_redis_is_not_waited_for_past_the_state_timeout() {
+    let redis = Redis::start();
+    let up = echo().await;
+    let config = format!(
+        "    traffic_policy_file: policy.yml\nadmin: 127.0.0.1:0\nstate: {{ url: {}, timeout: 50ms }}\n",
+        redis.url()
+    );
+    let proxy = Proxy::serve_for(&up, &config, &[("policy.yml", POLICY)]);
+    assert_eq!(
+        spread(
+            std::slice::from_ref(&proxy),
+            "gina",
+            5,
+            Duration::from_secs(2)
+        )
+        .await,
+        5
+    );
+    // Redis stops answering for three seconds (busy, not gone).
+    let port = redis.port.to_string();
+    let sleeper = std::thread::spawn(move || {
+        let _ = std::process::Command::new("redis-cli")
+            .args(["-p", &port, "DEBUG", "SLEEP", "3"])
+            .output();
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    // Each request waits at most about the timeout, then counts locally.
+    let admitted = spread(
+        std::slice::from_ref(&proxy),
+        "hank",
+        10,
+        Duration::from_millis(900),
+    )
+    .await;
+    assert_eq!(admitted, 10);
+    let m = metrics(&proxy).await;
+    let local = r#"portcullis_state_fallbacks_total{use="rate_limit",to="local"}"#;
+    assert!(sample(&m, local).is_some_and(|n| n >= 10.0), "{m}");
+    sleeper.join().expect("redis-cli");
+}

@@ -127,7 +127,14 @@ impl Redis {
         self.kill();
         let child = Command::new(redis_server())
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--protected-mode", "no"])
+            .args([
+                "--save",
+                "",
+                "--protected-mode",
+                "no",
+                "--enable-debug-command",
+                "local",
+            ])
             .arg("--dir")
             .arg(&self.dir)
             .args(&self.extra)
