@@ -307,3 +307,21 @@ async fn tls_with_a_private_certificate_is_verified_against_the_given_ca() {
     assert!(err.to_string().contains("rediss://"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_set_keeps_only_its_live_members() {
+    let redis = Redis::start();
+    let s = state(&redis.url());
+    ready(&s).await;
+    for i in 0..50 {
+        s.add_member("user-x", &format!("old-{i}"), Duration::from_millis(30))
+            .await
+            .expect("add");
+    }
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    s.add_member("user-x", "new", MINUTE).await.expect("add");
+    assert_eq!(s.members("user-x").await, Ok(vec!["new".to_owned()]));
+    // Trimmed in Redis too, not only hidden.
+    let key = "portcullis:set:{user-x}";
+    assert_eq!(redis.cli(&["ZCARD", key]).trim(), "1");
+}

@@ -135,6 +135,9 @@ on_http_request:
     .await;
     let seen = up.last();
     let head = seen.head_text().to_ascii_lowercase();
-    assert!(!head.contains("x_auth_user") && !head.contains("x_role"), "{head}");
+    assert!(
+        !head.contains("x_auth_user") && !head.contains("x_role"),
+        "{head}"
+    );
     assert_eq!(seen.headers("x-auth-user"), ["from-policy"], "{head}");
 }

@@ -346,8 +346,9 @@ impl State {
         res
     }
 
-    /// Adds `member` to the set `key`, which lives at least `ttl` more (an
-    /// index: a user's sessions).
+    /// Adds `member` to the set `key` for `ttl` (an index: a user's
+    /// sessions). Members past their time leave the set, so it holds only
+    /// live ones however often members come and go.
     pub async fn add_member(
         &self,
         key: &str,

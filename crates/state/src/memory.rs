@@ -18,7 +18,8 @@ pub(crate) struct Memory {
     buckets: Mutex<Swept<Bucket>>,
     once: Mutex<Swept<Instant>>,
     values: Mutex<Swept<(Vec<u8>, Instant)>>,
-    sets: Mutex<Swept<(std::collections::BTreeSet<String>, Instant)>>,
+    /// Each set's members with their expiries, and the set's own.
+    sets: Mutex<Swept<(HashMap<String, Instant>, Instant)>>,
 }
 
 impl Default for Memory {
@@ -127,18 +128,25 @@ impl Memory {
         let entry = sets
             .map
             .entry(key.to_owned())
-            .or_insert_with(|| (Default::default(), now));
-        if entry.1 <= now {
-            entry.0.clear();
-        }
-        entry.0.insert(member.to_owned());
+            .or_insert_with(|| (HashMap::new(), now));
+        entry.0.retain(|_, until| *until > now);
+        entry.0.insert(member.to_owned(), now + ttl);
         entry.1 = entry.1.max(now + ttl);
     }
 
     pub(crate) fn members(&self, key: &str) -> Vec<String> {
         let sets = lock(&self.sets);
+        let now = Instant::now();
         match sets.map.get(key) {
-            Some((set, until)) if *until > Instant::now() => set.iter().cloned().collect(),
+            Some((set, until)) if *until > now => {
+                let mut live: Vec<String> = set
+                    .iter()
+                    .filter(|(_, t)| **t > now)
+                    .map(|(m, _)| m.clone())
+                    .collect();
+                live.sort();
+                live
+            }
             _ => Vec::new(),
         }
     }

@@ -283,12 +283,22 @@ impl Remote {
         let mut conn = self.conn()?;
         let key = self.key("set", key);
         let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        // One key, so one slot: a pipeline is fine on a cluster. `GT`
-        // only lengthens the set's life.
+        let now = now_millis();
+        // A sorted set scored by each member's expiry: members past theirs
+        // are trimmed whenever one is added, so a set holds only live
+        // members however often they come and go. One key, one slot: a
+        // pipeline is fine on a cluster. `GT` only lengthens the set's
+        // life; `NX` gives a new set one.
         redis::pipe()
-            .cmd("SADD")
+            .cmd("ZADD")
             .arg(&key)
+            .arg(now.saturating_add(millis))
             .arg(member)
+            .ignore()
+            .cmd("ZREMRANGEBYSCORE")
+            .arg(&key)
+            .arg("-inf")
+            .arg(now)
             .ignore()
             .cmd("PEXPIRE")
             .arg(&key)
@@ -307,8 +317,10 @@ impl Remote {
 
     pub(crate) async fn members(&self, key: &str) -> Result<Vec<String>, StateError> {
         let mut conn = self.conn()?;
-        redis::cmd("SMEMBERS")
+        redis::cmd("ZRANGEBYSCORE")
             .arg(self.key("set", key))
+            .arg(format!("({}", now_millis()))
+            .arg("+inf")
             .query_async(&mut conn)
             .await
             .map_err(|e| StateError::Unavailable(e.to_string()))
@@ -316,7 +328,7 @@ impl Remote {
 
     pub(crate) async fn remove_member(&self, key: &str, member: &str) -> Result<(), StateError> {
         let mut conn = self.conn()?;
-        redis::cmd("SREM")
+        redis::cmd("ZREM")
             .arg(self.key("set", key))
             .arg(member)
             .query_async::<()>(&mut conn)
@@ -343,6 +355,15 @@ impl Remote {
             .map_err(|e| StateError::Unavailable(e.to_string()))?;
         Ok(set.is_some())
     }
+}
+
+/// Milliseconds since the Unix epoch, this replica's clock: the scores
+/// of set members' expiries (coarse: replicas' clocks agree to well
+/// within a session's lifetime).
+fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Reads `redis://`, `rediss://`, `redis+cluster://host:port,host:port`
