@@ -1,7 +1,10 @@
-//! Arbitrary requests through a compiled policy that reads every part of
-//! them (method, path, query, headers, cookies, the client's address) and
-//! runs the actions that rewrite and answer: no input panics, and every
-//! outcome is an answer or a pass, never a half-made response.
+//! Arbitrary requests, made canonical as the proxy makes them, through a
+//! compiled policy that reads every part of them (method, path, query,
+//! headers, cookies, the client's address) and runs the actions that
+//! rewrite and answer: no input panics, every outcome is an answer or a
+//! pass, never a half-made response, and a request that passes still has
+//! a canonical path and Host after the rewrites (what the upstream gets is
+//! a target a client could have sent).
 //!
 //! The input's first line is `METHOD TARGET`, the next lines `name: value`
 //! headers; invalid HTTP is skipped, as hyper would refuse it.
@@ -61,17 +64,32 @@ fn request(data: &[u8]) -> Option<http::Request<body::Body>> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some(req) = request(data) else { return };
+    let Some(mut req) = request(data) else { return };
+    let canon = portcullis_canon::Options::default();
+    let Ok(arrival) = portcullis_canon::request(&mut req, false, &canon) else {
+        return;
+    };
     let conn = Arc::new(Conn::new(
         "203.0.113.9:40000".parse().expect("addr"),
         "127.0.0.1:8080".parse().expect("addr"),
         None,
     ));
     let mut ctx = RequestCtx::new(req, conn, Arc::new(Endpoint::new("http://app.example.com")));
+    ctx.set_arrival(arrival);
     match block_on(PIPELINE.on_request(&mut ctx)) {
         Outcome::Respond => assert!(ctx.take_response().is_some()),
         Outcome::Continue => {
-            let _ = ctx.take_request(false);
+            let sent = ctx.take_request(false);
+            let path = sent.uri().path();
+            if path != "*" {
+                let again = portcullis_canon::path(path, &canon.path).expect("a canonical path");
+                assert_eq!(again.path, path, "the upstream would get a non-canonical path");
+            }
+            if let Some(host) = sent.headers().get(http::header::HOST) {
+                let host = host.to_str().expect("ascii");
+                let again = portcullis_canon::authority(host, 80).expect("a canonical host");
+                assert_eq!(again, host, "the upstream would get a non-canonical Host");
+            }
         }
         Outcome::Forward | Outcome::Close => panic!("this policy neither forwards nor closes"),
     }
