@@ -141,3 +141,35 @@ on_http_request:
     );
     assert_eq!(seen.headers("x-auth-user"), ["from-policy"], "{head}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn path_and_method_overrides_never_reach_the_upstream() {
+    // IIS and Symfony route `X-Original-URL`; many frameworks honour a
+    // method override: either would make the upstream serve another path
+    // or method than the one the policy judged.
+    let policy = r#"
+on_http_request:
+  - expressions: ["req.url.path.startsWith('/admin') || req.method == 'DELETE'"]
+    actions:
+      - type: deny
+"#;
+    let (proxy, up) = http(policy, Mode::Ok, &[]).await;
+    must(
+        &proxy,
+        &up,
+        &request(
+            "X-Original-URL: /admin\r\nX-Rewrite-URL: /admin\r\nX-HTTP-Method-Override: DELETE\r\nX-HTTP-Method: DELETE\r\nX-Method-Override: DELETE\r\n",
+        ),
+        fwd("/x"),
+    )
+    .await;
+    let head = up.last().head_text().to_ascii_lowercase();
+    for name in [
+        "x-original-url",
+        "x-rewrite-url",
+        "x-http-method",
+        "x-method-override",
+    ] {
+        assert!(!head.contains(name), "{name} reached the upstream: {head}");
+    }
+}

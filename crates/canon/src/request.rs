@@ -24,6 +24,27 @@ pub struct Options {
     pub path: PathOptions,
     /// What a field whose name has `_` does.
     pub underscores: Underscores,
+    /// Keep the fields that ask a server behind to take another path or
+    /// method than the request line's (`X-Original-URL`,
+    /// `X-HTTP-Method-Override`, …); by default they are removed.
+    pub keep_overrides: bool,
+}
+
+/// Fields that ask the server behind the edge to take another path or
+/// method than the one the policy judged: IIS and Symfony route
+/// `X-Original-URL` and `X-Rewrite-URL`, many frameworks honour a method
+/// override. From a client they are never legitimate at the edge (they
+/// are a front proxy's to set), so they are removed before the policy.
+static OVERRIDES: [HeaderName; 5] = [
+    HeaderName::from_static("x-original-url"),
+    HeaderName::from_static("x-rewrite-url"),
+    HeaderName::from_static("x-http-method-override"),
+    HeaderName::from_static("x-http-method"),
+    HeaderName::from_static("x-method-override"),
+];
+
+fn is_override(name: &HeaderName) -> bool {
+    OVERRIDES.iter().any(|o| name == o)
 }
 
 /// What a request field whose name has an underscore (`X_Auth_User`)
@@ -139,8 +160,14 @@ pub fn request<B>(req: &mut Request<B>, https: bool, opts: &Options) -> Result<A
     let host =
         canonical_authority(req, &facts, default_port, &mut arrival).map_err(Refusal::Host)?;
     let connection_fields = facts.connection_fields;
+    let overrides = facts.overrides;
     if facts.underscores && opts.underscores == Underscores::Drop {
         drop_underscores(req.headers_mut());
+    }
+    if overrides && !opts.keep_overrides {
+        for name in &OVERRIDES {
+            req.headers_mut().remove(name);
+        }
     }
     if let Some(host) = host {
         let value = HeaderValue::from_str(&host).map_err(|_| Refusal::Host(HostError::Invalid))?;
@@ -188,6 +215,8 @@ struct Facts<'h> {
     connection_fields: bool,
     /// A field whose name has `_`.
     underscores: bool,
+    /// A path or method override.
+    overrides: bool,
 }
 
 impl Facts<'_> {
@@ -199,6 +228,7 @@ impl Facts<'_> {
             transfer_encoding: false,
             connection_fields: false,
             underscores: false,
+            overrides: false,
         };
         for (name, value) in headers {
             if name == header::HOST {
@@ -212,6 +242,8 @@ impl Facts<'_> {
                 facts.connection_fields = true;
             } else if name.as_str().as_bytes().contains(&b'_') {
                 facts.underscores = true;
+            } else if is_override(name) {
+                facts.overrides = true;
             }
         }
         facts

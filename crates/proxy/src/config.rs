@@ -14,6 +14,7 @@
 //!     paths: { merge_slashes: true, escaped_slashes: reject }
 //!     upgrades: [websocket]         # protocols tunnelled after the policy
 //!     headers_with_underscores: drop  # drop (default) | reject | allow
+//!     override_headers: drop          # X-Original-URL, X-HTTP-Method-Override…: drop | allow
 //! internal:                        # forward-internal targets
 //!   api.internal: http://127.0.0.1:4000
 //! upstream_tls:                    # for https:// upstreams
@@ -520,6 +521,13 @@ fn endpoint(node: &Node, base: &Path) -> Result<EndpointConfig, String> {
                         (other, _) => return Err(format!("unknown `paths` setting `{other}`")),
                     }
                 }
+            }
+            "override_headers" => {
+                canon.keep_overrides = match scalar(v) {
+                    Some("drop") => false,
+                    Some("allow") => true,
+                    _ => return Err("`override_headers` is `drop` or `allow`".into()),
+                };
             }
             "headers_with_underscores" => {
                 canon.underscores = scalar(v)

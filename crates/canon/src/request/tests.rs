@@ -232,3 +232,31 @@ fn fields_with_underscores_are_dropped_refused_or_kept() {
     request(&mut r, false, &allow).expect("kept");
     assert!(r.headers().get("x_auth_user").is_some());
 }
+
+#[test]
+fn path_and_method_overrides_are_removed_unless_kept() {
+    let make = || {
+        let mut r = req("/public", Version::HTTP_11, &["a.test"]);
+        for name in [
+            "x-original-url",
+            "x-rewrite-url",
+            "x-http-method-override",
+            "x-http-method",
+            "x-method-override",
+        ] {
+            r.headers_mut()
+                .insert(name, HeaderValue::from_static("/admin"));
+        }
+        r
+    };
+    let mut r = make();
+    canon(&mut r).expect("canonical");
+    assert_eq!(r.headers().len(), 1, "{:?}", r.headers());
+    let keep = Options {
+        keep_overrides: true,
+        ..Options::default()
+    };
+    let mut r = make();
+    request(&mut r, false, &keep).expect("canonical");
+    assert_eq!(r.headers().len(), 6);
+}
