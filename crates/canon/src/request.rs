@@ -240,10 +240,14 @@ impl Facts<'_> {
                 facts.transfer_encoding = true;
             } else if is_connection_field(name) {
                 facts.connection_fields = true;
-            } else if name.as_str().as_bytes().contains(&b'_') {
-                facts.underscores = true;
-            } else if is_override(name) {
-                facts.overrides = true;
+            } else {
+                // Short names: a plain loop beats memchr's setup.
+                let text = name.as_str();
+                if text.bytes().any(|b| b == b'_') {
+                    facts.underscores = true;
+                } else if text.starts_with("x-") && is_override(name) {
+                    facts.overrides = true;
+                }
             }
         }
         facts
@@ -282,11 +286,9 @@ fn canonical_authority<B>(
     if facts.hosts > 1 {
         return Err(HostError::Duplicate);
     }
-    // `authority` refuses every byte outside its grammar; UTF-8 is all
-    // this needs to look at it as text.
     let field = facts
         .host
-        .map(|v| std::str::from_utf8(v.as_bytes()).map_err(|_| HostError::Invalid))
+        .map(|v| v.to_str().map_err(|_| HostError::Invalid))
         .transpose()?;
     let (raw, canonical) = match (req.uri().authority(), field) {
         (Some(target), field) => {
