@@ -248,3 +248,47 @@ async fn slowloris_is_cut_after_header_read() {
     assert_eq!(up.bytes(), 0);
     counted(&proxy, "header_read").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_websocket_tunnel_is_closed_after_tunnel_idle_and_a_busy_one_is_not() {
+    use tokio::io::AsyncReadExt;
+    let up = RawUpstream::start(Mode::SwitchIfUpgrade).await;
+    let proxy = serve(&up, "{ tunnel_idle: 1s }");
+    let open = |path: &'static str| {
+        let addr = proxy.addr;
+        async move {
+            let mut c = crate::support::tcp(addr).await;
+            c.write_all(
+                format!(
+                    "GET {path} HTTP/1.1\r\nHost: mine.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                )
+                .as_bytes(),
+            )
+            .await
+            .expect("write");
+            let reply = raw::read_reply(&mut c).await;
+            assert_eq!(reply.status, 101);
+            c
+        }
+    };
+    // Busy: a message every 400 ms for 2.4 s, each echoed; still open.
+    let mut busy = open("/busy").await;
+    for _ in 0..6 {
+        busy.write_all(b"tick").await.expect("write");
+        let mut back = [0u8; 4];
+        busy.read_exact(&mut back).await.expect("echo");
+        assert_eq!(&back, b"TICK");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    // Silent: closed after about a second of nothing.
+    let mut silent = open("/silent").await;
+    let started = Instant::now();
+    let closed = raw::read_to_close(&mut silent, Duration::from_secs(10)).await;
+    assert_eq!(closed, Some(0), "the silent tunnel stayed open");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+    counted(&proxy, "tunnel_idle").await;
+}

@@ -23,7 +23,7 @@
 //! state: redis://127.0.0.1:6379   # shared by replicas; or { url, timeout, on_error, prefix, sessions }
 //! admin_token: …                   # for the admin listener's /sessions (else loopback only)
 //! timeouts: { connect: 5s, upstream: 60s, header_read: 30s, idle: 75s,
-//!             send: 60s, upstream_read: 60s, ping: 60s }
+//!             send: 60s, upstream_read: 60s, ping: 60s, tunnel_idle: 5m }
 //! limits: { max_header_bytes: 65536, max_body_bytes: 10485760 }
 //! ```
 
@@ -184,6 +184,8 @@ pub struct Timeouts {
     /// Between HTTP/2 keep-alive pings to an idle client; a ping not
     /// answered within the same time closes the connection.
     pub ping: Duration,
+    /// For a tunnel (WebSocket) in which neither side sends anything.
+    pub tunnel_idle: Duration,
     /// For open connections to finish after shutdown begins.
     pub shutdown_grace: Duration,
 }
@@ -198,6 +200,7 @@ impl Default for Timeouts {
             send: Duration::from_secs(60),
             upstream_read: Duration::from_secs(60),
             ping: Duration::from_secs(60),
+            tunnel_idle: Duration::from_secs(300),
             shutdown_grace: Duration::from_secs(10),
         }
     }
@@ -312,6 +315,7 @@ impl Config {
                             "send" => config.timeouts.send = d,
                             "upstream_read" => config.timeouts.upstream_read = d,
                             "ping" => config.timeouts.ping = d,
+                            "tunnel_idle" => config.timeouts.tunnel_idle = d,
                             "shutdown_grace" => config.timeouts.shutdown_grace = d,
                             other => {
                                 return Err(err(Some(v), format!("unknown timeout `{other}`")));

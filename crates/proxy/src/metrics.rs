@@ -94,6 +94,8 @@ pub enum CloseReason {
     Send,
     /// An HTTP/2 keep-alive ping went unanswered.
     Ping,
+    /// A tunnel (WebSocket) carried nothing either way for `tunnel_idle`.
+    TunnelIdle,
 }
 
 /// How often one endpoint's running policy took one action: a sample of
@@ -386,11 +388,12 @@ impl ClientErrorKind {
 
 impl CloseReason {
     // INVARIANT: in discriminant order, so `ALL[reason as usize] == reason`.
-    const ALL: [CloseReason; 4] = [
+    const ALL: [CloseReason; 5] = [
         CloseReason::HeaderRead,
         CloseReason::Idle,
         CloseReason::Send,
         CloseReason::Ping,
+        CloseReason::TunnelIdle,
     ];
 
     fn label(self) -> &'static str {
@@ -399,6 +402,7 @@ impl CloseReason {
             CloseReason::Idle => "idle",
             CloseReason::Send => "send",
             CloseReason::Ping => "ping",
+            CloseReason::TunnelIdle => "tunnel_idle",
         }
     }
 }

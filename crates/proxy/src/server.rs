@@ -864,7 +864,11 @@ fn send_upgrade<'a>(
         match tokio::time::timeout(shared.timeouts.upstream, send).await {
             Ok(Ok(mut res)) => {
                 let opened = shared.metrics.connection_opened();
-                let switched = upgrade.splice(&mut res, drain.watch(), opened);
+                let idle = tunnel::Idle {
+                    after: shared.timeouts.tunnel_idle,
+                    metrics: shared.metrics.clone(),
+                };
+                let switched = upgrade.splice(&mut res, drain.watch(), opened, idle);
                 (Some(Ok(res.map(body::boxed))), switched)
             }
             Ok(Err(e)) => (Some(Err(e)), None),

@@ -20,7 +20,9 @@
 //!
 //! A tunnel counts as an open connection (`portcullis_connections_open`),
 //! and a graceful stop waits for it up to the grace period, then closes
-//! it. Not built: WebSocket over HTTP/2 (RFC 8441's extended `CONNECT`).
+//! it. A tunnel in which neither side sends anything for `tunnel_idle`
+//! (5 minutes by default, Envoy's stream idle timeout) is closed, and
+//! counted (`portcullis_connections_closed_total{reason="tunnel_idle"}`). Not built: WebSocket over HTTP/2 (RFC 8441's extended `CONNECT`).
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Request, Response, StatusCode, Version};
@@ -28,8 +30,16 @@ use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
 use crate::drain::Watch;
-use crate::metrics::ConnectionGuard;
+use crate::metrics::{CloseReason, ConnectionGuard, Metrics};
 
 /// What a client asked to switch to, and its side of the tunnel once the
 /// switch happens.
@@ -87,6 +97,7 @@ impl Upgrade {
         res: &mut Response<Incoming>,
         watch: Watch,
         open: ConnectionGuard,
+        idle: Idle,
     ) -> Option<Switched> {
         if res.status() != StatusCode::SWITCHING_PROTOCOLS {
             return None;
@@ -105,16 +116,106 @@ impl Upgrade {
                     return;
                 }
             };
-            let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
+            let seen = Arc::new(Seen::new());
+            let mut client = Active::new(TokioIo::new(client), seen.clone());
+            let mut upstream = Active::new(TokioIo::new(upstream), seen.clone());
             tokio::select! {
                 copied = tokio::io::copy_bidirectional(&mut client, &mut upstream) => match copied {
                     Ok((up, down)) => tracing::debug!(up, down, "upgraded connection closed"),
                     Err(e) => tracing::debug!("upgraded connection failed: {e}"),
                 },
                 () = watch.forced() => tracing::debug!("upgraded connection closed by the shutdown"),
+                () = seen.quiet_for(idle.after) => {
+                    idle.metrics.closed(CloseReason::TunnelIdle);
+                    tracing::debug!("upgraded connection closed: idle");
+                }
             }
         });
         Some(switched)
+    }
+}
+
+/// How long a tunnel may stay silent, and where its close is counted.
+pub(crate) struct Idle {
+    pub(crate) after: Duration,
+    pub(crate) metrics: Arc<Metrics>,
+}
+
+/// When a tunnel last carried a byte, either way: microseconds since it
+/// opened.
+struct Seen {
+    origin: Instant,
+    last: AtomicU64,
+}
+
+impl Seen {
+    fn new() -> Seen {
+        Seen {
+            origin: Instant::now(),
+            last: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let now = u64::try_from(self.origin.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.last.store(now, Ordering::Relaxed);
+    }
+
+    /// Resolves once nothing has passed for `quiet`.
+    async fn quiet_for(&self, quiet: Duration) {
+        loop {
+            let last = self.origin + Duration::from_micros(self.last.load(Ordering::Relaxed));
+            let deadline = last + quiet;
+            if Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline.into()).await;
+        }
+    }
+}
+
+/// One side of a tunnel, noting each read that brings bytes.
+struct Active<IO> {
+    io: IO,
+    seen: Arc<Seen>,
+}
+
+impl<IO> Active<IO> {
+    fn new(io: IO, seen: Arc<Seen>) -> Active<IO> {
+        Active { io, seen }
+    }
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Active<IO> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.io).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.seen.touch();
+        }
+        polled
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Active<IO> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 

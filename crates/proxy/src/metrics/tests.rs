@@ -89,6 +89,7 @@ portcullis_connections_closed_total{reason="header_read"} 0
 portcullis_connections_closed_total{reason="idle"} 0
 portcullis_connections_closed_total{reason="send"} 0
 portcullis_connections_closed_total{reason="ping"} 0
+portcullis_connections_closed_total{reason="tunnel_idle"} 0
 # HELP portcullis_policy_reloads_total Policy loads, by result.
 # TYPE portcullis_policy_reloads_total counter
 portcullis_policy_reloads_total{result="ok"} 1
