@@ -333,3 +333,56 @@ async fn malformed_http2_requests_never_reach_the_upstream() {
         crate::tail(&proxy.log())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rapid_reset_is_cut_off() {
+    // CVE-2023-44487: streams opened and reset at once, thousands a
+    // second, each costing the server a request while the client pays
+    // nothing. The upstream here never answers, so every stream is still
+    // in flight when it is reset.
+    let (proxy, up) = http(POLICY, Mode::Fixed(b""), &[]).await;
+    let mut s = TcpStream::connect(proxy.addr).await.expect("connect");
+    let mut out = hello();
+    let fields = get(b"mine.test", &[]);
+    let headers = block(&fields);
+    const STREAMS: u32 = 5_000;
+    for i in 0..STREAMS {
+        let id = 2 * i + 1;
+        out.extend(frame(1, 4 | 1, id, &headers));
+        // RST_STREAM, CANCEL (8).
+        out.extend(frame(3, 0, id, &8u32.to_be_bytes()));
+    }
+    let _ = s.write_all(&out).await;
+    // The server gives up on the connection (GOAWAY or a close)...
+    let mut gone = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while tokio::time::Instant::now() < deadline {
+        let mut head = [0u8; 9];
+        match tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut head)).await {
+            Ok(Ok(_)) => {
+                let len =
+                    usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+                let mut payload = vec![0u8; len];
+                if s.read_exact(&mut payload).await.is_err() || head[3] == 7 {
+                    gone = true;
+                    break;
+                }
+            }
+            // Closed (or reset) by the server.
+            Ok(Err(_)) => {
+                gone = true;
+                break;
+            }
+            // Still open after 10 s of silence: not cut off.
+            Err(_) => break,
+        }
+    }
+    assert!(gone, "the connection survived {STREAMS} reset streams");
+    // ...long before every stream became an upstream request.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let reached = up.requests().len() + up.connections();
+    assert!(
+        reached < STREAMS as usize / 2,
+        "{reached} upstream requests or connections for {STREAMS} reset streams"
+    );
+}
