@@ -132,6 +132,12 @@ async fn a_replica_starts_while_redis_is_down_and_shares_once_it_is_up() {
     let url = redis.url();
     let proxy = Proxy::http_with(POLICY, up, &["--state", &url]);
     assert!(proxy.wait_for_log("starting anyway"), "{}", proxy.log());
+    // Without shared session keys, it says sign-ins will not carry over.
+    assert!(
+        proxy.wait_for_log("no `session_keys` are set"),
+        "{}",
+        proxy.log()
+    );
     // Meanwhile: its own buckets.
     assert_eq!(
         spread(

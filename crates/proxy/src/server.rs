@@ -152,6 +152,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     });
     // Without configured keys, one random key for the process: sessions
     // survive reloads, not restarts.
+    if config.session_keys.is_empty() && config.state.is_some() {
+        tracing::warn!(
+            "`state` is shared but no `session_keys` are set: this replica seals sign-in \
+             flows and sessions with a key of its own, so they do not carry over to other \
+             replicas or across a restart; set the same `session_keys` \
+             (or PORTCULLIS_SESSION_KEYS) on every replica"
+        );
+    }
     let session_keys = if config.session_keys.is_empty() {
         vec![portcullis_actions::session::random_key()]
     } else {
