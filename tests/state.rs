@@ -27,6 +27,17 @@ async fn ready(s: &State) {
         .expect("redis answers");
 }
 
+/// `n` replicas' states on `redis`, each answering.
+async fn fleet(redis: &Redis, n: usize) -> Vec<State> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let s = state(&redis.url());
+        ready(&s).await;
+        out.push(s);
+    }
+    out
+}
+
 /// Counts `n` requests for `bucket` across `replicas` in turn, and
 /// returns how many were admitted.
 async fn admitted(replicas: &[State], bucket: &str, capacity: u64, n: usize) -> usize {
@@ -47,14 +58,7 @@ async fn admitted(replicas: &[State], bucket: &str, capacity: u64, n: usize) -> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_share_one_bucket_and_one_time_values() {
     let redis = Redis::start();
-    let replicas = [
-        state(&redis.url()),
-        state(&redis.url()),
-        state(&redis.url()),
-    ];
-    for s in &replicas {
-        ready(s).await;
-    }
+    let replicas = fleet(&redis, 3).await;
     let bucket = bucket_id(b"rule", "10.0.0.1");
     // Three replicas, one capacity: 20 in all, not 20 each.
     assert_eq!(admitted(&replicas, &bucket, 20, 90).await, 20);
@@ -222,14 +226,7 @@ fn evalsha_calls(redis: &Redis) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_buckets_are_leased_and_never_admit_more_than_their_capacity() {
     let redis = Redis::start();
-    let replicas = [
-        state(&redis.url()),
-        state(&redis.url()),
-        state(&redis.url()),
-    ];
-    for s in &replicas {
-        ready(s).await;
-    }
+    let replicas = fleet(&redis, 3).await;
     let bucket = bucket_id(b"lease", "x");
     // Capacity 1,000: leases of 10. Three replicas may each leave up to 9
     // unused when the bucket fills: between 973 and 1,000, never more.

@@ -25,6 +25,24 @@ fn serve(up: &RawUpstream, timeouts: &str) -> Proxy {
     )
 }
 
+/// An HTTP/2 client connection to `proxy`, driven by a task of its own,
+/// which ends when the connection does.
+async fn h2_client(
+    proxy: &Proxy,
+) -> (
+    hyper::client::conn::http2::SendRequest<http_body_util::Full<bytes::Bytes>>,
+    tokio::task::JoinHandle<Result<(), hyper::Error>>,
+) {
+    let tcp = crate::support::tcp(proxy.addr).await;
+    let (sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .expect("h2 handshake");
+    (sender, tokio::spawn(conn))
+}
+
 const SHORT: &str = "{ header_read: 1s, idle: 1s, send: 2s, upstream_read: 1s }";
 
 /// Asserts (within 10 s) that `/metrics` counts a close for `reason`.
@@ -102,14 +120,7 @@ async fn an_idle_http1_keep_alive_connection_is_closed_after_idle() {
 async fn an_idle_http2_connection_after_a_stream_is_closed_after_idle() {
     let up = RawUpstream::start(Mode::Ok).await;
     let proxy = serve(&up, "{ header_read: 30s, idle: 1s }");
-    let tcp = crate::support::tcp(proxy.addr).await;
-    let (mut sender, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(tcp),
-    )
-    .await
-    .expect("h2 handshake");
-    let conn = tokio::spawn(conn);
+    let (mut sender, conn) = h2_client(&proxy).await;
     let res = sender
         .send_request(
             http::Request::get("http://mine.test/x")
@@ -133,14 +144,7 @@ async fn http2_streams_reset_before_their_answer_do_not_keep_a_connection_busy()
     // exchanges, or the connection would never be idle again.
     let up = RawUpstream::start(Mode::Fixed(b"")).await;
     let proxy = serve(&up, "{ header_read: 30s, idle: 1s }");
-    let tcp = crate::support::tcp(proxy.addr).await;
-    let (mut sender, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(tcp),
-    )
-    .await
-    .expect("h2 handshake");
-    let conn = tokio::spawn(conn);
+    let (mut sender, conn) = h2_client(&proxy).await;
     for _ in 0..3 {
         let pending = sender.send_request(
             http::Request::get("http://mine.test/slow")
