@@ -27,6 +27,9 @@ enum Command {
     Serve(command::http::ServeArgs),
     /// Run the demo policy in front of a built-in echo upstream.
     Demo(command::http::DemoArgs),
+    /// Answer another gateway's auth requests (nginx auth_request, Caddy
+    /// forward_auth, Traefik forwardAuth, Envoy ext_authz) with a policy.
+    ForwardAuth(Box<command::http::ForwardAuthArgs>),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
         Command::Http(args) => command::http::http(&args),
         Command::Serve(args) => command::http::serve(&args),
         Command::Demo(args) => command::http::demo(&args),
+        Command::ForwardAuth(args) => command::http::forward_auth(&args),
     };
     match res {
         Ok(code) => code,

@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use portcullis_proxy::{Config, EndpointConfig, Limits, Timeouts, TlsFiles, Upstream, UpstreamTls};
+use portcullis_proxy::{
+    Config, EndpointConfig, ForwardAuth, IdentityConfig, Limits, Timeouts, TlsFiles, Upstream,
+    UpstreamTls,
+};
 
 /// `portcullis http`.
 #[derive(clap::Args)]
@@ -58,6 +61,16 @@ pub(crate) struct HttpArgs {
     /// default), `keep`, `unescape_and_redirect` or `unescape_and_forward`.
     #[arg(long, value_name = "MODE", default_value = "reject")]
     escaped_slashes: String,
+    /// Send the signed-in user's identity upstream: `X-Forwarded-User`,
+    /// `-Email`, `-Groups`, `-Preferred-Username` and a signed
+    /// `X-Portcullis-Jwt-Assertion` (keys at
+    /// `/.well-known/portcullis/jwks.json`); a client's copies are removed.
+    #[arg(long)]
+    identity_headers: bool,
+    /// Sign identity assertions with this P-256 key (PEM, PKCS#8); by
+    /// default a key made at start.
+    #[arg(long, value_name = "FILE")]
+    identity_signing_key: Option<PathBuf>,
     #[command(flatten)]
     run: RunArgs,
 }
@@ -133,7 +146,8 @@ pub(crate) fn http(args: &HttpArgs) -> anyhow::Result<ExitCode> {
             url: args.url.clone(),
             tls,
             policy: args.traffic_policy_file.clone(),
-            upstream,
+            upstream: Some(upstream),
+            forward_auth: None,
             canon,
             upgrades: portcullis_proxy::default_upgrades(),
         }],
@@ -151,8 +165,97 @@ pub(crate) fn http(args: &HttpArgs) -> anyhow::Result<ExitCode> {
             .as_deref()
             .map(portcullis_state::StateConfig::new),
         admin_token: admin_token_from_env(),
+        identity: IdentityConfig {
+            signing_key: signing_key(args.identity_signing_key.as_deref())?,
+            upstream_headers: args.identity_headers,
+        },
     };
     run(config, &args.run, None)
+}
+
+/// `portcullis forward-auth`.
+#[derive(clap::Args)]
+pub(crate) struct ForwardAuthArgs {
+    /// The gateway that asks: `nginx` (auth_request), `caddy`
+    /// (forward_auth), `traefik` (forwardAuth) or `envoy` (ext_authz, HTTP
+    /// and gRPC).
+    #[arg(long, value_name = "NAME")]
+    gateway: String,
+    /// The traffic policy to apply (YAML or JSON); reloaded when it
+    /// changes. Checked for the gateway: what it cannot apply is an error.
+    #[arg(long, value_name = "FILE")]
+    traffic_policy_file: PathBuf,
+    /// Where to listen.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:4180")]
+    listen: SocketAddr,
+    /// An address or CIDR range the gateway connects from; repeatable.
+    /// Default: loopback only. Anyone else is refused.
+    #[arg(long, value_name = "CIDR")]
+    trusted: Vec<String>,
+    /// The application's public URL (`endpoint.url`).
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
+    /// Serve `/metrics` and `/healthz` here.
+    #[arg(long, value_name = "ADDR")]
+    admin: Option<SocketAddr>,
+    /// Share rate limits and sessions with other replicas through this
+    /// Redis.
+    #[arg(long, value_name = "URL")]
+    state: Option<String>,
+    /// Sign identity assertions with this P-256 key (PEM, PKCS#8); by
+    /// default a key made at start.
+    #[arg(long, value_name = "FILE")]
+    identity_signing_key: Option<PathBuf>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+pub(crate) fn forward_auth(args: &ForwardAuthArgs) -> anyhow::Result<ExitCode> {
+    let gateway = portcullis_policy::gateway::Gateway::parse(&args.gateway)
+        .ok_or_else(|| anyhow::anyhow!("--gateway: one of nginx, caddy, traefik, envoy"))?;
+    let mut fa = ForwardAuth::new(gateway);
+    if !args.trusted.is_empty() {
+        fa.trusted = args
+            .trusted
+            .iter()
+            .map(|t| portcullis_proxy::trusted_net(t))
+            .collect::<Result<_, _>>()
+            .map_err(|e| anyhow::anyhow!("--trusted: {e}"))?;
+    }
+    let config = Config {
+        endpoints: vec![EndpointConfig {
+            listen: args.listen,
+            url: args.url.clone(),
+            tls: None,
+            policy: Some(args.traffic_policy_file.clone()),
+            upstream: None,
+            forward_auth: Some(fa),
+            canon: portcullis_canon::Options::default(),
+            upgrades: Vec::new(),
+        }],
+        internal: Vec::new(),
+        admin: args.admin,
+        timeouts: Timeouts::default(),
+        limits: Limits::default(),
+        session_keys: session_keys_from_env()?,
+        upstream_tls: UpstreamTls::default(),
+        state: args
+            .state
+            .as_deref()
+            .map(portcullis_state::StateConfig::new),
+        admin_token: admin_token_from_env(),
+        identity: IdentityConfig {
+            signing_key: signing_key(args.identity_signing_key.as_deref())?,
+            upstream_headers: false,
+        },
+    };
+    run(config, &args.run, None)
+}
+
+/// The PEM text of `--identity-signing-key`.
+fn signing_key(path: Option<&std::path::Path>) -> anyhow::Result<Option<String>> {
+    path.map(|p| std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display())))
+        .transpose()
 }
 
 pub(crate) fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
@@ -182,7 +285,8 @@ pub(crate) fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
             tls: None,
             policy: Some(policy.clone()),
             // Replaced by the echo upstream's address once it is bound.
-            upstream: Upstream::parse("127.0.0.1:9").map_err(anyhow::Error::msg)?,
+            upstream: None,
+            forward_auth: None,
             canon: portcullis_canon::Options::default(),
             upgrades: portcullis_proxy::default_upgrades(),
         }],
@@ -194,6 +298,7 @@ pub(crate) fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         upstream_tls: UpstreamTls::default(),
         state: None,
         admin_token: None,
+        identity: IdentityConfig::default(),
     };
     let res = run(config, &args.run, Some(policy.display().to_string()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -249,7 +354,7 @@ fn run(mut config: Config, args: &RunArgs, demo: Option<String>) -> anyhow::Resu
                 .await
                 .context("cannot start the echo upstream")?;
             for ep in &mut config.endpoints {
-                ep.upstream = Upstream::parse(&echo.to_string()).map_err(anyhow::Error::msg)?;
+                ep.upstream = Some(Upstream::parse(&echo.to_string()).map_err(anyhow::Error::msg)?);
             }
             let at = config.endpoints.first().map(|e| e.listen);
             if let Some(at) = at {

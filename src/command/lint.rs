@@ -35,6 +35,10 @@ pub(crate) struct Args {
     /// Fail (exit 1) on warnings too.
     #[arg(long)]
     deny_warnings: bool,
+    /// Check the policy for use behind this gateway (`nginx`, `caddy`,
+    /// `traefik`, `envoy`): what it cannot apply is an error.
+    #[arg(long, value_name = "NAME")]
+    gateway: Option<String>,
 }
 
 /// One file's findings.
@@ -53,6 +57,18 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
         }
         collect(path, &mut files)?;
     }
+    let gateway = match &args.gateway {
+        Some(name) => match portcullis_policy::gateway::Gateway::parse(name) {
+            Some(g) => Some(g),
+            None => {
+                eprint(&format!(
+                    "error: --gateway {name}: one of nginx, caddy, traefik, envoy"
+                ));
+                return Ok(ExitCode::from(2));
+            }
+        },
+        None => None,
+    };
     let mut reports = Vec::new();
     for path in files {
         let bytes = std::fs::read(&path)
@@ -60,6 +76,9 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
         let (src, diags) = match String::from_utf8(bytes) {
             Ok(src) => {
                 let (policy, mut diags) = portcullis_policy::check(&src);
+                if let Some(gateway) = gateway {
+                    diags.extend(portcullis_policy::gateway::check(&policy, gateway));
+                }
                 // What lint accepts, the proxy runs: a policy without
                 // errors is also compiled as the proxy compiles it.
                 if !diags.iter().any(Diagnostic::is_error)

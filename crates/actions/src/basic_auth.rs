@@ -89,6 +89,9 @@ impl BasicAuth {
         if let Some(var) = self.presented {
             ctx.set_result(var, Value::Bool(given.is_some()));
         }
+        if authorized {
+            ctx.set_identity(crate::Identity::basic(&username));
+        }
         if let Some(var) = self.username {
             ctx.set_result(var, Value::string(username));
         }

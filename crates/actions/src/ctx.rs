@@ -320,6 +320,8 @@ pub struct RequestCtx {
     /// `Set-Cookie` values for whatever response the exchange ends with
     /// (a refreshed session), added by [`RequestCtx::take_response`].
     set_cookies: Vec<http::HeaderValue>,
+    /// Who the request is from, once an action established it.
+    identity: Option<Box<crate::Identity>>,
 }
 
 impl RequestCtx {
@@ -359,6 +361,7 @@ impl RequestCtx {
             logs: Vec::new(),
             forward: None,
             set_cookies: Vec::new(),
+            identity: None,
         }
     }
 
@@ -630,6 +633,16 @@ impl RequestCtx {
     /// The entries `log` actions added.
     pub fn logs(&self) -> &[serde_json::Value] {
         &self.logs
+    }
+
+    /// Records who the request is from (a sign-in session, `basic-auth`).
+    pub fn set_identity(&mut self, identity: crate::Identity) {
+        self.identity = Some(Box::new(identity));
+    }
+
+    /// Who the request is from, if an action established it.
+    pub fn identity(&self) -> Option<&crate::Identity> {
+        self.identity.as_deref()
     }
 
     /// Routes the request to a named internal upstream (`forward-internal`).

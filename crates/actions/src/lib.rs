@@ -24,6 +24,7 @@ pub mod env;
 mod forward_internal;
 mod headers;
 mod http_request;
+pub mod identity;
 mod intern;
 mod jwks;
 mod jwt_validation;
@@ -49,6 +50,7 @@ use portcullis_policy::document;
 
 pub use crate::action::{Action, ActionError, CompileCx, Run, Step, StepFuture};
 pub use crate::ctx::{BodyError, Conn, Endpoint, Headers, RequestCtx, ResultVar, Tls};
+pub use crate::identity::Identity;
 pub(crate) use portcullis_policy::code;
 
 /// The action types this build runs.

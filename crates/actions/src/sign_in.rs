@@ -1437,6 +1437,34 @@ impl SignIn {
             ),
             Some(_) => strings(c.get("groups")),
         };
+        let names = |v: Option<&serde_json::Value>| -> Vec<String> {
+            v.and_then(|v| v.as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        };
+        ctx.set_identity(crate::Identity {
+            provider: if self.flavor == Flavor::Oidc {
+                "oidc"
+            } else {
+                "oauth"
+            },
+            id: id.clone(),
+            user: user.clone(),
+            email: email.clone(),
+            preferred_username: claim("preferred_username"),
+            name: name.clone(),
+            groups: if c.get("ov").is_some() {
+                self.overage_groups(&c)
+                    .map(|g| g.to_vec())
+                    .unwrap_or_default()
+            } else {
+                names(c.get("groups"))
+            },
+            roles: names(c.get("roles")),
+            tenant: claim("tid"),
+        });
         let r = &self.results;
         for (var, value) in [
             (r.tid, Value::string(claim("tid"))),

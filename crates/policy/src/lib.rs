@@ -17,6 +17,7 @@ mod check;
 pub mod config;
 pub mod document;
 pub mod functions;
+pub mod gateway;
 pub mod interpolate;
 mod rules;
 pub mod schema;
@@ -111,6 +112,10 @@ pub mod code {
         // Lint: regex-never-matches
         /// A regular expression that no text can match (`a$b`, `x^y`).
         pub const REGEX_NEVER_MATCHES: &str = "regex-never-matches";
+        // Lint: forward-auth-headers
+        /// A header `add-headers` sets that reaches the upstream only if
+        /// the gateway's own configuration copies it from the answer.
+        pub const FORWARD_AUTH_HEADERS: &str = "forward-auth-headers";
     }
 
     // Diagnostic: E0130
@@ -130,4 +135,8 @@ pub mod code {
     // Diagnostic: E0141
     /// An action type ngrok documents that this build does not run yet.
     pub const UNSUPPORTED_ACTION: &str = "E0141";
+    // Diagnostic: E0150
+    /// A rule or action that cannot work behind the gateway the policy is
+    /// loaded for (forward-auth): it would be skipped in silence.
+    pub const GATEWAY: &str = "E0150";
 }

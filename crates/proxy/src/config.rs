@@ -15,6 +15,9 @@
 //!     upgrades: [websocket]         # protocols tunnelled after the policy
 //!     headers_with_underscores: drop  # drop (default) | reject | allow
 //!     override_headers: drop          # X-Original-URL, X-HTTP-Method-Override…: drop | allow
+//!   - listen: 127.0.0.1:4180         # forward-auth: the auth service of another gateway
+//!     traffic_policy_file: policy.yml
+//!     forward_auth: { gateway: nginx, trusted: [127.0.0.1/32] }  # nginx | caddy | traefik | envoy
 //! internal:                        # forward-internal targets
 //!   api.internal: http://127.0.0.1:4000
 //! upstream_tls:                    # for https:// upstreams
@@ -22,6 +25,9 @@
 //!   insecure_skip_verify: false     # true: development only
 //! state: redis://127.0.0.1:6379   # shared by replicas; or { url, timeout, on_error, prefix, sessions }
 //! admin_token: …                   # for the admin listener's /sessions (else loopback only)
+//! identity:                        # who the user is, for upstreams
+//!   signing_key: assertion-key.pem  # P-256 PKCS#8; default: one per process
+//!   upstream_headers: true          # proxied requests carry X-Portcullis-Jwt-Assertion and X-Forwarded-User/-Email/-Groups
 //! timeouts: { connect: 5s, upstream: 60s, header_read: 30s, idle: 75s,
 //!             send: 60s, upstream_read: 60s, ping: 60s, tunnel_idle: 5m }
 //! limits: { max_header_bytes: 65536, max_body_bytes: 10485760 }
@@ -61,6 +67,21 @@ pub struct Config {
     /// The token the admin listener's `/sessions` asks for
     /// (`admin_token:`); none: loopback clients only.
     pub admin_token: Option<String>,
+    /// How the user's identity reaches upstreams (`identity:`).
+    pub identity: IdentityConfig,
+}
+
+/// `identity:`: the signed assertion and identity headers.
+#[derive(Clone, Debug, Default)]
+pub struct IdentityConfig {
+    /// The P-256 private key (PEM) assertions are signed with; none: a key
+    /// made at start, which only this process's key set verifies.
+    pub signing_key: Option<String>,
+    /// Whether proxied requests carry the identity (`X-Forwarded-User`,
+    /// `-Email`, `-Groups`, `-Preferred-Username` and
+    /// `X-Portcullis-Jwt-Assertion`, a client's copies removed), and the
+    /// endpoint serves the key set. Forward-auth answers always carry it.
+    pub upstream_headers: bool,
 }
 
 /// One endpoint.
@@ -74,8 +95,11 @@ pub struct EndpointConfig {
     pub tls: Option<TlsFiles>,
     /// The policy: a file (reloaded when it changes), or none.
     pub policy: Option<PathBuf>,
-    /// Where allowed requests go.
-    pub upstream: Upstream,
+    /// Where allowed requests go; none for a forward-auth endpoint.
+    pub upstream: Option<Upstream>,
+    /// The gateway this endpoint answers, instead of proxying
+    /// (`forward_auth:`).
+    pub forward_auth: Option<crate::forward_auth::ForwardAuth>,
     /// How request paths are canonicalized (`paths:`).
     pub canon: portcullis_canon::Options,
     /// The protocols a client may switch to (`Upgrade`) once the policy
@@ -276,6 +300,7 @@ impl Config {
             upstream_tls: UpstreamTls::default(),
             state: None,
             admin_token: None,
+            identity: IdentityConfig::default(),
         };
         for (key, value) in top {
             match key {
@@ -396,6 +421,34 @@ impl Config {
                         })
                         .map(Some)?;
                 }
+                "identity" => {
+                    for (k, v) in entries(value)
+                        .ok_or_else(|| err(Some(value), "expected a mapping".into()))?
+                    {
+                        match k {
+                            "signing_key" => {
+                                let path = base.join(scalar(v).unwrap_or(""));
+                                let pem = std::fs::read_to_string(&path).map_err(|e| {
+                                    err(Some(v), format!("cannot read {}: {e}", path.display()))
+                                })?;
+                                config.identity.signing_key = Some(pem);
+                            }
+                            "upstream_headers" => {
+                                config.identity.upstream_headers = match scalar(v) {
+                                    Some("true") => true,
+                                    Some("false") => false,
+                                    _ => return Err(err(Some(v), "expected true or false".into())),
+                                };
+                            }
+                            other => {
+                                return Err(err(
+                                    Some(v),
+                                    format!("unknown `identity` setting `{other}`"),
+                                ));
+                            }
+                        }
+                    }
+                }
                 other => return Err(err(Some(value), format!("unknown setting `{other}`"))),
             }
         }
@@ -489,8 +542,10 @@ fn endpoint(node: &Node, base: &Path) -> Result<EndpointConfig, String> {
     let (mut listen, mut url, mut tls, mut policy, mut upstream) = (None, None, None, None, None);
     let mut canon = portcullis_canon::Options::default();
     let mut upgrades = default_upgrades();
+    let mut forward_auth = None;
     for (k, v) in es {
         match k {
+            "forward_auth" => forward_auth = Some(forward_auth_config(v)?),
             "listen" => listen = Some(addr(v)?),
             "url" => url = scalar(v).map(str::to_owned),
             "traffic_policy_file" => policy = scalar(v).map(|p| base.join(p)),
@@ -551,15 +606,62 @@ fn endpoint(node: &Node, base: &Path) -> Result<EndpointConfig, String> {
             other => return Err(format!("unknown endpoint setting `{other}`")),
         }
     }
+    match (&upstream, &forward_auth) {
+        (None, None) => return Err("an endpoint needs `upstream` (or `forward_auth`)".into()),
+        (Some(_), Some(_)) => {
+            return Err(
+                "an endpoint has `upstream` or `forward_auth`, not both: a forward-auth endpoint answers its gateway, which proxies".into(),
+            );
+        }
+        _ => {}
+    }
     Ok(EndpointConfig {
         listen: listen.ok_or("an endpoint needs `listen`")?,
         url,
         tls,
         policy,
-        upstream: upstream.ok_or("an endpoint needs `upstream`")?,
+        upstream,
+        forward_auth,
         canon,
         upgrades,
     })
+}
+
+/// `forward_auth: { gateway: nginx, trusted: [10.0.0.0/8] }`.
+fn forward_auth_config(node: &Node) -> Result<crate::forward_auth::ForwardAuth, String> {
+    use portcullis_policy::gateway::Gateway;
+    const GATEWAYS: &str = "`gateway` is one of nginx, caddy, traefik, envoy";
+    let es = entries(node).ok_or("`forward_auth` must be a mapping with `gateway`")?;
+    let gateway = es
+        .iter()
+        .find(|(k, _)| *k == "gateway")
+        .and_then(|(_, v)| scalar(v))
+        .ok_or(GATEWAYS)?;
+    let mut fa = crate::forward_auth::ForwardAuth::new(Gateway::parse(gateway).ok_or(GATEWAYS)?);
+    for (k, v) in es {
+        match k {
+            "gateway" => {}
+            "trusted" => {
+                let NodeKind::Seq(items) = &v.kind else {
+                    return Err("`trusted` must be a list of addresses or CIDR ranges".into());
+                };
+                fa.trusted = items
+                    .iter()
+                    .map(|i| trusted_net(scalar(i).unwrap_or("")))
+                    .collect::<Result<_, _>>()?;
+            }
+            other => return Err(format!("unknown `forward_auth` setting `{other}`")),
+        }
+    }
+    Ok(fa)
+}
+
+/// An address (`10.0.0.7`, one host) or a CIDR range (`10.0.0.0/8`).
+pub fn trusted_net(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("`{text}` is not an address or a CIDR range"))
 }
 
 #[cfg(test)]

@@ -6,10 +6,12 @@
 //! shutdown signal. This is the only crate that owns hyper's server.
 
 mod admin;
+pub mod assertion;
 pub mod config;
 mod deadline;
 mod drain;
 pub mod echo;
+pub mod forward_auth;
 mod h1;
 pub mod metrics;
 mod outbound;
@@ -20,9 +22,10 @@ mod tunnel;
 mod upstream;
 
 pub use crate::config::{
-    Config, ESCAPED_SLASHES, EndpointConfig, Limits, Timeouts, TlsFiles, Upstream, UpstreamTls,
-    default_upgrades,
+    Config, ESCAPED_SLASHES, EndpointConfig, IdentityConfig, Limits, Timeouts, TlsFiles, Upstream,
+    UpstreamTls, default_upgrades, trusted_net,
 };
+pub use crate::forward_auth::ForwardAuth;
 #[doc(hidden)]
 pub use crate::h1::decode_response;
 pub use crate::server::{

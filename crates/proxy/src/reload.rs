@@ -79,7 +79,7 @@ pub(crate) async fn watch(
 }
 
 fn reload(site: &Site, path: &Path, shared: &Shared) {
-    match load(path, &shared.options) {
+    match load(path, &site.options(shared)) {
         Ok(pipeline) => {
             site.pipeline.store(Arc::new(pipeline));
             shared.metrics.reload(true, SystemTime::now());

@@ -28,9 +28,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
+use crate::assertion::Signer;
 use crate::config::{Config, EndpointConfig, Limits, Timeouts, Upstream};
 use crate::deadline::{Deadlines, Timed, Tracked, Watched};
 use crate::drain::{Drain, Watch};
+use crate::forward_auth::ForwardAuth;
 use crate::metrics::{ClientErrorKind, CloseReason, Metrics, UpstreamErrorKind};
 use crate::outbound::Outbound;
 use crate::tunnel::{self, Upgrade};
@@ -89,9 +91,12 @@ pub(crate) struct Site {
     pub(crate) endpoint: Arc<Endpoint>,
     pub(crate) pipeline: ArcSwap<Pipeline>,
     pub(crate) policy: Option<PathBuf>,
-    upstream: Upstream,
+    /// Where allowed requests go; none on a forward-auth endpoint.
+    upstream: Option<Upstream>,
+    /// The gateway a forward-auth endpoint answers.
+    forward_auth: Option<ForwardAuth>,
     /// How requests are canonicalized.
-    canon: portcullis_canon::Options,
+    pub(crate) canon: portcullis_canon::Options,
     /// The protocols clients may switch to.
     upgrades: Vec<String>,
     /// Upstream connections left by closed client connections.
@@ -112,6 +117,23 @@ pub(crate) struct Shared {
     /// What `/sessions` on the admin listener asks for; none: loopback
     /// clients only.
     pub(crate) admin_token: Option<String>,
+    /// Signs identity assertions.
+    pub(crate) signer: Signer,
+    /// Seal what must come back unchanged (nginx's forward-auth answers).
+    pub(crate) keys: portcullis_actions::session::Keys,
+    /// Whether proxied requests carry the identity.
+    identity_headers: bool,
+}
+
+impl Site {
+    /// The compile options of this endpoint's policy: the shared ones, and
+    /// the gateway it is checked against.
+    pub(crate) fn options(&self, shared: &Shared) -> Options {
+        Options {
+            gateway: self.forward_auth.as_ref().map(|fa| fa.gateway),
+            ..shared.options.clone()
+        }
+    }
 }
 
 /// A failure to start.
@@ -192,7 +214,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         client: Some(outbound),
         session_keys,
         state: Some(state),
+        gateway: None,
     };
+    let signer = match &config.identity.signing_key {
+        Some(pem) => Signer::from_pem(pem),
+        None => Signer::generate(),
+    }
+    .map_err(|e| StartError(format!("`identity.signing_key`: {e}")))?;
+    let keys = portcullis_actions::session::Keys::new(&options.session_keys);
     let shared = Arc::new(Shared {
         upstreams: Upstreams {
             pool: client,
@@ -204,6 +233,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         metrics: metrics.clone(),
         options,
         admin_token: config.admin_token.clone(),
+        signer,
+        keys,
+        identity_headers: config.identity.upstream_headers,
     });
     let mut sites = Vec::new();
     let mut listeners = Vec::new();
@@ -273,8 +305,12 @@ fn site(ep: &EndpointConfig, shared: &Shared) -> Result<Site, StartError> {
         .url
         .clone()
         .unwrap_or_else(|| format!("{scheme}://{}", ep.listen));
+    let options = Options {
+        gateway: ep.forward_auth.as_ref().map(|fa| fa.gateway),
+        ..shared.options.clone()
+    };
     let pipeline = match &ep.policy {
-        Some(path) => reload::load(path, &shared.options).map_err(StartError)?,
+        Some(path) => reload::load(path, &options).map_err(StartError)?,
         None => Pipeline::empty(),
     };
     let tls = ep
@@ -290,6 +326,7 @@ fn site(ep: &EndpointConfig, shared: &Shared) -> Result<Site, StartError> {
         pipeline: ArcSwap::from_pointee(pipeline),
         policy: ep.policy.clone(),
         upstream: ep.upstream.clone(),
+        forward_auth: ep.forward_auth.clone(),
         canon: ep.canon,
         upgrades: ep.upgrades.clone(),
         parked: Arc::default(),
@@ -535,6 +572,18 @@ fn handle(
         // handled (the policy may wait on other services).
         let h1 = version != Version::HTTP_2;
         let deadlines = deadlines.begin();
+        if let Some(fa) = &site.forward_auth {
+            // Boxed: the proxy's own requests do not carry its size.
+            let res = Box::pin(crate::forward_auth::handle(
+                req,
+                conn.clone(),
+                site.clone(),
+                shared.clone(),
+                fa,
+            ))
+            .await;
+            return Ok(res.map(|b| Tracked::new(b, deadlines)));
+        }
         // hyper bounds the head it buffers only while the head is
         // incomplete: one that arrives whole in a large read is measured
         // here.
@@ -578,7 +627,21 @@ fn handle(
                 let location = ctx.uri().to_string();
                 ctx.set_response(respond::redirect(StatusCode::PERMANENT_REDIRECT, &location));
             }
-            Ok(arrival) => ctx.set_arrival(arrival),
+            Ok(_) if shared.identity_headers && ctx.uri().path() == crate::assertion::JWKS_PATH => {
+                policy = false;
+                let mut res = Response::new(body::full(shared.signer.jwks()));
+                res.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                ctx.set_response(res);
+            }
+            Ok(arrival) => {
+                ctx.set_arrival(arrival);
+                if shared.identity_headers {
+                    crate::assertion::strip(ctx.req_headers_mut());
+                }
+            }
             Err(refusal) => {
                 policy = false;
                 use portcullis_canon::Refusal;
@@ -622,7 +685,30 @@ fn handle(
         // pool.
         let kept = h1.then_some(&kept);
         let upstream = match outcome {
-            Outcome::Continue => Some((&site.upstream, kept)),
+            Outcome::Continue => match &site.upstream {
+                Some(up) => {
+                    if shared.identity_headers {
+                        if let Some(identity) = ctx.identity().cloned() {
+                            let host = ctx.authority().to_owned();
+                            crate::assertion::to_upstream(
+                                ctx.req_headers_mut(),
+                                &identity,
+                                &shared.signer,
+                                &host,
+                            );
+                        }
+                    }
+                    Some((up, kept))
+                }
+                None => {
+                    ctx.set_response(respond::error(
+                        StatusCode::BAD_GATEWAY,
+                        UPSTREAM_CONNECT,
+                        "this endpoint has no upstream",
+                    ));
+                    None
+                }
+            },
             Outcome::Forward => {
                 let name = ctx.forward().unwrap_or("");
                 match shared.internal.iter().find(|(n, _)| n == name) {
@@ -901,7 +987,7 @@ fn send_pooled<'a>(
 }
 
 /// One access-log line per exchange.
-fn log(
+pub(crate) fn log(
     ctx: &RequestCtx,
     method: &http::Method,
     target: &str,

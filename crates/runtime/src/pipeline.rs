@@ -44,6 +44,9 @@ pub struct Options {
     /// The state replicas share (`state:`): rate limits count in it. With
     /// none, each process counts alone.
     pub state: Option<portcullis_state::State>,
+    /// The gateway that asks for decisions (forward-auth), if any: what
+    /// cannot work behind it is an error (`E0150`), not a skipped rule.
+    pub gateway: Option<portcullis_policy::gateway::Gateway>,
 }
 
 /// One action of one rule, as metrics name it.
@@ -100,7 +103,10 @@ impl Pipeline {
     /// diagnostic; warnings do not stop a load (`portcullis lint` shows
     /// them).
     pub fn load(src: &str, options: &Options) -> Result<Pipeline, Vec<Diagnostic>> {
-        let (policy, diags) = portcullis_policy::check(src);
+        let (policy, mut diags) = portcullis_policy::check(src);
+        if let Some(gateway) = options.gateway {
+            diags.extend(portcullis_policy::gateway::check(&policy, gateway));
+        }
         let errors: Vec<Diagnostic> = diags.into_iter().filter(Diagnostic::is_error).collect();
         if !errors.is_empty() {
             return Err(errors);

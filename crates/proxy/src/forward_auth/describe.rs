@@ -1,0 +1,275 @@
+//! The request a gateway describes, read from the gateway's own request.
+//!
+//! nginx, Caddy and Traefik send a `GET` to the verify path with the
+//! original request's method, target, host and scheme in headers
+//! (`X-Forwarded-Method`, `X-Forwarded-Uri` or `X-Original-URI`,
+//! `X-Forwarded-Host`, `X-Forwarded-Proto`) and the client's own headers
+//! beside them. Envoy's HTTP service sends the original method and path
+//! with `path_prefix` in front, and the original `Host`. Each is believed
+//! only because the peer is a configured gateway (`mod.rs` checks that
+//! first), and the result goes through the same canonicalization as a
+//! proxied request.
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderName};
+use http::{Method, Request};
+
+use portcullis_policy::gateway::Gateway;
+
+/// The verify path: nginx, Caddy and Traefik ask for it exactly; Envoy
+/// puts it in front of the original path (`path_prefix: /verify`).
+pub(crate) const VERIFY: &str = "/verify";
+
+/// The code of a gateway request that does not describe a request.
+pub(crate) const BAD_DESCRIPTION: &str = "ERR_PORTCULLIS_FORWARD_AUTH_REQUEST";
+
+/// The headers that describe the request, removed from what the policy
+/// reads: they are the gateway's words, not the client's headers.
+const DESCRIBING: [&str; 8] = [
+    "x-forwarded-method",
+    "x-forwarded-uri",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-original-uri",
+    "x-original-method",
+    "x-original-url",
+    "x-auth-request-redirect",
+];
+
+/// A described request, before canonicalization.
+#[derive(Debug)]
+pub(crate) struct Described {
+    /// The request, with the described method and target, `Host` set to
+    /// the described host, and the client's headers.
+    pub(crate) request: Request<()>,
+    /// Whether the client used `https`.
+    pub(crate) https: bool,
+    /// The client's address, as the gateway saw it.
+    pub(crate) client: IpAddr,
+}
+
+/// Why a gateway's request describes no request.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Bad(pub(crate) String);
+
+/// Reads the request `parts` (from `peer`, a trusted gateway) describes.
+pub(crate) fn describe(
+    gateway: Gateway,
+    method: &Method,
+    path_and_query: &str,
+    headers: &HeaderMap,
+    peer: IpAddr,
+) -> Result<Described, Bad> {
+    let (method, target, host) = match gateway {
+        Gateway::Envoy => {
+            let rest = path_and_query
+                .strip_prefix(VERIFY)
+                .filter(|r| r.starts_with('/'))
+                .ok_or_else(|| {
+                    Bad(format!(
+                        "`{path_and_query}` does not start with `{VERIFY}/`: set Envoy's `path_prefix: {VERIFY}`"
+                    ))
+                })?;
+            (method.clone(), rest.to_owned(), one(headers, "host")?)
+        }
+        Gateway::Nginx | Gateway::Caddy | Gateway::Traefik => {
+            let method = match one(headers, "x-forwarded-method")
+                .or_else(|_| one(headers, "x-original-method"))
+            {
+                Ok(m) => Method::from_bytes(m.as_bytes())
+                    .map_err(|_| Bad(format!("`{m}` is not an HTTP method")))?,
+                // nginx's subrequest is a GET and says nothing of the
+                // original method unless configured to.
+                Err(_) if gateway == Gateway::Nginx => Method::GET,
+                Err(e) => return Err(e),
+            };
+            let target = one(headers, "x-forwarded-uri")
+                .or_else(|_| one(headers, "x-original-uri"))
+                .map_err(|_| {
+                    Bad("no `X-Forwarded-Uri` (or `X-Original-URI`): the gateway must send the request's target".into())
+                })?;
+            let host = one(headers, "x-forwarded-host").or_else(|_| one(headers, "host"))?;
+            (method, target, host)
+        }
+    };
+    if !target.starts_with('/') {
+        return Err(Bad(format!(
+            "the described target `{target}` is not a path (origin form)"
+        )));
+    }
+    let https = match one(headers, "x-forwarded-proto") {
+        Ok(p) if p.eq_ignore_ascii_case("https") => true,
+        Ok(p) if p.eq_ignore_ascii_case("http") => false,
+        Ok(p) => {
+            return Err(Bad(format!(
+                "`X-Forwarded-Proto: {p}` is not http or https"
+            )));
+        }
+        Err(_) => false,
+    };
+    let client = client_ip(headers).unwrap_or(peer);
+    let mut out = Request::builder()
+        .method(method)
+        .uri(target.as_str())
+        .body(())
+        .map_err(|_| {
+            Bad(format!(
+                "the described target `{target}` is not a request target"
+            ))
+        })?;
+    let kept = out.headers_mut();
+    for (name, value) in headers {
+        if DESCRIBING.contains(&name.as_str())
+            || name == header::HOST
+            || name == header::CONTENT_LENGTH
+            || name == header::TRANSFER_ENCODING
+        {
+            continue;
+        }
+        kept.append(name.clone(), value.clone());
+    }
+    let host = http::HeaderValue::from_str(&host)
+        .map_err(|_| Bad(format!("the described host `{host}` is not a header value")))?;
+    kept.insert(header::HOST, host);
+    Ok(Described {
+        request: out,
+        https,
+        client,
+    })
+}
+
+/// The one value of `name`: two are a refusal, since a gateway sets each
+/// once and a second can only have come from the client.
+fn one(headers: &HeaderMap, name: &'static str) -> Result<String, Bad> {
+    let name = HeaderName::from_static(name);
+    let mut values = headers.get_all(&name).iter();
+    let first = values
+        .next()
+        .ok_or_else(|| Bad(format!("no `{name}` header")))?;
+    if values.next().is_some() {
+        return Err(Bad(format!("more than one `{name}` header")));
+    }
+    first
+        .to_str()
+        .map(|s| s.trim().to_owned())
+        .map_err(|_| Bad(format!("`{name}` is not text")))
+}
+
+/// The client's address: the last `X-Forwarded-For` entry (the one the
+/// gateway appended; the ones before it are the client's own claims), or
+/// `X-Real-IP`.
+fn client_ip(headers: &HeaderMap) -> Option<IpAddr> {
+    let forwarded = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .last();
+    forwarded
+        .or_else(|| headers.get("x-real-ip").and_then(|v| v.to_str().ok()))
+        .and_then(|s| s.trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                v.parse().expect("value"),
+            );
+        }
+        h
+    }
+
+    const GATEWAY: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    #[test]
+    fn caddy_and_traefik_describe_with_forwarded_headers() {
+        let h = headers(&[
+            ("host", "portcullis:4180"),
+            ("x-forwarded-method", "POST"),
+            ("x-forwarded-uri", "/admin?x=1"),
+            ("x-forwarded-host", "app.example.com"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-for", "6.6.6.6, 203.0.113.9"),
+            ("cookie", "a=b"),
+        ]);
+        let d = describe(Gateway::Caddy, &Method::GET, "/verify", &h, GATEWAY).expect("described");
+        assert_eq!(d.request.method(), Method::POST);
+        assert_eq!(d.request.uri(), "/admin?x=1");
+        assert_eq!(d.request.headers()["host"], "app.example.com");
+        assert_eq!(d.request.headers()["cookie"], "a=b");
+        assert!(d.request.headers().get("x-forwarded-uri").is_none());
+        assert!(d.https);
+        // The gateway's entry, not the client's claim before it.
+        assert_eq!(d.client, "203.0.113.9".parse::<IpAddr>().expect("ip"));
+    }
+
+    #[test]
+    fn envoy_describes_with_its_own_method_and_prefixed_path() {
+        let h = headers(&[("host", "app.example.com"), ("content-length", "0")]);
+        let d = describe(
+            Gateway::Envoy,
+            &Method::DELETE,
+            "/verify/items/7?a=b",
+            &h,
+            GATEWAY,
+        )
+        .expect("described");
+        assert_eq!(d.request.method(), Method::DELETE);
+        assert_eq!(d.request.uri(), "/items/7?a=b");
+        assert!(d.request.headers().get("content-length").is_none());
+        assert_eq!(d.client, GATEWAY);
+        assert!(describe(Gateway::Envoy, &Method::GET, "/items", &h, GATEWAY).is_err());
+        assert!(describe(Gateway::Envoy, &Method::GET, "/verifyx/a", &h, GATEWAY).is_err());
+    }
+
+    #[test]
+    fn missing_doubled_or_malformed_descriptions_are_refused() {
+        let base = [("host", "app"), ("x-forwarded-method", "GET")];
+        let no_uri = headers(&base);
+        assert!(describe(Gateway::Traefik, &Method::GET, "/verify", &no_uri, GATEWAY).is_err());
+        let twice = headers(&[
+            ("host", "app"),
+            ("x-forwarded-method", "GET"),
+            ("x-forwarded-uri", "/a"),
+            ("x-forwarded-uri", "/b"),
+        ]);
+        assert!(describe(Gateway::Traefik, &Method::GET, "/verify", &twice, GATEWAY).is_err());
+        for uri in ["admin", "http://evil/", "*", "/a b"] {
+            let h = headers(&[
+                ("host", "app"),
+                ("x-forwarded-method", "GET"),
+                ("x-forwarded-uri", uri),
+            ]);
+            assert!(
+                describe(Gateway::Caddy, &Method::GET, "/verify", &h, GATEWAY).is_err(),
+                "{uri}"
+            );
+        }
+        let proto = headers(&[
+            ("host", "app"),
+            ("x-forwarded-method", "GET"),
+            ("x-forwarded-uri", "/"),
+            ("x-forwarded-proto", "gopher"),
+        ]);
+        assert!(describe(Gateway::Caddy, &Method::GET, "/verify", &proto, GATEWAY).is_err());
+        // Traefik and Caddy always send the method; nginx need not.
+        let nginx = headers(&[("host", "app"), ("x-original-uri", "/x")]);
+        assert_eq!(
+            describe(Gateway::Nginx, &Method::GET, "/verify", &nginx, GATEWAY)
+                .expect("nginx")
+                .request
+                .method(),
+            Method::GET
+        );
+        assert!(describe(Gateway::Caddy, &Method::GET, "/verify", &nginx, GATEWAY).is_err());
+    }
+}
