@@ -12,10 +12,7 @@
 //! every escape in `$uri` while Portcullis decodes only unreserved
 //! characters, so upstream paths are compared after decoding both.
 
-use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -26,10 +23,12 @@ mod support;
 #[path = "support/raw.rs"]
 mod raw;
 
+#[path = "support/gateway.rs"]
+mod gateway;
+
+use gateway::Gateway;
 use raw::{Mode, RawUpstream};
 use support::Proxy;
-
-const NGINX: &str = "/usr/sbin/nginx";
 
 const POLICY: &str = r#"
 on_http_request:
@@ -38,86 +37,16 @@ on_http_request:
       - type: deny
 "#;
 
-/// A running nginx, stopped on drop.
-struct Nginx {
-    child: Child,
-    addr: SocketAddr,
-    dir: PathBuf,
-}
-
-impl Nginx {
-    /// Starts nginx in front of `upstream`, with its files in a fresh
-    /// directory.
-    fn start(upstream: SocketAddr) -> Nginx {
-        assert!(
-            std::path::Path::new(NGINX).exists(),
-            "nginx is not installed ({NGINX} is missing): the nginx oracle needs Debian's \
-             nginx; scripts/test installs it (apt-get install nginx-light)"
-        );
-        let dir = support::temp_dir("nginx");
-        let port = {
-            let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-            l.local_addr().expect("addr").port()
-        };
-        let d = dir.display();
-        let conf = format!(
-            r#"daemon off;
-master_process off;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}/body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-    server {{
-        listen 127.0.0.1:{port};
-        location ^~ /admin {{ return 403; }}
-        location / {{ proxy_pass http://{upstream}/; }}
-    }}
-}}
-"#
-        );
-        let path = dir.join("nginx.conf");
-        std::fs::write(&path, conf).expect("write nginx.conf");
-        let child = Command::new(NGINX)
-            .arg("-p")
-            .arg(&dir)
-            .arg("-e")
-            .arg(dir.join("error.log"))
-            .arg("-c")
-            .arg(&path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn nginx");
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let mut nginx = Nginx { child, addr, dir };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(addr).is_err() {
-            if Instant::now() > deadline || nginx.child.try_wait().ok().flatten().is_some() {
-                panic!(
-                    "nginx did not start: {}",
-                    std::fs::read_to_string(nginx.dir.join("error.log")).unwrap_or_default()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        nginx
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// nginx in front of `upstream`, with the rule.
+fn nginx(upstream: SocketAddr) -> Gateway {
+    let port = gateway::free_port();
+    Gateway::nginx(
+        &format!(
+            "server {{\n    listen 127.0.0.1:{port};\n    location ^~ /admin {{ return 403; }}\n    \
+             location / {{ proxy_pass http://{upstream}/; }}\n}}"
+        ),
+        port,
+    )
 }
 
 /// What a server made of one request.
@@ -362,7 +291,7 @@ fn path() -> impl Strategy<Value = Vec<u8>> {
 }
 
 struct Servers {
-    nginx: Nginx,
+    nginx: Gateway,
     nginx_up: RawUpstream,
     proxy: Proxy,
     proxy_up: RawUpstream,
@@ -373,7 +302,7 @@ impl Servers {
         let nginx_up = RawUpstream::start(Mode::Ok).await;
         let proxy_up = RawUpstream::start(Mode::Ok).await;
         Servers {
-            nginx: Nginx::start(nginx_up.addr),
+            nginx: nginx(nginx_up.addr),
             proxy: Proxy::http(POLICY, proxy_up.addr),
             nginx_up,
             proxy_up,

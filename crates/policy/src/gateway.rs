@@ -186,19 +186,19 @@ fn action_check(action: &Action, gateway: Gateway, out: &mut Vec<Diagnostic>) {
             },
         )),
         "custom-response" if !gateway.answers_2xx() => {
-            if let Some((status, node)) = status_code(action) {
-                if (200..300).contains(&status) {
-                    out.push(
-                        Diagnostic::error(
-                            code::GATEWAY,
-                            node.span,
-                            format!(
-                                "a {status} answer cannot reach the client behind {gateway}: the gateway takes any 2xx from its auth service as \"let the request through\""
-                            ),
-                        )
-                        .with_help("answer with a status outside 2xx, or put nginx (whose answer location serves any status) or `portcullis http` in front"),
-                    );
-                }
+            if let Some((status, node)) = status_code(action)
+                && (200..300).contains(&status)
+            {
+                out.push(
+                    Diagnostic::error(
+                        code::GATEWAY,
+                        node.span,
+                        format!(
+                            "a {status} answer cannot reach the client behind {gateway}: the gateway takes any 2xx from its auth service as \"let the request through\""
+                        ),
+                    )
+                    .with_help("answer with a status outside 2xx, or put nginx (whose answer location serves any status) or `portcullis http` in front"),
+                );
             }
         }
         "add-headers" => {

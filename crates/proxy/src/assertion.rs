@@ -170,10 +170,10 @@ impl Signer {
             Ok(c) => c,
             Err(p) => p.into_inner(),
         };
-        if let Some((token, exp)) = cache.get(&key) {
-            if *exp >= now + REUSE_UNTIL {
-                return Some(token.clone());
-            }
+        if let Some((token, exp)) = cache.get(&key)
+            && *exp >= now + REUSE_UNTIL
+        {
+            return Some(token.clone());
         }
         let token = self.sign(identity, host, now)?;
         if cache.len() >= CACHE_MAX {

@@ -687,16 +687,16 @@ fn handle(
         let upstream = match outcome {
             Outcome::Continue => match &site.upstream {
                 Some(up) => {
-                    if shared.identity_headers {
-                        if let Some(identity) = ctx.identity().cloned() {
-                            let host = ctx.authority().to_owned();
-                            crate::assertion::to_upstream(
-                                ctx.req_headers_mut(),
-                                &identity,
-                                &shared.signer,
-                                &host,
-                            );
-                        }
+                    if shared.identity_headers
+                        && let Some(identity) = ctx.identity().cloned()
+                    {
+                        let host = ctx.authority().to_owned();
+                        crate::assertion::to_upstream(
+                            ctx.req_headers_mut(),
+                            &identity,
+                            &shared.signer,
+                            &host,
+                        );
                     }
                     Some((up, kept))
                 }

@@ -116,7 +116,11 @@ pub(crate) fn identity_headers(
     ]
 }
 
-/// The allow answer over HTTP.
+/// The allow answer over HTTP; `Err`: an error response instead.
+#[expect(
+    clippy::result_large_err,
+    reason = "both arms are responses; it is called once per request"
+)]
 pub(crate) fn allow(
     gateway: Gateway,
     mutations: &Mutations,
@@ -178,10 +182,11 @@ pub(crate) async fn deny(gateway: Gateway, res: Response<Body>, keys: &Keys) -> 
         out.headers_mut()
             .insert(header::WWW_AUTHENTICATE, v.clone());
     }
-    if let Some(sealed) = seal(res, keys).await {
-        if let Ok(v) = HeaderValue::from_str(&sealed) {
-            out.headers_mut().insert(ANSWER, v);
-        }
+    if let Some(v) = seal(res, keys)
+        .await
+        .and_then(|s| HeaderValue::from_str(&s).ok())
+    {
+        out.headers_mut().insert(ANSWER, v);
     }
     out
 }
@@ -194,7 +199,7 @@ async fn seal(res: Response<Body>, keys: &Keys) -> Option<String> {
         .headers
         .iter()
         .filter(|(n, _)| *n != header::CONTENT_LENGTH && *n != header::TRANSFER_ENCODING)
-        .filter_map(|(n, v)| Some((n.as_str(), STANDARD.encode(v.as_bytes()))))
+        .map(|(n, v)| (n.as_str(), STANDARD.encode(v.as_bytes())))
         .collect();
     let plain = serde_json::json!({
         "s": parts.status.as_u16(),

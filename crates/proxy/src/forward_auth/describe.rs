@@ -2,9 +2,10 @@
 //!
 //! nginx, Caddy and Traefik send a `GET` to the verify path with the
 //! original request's method, target, host and scheme in headers
-//! (`X-Forwarded-Method`, `X-Forwarded-Uri` or `X-Original-URI`,
-//! `X-Forwarded-Host`, `X-Forwarded-Proto`) and the client's own headers
-//! beside them. Envoy's HTTP service sends the original method and path
+//! (`X-Forwarded-Method`, `-Uri`, `-Host`, `-Proto`, all four required)
+//! and the client's own headers beside them. `X-Original-URI` is not
+//! read: a gateway that sets only it passes a client's `X-Forwarded-Uri`
+//! through. Envoy's HTTP service sends the original method and path
 //! with `path_prefix` in front, and the original `Host`. Each is believed
 //! only because the peer is a configured gateway (`mod.rs` checks that
 //! first), and the result goes through the same canonicalization as a
@@ -74,22 +75,14 @@ pub(crate) fn describe(
             (method.clone(), rest.to_owned(), one(headers, "host")?)
         }
         Gateway::Nginx | Gateway::Caddy | Gateway::Traefik => {
-            let method = match one(headers, "x-forwarded-method")
-                .or_else(|_| one(headers, "x-original-method"))
-            {
-                Ok(m) => Method::from_bytes(m.as_bytes())
-                    .map_err(|_| Bad(format!("`{m}` is not an HTTP method")))?,
-                // nginx's subrequest is a GET and says nothing of the
-                // original method unless configured to.
-                Err(_) if gateway == Gateway::Nginx => Method::GET,
-                Err(e) => return Err(e),
-            };
-            let target = one(headers, "x-forwarded-uri")
-                .or_else(|_| one(headers, "x-original-uri"))
-                .map_err(|_| {
-                    Bad("no `X-Forwarded-Uri` (or `X-Original-URI`): the gateway must send the request's target".into())
-                })?;
-            let host = one(headers, "x-forwarded-host").or_else(|_| one(headers, "host"))?;
+            // All four are required: a gateway that does not set one
+            // passes the client's own copy through, and a client must not
+            // choose the method, target, host or scheme the policy reads.
+            let m = one(headers, "x-forwarded-method")?;
+            let method = Method::from_bytes(m.as_bytes())
+                .map_err(|_| Bad(format!("`{m}` is not an HTTP method")))?;
+            let target = one(headers, "x-forwarded-uri")?;
+            let host = one(headers, "x-forwarded-host")?;
             (method, target, host)
         }
     };
@@ -106,7 +99,9 @@ pub(crate) fn describe(
                 "`X-Forwarded-Proto: {p}` is not http or https"
             )));
         }
-        Err(_) => false,
+        // Envoy's HTTP service sends the scheme only when configured to.
+        Err(_) if gateway == Gateway::Envoy => false,
+        Err(e) => return Err(e),
     };
     let client = client_ip(headers).unwrap_or(peer);
     let mut out = Request::builder()
@@ -166,8 +161,7 @@ fn client_ip(headers: &HeaderMap) -> Option<IpAddr> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .last();
+        .rfind(|s| !s.is_empty());
     forwarded
         .or_else(|| headers.get("x-real-ip").and_then(|v| v.to_str().ok()))
         .and_then(|s| s.trim().parse().ok())
@@ -233,11 +227,16 @@ mod tests {
 
     #[test]
     fn missing_doubled_or_malformed_descriptions_are_refused() {
-        let base = [("host", "app"), ("x-forwarded-method", "GET")];
+        let base = [
+            ("x-forwarded-host", "app"),
+            ("x-forwarded-method", "GET"),
+            ("x-forwarded-proto", "http"),
+        ];
         let no_uri = headers(&base);
         assert!(describe(Gateway::Traefik, &Method::GET, "/verify", &no_uri, GATEWAY).is_err());
         let twice = headers(&[
-            ("host", "app"),
+            ("x-forwarded-host", "app"),
+            ("x-forwarded-proto", "http"),
             ("x-forwarded-method", "GET"),
             ("x-forwarded-uri", "/a"),
             ("x-forwarded-uri", "/b"),
@@ -245,7 +244,8 @@ mod tests {
         assert!(describe(Gateway::Traefik, &Method::GET, "/verify", &twice, GATEWAY).is_err());
         for uri in ["admin", "http://evil/", "*", "/a b"] {
             let h = headers(&[
-                ("host", "app"),
+                ("x-forwarded-host", "app"),
+                ("x-forwarded-proto", "http"),
                 ("x-forwarded-method", "GET"),
                 ("x-forwarded-uri", uri),
             ]);
@@ -255,21 +255,46 @@ mod tests {
             );
         }
         let proto = headers(&[
-            ("host", "app"),
+            ("x-forwarded-host", "app"),
             ("x-forwarded-method", "GET"),
             ("x-forwarded-uri", "/"),
             ("x-forwarded-proto", "gopher"),
         ]);
         assert!(describe(Gateway::Caddy, &Method::GET, "/verify", &proto, GATEWAY).is_err());
-        // Traefik and Caddy always send the method; nginx need not.
-        let nginx = headers(&[("host", "app"), ("x-original-uri", "/x")]);
-        assert_eq!(
-            describe(Gateway::Nginx, &Method::GET, "/verify", &nginx, GATEWAY)
-                .expect("nginx")
-                .request
-                .method(),
-            Method::GET
+        // Each of the four is required: one the gateway does not set
+        // would be the client's.
+        let all = [
+            ("x-forwarded-method", "GET"),
+            ("x-forwarded-uri", "/x"),
+            ("x-forwarded-host", "app"),
+            ("x-forwarded-proto", "http"),
+        ];
+        assert!(
+            describe(
+                Gateway::Nginx,
+                &Method::GET,
+                "/verify",
+                &headers(&all),
+                GATEWAY
+            )
+            .is_ok()
         );
-        assert!(describe(Gateway::Caddy, &Method::GET, "/verify", &nginx, GATEWAY).is_err());
+        for i in 0..all.len() {
+            let mut some = all.to_vec();
+            some.remove(i);
+            some.push(("x-original-uri", "/x"));
+            assert!(
+                describe(
+                    Gateway::Nginx,
+                    &Method::GET,
+                    "/verify",
+                    &headers(&some),
+                    GATEWAY
+                )
+                .is_err(),
+                "without {}",
+                all[i].0
+            );
+        }
     }
 }

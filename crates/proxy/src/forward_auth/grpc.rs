@@ -49,8 +49,14 @@ pub(super) async fn serve(
     conn: Arc<Conn>,
     site: Arc<Site>,
     shared: Arc<Shared>,
+    trusted: bool,
 ) -> Response<Body> {
-    let mut server = AuthorizationServer::new(Check { conn, site, shared });
+    let mut server = AuthorizationServer::new(Check {
+        conn,
+        site,
+        shared,
+        trusted,
+    });
     match server.call(req).await {
         Ok(res) => res.map(|b| body::boxed(b.map_err(|s| Box::new(s) as body::BoxError))),
         Err(never) => match never {},
@@ -61,6 +67,8 @@ struct Check {
     conn: Arc<Conn>,
     site: Arc<Site>,
     shared: Arc<Shared>,
+    /// Whether the caller is a configured gateway.
+    trusted: bool,
 }
 
 #[tonic::async_trait]
@@ -70,6 +78,9 @@ impl Authorization for Check {
         request: tonic::Request<CheckRequest>,
     ) -> Result<tonic::Response<CheckResponse>, tonic::Status> {
         let started = Instant::now();
+        if !self.trusted {
+            return Ok(tonic::Response::new(denied(super::untrusted()).await));
+        }
         let described = match describe(&request.into_inner(), self.conn.client.ip()) {
             Ok(d) => d,
             Err(why) => {

@@ -108,23 +108,17 @@ pub(crate) async fn handle(
         );
         return res;
     }
-    if !fa.trusts(conn.client.ip()) {
+    let trusted = fa.trusts(conn.client.ip());
+    if !trusted {
         tracing::warn!(peer = %conn.client.ip(), "forward-auth request from an address that is not a trusted gateway");
-        return respond::error(
-            StatusCode::FORBIDDEN,
-            UNTRUSTED,
-            "this address is not a trusted gateway of this forward-auth endpoint",
-        );
     }
-    if grpc::is_grpc(&req) {
-        if fa.gateway != Gateway::Envoy {
-            return respond::error(
-                StatusCode::NOT_FOUND,
-                NOT_FOUND,
-                "gRPC is Envoy's: set `gateway: envoy`",
-            );
-        }
-        return grpc::serve(req, conn, site, shared).await;
+    if grpc::is_grpc(&req) && fa.gateway == Gateway::Envoy {
+        // Refused inside gRPC too: Envoy's `failure_mode_allow` would turn
+        // an error into an allow.
+        return grpc::serve(req, conn, site, shared, trusted).await;
+    }
+    if !trusted {
+        return untrusted();
     }
     let path = req.uri().path();
     let envoy = fa.gateway == Gateway::Envoy;
@@ -174,6 +168,15 @@ pub(crate) async fn handle(
         },
         Verdict::Answer(res) => answer::deny(fa.gateway, res, &shared.keys).await,
     }
+}
+
+/// The refusal of a peer that is not a configured gateway.
+fn untrusted() -> Response<Body> {
+    respond::error(
+        StatusCode::FORBIDDEN,
+        UNTRUSTED,
+        "this address is not a trusted gateway of this forward-auth endpoint",
+    )
 }
 
 /// nginx's answer location: the answer the verify call sealed.
