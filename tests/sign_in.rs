@@ -9,6 +9,8 @@ use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::Full;
 
+#[path = "support/gateway.rs"]
+mod gateway;
 #[path = "support/oidc.rs"]
 mod oidc;
 #[path = "support/proxy.rs"]
@@ -226,6 +228,88 @@ async fn the_seed_policy_admits_listed_users_and_denies_the_others() {
         res.status,
         StatusCode::FORBIDDEN,
         "an unverified email is not an identity"
+    );
+}
+
+/// The seed policy behind nginx: Portcullis answers nginx's
+/// `auth_request` (the documented configuration, docs/forward-auth/), and
+/// the whole sign-in (the redirect to the provider, the callback, the
+/// session cookie, sign-out) passes through nginx.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_policy_signs_in_through_nginx_auth_request() {
+    let idp = idp();
+    let app = echo().await;
+    let portcullis = Proxy::serve(
+        "endpoints:\n  - listen: 127.0.0.1:0\n    traffic_policy_file: policy.yml\n    \
+         forward_auth: { gateway: nginx }\n",
+        &[("policy.yml", &seed_policy(&idp, ""))],
+    );
+    let port = gateway::free_port();
+    let nginx = gateway::Gateway::nginx(
+        &gateway::documented("nginx.conf", portcullis.addr, app, port),
+        port,
+    );
+
+    let mut alice = Browser::default();
+    let res = alice
+        .visit(&nginx.url("/reports?q=3"), "alice@contoso.test")
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    let seen = res.echo();
+    assert_eq!(seen["path"], "/reports", "back where she started");
+    assert_eq!(seen["query"], "q=3");
+    assert_eq!(
+        seen["headers"]["x-forwarded-email"][0],
+        "alice@contoso.test"
+    );
+    // The assertion names her, signed with the key set Portcullis serves.
+    let token = seen["headers"]["x-portcullis-jwt-assertion"][0]
+        .as_str()
+        .expect("an assertion");
+    let jwks = proxy::get(&portcullis.url("/.well-known/portcullis/jwks.json"), &[]).await;
+    let set: jsonwebtoken::jwk::JwkSet = serde_json::from_slice(&jwks.body).expect("jwks");
+    let kid = jsonwebtoken::decode_header(token).expect("header").kid;
+    let key =
+        jsonwebtoken::DecodingKey::from_jwk(set.find(kid.as_deref().unwrap_or("")).expect("kid"))
+            .expect("key");
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    let host = nginx.addr.to_string();
+    v.set_audience(&[&host]);
+    v.set_issuer(&[&host]);
+    let claims = jsonwebtoken::decode::<serde_json::Value>(token, &key, &v)
+        .expect("the assertion verifies")
+        .claims;
+    assert_eq!(claims["email"], "alice@contoso.test");
+    assert_eq!(claims["tid"], idp.tenant("contoso"));
+
+    // Her session carries her through nginx without the provider.
+    let res = alice.request("GET", &nginx.url("/again"), None).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+
+    // Bob signs in but is not on the list; mallory's email is unverified.
+    for user in ["bob@fabrikam.test", "mallory@contoso.test"] {
+        let mut other = Browser::default();
+        let res = other.visit(&nginx.url("/"), user).await;
+        assert_eq!(res.status, StatusCode::FORBIDDEN, "{user}");
+        assert!(res.echo().is_null(), "{user} reached the app");
+    }
+
+    // Signing out through nginx ends the session.
+    let res = alice
+        .request("GET", &nginx.url("/ngrok/logout"), None)
+        .await;
+    assert_eq!(res.status, StatusCode::FOUND, "{}", res.text());
+    let res = alice.request("GET", &nginx.url("/again"), None).await;
+    assert_eq!(
+        res.status,
+        StatusCode::FOUND,
+        "signed out: back to the provider"
+    );
+    assert!(
+        res.header("location")
+            .is_some_and(|l| l.starts_with(&idp.base)),
+        "{:?}",
+        res.headers
     );
 }
 

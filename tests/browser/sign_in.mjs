@@ -22,6 +22,10 @@
 //      provider's 127.0.0.1, so the POST is truly cross-site, and only the
 //      `SameSite=None; Secure` flow cookie can ride along. A `Lax` probe
 //      cookie shows that Chromium did treat it as cross-site.
+//   5. alice, then bob, through Debian's nginx (`auth_request`, the
+//      documented docs/forward-auth/nginx.conf) with `portcullis
+//      forward-auth --gateway nginx` as its auth service (NGINX overrides
+//      /usr/sbin/nginx).
 
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -40,6 +44,7 @@ const CLIENT_ID = '11111111-2222-4333-8444-555555555555';
 const SECRET = 'p0rtcullis~Test.secret_value-1';
 const BIN = path.resolve(root, process.env.PORTCULLIS_BIN || 'target/debug/portcullis');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const NGINX = process.env.NGINX || '/usr/sbin/nginx';
 // The flags Chromium needs on this machine's closed network.
 const CHROMIUM_ARGS = [
   '--disable-gpu',
@@ -272,6 +277,103 @@ async function startProxy(policy, upstreamPort, listen) {
       await gone;
     },
   };
+}
+
+/** `portcullis forward-auth --gateway nginx` with `policy`. */
+async function startForwardAuth(policy) {
+  policyCount += 1;
+  const file = path.join(tmp, `policy-${policyCount}.yml`);
+  fs.writeFileSync(file, policy);
+  const { child, out, ready } = spawnUntil(
+    'portcullis forward-auth',
+    BIN,
+    ['forward-auth', '--gateway', 'nginx', '--listen', '127.0.0.1:0', '--traffic-policy-file', file, '--log-format', 'json'],
+    'stderr',
+    (line) => {
+      try {
+        const m = /^listening on (\S+)$/.exec(JSON.parse(line)?.fields?.message ?? '');
+        return m ? m[1] : undefined;
+      } catch {
+        return undefined;
+      }
+    },
+  );
+  return { child, out, addr: await ready };
+}
+
+/** A free loopback port. */
+async function freePort() {
+  const server = http.createServer();
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** nginx with the documented configuration, in front of the echo upstream. */
+async function startNginx(portcullisAddr, upstreamPort) {
+  if (!fs.existsSync(NGINX)) throw new Error(`no nginx at ${NGINX} (apt-get install nginx-light, or set NGINX)`);
+  const port = await freePort();
+  const dir = fs.mkdtempSync(path.join(tmp, 'nginx-'));
+  const server = fs.readFileSync(path.join(root, 'docs', 'forward-auth', 'nginx.conf'), 'utf8')
+    .replaceAll('127.0.0.1:4180', portcullisAddr)
+    .replaceAll('127.0.0.1:8080', `127.0.0.1:${upstreamPort}`)
+    .replaceAll('127.0.0.1:8000', `127.0.0.1:${port}`);
+  const conf = `daemon off;\nmaster_process off;\nworker_processes 1;\npid ${dir}/nginx.pid;\n`
+    + `error_log ${dir}/error.log;\nevents { worker_connections 256; }\nhttp {\naccess_log off;\n`
+    + ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `${t}_temp_path ${dir}/${t};\n`).join('')
+    + `${server}\n}\n`;
+  fs.writeFileSync(path.join(dir, 'nginx.conf'), conf);
+  const child = spawn(NGINX, ['-p', dir, '-e', path.join(dir, 'error.log'), '-c', path.join(dir, 'nginx.conf')], { stdio: 'ignore' });
+  children.add(child);
+  child.on('exit', () => children.delete(child));
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const up = await new Promise((resolve) => {
+      const req = http.get({ host: '127.0.0.1', port, path: '/.portcullis/verify' }, (res) => { res.resume(); resolve(true); });
+      req.on('error', () => resolve(false));
+    });
+    if (up) break;
+    if (Date.now() > deadline || child.exitCode !== null) {
+      throw new Error(`nginx did not start: ${fs.readFileSync(path.join(dir, 'error.log'), 'utf8').slice(-2000)}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return `http://127.0.0.1:${port}`;
+}
+
+/**
+ * Alice signs in through nginx; bob, not on the list, is denied there. The
+ * identity reaches the app as nginx copied it from Portcullis's answer.
+ */
+async function throughNginx(label, idpBase, origin, echo) {
+  const alice = await userContext(idpBase, 'alice@contoso.test');
+  const target = `${origin}/private?x=1`;
+  const res = await visit(alice, origin, target);
+  check(`${label}: alice lands on the echo page through nginx (200)`, res.status() === 200,
+    `${res.status()} at ${res.url()}: ${(await res.text().catch(() => '')).slice(0, 300)}`);
+  check(`${label}: back where she started (${target})`, alice.page.url() === target, alice.page.url());
+  check(`${label}: the browser went through the provider`, alice.toProvider() > 0, alice.toProvider());
+  const echoed = await echoOf(alice.page);
+  check(`${label}: the app got X-Forwarded-Email: alice@contoso.test from nginx`,
+    echoed.headers?.['x-forwarded-email'] === 'alice@contoso.test', echoed);
+  check(`${label}: the app got a signed assertion`,
+    /^[\w-]+\.[\w-]+\.[\w-]+$/.test(echoed.headers?.['x-portcullis-jwt-assertion'] ?? ''), echoed.headers);
+  const jar = await alice.context.cookies(origin);
+  const session = jar.find((c) => c.name.startsWith('portcullis_session_'));
+  check(`${label}: the jar holds an HttpOnly session cookie for nginx's host`, !!session && session.httpOnly, jar.map((c) => c.name));
+  const trips = alice.toProvider();
+  const again = await alice.page.reload({ waitUntil: 'load', timeout: STEP_TIMEOUT });
+  check(`${label}: a reload is served (200) without the provider`,
+    again?.status() === 200 && alice.toProvider() === trips, `${again?.status()}, ${alice.toProvider() - trips} trips`);
+  await alice.context.close();
+
+  const bob = await userContext(idpBase, 'bob@fabrikam.test');
+  const before = echo.seen.length;
+  const denied = await visit(bob, origin, `${origin}/private?x=1`);
+  check(`${label}: bob gets 403 from nginx`, denied.status() === 403, `${denied.status()} at ${denied.url()}`);
+  check(`${label}: the app never saw bob`, echo.seen.length === before, echo.seen.slice(before));
+  await bob.context.close();
 }
 
 // ---------------------------------------------------------------------------
@@ -521,6 +623,18 @@ async function main() {
       check(`${name}: runs to the end`, false, e.message);
       process.stdout.write(`# portcullis log (tail):\n${proxy.out.stderr.slice(-3000)}\n`);
     }
+  }
+  if (proxy) await proxy.stop();
+
+  const label = '5 through nginx';
+  const fa = await startForwardAuth(seedPolicy(idp.base));
+  const origin = await startNginx(fa.addr, echo.port);
+  process.stdout.write(`# ${label}: nginx on ${origin}, portcullis forward-auth on ${fa.addr}\n`);
+  try {
+    await throughNginx(label, idp.base, origin, echo);
+  } catch (e) {
+    check(`${label}: runs to the end`, false, e.message);
+    process.stdout.write(`# portcullis log (tail):\n${fa.out.stderr.slice(-3000)}\n`);
   }
 }
 

@@ -16,6 +16,16 @@ use std::time::{Duration, Instant};
 const NGINX: &str = "/usr/sbin/nginx";
 const CADDY: &str = "/usr/bin/caddy";
 
+/// A fresh directory for one gateway's files.
+fn fresh_dir(name: &str) -> PathBuf {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("portcullis-{name}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a fresh directory");
+    dir
+}
+
 /// A free port on loopback.
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -41,7 +51,7 @@ impl Gateway {
             "nginx is not installed ({NGINX} is missing); scripts/test installs it \
              (apt-get install nginx-light)"
         );
-        let dir = crate::support::temp_dir("nginx");
+        let dir = fresh_dir("nginx");
         let d = dir.display();
         let conf = format!(
             "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\n\
@@ -76,7 +86,7 @@ impl Gateway {
             "Caddy is not installed ({CADDY} is missing); scripts/test installs it \
              (apt-get install caddy)"
         );
-        let dir = crate::support::temp_dir("caddy");
+        let dir = fresh_dir("caddy");
         let path = dir.join("Caddyfile");
         std::fs::write(&path, format!("{{\n\tadmin off\n}}\n{caddyfile}")).expect("write");
         let log = dir.join("caddy.log");
