@@ -95,6 +95,9 @@ pub(crate) struct Site {
     upstream: Option<Upstream>,
     /// The gateway a forward-auth endpoint answers.
     forward_auth: Option<ForwardAuth>,
+    /// A forward-auth endpoint as `http` and as `https`: the scheme is the
+    /// described request's.
+    pub(crate) forward_auth_endpoints: Option<[Arc<Endpoint>; 2]>,
     /// How requests are canonicalized.
     pub(crate) canon: portcullis_canon::Options,
     /// The protocols clients may switch to.
@@ -321,8 +324,16 @@ fn site(ep: &EndpointConfig, shared: &Shared) -> Result<Site, StartError> {
         .map_err(StartError)?;
     let mut endpoint = Endpoint::new(&url);
     endpoint.canon = ep.canon;
+    let forward_auth_endpoints = ep.forward_auth.as_ref().map(|_| {
+        ["http", "https"].map(|scheme| {
+            let mut e = endpoint.clone();
+            e.protocol = scheme.to_owned();
+            Arc::new(e)
+        })
+    });
     Ok(Site {
         endpoint: Arc::new(endpoint),
+        forward_auth_endpoints,
         pipeline: ArcSwap::from_pointee(pipeline),
         policy: ep.policy.clone(),
         upstream: ep.upstream.clone(),
@@ -995,6 +1006,29 @@ pub(crate) fn log(
     res: Option<&Response<Body>>,
     started: Instant,
 ) {
+    log_status(
+        ctx,
+        method,
+        target,
+        version,
+        res.map_or(0, |r| r.status().as_u16()),
+        res.and_then(|r| r.headers().get(&respond::ERROR_CODE))
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(""),
+        started,
+    );
+}
+
+/// [`log`], with the status and error code given.
+pub(crate) fn log_status(
+    ctx: &RequestCtx,
+    method: &http::Method,
+    target: &str,
+    version: Version,
+    status: u16,
+    error_code: &str,
+    started: Instant,
+) {
     let policy_logs = if ctx.logs().is_empty() {
         String::new()
     } else {
@@ -1006,12 +1040,9 @@ pub(crate) fn log(
         method = %method,
         target,
         version = ?version,
-        status = res.map_or(0, |r| r.status().as_u16()),
+        status,
         duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-        error_code = res
-            .and_then(|r| r.headers().get(&respond::ERROR_CODE))
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or(""),
+        error_code,
         policy_logs = policy_logs.as_str(),
     );
 }

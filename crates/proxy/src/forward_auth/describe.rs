@@ -54,12 +54,14 @@ pub(crate) struct Described {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Bad(pub(crate) String);
 
-/// Reads the request `parts` (from `peer`, a trusted gateway) describes.
+/// Reads the request a trusted gateway (`peer`) describes with its
+/// `method`, target and `headers`; the headers become the described
+/// request's, less the describing ones.
 pub(crate) fn describe(
     gateway: Gateway,
     method: &Method,
     path_and_query: &str,
-    headers: &HeaderMap,
+    mut headers: HeaderMap,
     peer: IpAddr,
 ) -> Result<Described, Bad> {
     let (method, target, host) = match gateway {
@@ -72,17 +74,17 @@ pub(crate) fn describe(
                         "`{path_and_query}` does not start with `{VERIFY}/`: set Envoy's `path_prefix: {VERIFY}`"
                     ))
                 })?;
-            (method.clone(), rest.to_owned(), one(headers, "host")?)
+            (method.clone(), rest.to_owned(), one(&headers, "host")?)
         }
         Gateway::Nginx | Gateway::Caddy | Gateway::Traefik => {
             // All four are required: a gateway that does not set one
             // passes the client's own copy through, and a client must not
             // choose the method, target, host or scheme the policy reads.
-            let m = one(headers, "x-forwarded-method")?;
+            let m = one(&headers, "x-forwarded-method")?;
             let method = Method::from_bytes(m.as_bytes())
                 .map_err(|_| Bad(format!("`{m}` is not an HTTP method")))?;
-            let target = one(headers, "x-forwarded-uri")?;
-            let host = one(headers, "x-forwarded-host")?;
+            let target = one(&headers, "x-forwarded-uri")?;
+            let host = one(&headers, "x-forwarded-host")?;
             (method, target, host)
         }
     };
@@ -91,7 +93,7 @@ pub(crate) fn describe(
             "the described target `{target}` is not a path (origin form)"
         )));
     }
-    let https = match one(headers, "x-forwarded-proto") {
+    let https = match one(&headers, "x-forwarded-proto") {
         Ok(p) if p.eq_ignore_ascii_case("https") => true,
         Ok(p) if p.eq_ignore_ascii_case("http") => false,
         Ok(p) => {
@@ -103,7 +105,7 @@ pub(crate) fn describe(
         Err(_) if gateway == Gateway::Envoy => false,
         Err(e) => return Err(e),
     };
-    let client = client_ip(headers).unwrap_or(peer);
+    let client = client_ip(&headers).unwrap_or(peer);
     let mut out = Request::builder()
         .method(method)
         .uri(target.as_str())
@@ -113,20 +115,17 @@ pub(crate) fn describe(
                 "the described target `{target}` is not a request target"
             ))
         })?;
-    let kept = out.headers_mut();
-    for (name, value) in headers {
-        if DESCRIBING.contains(&name.as_str())
-            || name == header::HOST
-            || name == header::CONTENT_LENGTH
-            || name == header::TRANSFER_ENCODING
-        {
-            continue;
-        }
-        kept.append(name.clone(), value.clone());
+    for name in DESCRIBING
+        .iter()
+        .copied()
+        .chain(["content-length", "transfer-encoding"])
+    {
+        headers.remove(name);
     }
     let host = http::HeaderValue::from_str(&host)
         .map_err(|_| Bad(format!("the described host `{host}` is not a header value")))?;
-    kept.insert(header::HOST, host);
+    headers.insert(header::HOST, host);
+    *out.headers_mut() = headers;
     Ok(Described {
         request: out,
         https,
@@ -195,7 +194,8 @@ mod tests {
             ("x-forwarded-for", "6.6.6.6, 203.0.113.9"),
             ("cookie", "a=b"),
         ]);
-        let d = describe(Gateway::Caddy, &Method::GET, "/verify", &h, GATEWAY).expect("described");
+        let d = describe(Gateway::Caddy, &Method::GET, "/verify", h.clone(), GATEWAY)
+            .expect("described");
         assert_eq!(d.request.method(), Method::POST);
         assert_eq!(d.request.uri(), "/admin?x=1");
         assert_eq!(d.request.headers()["host"], "app.example.com");
@@ -221,8 +221,17 @@ mod tests {
         assert_eq!(d.request.uri(), "/items/7?a=b");
         assert!(d.request.headers().get("content-length").is_none());
         assert_eq!(d.client, GATEWAY);
-        assert!(describe(Gateway::Envoy, &Method::GET, "/items", &h, GATEWAY).is_err());
-        assert!(describe(Gateway::Envoy, &Method::GET, "/verifyx/a", &h, GATEWAY).is_err());
+        assert!(describe(Gateway::Envoy, &Method::GET, "/items", h.clone(), GATEWAY).is_err());
+        assert!(
+            describe(
+                Gateway::Envoy,
+                &Method::GET,
+                "/verifyx/a",
+                h.clone(),
+                GATEWAY
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -233,7 +242,16 @@ mod tests {
             ("x-forwarded-proto", "http"),
         ];
         let no_uri = headers(&base);
-        assert!(describe(Gateway::Traefik, &Method::GET, "/verify", &no_uri, GATEWAY).is_err());
+        assert!(
+            describe(
+                Gateway::Traefik,
+                &Method::GET,
+                "/verify",
+                no_uri.clone(),
+                GATEWAY
+            )
+            .is_err()
+        );
         let twice = headers(&[
             ("x-forwarded-host", "app"),
             ("x-forwarded-proto", "http"),
@@ -241,7 +259,16 @@ mod tests {
             ("x-forwarded-uri", "/a"),
             ("x-forwarded-uri", "/b"),
         ]);
-        assert!(describe(Gateway::Traefik, &Method::GET, "/verify", &twice, GATEWAY).is_err());
+        assert!(
+            describe(
+                Gateway::Traefik,
+                &Method::GET,
+                "/verify",
+                twice.clone(),
+                GATEWAY
+            )
+            .is_err()
+        );
         for uri in ["admin", "http://evil/", "*", "/a b"] {
             let h = headers(&[
                 ("x-forwarded-host", "app"),
@@ -250,7 +277,7 @@ mod tests {
                 ("x-forwarded-uri", uri),
             ]);
             assert!(
-                describe(Gateway::Caddy, &Method::GET, "/verify", &h, GATEWAY).is_err(),
+                describe(Gateway::Caddy, &Method::GET, "/verify", h.clone(), GATEWAY).is_err(),
                 "{uri}"
             );
         }
@@ -260,7 +287,16 @@ mod tests {
             ("x-forwarded-uri", "/"),
             ("x-forwarded-proto", "gopher"),
         ]);
-        assert!(describe(Gateway::Caddy, &Method::GET, "/verify", &proto, GATEWAY).is_err());
+        assert!(
+            describe(
+                Gateway::Caddy,
+                &Method::GET,
+                "/verify",
+                proto.clone(),
+                GATEWAY
+            )
+            .is_err()
+        );
         // Each of the four is required: one the gateway does not set
         // would be the client's.
         let all = [

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Method, Request, Response, StatusCode, Uri};
+use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use portcullis_actions::body::{self, Body};
 use portcullis_actions::{Conn, RequestCtx, respond};
@@ -137,12 +137,13 @@ pub(crate) async fn handle(
             "a forward-auth endpoint serves /verify (and nginx's /answer)",
         );
     }
-    let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let (parts, _) = req.into_parts();
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let described = match describe::describe(
         fa.gateway,
-        req.method(),
+        &parts.method,
         target,
-        req.headers(),
+        parts.headers,
         conn.client.ip(),
     ) {
         Ok(d) => d,
@@ -210,7 +211,7 @@ async fn decide(
     } = described;
     let mut req = request;
     let method = req.method().clone();
-    let logged_target = req.uri().to_string();
+    let logged_target = req.uri().path_and_query().cloned();
     let canonical = portcullis_canon::request(&mut req, https, &site.canon);
     let conn = Arc::new(Conn::new(
         std::net::SocketAddr::new(client, 0),
@@ -239,35 +240,23 @@ async fn decide(
         );
         return Verdict::Answer(respond::redirect(StatusCode::PERMANENT_REDIRECT, &location));
     }
-    // The described scheme, which the endpoint's cannot tell: the policy
-    // reads it (`req.url.scheme`) and sign-in builds its callback URL and
-    // cookies from it.
-    let absolute = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|host| {
-            Uri::builder()
-                .scheme(scheme)
-                .authority(host)
-                .path_and_query(req.uri().path_and_query()?.as_str())
-                .build()
-                .ok()
-        });
-    match absolute {
-        Some(uri) => *req.uri_mut() = uri,
-        None => {
-            return Verdict::Answer(respond::error(
-                StatusCode::BAD_REQUEST,
-                BAD_DESCRIPTION,
-                "the described request has no usable host",
-            ));
-        }
-    }
     let before: HeaderMap = req.headers().clone();
     let described_uri = req.uri().clone();
     let req = req.map(|()| body::empty());
-    let mut ctx = RequestCtx::new_at(req, conn, site.endpoint.clone(), started);
+    // The described scheme, which the listener's cannot tell: the policy
+    // reads it (`req.url.scheme`), and sign-in builds its callback URL and
+    // cookies from it.
+    let endpoint = match &site.forward_auth_endpoints {
+        Some([http, https_endpoint]) => {
+            if https {
+                https_endpoint.clone()
+            } else {
+                http.clone()
+            }
+        }
+        None => site.endpoint.clone(),
+    };
+    let mut ctx = RequestCtx::new_at(req, conn, endpoint, started);
     ctx.set_arrival(arrival);
     let pipeline = site.pipeline.load_full();
     let outcome = pipeline.on_request(&mut ctx).await;
@@ -315,23 +304,19 @@ async fn decide(
     shared
         .metrics
         .record_request(status.as_u16(), started.elapsed());
-    match &verdict {
-        Verdict::Allow { .. } => crate::server::log(
-            &ctx,
-            &method,
-            &logged_target,
-            http::Version::HTTP_11,
-            None,
-            started,
-        ),
-        Verdict::Answer(res) => crate::server::log(
-            &ctx,
-            &method,
-            &logged_target,
-            http::Version::HTTP_11,
-            Some(res),
-            started,
-        ),
-    }
+    let target = logged_target.as_ref().map_or("/", |p| p.as_str());
+    let code = match &verdict {
+        Verdict::Allow { .. } => None,
+        Verdict::Answer(res) => res.headers().get(&respond::ERROR_CODE),
+    };
+    crate::server::log_status(
+        &ctx,
+        &method,
+        target,
+        http::Version::HTTP_11,
+        status.as_u16(),
+        code.and_then(|v| v.to_str().ok()).unwrap_or(""),
+        started,
+    );
     verdict
 }
