@@ -583,3 +583,19 @@ mod grpc {
         );
     }
 }
+
+/// docs/forward-auth.md shows the configurations the tests above run,
+/// unchanged.
+#[test]
+fn the_documented_configurations_are_the_tested_ones() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("docs/forward-auth.md")).expect("the doc");
+    for file in ["nginx.conf", "Caddyfile"] {
+        let text = std::fs::read_to_string(root.join("docs/forward-auth").join(file))
+            .expect("the configuration");
+        assert!(
+            doc.contains(text.trim_end()),
+            "docs/forward-auth.md does not show docs/forward-auth/{file} as it is"
+        );
+    }
+}
