@@ -70,7 +70,8 @@ impl Gateway {
 
     /// Whether a 2xx answer of the policy can reach the client. nginx's
     /// answer location serves it; Caddy and Traefik would let the request
-    /// through instead, and so would Envoy's HTTP service.
+    /// through instead, and so would Envoy's HTTP service a 200 (its gRPC
+    /// service sends any denial).
     pub fn answers_2xx(self) -> bool {
         self == Gateway::Nginx
     }
@@ -186,19 +187,33 @@ fn action_check(action: &Action, gateway: Gateway, out: &mut Vec<Diagnostic>) {
             },
         )),
         "custom-response" if !gateway.answers_2xx() => {
-            if let Some((status, node)) = status_code(action)
-                && (200..300).contains(&status)
-            {
-                out.push(
-                    Diagnostic::error(
-                        code::GATEWAY,
+            match status_code(action) {
+                // Envoy's gRPC service sends any denial to the client; its
+                // HTTP service takes exactly 200 as an allow, and
+                // Portcullis answers such a request 500 there instead.
+                Some((200, node)) if gateway == Gateway::Envoy => out.push(
+                    Diagnostic::warning(
+                        code::lint::FORWARD_AUTH_200,
                         node.span,
-                        format!(
-                            "a {status} answer cannot reach the client behind {gateway}: the gateway takes any 2xx from its auth service as \"let the request through\""
-                        ),
+                        "a 200 answer reaches the client over Envoy's gRPC service only: its HTTP service takes 200 as \"let the request through\", so Portcullis answers 500 there",
                     )
-                    .with_help("answer with a status outside 2xx, or put nginx (whose answer location serves any status) or `portcullis http` in front"),
-                );
+                    .with_help("use the gRPC service (`grpc_service`), or another status"),
+                ),
+                Some((status, node))
+                    if gateway != Gateway::Envoy && (200..300).contains(&status) =>
+                {
+                    out.push(
+                        Diagnostic::error(
+                            code::GATEWAY,
+                            node.span,
+                            format!(
+                                "a {status} answer cannot reach the client behind {gateway}: the gateway takes any 2xx from its auth service as \"let the request through\""
+                            ),
+                        )
+                        .with_help("answer with a status outside 2xx, or put nginx (whose answer location serves any status) or `portcullis http` in front"),
+                    );
+                }
+                _ => {}
             }
         }
         "add-headers" => {
@@ -294,12 +309,19 @@ mod tests {
         let ok = "on_http_request:\n  - actions:\n      - type: custom-response\n        config:\n          status_code: 200\n          body: maintenance\n";
         let teapot = ok.replace("200", "418");
         assert!(codes(ok, Gateway::Nginx).is_empty());
-        for g in [Gateway::Caddy, Gateway::Traefik, Gateway::Envoy] {
+        for g in [Gateway::Caddy, Gateway::Traefik] {
             let found = codes(ok, g);
-            assert_eq!(found.len(), 1, "{g}: {found:?}");
+            assert_eq!(found, vec![(code::GATEWAY, found[0].1.clone())], "{g}");
             assert!(found[0].1.contains("200"), "{found:?}");
             assert!(codes(&teapot, g).is_empty(), "{g}");
+            assert_eq!(codes(&ok.replace("200", "204"), g).len(), 1, "{g}");
         }
+        // Envoy: 200 is an allow over HTTP only (a warning); 204 is a
+        // denial like any other there.
+        let envoy = codes(ok, Gateway::Envoy);
+        assert_eq!(envoy.len(), 1);
+        assert_eq!(envoy[0].0, code::lint::FORWARD_AUTH_200);
+        assert!(codes(&ok.replace("200", "204"), Gateway::Envoy).is_empty());
     }
 
     #[test]

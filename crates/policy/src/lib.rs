@@ -116,6 +116,11 @@ pub mod code {
         /// A header `add-headers` sets that reaches the upstream only if
         /// the gateway's own configuration copies it from the answer.
         pub const FORWARD_AUTH_HEADERS: &str = "forward-auth-headers";
+        // Lint: forward-auth-200
+        /// A `custom-response` with status 200 behind Envoy: its gRPC
+        /// service sends it to the client, its HTTP service would take it
+        /// as an allow (Portcullis answers 500 there instead).
+        pub const FORWARD_AUTH_200: &str = "forward-auth-200";
     }
 
     // Diagnostic: E0130

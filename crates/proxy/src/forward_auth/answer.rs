@@ -153,7 +153,13 @@ pub(crate) fn allow(
 /// A policy answer (the request does not pass), for `gateway`.
 pub(crate) async fn deny(gateway: Gateway, res: Response<Body>, keys: &Keys) -> Response<Body> {
     if gateway != Gateway::Nginx {
-        if res.status().is_success() || res.status().is_informational() {
+        // Envoy's HTTP service takes exactly 200 as an allow; Caddy and
+        // Traefik any 2xx.
+        let allows = match gateway {
+            Gateway::Envoy => res.status() == StatusCode::OK,
+            _ => res.status().is_success(),
+        };
+        if allows || res.status().is_informational() {
             return respond::error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 UNSUPPORTED,
@@ -306,10 +312,33 @@ mod tests {
 
     #[tokio::test]
     async fn a_2xx_answer_is_never_an_allow_where_2xx_means_allow() {
-        let ok = Response::new(body::full(Bytes::from_static(b"maintenance")));
-        let out = deny(Gateway::Caddy, ok, &keys()).await;
-        assert_eq!(out.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        assert_eq!(out.headers()[&respond::ERROR_CODE], UNSUPPORTED);
+        let with = |status: u16| {
+            let mut r = Response::new(body::full(Bytes::from_static(b"maintenance")));
+            *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            r
+        };
+        for (gateway, status) in [
+            (Gateway::Caddy, 200),
+            (Gateway::Caddy, 204),
+            (Gateway::Traefik, 200),
+            (Gateway::Envoy, 200),
+        ] {
+            let out = deny(gateway, with(status), &keys()).await;
+            assert_eq!(
+                out.status(),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "{gateway} {status}"
+            );
+            assert_eq!(out.headers()[&respond::ERROR_CODE], UNSUPPORTED);
+        }
+        // Envoy's HTTP service allows on exactly 200: a 204 is a denial.
+        assert_eq!(
+            deny(Gateway::Envoy, with(204), &keys())
+                .await
+                .status()
+                .as_u16(),
+            204
+        );
     }
 
     #[test]

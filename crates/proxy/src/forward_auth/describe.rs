@@ -213,7 +213,7 @@ mod tests {
             Gateway::Envoy,
             &Method::DELETE,
             "/verify/items/7?a=b",
-            &h,
+            h.clone(),
             GATEWAY,
         )
         .expect("described");
@@ -310,7 +310,7 @@ mod tests {
                 Gateway::Nginx,
                 &Method::GET,
                 "/verify",
-                &headers(&all),
+                headers(&all),
                 GATEWAY
             )
             .is_ok()
@@ -324,7 +324,7 @@ mod tests {
                     Gateway::Nginx,
                     &Method::GET,
                     "/verify",
-                    &headers(&some),
+                    headers(&some),
                     GATEWAY
                 )
                 .is_err(),
