@@ -599,3 +599,66 @@ fn the_documented_configurations_are_the_tested_ones() {
         );
     }
 }
+
+/// `portcullis http --identity-headers`: the upstream gets the identity
+/// and the same signed assertion, and never a client's copies.
+#[tokio::test]
+async fn portcullis_http_sends_the_identity_upstream() {
+    let app = echo().await;
+    let p = Proxy::http_with(POLICY, app, &["--identity-headers"]);
+    let r = get(
+        &p.url("/private/x"),
+        &[
+            ("authorization", ALICE),
+            ("x-forwarded-user", "mallory"),
+            ("x-portcullis-jwt-assertion", "forged"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let seen = r.echo();
+    assert_eq!(
+        header_of(&seen, "x-forwarded-user").as_deref(),
+        Some("alice")
+    );
+    assert_eq!(
+        seen["headers"]["x-forwarded-user"].as_array().map(Vec::len),
+        Some(1)
+    );
+    let token = header_of(&seen, "x-portcullis-jwt-assertion").expect("an assertion");
+    let host = p.addr.to_string();
+    let claims = verify_assertion(&p, &token, &host)
+        .await
+        .expect("the assertion verifies against the endpoint's key set");
+    assert_eq!(claims["sub"], "alice");
+    // Without an identity, a client's copies are removed, not passed on.
+    let anon = get(
+        &p.url("/hello"),
+        &[
+            ("x-forwarded-user", "mallory"),
+            ("x-forwarded-email", "ceo@example.com"),
+            ("x-portcullis-jwt-assertion", "forged"),
+        ],
+    )
+    .await;
+    let seen = anon.echo();
+    for h in [
+        "x-forwarded-user",
+        "x-forwarded-email",
+        "x-portcullis-jwt-assertion",
+    ] {
+        assert!(
+            seen["headers"][h].is_null(),
+            "{h} reached the upstream: {seen}"
+        );
+    }
+    // A proxy without the flag leaves the headers alone (it makes no
+    // identity claims) and serves no key set.
+    let plain = Proxy::http(POLICY, app);
+    let jwks = get(&plain.url("/.well-known/portcullis/jwks.json"), &[]).await;
+    assert_eq!(
+        jwks.echo()["path"],
+        "/.well-known/portcullis/jwks.json",
+        "proxied, not answered"
+    );
+}

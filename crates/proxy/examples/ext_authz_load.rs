@@ -12,6 +12,11 @@
 //! a `user-agent`, the request `benches/load/run` sends; a call that does
 //! not come back `OK` is counted as denied.
 
+#![allow(
+    clippy::print_stdout,
+    reason = "a command-line tool: its output is the point"
+)]
+
 use std::time::{Duration, Instant};
 
 use envoy_types::pb::envoy::config::core::v3::address::Address;

@@ -110,7 +110,9 @@ pub(crate) async fn handle(
     }
     let trusted = fa.trusts(conn.client.ip());
     if !trusted {
-        tracing::warn!(peer = %conn.client.ip(), "forward-auth request from an address that is not a trusted gateway");
+        // One access-log line per refusal (as for any request), not a
+        // warning a stranger could flood the log with.
+        tracing::info!(target: "portcullis::access", peer = %conn.client.ip(), error_code = UNTRUSTED, "forward-auth request from an address that is not a trusted gateway");
     }
     if grpc::is_grpc(&req) && fa.gateway == Gateway::Envoy {
         // Refused inside gRPC too: Envoy's `failure_mode_allow` would turn
