@@ -190,3 +190,55 @@ fn output_formats_match_their_snapshots() {
         );
     }
 }
+
+#[test]
+fn a_policy_is_checked_for_the_gateway_it_runs_behind() {
+    // The load benchmark's ten rules: a rewrite and a header removal that
+    // nginx cannot apply for its auth service; the same file is clean
+    // without `--gateway`.
+    let out = lint(&[
+        "--format",
+        "short",
+        "--gateway",
+        "nginx",
+        "benches/load/ten_rules.yml",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let errors: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("error[E0150]"))
+        .collect();
+    assert_eq!(errors.len(), 2, "{stdout}");
+    assert!(
+        errors.iter().any(|l| l.contains("`url-rewrite`")),
+        "{stdout}"
+    );
+    assert!(
+        errors.iter().any(|l| l.contains("`remove-headers`")),
+        "{stdout}"
+    );
+    // Envoy removes headers on its auth service's word.
+    let envoy = lint(&[
+        "--format",
+        "short",
+        "--gateway",
+        "envoy",
+        "benches/load/ten_rules.yml",
+    ]);
+    let stdout = text(&envoy.stdout);
+    assert!(!stdout.contains("remove-headers"), "{stdout}");
+    assert!(stdout.contains("`url-rewrite`"), "{stdout}");
+    // The forward-auth variant loads behind nginx, with warnings naming
+    // the headers nginx must copy.
+    let fa = lint(&[
+        "--gateway",
+        "nginx",
+        "benches/load/ten_rules_forward_auth.yml",
+    ]);
+    assert_eq!(fa.status.code(), Some(0), "{}", text(&fa.stderr));
+    assert!(text(&fa.stderr).contains("forward-auth-headers"));
+    // An unknown gateway is a usage error.
+    let bad = lint(&["--gateway", "haproxy", "benches/load/ten_rules.yml"]);
+    assert_eq!(bad.status.code(), Some(2));
+}
