@@ -662,3 +662,26 @@ async fn portcullis_http_sends_the_identity_upstream() {
         "proxied, not answered"
     );
 }
+
+/// A reload to a policy the gateway cannot apply is refused, and the
+/// running policy keeps answering.
+#[tokio::test]
+async fn a_reload_the_gateway_cannot_apply_keeps_the_running_policy() {
+    let p = portcullis("traefik", "");
+    assert_eq!(
+        ask(traefik(&p, "GET", "/admin", &[])).await.status,
+        StatusCode::FORBIDDEN
+    );
+    std::fs::write(
+        p.dir.join("policy.yml"),
+        "on_http_request:\n  - actions:\n      - type: url-rewrite\n        config: { from: /admin, to: /public }\n",
+    )
+    .expect("rewrite");
+    assert!(p.wait_for_log("keeps serving"), "{}", p.log());
+    assert!(p.log().contains("E0150"), "{}", p.log());
+    assert_eq!(
+        ask(traefik(&p, "GET", "/admin", &[])).await.status,
+        StatusCode::FORBIDDEN,
+        "the running policy still denies"
+    );
+}
