@@ -42,6 +42,11 @@ const ANSWER_TTL: u64 = 60;
 /// replaced by the standard text of its status.
 const MAX_SEALED_BODY: usize = 1024;
 
+/// The longest sealed answer sent: nginx reads the verify answer's head
+/// into one `proxy_buffer_size` buffer (16 KiB in the documented
+/// configuration).
+const MAX_SEALED: usize = 12 * 1024;
+
 /// The code of an answer a gateway cannot carry.
 pub(crate) const UNSUPPORTED: &str = "ERR_PORTCULLIS_FORWARD_AUTH_UNSUPPORTED";
 /// The code of an answer path asked for without a valid sealed answer.
@@ -188,8 +193,11 @@ pub(crate) async fn deny(gateway: Gateway, res: Response<Body>, keys: &Keys) -> 
         out.headers_mut()
             .insert(header::WWW_AUTHENTICATE, v.clone());
     }
+    // Past `MAX_SEALED`, nginx would fail the whole exchange (502, "upstream
+    // sent too big header"): the client gets nginx's own 401 or 403 page.
     if let Some(v) = seal(res, keys)
         .await
+        .filter(|s| s.len() <= MAX_SEALED)
         .and_then(|s| HeaderValue::from_str(&s).ok())
     {
         out.headers_mut().insert(ANSWER, v);
@@ -286,6 +294,16 @@ mod tests {
         assert_eq!(opened.headers()[header::RETRY_AFTER], "30");
         let body = opened.into_body().collect().await.expect("body").to_bytes();
         assert!(String::from_utf8_lossy(&body).contains("slow down"));
+        // An answer too large for nginx's buffer is not sent: nginx then
+        // shows its own 403, never the app.
+        let mut huge = respond::error(StatusCode::FORBIDDEN, "X", "denied");
+        huge.headers_mut().insert(
+            "x-big",
+            HeaderValue::from_str(&"a".repeat(16 * 1024)).expect("value"),
+        );
+        let out = deny(Gateway::Nginx, huge, &keys()).await;
+        assert_eq!(out.status(), StatusCode::FORBIDDEN);
+        assert!(out.headers().get(ANSWER).is_none());
         // Another key does not open it; nor does a session cookie's name.
         assert!(open(&sealed, &Keys::new(&[[8u8; 32]])).is_none());
         let cookie = keys()
