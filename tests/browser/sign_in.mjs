@@ -241,6 +241,16 @@ ${extra}
 
 const FORM_POST = '          authz_url_params:\n            response_mode: form_post';
 
+/** The address of a `listening on ADDR` line of portcullis's JSON log. */
+function listeningOn(line) {
+  try {
+    const m = /^listening on (\S+)$/.exec(JSON.parse(line)?.fields?.message ?? '');
+    return m ? m[1] : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 let policyCount = 0;
 async function startProxy(policy, upstreamPort, listen) {
   policyCount += 1;
@@ -256,14 +266,7 @@ async function startProxy(policy, upstreamPort, listen) {
       '--log-format', 'json',
     ],
     'stderr',
-    (line) => {
-      try {
-        const m = /^listening on (\S+)$/.exec(JSON.parse(line)?.fields?.message ?? '');
-        return m ? m[1] : undefined;
-      } catch {
-        return undefined;
-      }
-    },
+    listeningOn,
   );
   const addr = await ready;
   return {
@@ -289,14 +292,7 @@ async function startForwardAuth(policy) {
     BIN,
     ['forward-auth', '--gateway', 'nginx', '--listen', '127.0.0.1:0', '--traffic-policy-file', file, '--log-format', 'json'],
     'stderr',
-    (line) => {
-      try {
-        const m = /^listening on (\S+)$/.exec(JSON.parse(line)?.fields?.message ?? '');
-        return m ? m[1] : undefined;
-      } catch {
-        return undefined;
-      }
-    },
+    listeningOn,
   );
   return { child, out, addr: await ready };
 }

@@ -17,6 +17,7 @@ use portcullis_cel::Diagnostic;
 
 use crate::code;
 use crate::document::{Action, Policy};
+use crate::rules::config_value;
 use crate::schema::Phase;
 use crate::yaml::{Node, NodeKind};
 
@@ -110,43 +111,36 @@ impl std::fmt::Display for Gateway {
 pub fn check(policy: &Policy, gateway: Gateway) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for phase in &policy.phases {
-        match phase.phase {
-            Phase::HttpRequest => {}
-            Phase::TcpConnect => {
-                if !phase.rules.is_empty() {
-                    out.push(
-                        Diagnostic::error(
-                            code::GATEWAY,
-                            phase.key_span,
-                            format!(
-                                "`on_tcp_connect` rules cannot run behind {gateway}: the connection Portcullis sees is the gateway's, not the client's"
-                            ),
-                        )
-                        .with_help("move the rules to `on_http_request`, where `conn.client_ip` is the client's address as the gateway saw it"),
-                    );
+        let (why, help) = match phase.phase {
+            Phase::HttpRequest => {
+                for rule in &phase.rules {
+                    for action in &rule.actions {
+                        action_check(action, gateway, &mut out);
+                    }
                 }
                 continue;
             }
-            Phase::HttpResponse => {
-                if !phase.rules.is_empty() {
-                    out.push(
-                        Diagnostic::error(
-                            code::GATEWAY,
-                            phase.key_span,
-                            format!(
-                                "`on_http_response` rules cannot run behind {gateway}: the gateway never shows its auth service the response"
-                            ),
-                        )
-                        .with_help("set response headers in the gateway's own configuration, or run `portcullis http` in front of the upstream"),
-                    );
-                }
-                continue;
-            }
-        }
-        for rule in &phase.rules {
-            for action in &rule.actions {
-                action_check(action, gateway, &mut out);
-            }
+            Phase::TcpConnect => (
+                "the connection Portcullis sees is the gateway's, not the client's",
+                "move the rules to `on_http_request`, where `conn.client_ip` is the client's address as the gateway saw it",
+            ),
+            Phase::HttpResponse => (
+                "the gateway never shows its auth service the response",
+                "set response headers in the gateway's own configuration, or run `portcullis http` in front of the upstream",
+            ),
+        };
+        if !phase.rules.is_empty() {
+            out.push(
+                Diagnostic::error(
+                    code::GATEWAY,
+                    phase.key_span,
+                    format!(
+                        "`{}` rules cannot run behind {gateway}: {why}",
+                        phase.phase.key()
+                    ),
+                )
+                .with_help(help),
+            );
         }
     }
     out
@@ -233,21 +227,6 @@ fn action_check(action: &Action, gateway: Gateway, out: &mut Vec<Diagnostic>) {
         }
         _ => {}
     }
-}
-
-/// The value of `key` in the action's config.
-fn config_value<'a>(action: &'a Action, key: &str) -> Option<&'a Node> {
-    let Some(Node {
-        kind: NodeKind::Map(entries),
-        ..
-    }) = &action.config
-    else {
-        return None;
-    };
-    entries
-        .iter()
-        .find(|(k, _)| k.scalar().is_some_and(|s| s.value == key))
-        .map(|(_, v)| v)
 }
 
 /// `custom-response`'s `status_code`, when it is a number.

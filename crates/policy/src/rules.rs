@@ -24,7 +24,7 @@ fn terminates(action: &Action) -> bool {
 }
 
 /// The value of `key` in the action's config.
-fn config_value<'a>(action: &'a Action, key: &str) -> Option<&'a Node> {
+pub(crate) fn config_value<'a>(action: &'a Action, key: &str) -> Option<&'a Node> {
     let Some(Node {
         kind: NodeKind::Map(entries),
         ..

@@ -374,11 +374,8 @@ impl Config {
                                 config.upstream_tls.ca = scalar(v).map(|p| base.join(p));
                             }
                             "insecure_skip_verify" => {
-                                config.upstream_tls.insecure_skip_verify = match scalar(v) {
-                                    Some("true") => true,
-                                    Some("false") => false,
-                                    _ => return Err(err(Some(v), "expected true or false".into())),
-                                };
+                                config.upstream_tls.insecure_skip_verify =
+                                    boolean(v).map_err(|m| err(Some(v), m))?;
                             }
                             other => {
                                 return Err(err(
@@ -434,11 +431,8 @@ impl Config {
                                 config.identity.signing_key = Some(pem);
                             }
                             "upstream_headers" => {
-                                config.identity.upstream_headers = match scalar(v) {
-                                    Some("true") => true,
-                                    Some("false") => false,
-                                    _ => return Err(err(Some(v), "expected true or false".into())),
-                                };
+                                config.identity.upstream_headers =
+                                    boolean(v).map_err(|m| err(Some(v), m))?;
                             }
                             other => {
                                 return Err(err(
@@ -472,6 +466,14 @@ fn entries(node: &Node) -> Option<Vec<(&str, &Node)>> {
 
 fn scalar(node: &Node) -> Option<&str> {
     node.scalar().map(|s| s.value.as_str())
+}
+
+fn boolean(node: &Node) -> Result<bool, String> {
+    match scalar(node) {
+        Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        _ => Err("expected true or false".into()),
+    }
 }
 
 fn addr(node: &Node) -> Result<SocketAddr, String> {
