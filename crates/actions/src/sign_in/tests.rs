@@ -11,8 +11,10 @@ use bytes::Bytes;
 use http::{HeaderMap, Request, StatusCode};
 use portcullis_policy::schema::Phase;
 
+use super::entra::is_guid;
+use super::flow::return_path;
 use super::origin::Origin;
-use super::{DEFAULT_MAX_SESSION, Flavor, SignIn, build, is_guid, return_path};
+use super::{DEFAULT_MAX_SESSION, Flavor, SignIn, build};
 use crate::action::Config;
 use crate::client::{FetchFuture, Fetched, HttpClient, Scope};
 use crate::jwt_validation_rules::key_issuer_matches;
