@@ -51,6 +51,7 @@ use portcullis_policy::document;
 pub use crate::action::{Action, ActionError, CompileCx, Run, Step, StepFuture};
 pub use crate::ctx::{BodyError, Conn, Endpoint, Headers, RequestCtx, ResultVar, Tls};
 pub use crate::identity::Identity;
+pub use crate::sign_in::{SAML_ACS_PATH, SAML_METADATA_PATH, sp_metadata as saml_sp_metadata};
 pub(crate) use portcullis_policy::code;
 
 /// The action types this build runs.
@@ -71,6 +72,7 @@ pub const SUPPORTED: &[&str] = &[
     "redirect",
     "remove-headers",
     "restrict-ips",
+    "saml",
     "set-vars",
     "url-rewrite",
     "verify-webhook",
@@ -102,6 +104,7 @@ pub fn compile(
         "redirect" => redirect::compile(cfg, cx),
         "remove-headers" => headers::compile_remove(cfg, cx),
         "restrict-ips" => restrict_ips::compile(cfg, cx),
+        "saml" => sign_in::compile(cfg, cx, sign_in::Flavor::Saml),
         "set-vars" => set_vars::compile(cfg, cx),
         "url-rewrite" => url_rewrite::compile(cfg, cx),
         "verify-webhook" => verify_webhook::compile(cfg, cx),

@@ -63,9 +63,12 @@ mod entra;
 mod flow;
 mod origin;
 mod providers;
+mod saml;
 mod session;
 #[cfg(test)]
 mod tests;
+
+pub use saml::{ACS_PATH as SAML_ACS_PATH, METADATA_PATH as SAML_METADATA_PATH, sp_metadata};
 
 use entra::Groups;
 use flow::{query_param, redirect_path};
@@ -99,6 +102,7 @@ const STATE_UNAVAILABLE: &str = "ERR_PORTCULLIS_STATE_UNAVAILABLE";
 pub(crate) enum Flavor {
     Oidc,
     OAuth,
+    Saml,
 }
 
 #[derive(Debug)]
@@ -120,6 +124,8 @@ struct Results {
     groups: Option<ResultVar>,
     roles: Option<ResultVar>,
     email_verified: Option<ResultVar>,
+    name_id: Option<ResultVar>,
+    attributes: Option<ResultVar>,
 }
 
 /// GitHub's OAuth web flow (not OpenID Connect): its endpoints.
@@ -168,6 +174,9 @@ pub(crate) struct SignIn {
     /// In memory, so a restart sends such users through sign-in again.
     overage: Mutex<HashMap<String, Groups>>,
     results: Results,
+    /// `saml`'s own settings; none for the OpenID flavors (whose provider,
+    /// client and scope fields `saml` leaves empty).
+    saml: Option<Box<saml::Saml>>,
 }
 
 pub(crate) fn compile(
@@ -180,7 +189,14 @@ pub(crate) fn compile(
 
 fn build(cfg: Config<'_>, cx: &CompileCx<'_>, flavor: Flavor) -> Result<SignIn, Diagnostic> {
     let mut github = None;
+    let saml = match flavor {
+        Flavor::Saml => Some(Box::new(saml::Saml::build(&cfg)?)),
+        _ => None,
+    };
     let issuer_url = match flavor {
+        Flavor::Saml => saml
+            .as_ref()
+            .map_or(String::new(), |s| s.tag_source().to_owned()),
         Flavor::Oidc => cfg
             .str("issuer_url")
             .unwrap_or("")
@@ -234,8 +250,11 @@ fn build(cfg: Config<'_>, cx: &CompileCx<'_>, flavor: Flavor) -> Result<SignIn, 
         Some(node) => Template::compile(node, cx.phase, cx.src),
         None => Err(cfg.error(None, format!("`{key}` is required"))),
     };
-    let client_id = required("client_id")?;
-    let client_secret = required("client_secret")?;
+    let (client_id, client_secret) = if flavor == Flavor::Saml {
+        (Template::text(""), Template::text(""))
+    } else {
+        (required("client_id")?, required("client_secret")?)
+    };
     let mut scopes: Vec<String> = cfg
         .seq("scopes")
         .iter()
@@ -279,10 +298,10 @@ fn build(cfg: Config<'_>, cx: &CompileCx<'_>, flavor: Flavor) -> Result<SignIn, 
             digest.iter().take(4).map(|b| format!("{b:02x}")).collect()
         }
     };
-    let ns = if flavor == Flavor::Oidc {
-        "oidc"
-    } else {
-        "oauth"
+    let ns = match flavor {
+        Flavor::Oidc => "oidc",
+        Flavor::OAuth => "oauth",
+        Flavor::Saml => "saml",
     };
     let r = |field: &str| cx.result(&format!("actions.ngrok.{ns}.{field}"));
     let results = Results {
@@ -290,10 +309,10 @@ fn build(cfg: Config<'_>, cx: &CompileCx<'_>, flavor: Flavor) -> Result<SignIn, 
         email: r("identity.email"),
         name: r("identity.name"),
         provider_user_id: r("identity.provider_user_id"),
-        session_id: if flavor == Flavor::Oidc {
-            r("identity.current_session_id")
-        } else {
+        session_id: if flavor == Flavor::OAuth {
             r("identity.current_provider_session_id")
+        } else {
+            r("identity.current_session_id")
         },
         identity_token: if flavor == Flavor::Oidc {
             r("identity_token")
@@ -311,6 +330,8 @@ fn build(cfg: Config<'_>, cx: &CompileCx<'_>, flavor: Flavor) -> Result<SignIn, 
         groups: cx.result(&format!("actions.portcullis.{ns}.groups")),
         roles: cx.result(&format!("actions.portcullis.{ns}.roles")),
         email_verified: cx.result(&format!("actions.portcullis.{ns}.email_verified")),
+        name_id: r("name_id"),
+        attributes: r("attributes"),
     };
     Ok(SignIn {
         flavor,
@@ -354,6 +375,7 @@ fn build(cfg: Config<'_>, cx: &CompileCx<'_>, flavor: Flavor) -> Result<SignIn, 
             .to_owned(),
         overage: Mutex::new(HashMap::new()),
         results,
+        saml,
     })
 }
 
@@ -362,6 +384,7 @@ impl Action for SignIn {
         match self.flavor {
             Flavor::Oidc => "openid-connect",
             Flavor::OAuth => "oauth",
+            Flavor::Saml => "saml",
         }
     }
 
@@ -389,8 +412,11 @@ impl SignIn {
     /// meant for this action, else the session, or a sign-in without one.
     async fn sign_in(&self, ctx: &mut RequestCtx) -> Result<Step, ActionError> {
         let path = ctx.uri().path().to_owned();
-        if path == self.callback {
-            return self.callback(ctx).await;
+        match &self.saml {
+            Some(saml) if saml.answers(ctx) => return self.saml_endpoint(ctx).await,
+            Some(_) => {}
+            None if path == self.callback => return self.callback(ctx).await,
+            None => {}
         }
         if path == "/ngrok/logout" && self.addressed(ctx) {
             return self.logout(ctx).await;

@@ -81,6 +81,9 @@ pub const ACTION_TYPES: &[&str] = &[
     "request-body-find-replace",
     "response-body-find-replace",
     "restrict-ips",
+    // Listed by ngrok, not yet shipped there; its published schema is
+    // what Portcullis reads.
+    "saml",
     "set-vars",
     "sse-find-replace",
     "terminate-tls",

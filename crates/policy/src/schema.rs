@@ -509,7 +509,11 @@ fn oauth_and_oidc(t: &mut Table) {
 
     // Portcullis extensions: what Microsoft Entra ID (and other OpenID
     // providers) say of the user beyond ngrok's identity fields.
-    for (ns, action) in [("oauth", "oauth"), ("oidc", "openid-connect")] {
+    for (ns, action) in [
+        ("oauth", "oauth"),
+        ("oidc", "openid-connect"),
+        ("saml", "saml"),
+    ] {
         let name = |field: &str| -> &'static str {
             Box::leak(format!("actions.portcullis.{ns}.{field}").into_boxed_str())
         };
@@ -544,6 +548,20 @@ fn oauth_and_oidc(t: &mut Table) {
         );
         t.add(name("email_verified"), Type::Bool, REQ, doc("Whether the provider verified the email (`xms_edov` for Entra, `email_verified` otherwise)"));
     }
+
+    declare!(t, REQ, {
+        "actions.ngrok.saml.identity.id" => Type::String, "The identity of the `saml` user: Entra's tenant and object ids, else the NameID (a Portcullis extension, as ngrok documents no SAML variables).";
+        "actions.ngrok.saml.identity.email" => Type::String, "The email address of the `saml` user (Entra's `emailaddress` claim, `user.mail`).";
+        "actions.ngrok.saml.identity.name" => Type::String, "The display name of the `saml` user.";
+        "actions.ngrok.saml.identity.provider_user_id" => Type::String, "The IdP's id of the `saml` user (Entra's object id, else the NameID).";
+        "actions.ngrok.saml.identity.current_session_id" => Type::String, "The IdP's `SessionIndex` of the `saml` user's session.";
+        "actions.ngrok.saml.name_id" => Type::String, "The assertion's `NameID`.";
+        "actions.ngrok.saml.attributes" => multimap(), "The assertion's attributes by name (Entra's claim URIs), each a list of values.";
+        "actions.ngrok.saml.expires_at" => Type::String, "When the `saml` session expires, as a timestamp string.";
+        "actions.ngrok.saml.session_timed_out" => Type::Bool, "Whether the `saml` session hit its idle timeout.";
+        "actions.ngrok.saml.session_max_duration_reached" => Type::Bool, "Whether the `saml` session reached its maximum duration.";
+    });
+    action_error!(t, REQ, "actions.ngrok.saml");
 
     declare!(t, REQ, {
         "actions.ngrok.oidc.identity.id" => Type::String, "The ngrok Identity id of the `openid-connect` user.";

@@ -45,6 +45,9 @@ impl SignIn {
             ctx.set_response(res);
             return Ok(Step::Respond);
         }
+        if self.saml.is_some() {
+            return self.saml_start(ctx, back, force).await;
+        }
         let (disc, _) = self.discovery().await?;
         let client_id = self.client_id.render(ctx)?.into_owned();
         let (state, nonce, verifier) = (random_token(32), random_token(32), random_token(32));
@@ -336,50 +339,9 @@ impl SignIn {
         if !id_token.is_empty() && id_token.len() < 2048 {
             session["t"] = serde_json::Value::String(id_token);
         }
-        let sealed = match &self.stored {
-            // A session the store cannot keep is not made: the user may
-            // sign in again once it answers.
-            Some(stored) => {
-                let id = stored
-                    .create(&session, Duration::from_secs(self.max_session))
-                    .await
-                    .map_err(|e| {
-                        fail(
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            STATE_UNAVAILABLE,
-                            format!("the session could not be stored: {e}"),
-                        )
-                    })?;
-                self.keys.seal(&self.session_cookie, id.as_bytes())
-            }
-            None => self.seal_session(&mut session),
-        }
-        .ok_or_else(|| {
-            fail(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "ERR_NGROK_2300",
-                "the session does not fit a cookie",
-            )
-        })?;
         let back = return_path(&text("r")).unwrap_or_else(|| "/".to_owned());
-        let mut res = respond::status(StatusCode::FOUND);
-        if let Ok(v) = HeaderValue::from_str(&back) {
-            res.headers_mut().insert(LOCATION, v);
-        }
-        ctx.set_response(res);
-        if let Some(c) = self.cookie(
-            ctx,
-            &self.session_cookie,
-            &sealed,
-            Some(self.max_session),
-            false,
-        ) {
-            ctx.set_cookie(c);
-        }
-        if let Some(c) = self.cookie(ctx, &self.flow_cookie, "", Some(0), self.form_post) {
-            ctx.set_cookie(c);
-        }
-        Ok(Step::Respond)
+        self.begin_session(ctx, &mut session, &back, self.form_post)
+            .await
     }
 
     pub(super) async fn logout(&self, ctx: &mut RequestCtx) -> Result<Step, ActionError> {
@@ -446,17 +408,29 @@ impl SignIn {
     /// answer). Entries older than a flow's lifetime are forgotten. With a
     /// shared store, on the store, for every replica.
     async fn first_use(&self, state: &str) -> Result<bool, portcullis_state::StateError> {
+        self.once(&format!("oidc-state:{state}"), FLOW_TTL).await
+    }
+
+    /// Records `key` as used for `ttl`; `false` when it already was. With a
+    /// shared store, on the store, for every replica; else in this
+    /// process, where entries past a flow's lifetime (or their own, if
+    /// longer) are forgotten once there are many.
+    pub(super) async fn once(
+        &self,
+        key: &str,
+        ttl: Duration,
+    ) -> Result<bool, portcullis_state::StateError> {
         if let Some(shared) = &self.state {
-            return shared.once(&format!("oidc-state:{state}"), FLOW_TTL).await;
+            return shared.once(key, ttl).await;
         }
         let mut used = match self.used_states.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
         if used.len() > 10_000 {
-            used.retain(|_, t| t.elapsed() < FLOW_TTL);
+            used.retain(|_, t| t.elapsed() < FLOW_TTL.max(ttl));
         }
-        Ok(used.insert(state.to_owned(), Instant::now()).is_none())
+        Ok(used.insert(key.to_owned(), Instant::now()).is_none())
     }
 
     async fn verify(

@@ -6,11 +6,12 @@
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
+use http::header::{HeaderValue, LOCATION};
 use portcullis_cel::Value;
 
 use super::flow::cookie;
 use super::{Flavor, STATE_UNAVAILABLE, SignIn, fail, now_secs};
-use crate::{ActionError, RequestCtx};
+use crate::{ActionError, RequestCtx, Step, respond};
 
 /// A session's last-seen time is refreshed at most this often.
 const TOUCH_EVERY: u64 = 60;
@@ -34,6 +35,9 @@ const KEPT_CLAIMS: &[&str] = &[
     "sid",
     "exp",
     "ov",
+    // SAML: the NameID and the assertion's attributes.
+    "nameid",
+    "attrs",
 ];
 
 /// A request's session before any store is asked.
@@ -52,6 +56,61 @@ pub(super) enum SessionState {
 }
 
 impl SignIn {
+    /// Makes `session` the browser's (kept in the store, or sealed into
+    /// the session cookie), ends the flow cookie (`cross_site`: it was
+    /// set for a cross-site POST), and sends the browser to `back`. A
+    /// session the store cannot keep is not made: the user may sign in
+    /// again once it answers.
+    pub(super) async fn begin_session(
+        &self,
+        ctx: &mut RequestCtx,
+        session: &mut serde_json::Value,
+        back: &str,
+        cross_site: bool,
+    ) -> Result<Step, ActionError> {
+        let sealed = match &self.stored {
+            Some(stored) => {
+                let id = stored
+                    .create(session, Duration::from_secs(self.max_session))
+                    .await
+                    .map_err(|e| {
+                        fail(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            STATE_UNAVAILABLE,
+                            format!("the session could not be stored: {e}"),
+                        )
+                    })?;
+                self.keys.seal(&self.session_cookie, id.as_bytes())
+            }
+            None => self.seal_session(session),
+        }
+        .ok_or_else(|| {
+            fail(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "ERR_NGROK_2300",
+                "the session does not fit a cookie",
+            )
+        })?;
+        let mut res = respond::status(StatusCode::FOUND);
+        if let Ok(v) = HeaderValue::from_str(back) {
+            res.headers_mut().insert(LOCATION, v);
+        }
+        ctx.set_response(res);
+        if let Some(c) = self.cookie(
+            ctx,
+            &self.session_cookie,
+            &sealed,
+            Some(self.max_session),
+            false,
+        ) {
+            ctx.set_cookie(c);
+        }
+        if let Some(c) = self.cookie(ctx, &self.flow_cookie, "", Some(0), cross_site) {
+            ctx.set_cookie(c);
+        }
+        Ok(Step::Respond)
+    }
+
     /// The session, from what the request carries: a stored session's id
     /// (looked up here), or a cookie session already opened.
     pub(super) async fn session(&self, pending: Pending) -> Result<SessionState, ActionError> {
@@ -264,10 +323,10 @@ impl SignIn {
                 .collect()
         };
         ctx.set_identity(crate::Identity {
-            provider: if self.flavor == Flavor::Oidc {
-                "oidc"
-            } else {
-                "oauth"
+            provider: match self.flavor {
+                Flavor::Oidc => "oidc",
+                Flavor::OAuth => "oauth",
+                Flavor::Saml => "saml",
             },
             id: id.clone(),
             user: user.clone(),
@@ -311,6 +370,11 @@ impl SignIn {
             ),
             (r.timed_out, Value::Bool(false)),
             (r.max_reached, Value::Bool(false)),
+            (r.name_id, Value::string(claim("nameid"))),
+            (
+                r.attributes,
+                portcullis_cel::json::from_json(&c.get("attrs").cloned().unwrap_or_default()),
+            ),
         ] {
             if let Some(var) = var {
                 ctx.set_result(var, value);

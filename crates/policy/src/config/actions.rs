@@ -39,6 +39,7 @@ pub(crate) fn spec(kind: &str) -> Option<ActionSpec> {
             "response-body-find-replace" => (&[RES], Some(BODY_FIND_REPLACE), None),
             // The action page also lists `on_http_response`.
             "restrict-ips" => (&[TCP, REQ, RES], Some(RESTRICT_IPS), Some(restrict_ips)),
+            "saml" => (&[REQ], Some(SAML), Some(saml)),
             "set-vars" => (&[TCP, REQ, RES], Some(SET_VARS), None),
             // Runs in `on_event_stream_message` only, which is not supported.
             "sse-find-replace" => (&[], Some(SSE_FIND_REPLACE), None),
@@ -766,6 +767,70 @@ const OPENID_CONNECT: &[Field] = &[
     Field::opt("graph_url", BASE_URL),
     Field::opt("allowed_tenants", TENANTS),
 ];
+
+/// `saml`: ngrok's published schema (`idp_metadata` or
+/// `idp_metadata_url`, `force_authn`, `allow_idp_initiated`,
+/// `authorized_groups`, `entity_id`, `assertion_consumer_service_url`),
+/// its legacy module's `nameid_format`, and the session settings of the
+/// other sign-in actions.
+const SAML: &[Field] = &[
+    Field::opt("idp_metadata", NONEMPTY),
+    Field::opt(
+        "idp_metadata_url",
+        Ty::Str(Str::PLAIN.nonempty().format(Format::Url)),
+    ),
+    Field::opt("force_authn", BOOL),
+    Field::opt("allow_idp_initiated", BOOL),
+    Field::opt("authorized_groups", STRINGS),
+    Field::opt("entity_id", NONEMPTY),
+    Field::opt(
+        "assertion_consumer_service_url",
+        Ty::Str(Str::PLAIN.nonempty().format(Format::Url)),
+    ),
+    Field::opt(
+        "nameid_format",
+        Ty::Enum {
+            values: &[
+                "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
+                "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
+                "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified",
+                "urn:oasis:names:tc:SAML:2.0:nameid-format:transient",
+            ],
+            unsupported: &[],
+        },
+    ),
+    Field::opt("auth_id", NONEMPTY),
+    Field::opt("max_session_duration", DURATION),
+    Field::opt("idle_session_timeout", DURATION),
+    Field::opt("allow_cors_preflight", BOOL),
+    Field::opt("auth_cookie_domain", NONEMPTY),
+];
+
+/// One of `idp_metadata` and `idp_metadata_url` (ERR_NGROK_1681, 1691).
+fn saml(cx: &mut Cx, entries: &[(Node, Node)]) {
+    let anchor = entries
+        .first()
+        .map_or(portcullis_cel::Span::new(0, 0), |(k, _)| k.span);
+    match (get(entries, "idp_metadata"), get(entries, "idp_metadata_url")) {
+        (Some(_), Some((key, _))) => cx.push(
+            Diagnostic::error(
+                code::CONFLICT,
+                key.span,
+                "`saml` takes `idp_metadata` or `idp_metadata_url`, not both",
+            )
+            .with_help("ngrok rejects both (ERR_NGROK_1681)"),
+        ),
+        (None, None) => cx.push(
+            Diagnostic::error(
+                code::MISSING,
+                anchor,
+                "`saml` needs `idp_metadata` (the IdP's metadata XML) or `idp_metadata_url`",
+            )
+            .with_help("Entra: the app's Federation Metadata XML, or its App Federation Metadata Url (ERR_NGROK_1691)"),
+        ),
+        _ => {}
+    }
+}
 
 /// Where sign-in sends the user's tokens or the client secret.
 const BASE_URL: Ty = Ty::Str(Str::PLAIN.nonempty().format(Format::BaseUrl));

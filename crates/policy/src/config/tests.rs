@@ -509,6 +509,13 @@ on_http_request:
           idle_session_timeout: 30m
       - type: oidc
         config: {issuer_url: "https://auth.example.com", client_id: id, client_secret: secret}
+      - type: saml
+        config:
+          idp_metadata_url: https://login.microsoftonline.com/t/federationmetadata/2007-06/federationmetadata.xml?appid=a
+          allow_idp_initiated: true
+          authorized_groups: [b4a7c3e2-0000-4000-8000-000000000000]
+          nameid_format: urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress
+          max_session_duration: 8h
       - type: owasp-crs-request
         config: {on_error: continue, process_body: true, exclude_rule_ids: [920350, 942100]}
       - type: rate-limit

@@ -1,0 +1,520 @@
+//! `saml`: sign-in with a SAML 2.0 IdP (Microsoft Entra ID's SAML
+//! enterprise applications), on the same sessions and identity as
+//! `oauth` and `openid-connect`.
+//!
+//! - **The SP's addresses**, derived from the request's origin as ngrok
+//!   derives them from the endpoint URL, each overridable: the entity ID
+//!   (Entra's "Identifier") `https://app.example.com/ngrok/saml`, where the
+//!   SP metadata is served, and the ACS URL (Entra's "Reply URL")
+//!   `https://app.example.com/ngrok/saml/acs`.
+//! - **SP-initiated**: a request without a session is redirected to the
+//!   IdP with an AuthnRequest (HTTP-Redirect). Its ID, an opaque
+//!   `RelayState` key and the page asked for travel in the sealed flow
+//!   cookie, `SameSite=None; Secure`: the IdP's answer is a cross-site
+//!   POST.
+//! - **The ACS**: the response is checked by `portcullis_saml` (signature
+//!   with the metadata's keys, issuer, audience, recipient, destination,
+//!   times, `InResponseTo` against the flow cookie), its assertion ID is
+//!   used once across the fleet (the state seam), `authorized_groups` is
+//!   applied, and the session is made.
+//! - **IdP-initiated** (Entra's "Test sign in", My Apps) only with
+//!   `allow_idp_initiated: true`; its `RelayState` is then a path on this
+//!   endpoint, or `/`.
+//! - **Metadata** inline (checked when the policy loads: a bad document is
+//!   a diagnostic at `idp_metadata`) or from `idp_metadata_url`, fetched on
+//!   first use and again hourly, the last good copy kept; none means no
+//!   sign-in (fail closed).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderValue};
+use http::{Method, Request, StatusCode};
+use portcullis_cel::Diagnostic;
+use portcullis_saml::{IdpMetadata, claims};
+
+use super::flow::{cookie, return_path};
+use super::{SignIn, fail, now_secs};
+use crate::action::Config;
+use crate::client::Scope;
+use crate::session::random_token;
+use crate::{ActionError, RequestCtx, Step, respond};
+
+/// Where the SP's metadata is served: the default entity ID.
+pub const METADATA_PATH: &str = "/ngrok/saml";
+/// The default ACS path.
+pub const ACS_PATH: &str = "/ngrok/saml/acs";
+/// The NameID format asked for unless configured: Entra then sends the
+/// "Unique User Identifier" the admin chose (`user.mail`).
+const DEFAULT_NAMEID_FORMAT: &str = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress";
+/// How often metadata from `idp_metadata_url` is fetched again.
+const METADATA_REFRESH: Duration = Duration::from_secs(3600);
+/// The largest metadata document fetched.
+const MAX_METADATA: usize = 256 * 1024;
+/// The largest ACS form read.
+const MAX_FORM: usize = 400 * 1024;
+/// The code of a user outside `authorized_groups` (ngrok's 5312).
+const NOT_AUTHORIZED: &str = "ERR_NGROK_5312";
+/// The code of metadata that cannot be had from `idp_metadata_url`.
+const METADATA_UNAVAILABLE: &str = "ERR_NGROK_1685";
+
+/// Where the IdP's metadata comes from.
+#[derive(Debug)]
+enum Source {
+    Inline(Arc<IdpMetadata>),
+    Url {
+        url: String,
+        last: tokio::sync::Mutex<Option<(Arc<IdpMetadata>, Instant)>>,
+    },
+}
+
+/// A `saml` action's settings.
+#[derive(Debug)]
+pub(super) struct Saml {
+    source: Source,
+    force_authn: bool,
+    allow_idp_initiated: bool,
+    authorized_groups: Vec<String>,
+    entity_id: Option<String>,
+    acs_url: Option<String>,
+    /// The path of the ACS (of `acs_url` when configured).
+    acs_path: String,
+    nameid_format: String,
+}
+
+impl Saml {
+    /// Reads the config; inline metadata is parsed now, so a bad document
+    /// stops the load with a diagnostic where it is written.
+    pub(super) fn build(cfg: &Config<'_>) -> Result<Saml, Diagnostic> {
+        let source = match (cfg.get("idp_metadata"), cfg.str("idp_metadata_url")) {
+            (Some(node), _) => {
+                let text = node.scalar().map_or("", |s| s.value.as_str());
+                let md = IdpMetadata::parse(text).map_err(|e| {
+                    cfg.error(Some(node), format!("`idp_metadata` cannot be used: {e}"))
+                        .with_help("paste the IdP's metadata XML as it is (Entra: Federation Metadata XML)")
+                })?;
+                Source::Inline(Arc::new(md))
+            }
+            (None, Some(url)) => Source::Url {
+                url: url.to_owned(),
+                last: tokio::sync::Mutex::new(None),
+            },
+            (None, None) => {
+                return Err(cfg.error(None, "`saml` needs `idp_metadata` or `idp_metadata_url`"));
+            }
+        };
+        let acs_url = cfg.str("assertion_consumer_service_url").map(str::to_owned);
+        let acs_path = match &acs_url {
+            Some(u) => u
+                .parse::<http::Uri>()
+                .ok()
+                .map(|u| u.path().to_owned())
+                .ok_or_else(|| {
+                    cfg.error(
+                        cfg.get("assertion_consumer_service_url"),
+                        "`assertion_consumer_service_url` is not a URL",
+                    )
+                })?,
+            None => ACS_PATH.to_owned(),
+        };
+        Ok(Saml {
+            source,
+            force_authn: cfg.bool("force_authn", false),
+            allow_idp_initiated: cfg.bool("allow_idp_initiated", false),
+            authorized_groups: cfg
+                .seq("authorized_groups")
+                .iter()
+                .filter_map(|n| n.scalar().map(|s| s.value.trim().to_owned()))
+                .collect(),
+            entity_id: cfg.str("entity_id").map(str::to_owned),
+            acs_url,
+            acs_path,
+            nameid_format: cfg
+                .str("nameid_format")
+                .unwrap_or(DEFAULT_NAMEID_FORMAT)
+                .to_owned(),
+        })
+    }
+
+    /// What a session cookie's name is derived from.
+    pub(super) fn tag_source(&self) -> &str {
+        match &self.source {
+            Source::Inline(md) => &md.entity_id,
+            Source::Url { url, .. } => url,
+        }
+    }
+
+    /// Whether this request is one the SAML flow answers itself.
+    pub(super) fn answers(&self, ctx: &RequestCtx) -> bool {
+        let path = ctx.uri().path();
+        path == self.acs_path || (path == METADATA_PATH && *ctx.method() == Method::GET)
+    }
+
+    fn origin(ctx: &RequestCtx) -> String {
+        format!("{}://{}", ctx.scheme(), ctx.authority())
+    }
+
+    fn entity_id(&self, ctx: &RequestCtx) -> String {
+        self.entity_id
+            .clone()
+            .unwrap_or_else(|| format!("{}{METADATA_PATH}", Self::origin(ctx)))
+    }
+
+    fn acs_url(&self, ctx: &RequestCtx) -> String {
+        self.acs_url
+            .clone()
+            .unwrap_or_else(|| format!("{}{ACS_PATH}", Self::origin(ctx)))
+    }
+}
+
+/// The SP metadata to give the IdP (Entra: "Upload metadata file").
+pub fn sp_metadata(entity_id: &str, acs_url: &str) -> String {
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('"', "&quot;")
+    };
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+         <md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" entityID=\"{}\">\n\
+         \x20 <md:SPSSODescriptor AuthnRequestsSigned=\"false\" WantAssertionsSigned=\"true\" \
+         protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\">\n\
+         \x20   <md:NameIDFormat>{DEFAULT_NAMEID_FORMAT}</md:NameIDFormat>\n\
+         \x20   <md:AssertionConsumerService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST\" \
+         Location=\"{}\" index=\"0\" isDefault=\"true\"/>\n\
+         \x20 </md:SPSSODescriptor>\n\
+         </md:EntityDescriptor>\n",
+        esc(entity_id),
+        esc(acs_url)
+    )
+}
+
+impl SignIn {
+    fn saml(&self) -> Result<&Saml, ActionError> {
+        self.saml.as_deref().ok_or_else(|| {
+            fail(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "ERR_NGROK_2300",
+                "not a saml action",
+            )
+        })
+    }
+
+    /// The IdP's metadata: inline, or the last good copy fetched.
+    async fn idp(&self) -> Result<Arc<IdpMetadata>, ActionError> {
+        let (url, last) = match &self.saml()?.source {
+            Source::Inline(md) => return Ok(md.clone()),
+            Source::Url { url, last } => (url, last),
+        };
+        let mut last = last.lock().await;
+        if let Some((md, at)) = &*last
+            && at.elapsed() < METADATA_REFRESH
+        {
+            return Ok(md.clone());
+        }
+        match self.fetch_metadata(url).await {
+            Ok(md) => {
+                let md = Arc::new(md);
+                *last = Some((md.clone(), Instant::now()));
+                Ok(md)
+            }
+            Err(why) => match &mut *last {
+                // The last good copy stays; it is tried again next time.
+                Some((md, at)) => {
+                    tracing::warn!(
+                        url,
+                        "SAML metadata could not be refreshed, keeping the last good copy: {why}"
+                    );
+                    *at = Instant::now();
+                    Ok(md.clone())
+                }
+                None => Err(fail(
+                    StatusCode::BAD_GATEWAY,
+                    METADATA_UNAVAILABLE,
+                    format!("the IdP's metadata could not be had from {url}: {why}"),
+                )),
+            },
+        }
+    }
+
+    async fn fetch_metadata(&self, url: &str) -> Result<IdpMetadata, String> {
+        let client = self
+            .client
+            .as_ref()
+            .ok_or("no HTTP client to fetch it with")?;
+        let req = Request::get(url)
+            .header("accept", "application/samlmetadata+xml, application/xml")
+            .body(Bytes::new())
+            .map_err(|e| e.to_string())?;
+        let res = client
+            .fetch(req, Scope::Public, MAX_METADATA, Duration::from_secs(10))
+            .await
+            .map_err(|e| e.to_string())?;
+        if !res.status.is_success() {
+            return Err(format!("status {}", res.status));
+        }
+        let text = std::str::from_utf8(&res.body).map_err(|_| "not UTF-8".to_owned())?;
+        IdpMetadata::parse(text).map_err(|e| e.to_string())
+    }
+
+    /// The SP's own requests: its metadata, and the ACS.
+    pub(super) async fn saml_endpoint(&self, ctx: &mut RequestCtx) -> Result<Step, ActionError> {
+        let saml = self.saml()?;
+        if ctx.uri().path() == saml.acs_path {
+            return self.acs(ctx).await;
+        }
+        let mut res = http::Response::new(crate::body::full(sp_metadata(
+            &saml.entity_id(ctx),
+            &saml.acs_url(ctx),
+        )));
+        res.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/samlmetadata+xml"),
+        );
+        ctx.set_response(res);
+        Ok(Step::Respond)
+    }
+
+    /// A flow: the redirect to the IdP with an AuthnRequest.
+    pub(super) async fn saml_start(
+        &self,
+        ctx: &mut RequestCtx,
+        back: String,
+        force: bool,
+    ) -> Result<Step, ActionError> {
+        let saml = self.saml()?;
+        let idp = self.idp().await?;
+        let id = format!("_{}", random_token(24));
+        let relay = random_token(16);
+        let flow = serde_json::json!({ "i": id, "k": relay, "r": back, "t": now_secs() });
+        let sealed = self
+            .keys
+            .seal(&self.flow_cookie, flow.to_string().as_bytes())
+            .ok_or_else(|| {
+                fail(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "ERR_NGROK_2300",
+                    "cannot seal the flow",
+                )
+            })?;
+        let request = portcullis_saml::request::authn_request(&portcullis_saml::request::Params {
+            sso_url: &idp.sso_url,
+            entity_id: &saml.entity_id(ctx),
+            acs_url: &saml.acs_url(ctx),
+            name_id_format: &saml.nameid_format,
+            force_authn: saml.force_authn || force,
+            relay_state: &relay,
+            id: &id,
+            now: now_secs(),
+        });
+        let mut res = respond::redirect(StatusCode::FOUND, &request.url);
+        res.headers_mut()
+            .insert("cache-control", HeaderValue::from_static("no-store"));
+        ctx.set_response(res);
+        // The IdP answers by a cross-site POST: only a `SameSite=None;
+        // Secure` cookie rides along.
+        if let Some(c) = self.cookie(ctx, &self.flow_cookie, &sealed, Some(15 * 60), true) {
+            ctx.set_cookie(c);
+        }
+        Ok(Step::Respond)
+    }
+
+    /// The ACS: the IdP's answer, checked, and a session made of it.
+    async fn acs(&self, ctx: &mut RequestCtx) -> Result<Step, ActionError> {
+        let saml = self.saml()?;
+        if *ctx.method() != Method::POST {
+            return Err(fail(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "ERR_NGROK_5301",
+                "the ACS takes the IdP's HTTP-POST",
+            ));
+        }
+        let body = ctx.buffer_body(MAX_FORM).await.map_err(|_| {
+            fail(
+                StatusCode::BAD_REQUEST,
+                "ERR_NGROK_5301",
+                "the IdP's answer could not be read (or is larger than 400 KiB)",
+            )
+        })?;
+        let form =
+            portcullis_policy::functions::query_params(std::str::from_utf8(&body).unwrap_or(""));
+        let field = |k: &str| {
+            form.iter()
+                .find(|(n, _)| n == k)
+                .and_then(|(_, v)| v.first().cloned())
+        };
+        let response = field("SAMLResponse").ok_or_else(|| {
+            fail(
+                StatusCode::BAD_REQUEST,
+                "ERR_NGROK_5301",
+                "no `SAMLResponse` in the form",
+            )
+        })?;
+        let relay = field("RelayState");
+        // The flow this browser started, if the answer is to it.
+        let flow = cookie(ctx, &self.flow_cookie)
+            .and_then(|c| self.keys.open(&self.flow_cookie, &c))
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .filter(|f| {
+                f.get("t")
+                    .and_then(serde_json::Value::as_u64)
+                    .is_some_and(|t| now_secs() < t + 15 * 60)
+            })
+            .filter(|f| relay.is_some() && f.get("k").and_then(|k| k.as_str()) == relay.as_deref());
+        let request_id = flow
+            .as_ref()
+            .and_then(|f| f.get("i").and_then(|i| i.as_str()));
+        let idp = self.idp().await?;
+        let (entity_id, acs_url) = (saml.entity_id(ctx), saml.acs_url(ctx));
+        let assertion = portcullis_saml::response::validate(
+            &response,
+            &portcullis_saml::Sp {
+                entity_id: &entity_id,
+                acs_url: &acs_url,
+                idp: &idp,
+            },
+            &portcullis_saml::Expected {
+                request_id,
+                allow_idp_initiated: saml.allow_idp_initiated,
+                now: now_secs(),
+            },
+        )
+        .map_err(|e| {
+            tracing::warn!(code = e.code(), "SAML response refused: {}", e.message());
+            fail(
+                if e.kind() == portcullis_saml::Kind::Status {
+                    StatusCode::FORBIDDEN
+                } else {
+                    StatusCode::UNAUTHORIZED
+                },
+                e.code(),
+                format!(
+                    "The SAML IdP sent an invalid SAML assertion: {}",
+                    e.message()
+                ),
+            )
+        })?;
+        // Each assertion once, across the fleet, until it expires.
+        let ttl = Duration::from_secs(
+            assertion
+                .not_on_or_after
+                .saturating_sub(now_secs())
+                .saturating_add(portcullis_saml::response::SKEW)
+                .max(60),
+        );
+        match self
+            .once(&format!("saml-assertion:{}", assertion.id), ttl)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(
+                    code = "ERR_NGROK_5301",
+                    "SAML response refused: assertion {} was already used",
+                    assertion.id
+                );
+                return Err(fail(
+                    StatusCode::UNAUTHORIZED,
+                    "ERR_NGROK_5301",
+                    "The SAML IdP sent an invalid SAML assertion: it was already used (a replay)",
+                ));
+            }
+            Err(e) => {
+                return Err(fail(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    super::STATE_UNAVAILABLE,
+                    format!("the assertion could not be checked against replays: {e}"),
+                ));
+            }
+        }
+        let claims = session_claims(&assertion);
+        if !saml.authorized_groups.is_empty() {
+            let groups: Vec<&str> = claims["groups"]
+                .as_array()
+                .map(|g| g.iter().filter_map(|v| v.as_str()).collect())
+                .unwrap_or_default();
+            if !saml
+                .authorized_groups
+                .iter()
+                .any(|g| groups.contains(&g.as_str()))
+            {
+                let why = if claims.get("ov").is_some() {
+                    "is in more groups than the assertion can list (Entra's overage at 150): assign the app's groups to the user directly, or filter the groups claim in Entra"
+                } else {
+                    "is not a member of the configured authorized groups"
+                };
+                tracing::warn!(
+                    code = NOT_AUTHORIZED,
+                    "SAML sign-in refused: the user {why}"
+                );
+                return Err(fail(
+                    StatusCode::FORBIDDEN,
+                    NOT_AUTHORIZED,
+                    format!("the user {why}"),
+                ));
+            }
+        }
+        let back = match &flow {
+            Some(f) => f.get("r").and_then(|r| r.as_str()).and_then(return_path),
+            // IdP-initiated: RelayState may name a page on this endpoint.
+            None => relay.as_deref().and_then(return_path),
+        }
+        .unwrap_or_else(|| "/".to_owned());
+        let now = now_secs();
+        let mut session = serde_json::json!({ "c": claims, "iat": now, "last": now });
+        self.begin_session(ctx, &mut session, &back, true).await
+    }
+}
+
+/// What a session keeps of an assertion, in the claims shape the other
+/// sign-ins keep (so that publishing, limits and the identity are shared).
+/// Entra's email (`user.mail`) is set by the tenant's administrators, so
+/// it counts as verified, as Entra's `xms_edov` says for OpenID.
+fn session_claims(a: &portcullis_saml::Assertion) -> serde_json::Value {
+    let tid = a.first(claims::TENANT_ID);
+    let oid = a.first(claims::OBJECT_ID);
+    let email = match a.first(claims::EMAIL) {
+        "" if a.name_id.contains('@') => a.name_id.as_str(),
+        e => e,
+    };
+    let name = match a.first(claims::DISPLAY_NAME) {
+        "" => a.first(claims::NAME),
+        n => n,
+    };
+    let groups: Vec<&String> = a
+        .attribute(claims::GROUPS)
+        .iter()
+        .chain(a.attribute("groups"))
+        .collect();
+    let roles: Vec<&String> = a
+        .attribute(claims::ROLES)
+        .iter()
+        .chain(a.attribute("roles"))
+        .collect();
+    let attrs: serde_json::Map<String, serde_json::Value> = a
+        .attributes
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::json!(v)))
+        .collect();
+    let mut c = serde_json::json!({
+        "sub": a.name_id,
+        "nameid": a.name_id,
+        "email": email,
+        "name": name,
+        "preferred_username": a.first(claims::NAME),
+        "groups": groups,
+        "roles": roles,
+        "sid": a.session_index.clone().unwrap_or_default(),
+        "attrs": attrs,
+    });
+    if !tid.is_empty() && !oid.is_empty() {
+        c["tid"] = tid.into();
+        c["oid"] = oid.into();
+        c["xms_edov"] = true.into();
+    }
+    if !a.first(claims::GROUPS_LINK).is_empty() {
+        c["ov"] = true.into();
+    }
+    c
+}

@@ -1,0 +1,254 @@
+//! SAML sign-in end to end: the real binary, the Entra-shaped SAML IdP
+//! (`tests/saml/idp.py`: responses signed by xmlsec1), and a browser
+//! without JavaScript that follows redirects and submits the IdP's
+//! HTTP-POST form (`tests/support/browser.rs`). Headless Chromium runs
+//! the same flow in `tests/browser/sign_in.mjs`.
+
+use http::StatusCode;
+
+#[path = "support/browser.rs"]
+mod browser;
+#[path = "support/proxy.rs"]
+mod proxy;
+#[path = "support/saml_idp.rs"]
+mod saml_idp;
+
+use browser::Browser;
+use proxy::{Proxy, echo, get};
+use saml_idp::{SamlIdp, TENANT};
+
+/// The seed policy with `saml`: sign in, then an email allow-list.
+fn seed(metadata: &str, extra: &str) -> String {
+    format!(
+        r#"
+on_http_request:
+  - actions:
+      - type: saml
+        config:
+          {metadata}
+{extra}
+  - expressions:
+      - "!(actions.ngrok.saml.identity.email in ['alice@contoso.test'])"
+    actions:
+      - type: deny
+  - actions:
+      - type: add-headers
+        config:
+          headers:
+            x-email: "${{actions.ngrok.saml.identity.email}}"
+            x-identity: "${{actions.ngrok.saml.identity.id}}"
+            x-groups: "${{actions.portcullis.saml.groups.join(',')}}"
+            x-name-id: "${{actions.ngrok.saml.name_id}}"
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sp_initiated_sign_in_admits_the_listed_user_and_denies_the_others() {
+    let idp = SamlIdp::start();
+    let up = echo().await;
+    let proxy = Proxy::http(
+        &seed(&format!("idp_metadata_url: {}", idp.metadata_url()), ""),
+        up,
+    );
+
+    // The SP metadata an Entra admin uploads.
+    let md = get(&proxy.url("/ngrok/saml"), &[]).await;
+    assert_eq!(md.status, StatusCode::OK);
+    let text = md.text();
+    assert!(
+        text.contains(&format!("entityID=\"http://{}/ngrok/saml\"", proxy.addr)),
+        "{text}"
+    );
+    assert!(text.contains(&format!(
+        "Location=\"http://{}/ngrok/saml/acs\"",
+        proxy.addr
+    )));
+
+    let mut alice = Browser::default();
+    let res = alice
+        .visit(&proxy.url("/reports?q=3"), "alice@contoso.test")
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    let seen = res.echo();
+    assert_eq!(seen["path"], "/reports", "back where she started");
+    assert_eq!(seen["query"], "q=3");
+    assert_eq!(seen["headers"]["x-email"][0], "alice@contoso.test");
+    assert_eq!(
+        seen["headers"]["x-identity"][0],
+        format!("{TENANT}.a11ce000-0000-4000-8000-000000000001")
+    );
+    assert_eq!(seen["headers"]["x-groups"][0], "g-admins,g-staff");
+    assert_eq!(seen["headers"]["x-name-id"][0], "alice@contoso.test");
+    // The session carries her without the IdP.
+    let again = alice.request("GET", &proxy.url("/again"), None).await;
+    assert_eq!(again.status, StatusCode::OK);
+
+    // Bob signs in but is not on the list.
+    let mut bob = Browser::default();
+    let res = bob.visit(&proxy.url("/"), "bob@contoso.test").await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    assert!(res.echo().is_null(), "the upstream never saw bob");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idp_initiated_sign_in_only_when_allowed_and_replays_are_refused() {
+    let idp = SamlIdp::start();
+    let up = echo().await;
+    let allowed = Proxy::http(
+        &seed(
+            &format!("idp_metadata_url: {}", idp.metadata_url()),
+            "          allow_idp_initiated: true",
+        ),
+        up,
+    );
+    let acs = allowed.url("/ngrok/saml/acs");
+    let audience = allowed.url("/ngrok/saml");
+    // Entra's "Test sign in": the IdP posts an unsolicited response.
+    let launch = |relay: &str| {
+        format!(
+            "{}/initiate?user=alice%40contoso.test&acs={}&audience={}&relay={relay}",
+            idp.base,
+            urlencode(&acs),
+            urlencode(&audience)
+        )
+    };
+    let mut alice = Browser::default();
+    let res = alice.visit(&launch("%2Fdashboard"), "").await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(
+        res.echo()["path"],
+        "/dashboard",
+        "RelayState as a path here"
+    );
+
+    // RelayState naming another site lands on `/`, not there.
+    let mut again = Browser::default();
+    let res = again
+        .visit(&launch("https%3A%2F%2Fevil.example%2F"), "")
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(res.echo()["path"], "/");
+
+    // The same response posted twice: the second is a replay.
+    let form = get(&launch("%2F"), &[]).await.text();
+    let (action, fields) = browser::parse_form(&form);
+    let mut first = Browser::default();
+    let r1 = first.request("POST", &action, Some(fields.clone())).await;
+    assert_eq!(r1.status, StatusCode::FOUND, "{}", r1.text());
+    let mut second = Browser::default();
+    let r2 = second.request("POST", &action, Some(fields)).await;
+    assert_eq!(r2.status, StatusCode::UNAUTHORIZED, "{}", r2.text());
+    assert_eq!(r2.header("portcullis-error-code"), Some("ERR_NGROK_5301"));
+    assert!(r2.text().contains("already used"), "{}", r2.text());
+
+    // Without `allow_idp_initiated`, the same launch is refused.
+    let strict = Proxy::http(
+        &seed(&format!("idp_metadata_url: {}", idp.metadata_url()), ""),
+        up,
+    );
+    let acs = strict.url("/ngrok/saml/acs");
+    let audience = strict.url("/ngrok/saml");
+    let url = format!(
+        "{}/initiate?user=alice%40contoso.test&acs={}&audience={}&relay=%2F",
+        idp.base,
+        urlencode(&acs),
+        urlencode(&audience)
+    );
+    let mut mallory = Browser::default();
+    let res = mallory.visit(&url, "").await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED, "{}", res.text());
+    assert_eq!(res.header("portcullis-error-code"), Some("ERR_NGROK_5302"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_for_another_browsers_flow_or_forged_is_refused() {
+    let idp = SamlIdp::start();
+    let up = echo().await;
+    let proxy = Proxy::http(
+        &seed(&format!("idp_metadata_url: {}", idp.metadata_url()), ""),
+        up,
+    );
+    // Mallory starts a flow, and posts alice's unsolicited response with
+    // her own flow cookie: InResponseTo does not match.
+    let mut mallory = Browser::default();
+    let start = mallory.request("GET", &proxy.url("/"), None).await;
+    assert_eq!(start.status, StatusCode::FOUND);
+    let form = get(
+        &format!(
+            "{}/initiate?user=alice%40contoso.test&acs={}&audience={}&relay=x",
+            idp.base,
+            urlencode(&proxy.url("/ngrok/saml/acs")),
+            urlencode(&proxy.url("/ngrok/saml"))
+        ),
+        &[],
+    )
+    .await
+    .text();
+    let (action, fields) = browser::parse_form(&form);
+    let res = mallory.request("POST", &action, Some(fields.clone())).await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED, "{}", res.text());
+    assert!(res.echo().is_null());
+    // A response with a byte changed after signing.
+    let tampered = fields.replacen("SAMLResponse=P", "SAMLResponse=Q", 1);
+    let res = Browser::default()
+        .request("POST", &action, Some(tampered))
+        .await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED, "{}", res.text());
+    // Garbage and nothing.
+    for body in ["SAMLResponse=bm90IHhtbA%3D%3D", "RelayState=x", ""] {
+        let res = Browser::default()
+            .request("POST", &action, Some(body.to_owned()))
+            .await;
+        assert!(res.status.is_client_error(), "{body}: {}", res.status);
+        assert!(res.header("portcullis-error-code").is_some(), "{body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inline_metadata_signs_in_and_bad_metadata_does_not_load() {
+    let idp = SamlIdp::start();
+    let metadata = get(&idp.metadata_url(), &[]).await.text();
+    let up = echo().await;
+    let quoted = serde_json::to_string(&metadata).expect("json string");
+    let proxy = Proxy::http(&seed(&format!("idp_metadata: {quoted}"), ""), up);
+    let res = Browser::default()
+        .visit(&proxy.url("/inline"), "alice@contoso.test")
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+
+    // Metadata with its certificate removed: the policy does not load.
+    let broken =
+        serde_json::to_string(&metadata.replace("<X509Certificate>", "<X509Certificate>!"))
+            .expect("json");
+    let dir = proxy::temp_dir("saml-bad");
+    std::fs::write(
+        dir.join("policy.yml"),
+        seed(&format!("idp_metadata: {broken}"), ""),
+    )
+    .expect("write");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["lint", "--format", "short"])
+        .arg(dir.join("policy.yml"))
+        .output()
+        .expect("lint runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("idp_metadata") && stdout.contains("E0140"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("policy.yml:"), "with a position: {stdout}");
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
