@@ -30,6 +30,8 @@ enum Command {
     /// Answer another gateway's auth requests (nginx auth_request, Caddy
     /// forward_auth, Traefik forwardAuth, Envoy ext_authz) with a policy.
     ForwardAuth(Box<command::http::ForwardAuthArgs>),
+    /// Print the SAML SP metadata of an endpoint, for the IdP's admin.
+    SamlMetadata(command::saml::Args),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +43,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => command::http::serve(&args),
         Command::Demo(args) => command::http::demo(&args),
         Command::ForwardAuth(args) => command::http::forward_auth(&args),
+        Command::SamlMetadata(args) => command::saml::run(&args),
     };
     match res {
         Ok(code) => code,

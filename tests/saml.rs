@@ -252,3 +252,70 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+/// `portcullis saml-metadata` prints what the endpoint serves at
+/// `/ngrok/saml`, with the policy's overrides, and pysaml2 reads it as SP
+/// metadata.
+#[test]
+fn the_cli_prints_sp_metadata_that_pysaml2_reads() {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .arg("saml-metadata")
+            .args(args)
+            .output()
+            .expect("runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, xml) = run(&["--url", "https://app.example.com"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        xml.contains("entityID=\"https://app.example.com/ngrok/saml\""),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("Location=\"https://app.example.com/ngrok/saml/acs\""),
+        "{xml}"
+    );
+    let dir = proxy::temp_dir("saml-cli");
+    let policy = dir.join("policy.yml");
+    std::fs::write(
+        &policy,
+        "on_http_request:\n  - actions:\n      - type: saml\n        config:\n          idp_metadata_url: https://login.example.com/md\n          entity_id: urn:app:portal\n          assertion_consumer_service_url: https://portal.example.com/sso/acs\n",
+    )
+    .expect("write");
+    let (code, xml) = run(&[
+        "--url",
+        "https://app.example.com",
+        "--traffic-policy-file",
+        &policy.display().to_string(),
+    ]);
+    assert_eq!(code, Some(0));
+    assert!(xml.contains("entityID=\"urn:app:portal\""), "{xml}");
+    assert!(
+        xml.contains("Location=\"https://portal.example.com/sso/acs\""),
+        "{xml}"
+    );
+    let parsed = std::process::Command::new("/usr/bin/python3")
+        .args([
+            "-c",
+            "import sys; from saml2 import md; e = md.entity_descriptor_from_string(sys.stdin.read()); \
+             sp = e.spsso_descriptor[0]; print(e.entity_id, sp.assertion_consumer_service[0].location)",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write as _;
+            child.stdin.take().expect("stdin").write_all(xml.as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("python3 with pysaml2");
+    assert_eq!(
+        String::from_utf8_lossy(&parsed.stdout).trim(),
+        "urn:app:portal https://portal.example.com/sso/acs"
+    );
+    assert_eq!(run(&["--url", "app.example.com"]).0, Some(2));
+}
