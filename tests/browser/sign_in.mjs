@@ -26,6 +26,9 @@
 //      documented docs/forward-auth/nginx.conf) with `portcullis
 //      forward-auth --gateway nginx` as its auth service (NGINX overrides
 //      /usr/sbin/nginx).
+//   6. alice, then bob, with `saml` at the SAML test IdP (tests/saml/idp.py,
+//      Debian's python3 with xmlsec1 and pysaml2): an AuthnRequest by
+//      redirect, the IdP's auto-submitting HTTP-POST form run by Chromium.
 
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -372,6 +375,76 @@ async function throughNginx(label, idpBase, origin, echo) {
   await bob.context.close();
 }
 
+/** The SAML test IdP, on a free loopback port. */
+async function startSamlIdp() {
+  const { ready } = spawnUntil(
+    'the SAML IdP (tests/saml/idp.py)',
+    '/usr/bin/python3',
+    [path.join(root, 'tests', 'saml', 'idp.py'), 'serve'],
+    'stdout',
+    (line) => {
+      try {
+        const j = JSON.parse(line);
+        return j.ready ? j : undefined;
+      } catch {
+        return undefined;
+      }
+    },
+  );
+  return (await ready).base;
+}
+
+/** The seed policy with `saml` instead of `oauth`. */
+function samlPolicy(samlBase) {
+  return `
+on_http_request:
+  - actions:
+      - type: saml
+        config:
+          idp_metadata_url: ${samlBase}/metadata
+  - expressions:
+      - "!(actions.ngrok.saml.identity.email in ['alice@contoso.test'])"
+    actions:
+      - type: deny
+  - actions:
+      - type: add-headers
+        config:
+          headers:
+            x-email: "\${actions.ngrok.saml.identity.email}"
+`;
+}
+
+/** Alice signs in with SAML; bob, not on the list, is denied. */
+async function samlSignIn(label, samlBase, proxy, echo) {
+  const alice = await userContext(samlBase, 'alice@contoso.test');
+  const target = `${proxy.origin}/private?x=1`;
+  const res = await visit(alice, proxy.origin, target);
+  check(`${label}: alice lands on the echo page (200)`, res.status() === 200,
+    `${res.status()} at ${res.url()}: ${(await res.text().catch(() => '')).slice(0, 300)}`);
+  check(`${label}: back where she started (${target})`, alice.page.url() === target, alice.page.url());
+  check(`${label}: the browser went through the IdP`, alice.toProvider() > 0, alice.toProvider());
+  const acs = alice.log.filter((r) => r.origin === proxy.origin && new URL(r.url).pathname === '/ngrok/saml/acs');
+  check(`${label}: the IdP's form was posted to the ACS by the browser`,
+    acs.length === 1 && acs[0].method === 'POST', acs.map((r) => `${r.method} ${r.url}`));
+  const echoed = await echoOf(alice.page);
+  check(`${label}: the upstream got x-email: alice@contoso.test`, echoed.headers?.['x-email'] === 'alice@contoso.test', echoed);
+  const jar = await alice.context.cookies(proxy.origin);
+  const session = jar.find((c) => c.name.startsWith('portcullis_session_'));
+  check(`${label}: an HttpOnly session cookie`, !!session && session.httpOnly, jar.map((c) => c.name));
+  const trips = alice.toProvider();
+  const again = await alice.page.reload({ waitUntil: 'load', timeout: STEP_TIMEOUT });
+  check(`${label}: a reload is served (200) without the IdP`,
+    again?.status() === 200 && alice.toProvider() === trips, `${again?.status()}, ${alice.toProvider() - trips} trips`);
+  await alice.context.close();
+
+  const bob = await userContext(samlBase, 'bob@contoso.test');
+  const before = echo.seen.length;
+  const denied = await visit(bob, proxy.origin, `${proxy.origin}/private?x=1`);
+  check(`${label}: bob gets 403`, denied.status() === 403, `${denied.status()} at ${denied.url()}`);
+  check(`${label}: the upstream never saw bob`, echo.seen.length === before, echo.seen.slice(before));
+  await bob.context.close();
+}
+
 // ---------------------------------------------------------------------------
 // The browser
 // ---------------------------------------------------------------------------
@@ -399,7 +472,8 @@ async function userContext(idpBase, user) {
   cdp.on('Fetch.requestPaused', (ev) => {
     const u = new URL(ev.request.url);
     let reply;
-    if (u.pathname.endsWith('/oauth2/v2.0/authorize') && !u.searchParams.has('login_hint')) {
+    const signInPage = u.pathname.endsWith('/oauth2/v2.0/authorize') || u.pathname === '/sso';
+    if (signInPage && !u.searchParams.has('login_hint')) {
       u.searchParams.set('login_hint', user);
       reply = cdp.send('Fetch.fulfillRequest', {
         requestId: ev.requestId,
@@ -632,6 +706,18 @@ async function main() {
     check(`${label}: runs to the end`, false, e.message);
     process.stdout.write(`# portcullis log (tail):\n${fa.out.stderr.slice(-3000)}\n`);
   }
+
+  const samlLabel = '6 saml';
+  const samlBase = await startSamlIdp();
+  const samlProxy = await startProxy(samlPolicy(samlBase), echo.port, '127.0.0.1:0');
+  process.stdout.write(`# ${samlLabel}: IdP ${samlBase}, portcullis on ${samlProxy.origin}\n`);
+  try {
+    await samlSignIn(samlLabel, samlBase, samlProxy, echo);
+  } catch (e) {
+    check(`${samlLabel}: runs to the end`, false, e.message);
+    process.stdout.write(`# portcullis log (tail):\n${samlProxy.out.stderr.slice(-3000)}\n`);
+  }
+  await samlProxy.stop();
 }
 
 let code = 0;
