@@ -428,7 +428,7 @@ impl SignIn {
                 ));
             }
         }
-        let claims = session_claims(&assertion);
+        let claims = session_claims(&assertion, self.results.attributes.is_some());
         if !saml.authorized_groups.is_empty() {
             let groups: Vec<&str> = claims["groups"]
                 .as_array()
@@ -470,8 +470,10 @@ impl SignIn {
 /// What a session keeps of an assertion, in the claims shape the other
 /// sign-ins keep (so that publishing, limits and the identity are shared).
 /// Entra's email (`user.mail`) is set by the tenant's administrators, so
-/// it counts as verified, as Entra's `xms_edov` says for OpenID.
-fn session_claims(a: &portcullis_saml::Assertion) -> serde_json::Value {
+/// it counts as verified, as Entra's `xms_edov` says for OpenID. The
+/// attributes themselves are kept only when the policy reads them
+/// (`with_attributes`): a larger cookie costs every request.
+fn session_claims(a: &portcullis_saml::Assertion, with_attributes: bool) -> serde_json::Value {
     let tid = a.first(claims::TENANT_ID);
     let oid = a.first(claims::OBJECT_ID);
     let email = match a.first(claims::EMAIL) {
@@ -506,8 +508,10 @@ fn session_claims(a: &portcullis_saml::Assertion) -> serde_json::Value {
         "groups": groups,
         "roles": roles,
         "sid": a.session_index.clone().unwrap_or_default(),
-        "attrs": attrs,
     });
+    if with_attributes {
+        c["attrs"] = attrs.into();
+    }
     if !tid.is_empty() && !oid.is_empty() {
         c["tid"] = tid.into();
         c["oid"] = oid.into();

@@ -371,14 +371,15 @@ impl SignIn {
             (r.timed_out, Value::Bool(false)),
             (r.max_reached, Value::Bool(false)),
             (r.name_id, Value::string(claim("nameid"))),
-            (
-                r.attributes,
-                portcullis_cel::json::from_json(&c.get("attrs").cloned().unwrap_or_default()),
-            ),
         ] {
             if let Some(var) = var {
                 ctx.set_result(var, value);
             }
+        }
+        // Built only for a policy that reads them.
+        if let Some(var) = r.attributes {
+            let attrs = c.get("attrs").cloned().unwrap_or_default();
+            ctx.set_result(var, portcullis_cel::json::from_json(&attrs));
         }
     }
 }
