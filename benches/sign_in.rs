@@ -19,6 +19,7 @@
     unsafe_code,
     reason = "a #[global_allocator] that counts needs `unsafe impl GlobalAlloc`"
 )]
+#![allow(clippy::print_stderr, reason = "the allocation count is printed, once")]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
