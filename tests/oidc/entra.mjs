@@ -202,7 +202,18 @@ function adapterFor(store) {
 const tenantOwning = (model, value) => TENANTS.find((t) => value && stores.get(t.id).get(`${model}:${value}`));
 
 function newSigningKey() {
-  const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+  // The key comes out of the generator as PEM and is read back into a key
+  // object of its own before the JWK export. Exporting the generator's own
+  // key object can deadlock node 20: the export holds the key's mutex while
+  // it allocates, a garbage collection then destroys the finished
+  // key-generation job, and the job's destructor waits for the same mutex
+  // (seen as a provider that never printed its ready line).
+  const { privateKey: pem } = crypto.generateKeyPairSync('rsa', {
+    modulusLength: 2048,
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+  });
+  const privateKey = crypto.createPrivateKey(pem);
   const kid = crypto.randomBytes(20).toString('base64url'); // looks like Entra's x5t-style kid
   return { kid, private: { ...privateKey.export({ format: 'jwk' }), kid, use: 'sig' } };
 }
