@@ -172,6 +172,10 @@ fn action_check(action: &Action, gateway: Gateway, out: &mut Vec<Diagnostic>) {
             "the gateway does not send the request body to its auth service".into(),
             "run `portcullis http` in front of the upstream for rules that read the body",
         )),
+        "saml" => out.push(cannot(
+            "the IdP answers with a form POST to the ACS, and the gateway does not send the request body to its auth service".into(),
+            "sign in with `oauth` or `openid-connect` behind a gateway, or run `portcullis http` in front of the upstream",
+        )),
         "remove-headers" if !gateway.removes_headers() => out.push(cannot(
             format!("{gateway} cannot remove a request header because its auth service says so"),
             match gateway {
@@ -309,6 +313,7 @@ mod tests {
             ("url-rewrite", "from: /a\n          to: /b"),
             ("verify-webhook", "provider: github\n          secret: s"),
             ("close-connection", "{}"),
+            ("saml", "idp_metadata_url: https://login.example.com/md"),
         ] {
             let policy = format!(
                 "on_http_request:\n  - actions:\n      - type: {kind}\n        config:\n          {config}\n"
