@@ -53,19 +53,9 @@ impl SignIn {
         let (state, nonce, verifier) = (random_token(32), random_token(32), random_token(32));
         let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(sha2::Sha256::digest(verifier.as_bytes()));
-        let flow = serde_json::json!({
+        let sealed = self.seal_flow(&serde_json::json!({
             "s": state, "n": nonce, "v": verifier, "r": back, "t": now_secs(),
-        });
-        let sealed = self
-            .keys
-            .seal(&self.flow_cookie, flow.to_string().as_bytes())
-            .ok_or_else(|| {
-                fail(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "ERR_NGROK_2300",
-                    "cannot seal the flow",
-                )
-            })?;
+        }))?;
         let mut url = format!(
             "{}{}response_type=code&client_id={}&redirect_uri={}&scope={}&state={}&nonce={}&code_challenge={}&code_challenge_method=S256",
             disc.authorization_endpoint,
@@ -398,6 +388,19 @@ impl SignIn {
             }
         }
         HeaderValue::from_str(&c).ok()
+    }
+
+    /// A flow's state, sealed for the flow cookie.
+    pub(super) fn seal_flow(&self, flow: &serde_json::Value) -> Result<String, ActionError> {
+        self.keys
+            .seal(&self.flow_cookie, flow.to_string().as_bytes())
+            .ok_or_else(|| {
+                fail(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "ERR_NGROK_2300",
+                    "cannot seal the flow",
+                )
+            })
     }
 
     fn redirect_uri(&self, ctx: &RequestCtx) -> String {

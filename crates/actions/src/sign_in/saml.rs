@@ -287,17 +287,8 @@ impl SignIn {
         let idp = self.idp().await?;
         let id = format!("_{}", random_token(24));
         let relay = random_token(16);
-        let flow = serde_json::json!({ "i": id, "k": relay, "r": back, "t": now_secs() });
         let sealed = self
-            .keys
-            .seal(&self.flow_cookie, flow.to_string().as_bytes())
-            .ok_or_else(|| {
-                fail(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "ERR_NGROK_2300",
-                    "cannot seal the flow",
-                )
-            })?;
+            .seal_flow(&serde_json::json!({ "i": id, "k": relay, "r": back, "t": now_secs() }))?;
         let request = portcullis_saml::request::authn_request(&portcullis_saml::request::Params {
             sso_url: &idp.sso_url,
             entity_id: &saml.entity_id(ctx),
