@@ -319,3 +319,70 @@ fn the_cli_prints_sp_metadata_that_pysaml2_reads() {
     );
     assert_eq!(run(&["--url", "app.example.com"]).0, Some(2));
 }
+
+/// With `request_signing_key`, AuthnRequests are signed as the Redirect
+/// binding says, and an IdP that requires it (Entra's "Require
+/// verification certificates") accepts them; a request signed with
+/// another key is refused there, and the SP metadata names the
+/// certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_authn_requests_are_verified_by_an_idp_that_requires_them() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/saml");
+    let cert = dir.join("sp-cert.pem");
+    let idp = SamlIdp::start_with(&["--sp-cert", &cert.display().to_string()]);
+    let up = echo().await;
+    let key = std::fs::read_to_string(dir.join("sp-key.pem")).expect("key");
+    let pem_cert = std::fs::read_to_string(&cert).expect("cert");
+    let signing = format!(
+        "          request_signing_key: {}\n          request_signing_certificate: {}",
+        serde_json::to_string(&key).expect("json"),
+        serde_json::to_string(&pem_cert).expect("json")
+    );
+    let proxy = Proxy::http(
+        &seed(
+            &format!("idp_metadata_url: {}", idp.metadata_url()),
+            &signing,
+        ),
+        up,
+    );
+    let res = Browser::default()
+        .visit(&proxy.url("/signed"), "alice@contoso.test")
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(res.echo()["headers"]["x-email"][0], "alice@contoso.test");
+    let md = get(&proxy.url("/ngrok/saml"), &[]).await.text();
+    assert!(md.contains("AuthnRequestsSigned=\"true\""), "{md}");
+    let der: String = pem_cert
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    assert!(md.contains(&der), "{md}");
+
+    // Another key: the IdP refuses the request, and no one is signed in.
+    let other = std::fs::read_to_string(dir.join("attacker-key.pem")).expect("key");
+    let wrong = format!(
+        "          request_signing_key: {}",
+        serde_json::to_string(&other).expect("json")
+    );
+    let proxy = Proxy::http(
+        &seed(&format!("idp_metadata_url: {}", idp.metadata_url()), &wrong),
+        up,
+    );
+    let res = Browser::default()
+        .visit(&proxy.url("/signed"), "alice@contoso.test")
+        .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN, "{}", res.text());
+    assert!(
+        res.text()
+            .contains("not signed with the registered certificate")
+    );
+    // Unsigned: refused as well.
+    let proxy = Proxy::http(
+        &seed(&format!("idp_metadata_url: {}", idp.metadata_url()), ""),
+        up,
+    );
+    let res = Browser::default()
+        .visit(&proxy.url("/signed"), "alice@contoso.test")
+        .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN, "{}", res.text());
+}

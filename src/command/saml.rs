@@ -30,6 +30,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     if host.is_empty() || host.contains(['/', '?', '#', ' ']) {
         anyhow::bail!("--url must be an origin, such as https://app.example.com");
     }
+    let mut certificate = None;
     let (mut entity_id, mut acs) = (
         format!("{origin}{}", portcullis_actions::SAML_METADATA_PATH),
         format!("{origin}{}", portcullis_actions::SAML_ACS_PATH),
@@ -60,12 +61,21 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 match k.value.as_str() {
                     "entity_id" => entity_id = v.value.clone(),
                     "assertion_consumer_service_url" => acs = v.value.clone(),
+                    "request_signing_certificate" => {
+                        certificate = Some(
+                            v.value
+                                .lines()
+                                .filter(|l| !l.starts_with("-----"))
+                                .map(str::trim)
+                                .collect::<String>(),
+                        );
+                    }
                     _ => {}
                 }
             }
         }
     }
-    let xml = portcullis_actions::saml_sp_metadata(&entity_id, &acs);
+    let xml = portcullis_actions::saml_sp_metadata(&entity_id, &acs, certificate.as_deref());
     super::print(xml.trim_end());
     Ok(ExitCode::SUCCESS)
 }

@@ -6,7 +6,10 @@ Debian's `xmlsec1`); the SP's AuthnRequest is decoded and read with pysaml2
 (Debian's `python3-pysaml2`). Claims use Entra's URIs, the issuer is
 `https://sts.windows.net/<tenant>/`, and the NameID is `user.mail`.
 
-  idp.py serve [--port N]     an IdP on 127.0.0.1; prints {"ready": true, "base": ...}
+  idp.py serve [--port N] [--sp-cert PEM]
+                              an IdP on 127.0.0.1; prints {"ready": true, "base": ...};
+                              with --sp-cert, AuthnRequests must be signed with its key
+                              (Entra's "Require verification certificates")
   idp.py corpus DIR           writes the attack corpus and its manifest into DIR
 
 The server signs in whoever the `login_hint` query parameter names (as the
@@ -203,8 +206,29 @@ def signed_response(user, audience, acs, now, in_response_to=None, **kw):
 # --- the server ---------------------------------------------------------------
 
 
+def signature_ok(raw_query, cert_path):
+    """Checks an HTTP-Redirect binding signature over the query as sent."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+    from urllib.parse import unquote
+
+    parts = dict(p.split("=", 1) for p in raw_query.split("&") if "=" in p)
+    if "Signature" not in parts or unquote(parts.get("SigAlg", "")) != "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256":
+        return False
+    signed = "&".join(f"{k}={parts[k]}" for k in ("SAMLRequest", "RelayState", "SigAlg") if k in parts)
+    with open(cert_path, "rb") as f:
+        key = x509.load_pem_x509_certificate(f.read()).public_key()
+    try:
+        key.verify(base64.b64decode(unquote(parts["Signature"])), signed.encode(), padding.PKCS1v15(), hashes.SHA256())
+        return True
+    except Exception:
+        return False
+
+
 class Idp(BaseHTTPRequestHandler):
     base = ""
+    sp_cert = None
 
     def log_message(self, *args):
         pass
@@ -233,6 +257,9 @@ class Idp(BaseHTTPRequestHandler):
             return self.reply(200, metadata(f"{self.base}/sso", slo=f"{self.base}/slo"), "application/xml")
         if url.path == "/sso":
             from saml2 import samlp
+            if self.sp_cert and not signature_ok(url.query, self.sp_cert):
+                # Entra: AADSTS900000-style refusal of an unsigned or badly signed request.
+                return self.reply(403, "<html><body>the AuthnRequest is not signed with the registered certificate</body></html>")
             xml = zlib.decompress(base64.b64decode(q["SAMLRequest"]), -15).decode()
             req = samlp.authn_request_from_string(xml)
             user = q.get("login_hint")
@@ -246,7 +273,8 @@ class Idp(BaseHTTPRequestHandler):
         self.reply(404, "not found")
 
 
-def serve(port):
+def serve(port, sp_cert=None):
+    Idp.sp_cert = sp_cert
     server = ThreadingHTTPServer(("127.0.0.1", port), Idp)
     Idp.base = f"http://127.0.0.1:{server.server_address[1]}"
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -362,7 +390,8 @@ if __name__ == "__main__":
         corpus(sys.argv[2])
     elif len(sys.argv) >= 2 and sys.argv[1] == "serve":
         port = int(sys.argv[sys.argv.index("--port") + 1]) if "--port" in sys.argv else 0
-        serve(port)
+        sp_cert = sys.argv[sys.argv.index("--sp-cert") + 1] if "--sp-cert" in sys.argv else None
+        serve(port, sp_cert)
     else:
         print(__doc__)
         sys.exit(2)

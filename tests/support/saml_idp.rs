@@ -27,6 +27,12 @@ pub const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 impl SamlIdp {
     /// Starts it on a free loopback port.
     pub fn start() -> SamlIdp {
+        SamlIdp::start_with(&[])
+    }
+
+    /// Starts it with extra arguments (`--sp-cert PEM`: AuthnRequests must
+    /// be signed with that certificate's key).
+    pub fn start_with(args: &[&str]) -> SamlIdp {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/saml/idp.py");
         assert!(
             Path::new("/usr/bin/xmlsec1").exists(),
@@ -35,6 +41,7 @@ impl SamlIdp {
         let mut child = Command::new("/usr/bin/python3")
             .arg(&script)
             .arg("serve")
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

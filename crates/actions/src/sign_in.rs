@@ -190,7 +190,7 @@ pub(crate) fn compile(
 fn build(cfg: Config<'_>, cx: &CompileCx<'_>, flavor: Flavor) -> Result<SignIn, Diagnostic> {
     let mut github = None;
     let saml = match flavor {
-        Flavor::Saml => Some(Box::new(saml::Saml::build(&cfg)?)),
+        Flavor::Saml => Some(Box::new(saml::Saml::build(&cfg, cx)?)),
         _ => None,
     };
     let issuer_url = match flavor {

@@ -81,12 +81,20 @@ pub(super) struct Saml {
     /// The path of the ACS (of `acs_url` when configured).
     acs_path: String,
     nameid_format: String,
+    /// The key AuthnRequests are signed with (`request_signing_key`), if
+    /// any: a template, so that it can come from `secrets.get`.
+    signing_key: Option<crate::template::Template>,
+    /// The last key read, by its text: reading one per request would cost
+    /// more than the request.
+    signing_cache: std::sync::Mutex<Option<(String, Arc<ring::signature::RsaKeyPair>)>>,
+    /// Its certificate, for the SP metadata (`request_signing_certificate`).
+    signing_certificate: Option<String>,
 }
 
 impl Saml {
     /// Reads the config; inline metadata is parsed now, so a bad document
     /// stops the load with a diagnostic where it is written.
-    pub(super) fn build(cfg: &Config<'_>) -> Result<Saml, Diagnostic> {
+    pub(super) fn build(cfg: &Config<'_>, cx: &crate::CompileCx<'_>) -> Result<Saml, Diagnostic> {
         let source = match (cfg.get("idp_metadata"), cfg.str("idp_metadata_url")) {
             (Some(node), _) => {
                 let text = node.scalar().map_or("", |s| s.value.as_str());
@@ -118,8 +126,28 @@ impl Saml {
                 })?,
             None => ACS_PATH.to_owned(),
         };
+        let signing_key = match cfg.get("request_signing_key") {
+            Some(node) => {
+                let template = crate::template::Template::compile(node, cx.phase, cx.src)?;
+                if let Some(pem) = template.constant() {
+                    portcullis_saml::request::signing_key(pem).map_err(|e| {
+                        cfg.error(Some(node), format!("`request_signing_key`: {e}"))
+                    })?;
+                }
+                Some(template)
+            }
+            None => None,
+        };
         Ok(Saml {
             source,
+            signing_key,
+            signing_cache: std::sync::Mutex::new(None),
+            signing_certificate: cfg.str("request_signing_certificate").map(|pem| {
+                pem.lines()
+                    .filter(|l| !l.starts_with("-----"))
+                    .map(str::trim)
+                    .collect::<String>()
+            }),
             force_authn: cfg.bool("force_authn", false),
             allow_idp_initiated: cfg.bool("allow_idp_initiated", false),
             authorized_groups: cfg
@@ -168,24 +196,35 @@ impl Saml {
     }
 }
 
-/// The SP metadata to give the IdP (Entra: "Upload metadata file").
-pub fn sp_metadata(entity_id: &str, acs_url: &str) -> String {
+/// The SP metadata to give the IdP (Entra: "Upload metadata file"), with
+/// the certificate AuthnRequests are signed with, if any (base64 DER).
+pub fn sp_metadata(entity_id: &str, acs_url: &str, signing_certificate: Option<&str>) -> String {
     let esc = |s: &str| {
         s.replace('&', "&amp;")
             .replace('<', "&lt;")
             .replace('"', "&quot;")
     };
+    let key = signing_certificate.map_or(String::new(), |cert| {
+        format!(
+            "    <md:KeyDescriptor use=\"signing\"><ds:KeyInfo xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\">\
+             <ds:X509Data><ds:X509Certificate>{}</ds:X509Certificate></ds:X509Data></ds:KeyInfo>\
+             </md:KeyDescriptor>\n",
+            esc(cert)
+        )
+    });
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
          <md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" entityID=\"{}\">\n\
-         \x20 <md:SPSSODescriptor AuthnRequestsSigned=\"false\" WantAssertionsSigned=\"true\" \
+         \x20 <md:SPSSODescriptor AuthnRequestsSigned=\"{}\" WantAssertionsSigned=\"true\" \
          protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\">\n\
+         {key}\
          \x20   <md:NameIDFormat>{DEFAULT_NAMEID_FORMAT}</md:NameIDFormat>\n\
          \x20   <md:AssertionConsumerService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST\" \
          Location=\"{}\" index=\"0\" isDefault=\"true\"/>\n\
          \x20 </md:SPSSODescriptor>\n\
          </md:EntityDescriptor>\n",
         esc(entity_id),
+        signing_certificate.is_some(),
         esc(acs_url)
     )
 }
@@ -258,6 +297,36 @@ impl SignIn {
         IdpMetadata::parse(text).map_err(|e| e.to_string())
     }
 
+    /// The key to sign AuthnRequests with, if configured.
+    fn signing_key(
+        &self,
+        ctx: &RequestCtx,
+    ) -> Result<Option<Arc<ring::signature::RsaKeyPair>>, ActionError> {
+        let saml = self.saml()?;
+        let Some(template) = &saml.signing_key else {
+            return Ok(None);
+        };
+        let pem = template.render(ctx)?;
+        let mut cache = match saml.signing_cache.lock() {
+            Ok(c) => c,
+            Err(p) => p.into_inner(),
+        };
+        if let Some((text, key)) = &*cache
+            && *text == *pem
+        {
+            return Ok(Some(key.clone()));
+        }
+        let key = Arc::new(portcullis_saml::request::signing_key(&pem).map_err(|e| {
+            fail(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "ERR_NGROK_2300",
+                format!("`request_signing_key`: {e}"),
+            )
+        })?);
+        *cache = Some((pem.into_owned(), key.clone()));
+        Ok(Some(key))
+    }
+
     /// The SP's own requests: its metadata, and the ACS.
     pub(super) async fn saml_endpoint(&self, ctx: &mut RequestCtx) -> Result<Step, ActionError> {
         let saml = self.saml()?;
@@ -267,6 +336,7 @@ impl SignIn {
         let mut res = http::Response::new(crate::body::full(sp_metadata(
             &saml.entity_id(ctx),
             &saml.acs_url(ctx),
+            saml.signing_certificate.as_deref(),
         )));
         res.headers_mut().insert(
             CONTENT_TYPE,
@@ -289,6 +359,7 @@ impl SignIn {
         let relay = random_token(16);
         let sealed = self
             .seal_flow(&serde_json::json!({ "i": id, "k": relay, "r": back, "t": now_secs() }))?;
+        let key = self.signing_key(ctx)?;
         let request = portcullis_saml::request::authn_request(&portcullis_saml::request::Params {
             sso_url: &idp.sso_url,
             entity_id: &saml.entity_id(ctx),
@@ -298,6 +369,7 @@ impl SignIn {
             relay_state: &relay,
             id: &id,
             now: now_secs(),
+            signing_key: key.as_deref(),
         });
         let mut res = respond::redirect(StatusCode::FOUND, &request.url);
         res.headers_mut()

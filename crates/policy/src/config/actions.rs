@@ -804,6 +804,10 @@ const SAML: &[Field] = &[
     Field::opt("idle_session_timeout", DURATION),
     Field::opt("allow_cors_preflight", BOOL),
     Field::opt("auth_cookie_domain", NONEMPTY),
+    // Portcullis extensions: AuthnRequests signed for Entra's "Require
+    // verification certificates" (the key best from `secrets.get`).
+    Field::opt("request_signing_key", TEMPLATE_NONEMPTY),
+    Field::opt("request_signing_certificate", NONEMPTY),
 ];
 
 /// One of `idp_metadata` and `idp_metadata_url` (ERR_NGROK_1681, 1691).
