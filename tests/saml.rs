@@ -386,3 +386,64 @@ async fn signed_authn_requests_are_verified_by_an_idp_that_requires_them() {
         .await;
     assert_eq!(res.status, StatusCode::FORBIDDEN, "{}", res.text());
 }
+
+/// `/ngrok/logout` ends the session here and sends the user through the
+/// IdP's single logout service with a LogoutRequest naming them; the IdP's
+/// LogoutResponse brings them back, signed out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_goes_through_the_idps_single_logout_and_back() {
+    let idp = SamlIdp::start();
+    let up = echo().await;
+    let proxy = Proxy::http(
+        &seed(&format!("idp_metadata_url: {}", idp.metadata_url()), ""),
+        up,
+    );
+    let mut alice = Browser::default();
+    let res = alice.visit(&proxy.url("/"), "alice@contoso.test").await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    let md = get(&proxy.url("/ngrok/saml"), &[]).await.text();
+    assert!(
+        md.contains(&format!(
+            "Location=\"http://{}/ngrok/saml/slo\"",
+            proxy.addr
+        )),
+        "{md}"
+    );
+
+    let out = alice
+        .request("GET", &proxy.url("/ngrok/logout?redirect_path=/bye"), None)
+        .await;
+    assert_eq!(out.status, StatusCode::FOUND);
+    let to_idp = out.header("location").expect("to the IdP").to_owned();
+    assert!(
+        to_idp.starts_with(&format!("{}/slo?SAMLRequest=", idp.base)),
+        "{to_idp}"
+    );
+    let back = alice.request("GET", &to_idp, None).await;
+    assert_eq!(back.status, StatusCode::FOUND, "{}", back.text());
+    let slo = back.header("location").expect("back to the SP").to_owned();
+    let done = alice.request("GET", &slo, None).await;
+    assert_eq!(done.status, StatusCode::FOUND, "{}", done.text());
+    assert_eq!(done.header("location"), Some("/bye"));
+    // The IdP was told who and which session.
+    let logouts: serde_json::Value =
+        serde_json::from_slice(&get(&format!("{}/logouts", idp.base), &[]).await.body)
+            .expect("json");
+    assert_eq!(logouts[0]["name_id"], "alice@contoso.test");
+    assert!(
+        logouts[0]["session_index"][0]
+            .as_str()
+            .is_some_and(|s| s.starts_with('_'))
+    );
+    // Signed out here: the next request goes back to the IdP.
+    let again = alice.request("GET", &proxy.url("/again"), None).await;
+    assert_eq!(again.status, StatusCode::FOUND);
+    assert!(
+        again
+            .header("location")
+            .is_some_and(|l| l.starts_with(&idp.base))
+    );
+    // A LogoutRequest started at the IdP is refused, not pretended.
+    let r = get(&proxy.url("/ngrok/saml/slo?SAMLRequest=abc"), &[]).await;
+    assert_eq!(r.status, StatusCode::NOT_IMPLEMENTED);
+}

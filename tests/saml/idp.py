@@ -206,6 +206,9 @@ def signed_response(user, audience, acs, now, in_response_to=None, **kw):
 # --- the server ---------------------------------------------------------------
 
 
+LOGOUTS = []  # the LogoutRequests received, for the tests to read
+
+
 def signature_ok(raw_query, cert_path):
     """Checks an HTTP-Redirect binding signature over the query as sent."""
     from cryptography import x509
@@ -267,6 +270,34 @@ class Idp(BaseHTTPRequestHandler):
                 return self.reply(200, "<html><body>who are you? (login_hint)</body></html>")
             resp = signed_response(user, req.issuer.text, req.assertion_consumer_service_url, int(time.time()), req.id)
             return self.post_form(req.assertion_consumer_service_url, resp, q.get("RelayState"))
+        if url.path == "/slo":
+            # Single logout: the SP's LogoutRequest, read with pysaml2, is
+            # answered at the SP's SLO URL (its entity ID + "/slo", as the
+            # SP's metadata says) with a LogoutResponse by redirect.
+            from saml2 import samlp
+            xml = zlib.decompress(base64.b64decode(q["SAMLRequest"]), -15).decode()
+            req = samlp.logout_request_from_string(xml)
+            if not req.name_id or not req.name_id.text:
+                return self.reply(400, "no NameID")
+            LOGOUTS.append({"name_id": req.name_id.text, "session_index": [s.text for s in req.session_index]})
+            answer = (
+                f'<samlp:LogoutResponse xmlns:samlp="{SAMLP}" ID="_{uuid.uuid4().hex}" Version="2.0" '
+                f'IssueInstant="{stamp(int(time.time()))}" InResponseTo="{esc(req.id)}">'
+                f'<Issuer xmlns="{SAML}">https://login.microsoftonline.com/{TENANT}/</Issuer>'
+                f'<samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status>'
+                "</samlp:LogoutResponse>"
+            )
+            c = zlib.compressobj(9, zlib.DEFLATED, -15)
+            data = base64.b64encode(c.compress(answer.encode()) + c.flush()).decode()
+            from urllib.parse import quote
+            location = f"{req.issuer.text}/slo?SAMLResponse={quote(data, safe='')}&RelayState={quote(q.get('RelayState', ''), safe='')}"
+            self.send_response(302)
+            self.send_header("location", location)
+            self.send_header("content-length", "0")
+            self.end_headers()
+            return
+        if url.path == "/logouts":
+            return self.reply(200, json.dumps(LOGOUTS), "application/json")
         if url.path == "/initiate":
             resp = signed_response(q["user"], q["audience"], q["acs"], int(time.time()))
             return self.post_form(q["acs"], resp, q.get("relay"))

@@ -86,6 +86,67 @@ pub fn authn_request(p: &Params<'_>) -> AuthnRequest {
     xml.push_str("</saml:Issuer><samlp:NameIDPolicy Format=\"");
     escape(p.name_id_format, &mut xml);
     xml.push_str("\" AllowCreate=\"true\"/></samlp:AuthnRequest>");
+    AuthnRequest {
+        id: p.id.to_owned(),
+        url: redirect(p.sso_url, &xml, p.relay_state, p.signing_key),
+    }
+}
+
+/// A LogoutRequest to send (single logout, SP-initiated).
+#[derive(Clone, Copy, Debug)]
+pub struct Logout<'a> {
+    /// The IdP's single logout URL (HTTP-Redirect).
+    pub slo_url: &'a str,
+    /// The SP's entity ID (the `Issuer`).
+    pub entity_id: &'a str,
+    /// The user's `NameID`, as the assertion gave it.
+    pub name_id: &'a str,
+    /// The `SessionIndex` of the session that ends, if known.
+    pub session_index: Option<&'a str>,
+    /// The opaque key the response comes back with.
+    pub relay_state: &'a str,
+    /// The request's `ID`.
+    pub id: &'a str,
+    /// Now, in seconds since the epoch.
+    pub now: u64,
+    /// The SP's key, to sign the request with.
+    pub signing_key: Option<&'a ring::signature::RsaKeyPair>,
+}
+
+/// The redirect to the IdP's single logout service for `p`.
+pub fn logout_request(p: &Logout<'_>) -> String {
+    let mut xml = String::with_capacity(512);
+    xml.push_str(
+        "<samlp:LogoutRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" \
+         xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"",
+    );
+    escape(p.id, &mut xml);
+    xml.push_str("\" Version=\"2.0\" IssueInstant=\"");
+    xml.push_str(&crate::time::format(p.now));
+    xml.push_str("\" Destination=\"");
+    escape(p.slo_url, &mut xml);
+    xml.push_str("\"><saml:Issuer>");
+    escape(p.entity_id, &mut xml);
+    xml.push_str("</saml:Issuer><saml:NameID>");
+    escape(p.name_id, &mut xml);
+    xml.push_str("</saml:NameID>");
+    if let Some(index) = p.session_index {
+        xml.push_str("<samlp:SessionIndex>");
+        escape(index, &mut xml);
+        xml.push_str("</samlp:SessionIndex>");
+    }
+    xml.push_str("</samlp:LogoutRequest>");
+    redirect(p.slo_url, &xml, p.relay_state, p.signing_key)
+}
+
+/// `xml` for the HTTP-Redirect binding to `to`: DEFLATE, base64, the
+/// query, and its signature when there is a key.
+fn redirect(
+    to: &str,
+    xml: &str,
+    relay_state: &str,
+    key: Option<&ring::signature::RsaKeyPair>,
+) -> String {
     let mut deflate =
         flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
     // Writing to a Vec cannot fail.
@@ -94,13 +155,13 @@ pub fn authn_request(p: &Params<'_>) -> AuthnRequest {
         .and_then(|()| deflate.finish())
         .unwrap_or_default();
     let encoded = base64::engine::general_purpose::STANDARD.encode(deflated);
-    let sep = if p.sso_url.contains('?') { '&' } else { '?' };
+    let sep = if to.contains('?') { '&' } else { '?' };
     let mut query = format!(
         "SAMLRequest={}&RelayState={}",
         url_encode(&encoded),
-        url_encode(p.relay_state)
+        url_encode(relay_state)
     );
-    if let Some(key) = p.signing_key {
+    if let Some(key) = key {
         query.push_str("&SigAlg=");
         query.push_str(&url_encode(RSA_SHA256));
         let mut signature = vec![0; key.public().modulus_len()];
@@ -117,10 +178,30 @@ pub fn authn_request(p: &Params<'_>) -> AuthnRequest {
             ));
         }
     }
-    AuthnRequest {
-        id: p.id.to_owned(),
-        url: format!("{}{sep}{query}", p.sso_url),
+    format!("{to}{sep}{query}")
+}
+
+/// The XML of a message sent by the HTTP-Redirect binding (`SAMLResponse`
+/// or `SAMLRequest`, URL-decoded already), inflated to at most `limit`
+/// bytes: a deflate bomb stops at the cap (CVE-2025-25293).
+pub fn inflate(base64_text: &str, limit: usize) -> Result<String, crate::Rejection> {
+    use std::io::Read as _;
+    let clean: String = base64_text
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(clean)
+        .map_err(|_| crate::Rejection::xml("the message is not base64"))?;
+    let mut out = String::new();
+    let read = flate2::read::DeflateDecoder::new(raw.as_slice())
+        .take(u64::try_from(limit).unwrap_or(u64::MAX) + 1)
+        .read_to_string(&mut out)
+        .map_err(|_| crate::Rejection::xml("the message does not inflate to UTF-8"))?;
+    if read > limit {
+        return Err(crate::Rejection::xml("the message inflates past the limit"));
     }
+    Ok(out)
 }
 
 fn escape(text: &str, out: &mut String) {
@@ -191,5 +272,27 @@ mod tests {
         assert!(xml.contains("ForceAuthn=\"true\""));
         assert!(r.url.ends_with("&RelayState=k1"));
         assert!(roxmltree::Document::parse(&xml).is_ok());
+    }
+
+    #[test]
+    fn an_inflated_message_stops_at_its_cap() {
+        use std::io::Write as _;
+        let bomb = vec![b'a'; 10 * 1024 * 1024];
+        let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+        z.write_all(&bomb).expect("write");
+        let deflated = z.finish().expect("finish");
+        assert!(
+            deflated.len() < 64 * 1024,
+            "a small bomb: {}",
+            deflated.len()
+        );
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&deflated);
+        let err = inflate(&b64, 64 * 1024).expect_err("capped");
+        assert!(err.message().contains("past the limit"), "{err}");
+        assert!(inflate("not base64!", 1024).is_err());
+        let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(b"<x/>").expect("write");
+        let ok = base64::engine::general_purpose::STANDARD.encode(z.finish().expect("finish"));
+        assert_eq!(inflate(&ok, 1024).expect("small"), "<x/>");
     }
 }

@@ -345,3 +345,32 @@ fn read(a: Node<'_, '_>, sp: &Sp<'_>, expected: &Expected<'_>) -> Result<Asserti
         attributes,
     })
 }
+
+/// What an IdP's `LogoutResponse` says: the request it answers, and
+/// whether the IdP ended its session. Nothing is decided on it (the SP's
+/// session is already over when the request is sent); it only tells
+/// where the user goes back to, and what to log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogoutResponse {
+    /// `InResponseTo`.
+    pub in_response_to: Option<String>,
+    /// Whether the status is Success.
+    pub success: bool,
+}
+
+/// Reads a `LogoutResponse` (already inflated).
+pub fn logout_response(text: &str) -> Result<LogoutResponse, Rejection> {
+    let doc = xml::parse(text)?;
+    let root = doc.root_element();
+    if !xml::is(root, ns::SAMLP, "LogoutResponse") {
+        return Err(Rejection::invalid(
+            "the document is not a `samlp:LogoutResponse`",
+        ));
+    }
+    let status = xml::one(root, ns::SAMLP, "Status")?;
+    let code = xml::one(status, ns::SAMLP, "StatusCode")?;
+    Ok(LogoutResponse {
+        in_response_to: root.attribute("InResponseTo").map(str::to_owned),
+        success: code.attribute("Value") == Some(SUCCESS),
+    })
+}

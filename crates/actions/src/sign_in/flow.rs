@@ -335,6 +335,30 @@ impl SignIn {
     }
 
     pub(super) async fn logout(&self, ctx: &mut RequestCtx) -> Result<Step, ActionError> {
+        // SAML's single logout names the user and the IdP's session: read
+        // before the session ends.
+        let saml_subject = match &self.saml {
+            Some(_) => {
+                let pending = match &self.stored {
+                    Some(_) => super::session::Pending::Stored(self.session_id(ctx)),
+                    None => super::session::Pending::Ready(self.open_session(ctx)),
+                };
+                match self.session(pending).await {
+                    Ok(super::session::SessionState::Valid(s)) => {
+                        let c = |k: &str| {
+                            s.get("c")
+                                .and_then(|c| c.get(k))
+                                .and_then(|v| v.as_str())
+                                .unwrap_or("")
+                                .to_owned()
+                        };
+                        Some((c("nameid"), c("sid")))
+                    }
+                    _ => None,
+                }
+            }
+            None => None,
+        };
         // A stored session ends for every copy of its cookie, on every
         // replica. A store that cannot answer is said: the session may
         // still stand, and the user must know to try again.
@@ -350,8 +374,20 @@ impl SignIn {
             })?;
         }
         let back = redirect_path(ctx);
+        let to = match &saml_subject {
+            Some((name_id, sid)) => self
+                .saml_logout(
+                    ctx,
+                    &back,
+                    name_id,
+                    Some(sid.as_str()).filter(|s| !s.is_empty()),
+                )
+                .await?
+                .unwrap_or_else(|| back.clone()),
+            None => back,
+        };
         let mut res = respond::status(StatusCode::FOUND);
-        if let Ok(v) = HeaderValue::from_str(&back) {
+        if let Ok(v) = HeaderValue::from_str(&to) {
             res.headers_mut().insert(LOCATION, v);
         }
         ctx.set_response(res);

@@ -45,6 +45,10 @@ use crate::{ActionError, RequestCtx, Step, respond};
 pub const METADATA_PATH: &str = "/ngrok/saml";
 /// The default ACS path.
 pub const ACS_PATH: &str = "/ngrok/saml/acs";
+/// Where the IdP answers a LogoutRequest (HTTP-Redirect).
+pub(crate) const SLO_PATH: &str = "/ngrok/saml/slo";
+/// The largest inflated message taken by the Redirect binding.
+const MAX_INFLATED: usize = 64 * 1024;
 /// The NameID format asked for unless configured: Entra then sends the
 /// "Unique User Identifier" the admin chose (`user.mail`).
 const DEFAULT_NAMEID_FORMAT: &str = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress";
@@ -176,7 +180,8 @@ impl Saml {
     /// Whether this request is one the SAML flow answers itself.
     pub(super) fn answers(&self, ctx: &RequestCtx) -> bool {
         let path = ctx.uri().path();
-        path == self.acs_path || (path == METADATA_PATH && *ctx.method() == Method::GET)
+        path == self.acs_path
+            || (matches!(path, METADATA_PATH | SLO_PATH) && *ctx.method() == Method::GET)
     }
 
     fn origin(ctx: &RequestCtx) -> String {
@@ -199,11 +204,20 @@ impl Saml {
 /// The SP metadata to give the IdP (Entra: "Upload metadata file"), with
 /// the certificate AuthnRequests are signed with, if any (base64 DER).
 pub fn sp_metadata(entity_id: &str, acs_url: &str, signing_certificate: Option<&str>) -> String {
+    let slo_url = acs_url
+        .strip_suffix(ACS_PATH)
+        .map(|origin| format!("{origin}{SLO_PATH}"));
     let esc = |s: &str| {
         s.replace('&', "&amp;")
             .replace('<', "&lt;")
             .replace('"', "&quot;")
     };
+    let slo = slo_url.map_or(String::new(), |u| {
+        format!(
+            "    <md:SingleLogoutService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect\" Location=\"{}\"/>\n",
+            esc(&u)
+        )
+    });
     let key = signing_certificate.map_or(String::new(), |cert| {
         format!(
             "    <md:KeyDescriptor use=\"signing\"><ds:KeyInfo xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\">\
@@ -218,6 +232,7 @@ pub fn sp_metadata(entity_id: &str, acs_url: &str, signing_certificate: Option<&
          \x20 <md:SPSSODescriptor AuthnRequestsSigned=\"{}\" WantAssertionsSigned=\"true\" \
          protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\">\n\
          {key}\
+         {slo}\
          \x20   <md:NameIDFormat>{DEFAULT_NAMEID_FORMAT}</md:NameIDFormat>\n\
          \x20   <md:AssertionConsumerService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST\" \
          Location=\"{}\" index=\"0\" isDefault=\"true\"/>\n\
@@ -327,11 +342,104 @@ impl SignIn {
         Ok(Some(key))
     }
 
+    /// Single logout, after the session ended here: the redirect to the
+    /// IdP's logout service with a LogoutRequest for the user, if the IdP
+    /// has one, and the flow cookie it comes back with.
+    pub(super) async fn saml_logout(
+        &self,
+        ctx: &mut RequestCtx,
+        back: &str,
+        name_id: &str,
+        session_index: Option<&str>,
+    ) -> Result<Option<String>, ActionError> {
+        let saml = self.saml()?;
+        let idp = self.idp().await?;
+        let (Some(slo_url), false) = (&idp.slo_url, name_id.is_empty()) else {
+            return Ok(None);
+        };
+        let key = self.signing_key(ctx)?;
+        let (id, relay) = (format!("_{}", random_token(24)), random_token(16));
+        let url = portcullis_saml::request::logout_request(&portcullis_saml::request::Logout {
+            slo_url,
+            entity_id: &saml.entity_id(ctx),
+            name_id,
+            session_index,
+            relay_state: &relay,
+            id: &id,
+            now: now_secs(),
+            signing_key: key.as_deref(),
+        });
+        let sealed = self
+            .seal_flow(&serde_json::json!({ "l": id, "k": relay, "r": back, "t": now_secs() }))?;
+        if let Some(c) = self.cookie(ctx, &self.flow_cookie, &sealed, Some(15 * 60), false) {
+            ctx.set_cookie(c);
+        }
+        Ok(Some(url))
+    }
+
+    /// The IdP's answer to a LogoutRequest: back where the user asked to
+    /// go. Its session here ended before the request was sent, so a
+    /// failed or foreign answer changes nothing but the destination (and
+    /// is logged). A LogoutRequest from the IdP is not taken.
+    fn slo(&self, ctx: &mut RequestCtx) -> Result<Step, ActionError> {
+        if super::flow::query_param(ctx, "SAMLRequest").is_some() {
+            return Err(fail(
+                StatusCode::NOT_IMPLEMENTED,
+                "ERR_NGROK_5308",
+                "logout started at the IdP is not supported: sessions here end at their limits or at /ngrok/logout",
+            ));
+        }
+        let response = super::flow::query_param(ctx, "SAMLResponse").ok_or_else(|| {
+            fail(
+                StatusCode::BAD_REQUEST,
+                "ERR_NGROK_5308",
+                "no `SAMLResponse`",
+            )
+        })?;
+        let relay = super::flow::query_param(ctx, "RelayState");
+        let flow = cookie(ctx, &self.flow_cookie)
+            .and_then(|c| self.keys.open(&self.flow_cookie, &c))
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .filter(|f| relay.is_some() && f.get("k").and_then(|k| k.as_str()) == relay.as_deref());
+        let answer = portcullis_saml::request::inflate(&response, MAX_INFLATED)
+            .and_then(|xml| portcullis_saml::response::logout_response(&xml));
+        let back = match (&flow, &answer) {
+            (Some(f), Ok(a))
+                if a.in_response_to.as_deref() == f.get("l").and_then(|l| l.as_str()) =>
+            {
+                if !a.success {
+                    tracing::warn!(
+                        "the IdP did not end its session (LogoutResponse status not Success)"
+                    );
+                }
+                f.get("r").and_then(|r| r.as_str()).and_then(return_path)
+            }
+            (_, Err(e)) => {
+                tracing::warn!(
+                    code = "ERR_NGROK_5308",
+                    "invalid SAML logout response: {}",
+                    e.message()
+                );
+                None
+            }
+            _ => None,
+        }
+        .unwrap_or_else(|| "/".to_owned());
+        ctx.set_response(respond::redirect(StatusCode::FOUND, &back));
+        if let Some(c) = self.cookie(ctx, &self.flow_cookie, "", Some(0), false) {
+            ctx.set_cookie(c);
+        }
+        Ok(Step::Respond)
+    }
+
     /// The SP's own requests: its metadata, and the ACS.
     pub(super) async fn saml_endpoint(&self, ctx: &mut RequestCtx) -> Result<Step, ActionError> {
         let saml = self.saml()?;
         if ctx.uri().path() == saml.acs_path {
             return self.acs(ctx).await;
+        }
+        if ctx.uri().path() == SLO_PATH {
+            return self.slo(ctx);
         }
         let mut res = http::Response::new(crate::body::full(sp_metadata(
             &saml.entity_id(ctx),
