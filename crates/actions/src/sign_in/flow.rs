@@ -374,16 +374,20 @@ impl SignIn {
             })?;
         }
         let back = redirect_path(ctx);
+        // The session here ends whatever the IdP's logout service does: a
+        // failure to reach it (its metadata, say) only skips it.
         let to = match &saml_subject {
-            Some((name_id, sid)) => self
-                .saml_logout(
-                    ctx,
-                    &back,
-                    name_id,
-                    Some(sid.as_str()).filter(|s| !s.is_empty()),
-                )
-                .await?
-                .unwrap_or_else(|| back.clone()),
+            Some((name_id, sid)) => {
+                let sid = Some(sid.as_str()).filter(|s| !s.is_empty());
+                match self.saml_logout(ctx, &back, name_id, sid).await {
+                    Ok(Some(url)) => url,
+                    Ok(None) => back,
+                    Err(e) => {
+                        tracing::warn!(code = e.code, "single logout skipped: {}", e.message);
+                        back
+                    }
+                }
+            }
             None => back,
         };
         let mut res = respond::status(StatusCode::FOUND);
