@@ -110,19 +110,11 @@ impl Signer {
     /// `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256`
     /// writes it).
     pub fn from_pem(pem: &str) -> Result<Signer, String> {
-        let body: String = pem
-            .lines()
-            .skip_while(|l| !l.starts_with("-----BEGIN PRIVATE KEY-----"))
-            .skip(1)
-            .take_while(|l| !l.starts_with("-----END"))
-            .collect();
-        if body.is_empty() {
-            return Err("the signing key must be a PEM `PRIVATE KEY` (PKCS#8) on P-256".into());
-        }
-        let der = base64::engine::general_purpose::STANDARD
-            .decode(body.trim())
-            .map_err(|e| format!("the signing key's PEM is not base64: {e}"))?;
-        Signer::from_pkcs8(&der)
+        use rustls::pki_types::pem::PemObject as _;
+        let der = rustls::pki_types::PrivatePkcs8KeyDer::from_pem_slice(pem.as_bytes()).map_err(
+            |_| "the signing key must be a PEM `PRIVATE KEY` (PKCS#8) on P-256".to_owned(),
+        )?;
+        Signer::from_pkcs8(der.secret_pkcs8_der())
     }
 
     fn from_pkcs8(der: &[u8]) -> Result<Signer, String> {

@@ -47,19 +47,10 @@ pub const RSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
 
 /// Reads the SP's RSA signing key from PEM (`PRIVATE KEY`, PKCS#8).
 pub fn signing_key(pem: &str) -> Result<ring::signature::RsaKeyPair, String> {
-    let body: String = pem
-        .lines()
-        .skip_while(|l| !l.starts_with("-----BEGIN PRIVATE KEY-----"))
-        .skip(1)
-        .take_while(|l| !l.starts_with("-----END"))
-        .collect();
-    if body.is_empty() {
-        return Err("the signing key must be a PEM `PRIVATE KEY` (PKCS#8, RSA)".into());
-    }
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(body.trim())
-        .map_err(|e| format!("the signing key's PEM is not base64: {e}"))?;
-    ring::signature::RsaKeyPair::from_pkcs8(&der)
+    use rustls_pki_types::pem::PemObject as _;
+    let der = rustls_pki_types::PrivatePkcs8KeyDer::from_pem_slice(pem.as_bytes())
+        .map_err(|_| "the signing key must be a PEM `PRIVATE KEY` (PKCS#8, RSA)".to_owned())?;
+    ring::signature::RsaKeyPair::from_pkcs8(der.secret_pkcs8_der())
         .map_err(|e| format!("the signing key is not an RSA PKCS#8 key: {e}"))
 }
 
