@@ -169,14 +169,7 @@ async function startIdp() {
       '--redirect-uri', 'http://[::1]/ngrok/callback',
     ],
     'stdout',
-    (line) => {
-      try {
-        const j = JSON.parse(line);
-        return j.ready ? j : undefined;
-      } catch {
-        return undefined;
-      }
-    },
+    readyLine,
   );
   const info = await ready;
   return { child, base: info.base };
@@ -243,6 +236,16 @@ ${extra}
 }
 
 const FORM_POST = '          authz_url_params:\n            response_mode: form_post';
+
+/** A test provider's `{"ready": true, ...}` line, parsed. */
+function readyLine(line) {
+  try {
+    const j = JSON.parse(line);
+    return j.ready ? j : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /** The address of a `listening on ADDR` line of portcullis's JSON log. */
 function listeningOn(line) {
@@ -384,14 +387,7 @@ async function startSamlIdp() {
     '/usr/bin/python3',
     [path.join(root, 'tests', 'saml', 'idp.py'), 'serve'],
     'stdout',
-    (line) => {
-      try {
-        const j = JSON.parse(line);
-        return j.ready ? j : undefined;
-      } catch {
-        return undefined;
-      }
-    },
+    readyLine,
   );
   return (await ready).base;
 }
