@@ -53,11 +53,11 @@ pub fn plain(path: &Path, src: &str, d: &Diagnostic) -> String {
 /// Watches every site's policy file, and SIGHUP, until stopped.
 pub(crate) async fn watch(
     sites: Vec<Arc<Site>>,
+    mut hup: Hangup,
     shared: Arc<Shared>,
     mut stopped: watch::Receiver<bool>,
 ) {
     let mut seen: Vec<Option<u64>> = sites.iter().map(|s| stamp(s.policy.as_deref())).collect();
-    let mut hup = hangup();
     let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -108,17 +108,17 @@ fn stamp(path: Option<&Path>) -> Option<u64> {
 }
 
 #[cfg(unix)]
-type Hangup = Option<tokio::signal::unix::Signal>;
+pub(crate) type Hangup = Option<tokio::signal::unix::Signal>;
 #[cfg(not(unix))]
-type Hangup = Option<()>;
+pub(crate) type Hangup = Option<()>;
 
 #[cfg(unix)]
-fn hangup() -> Hangup {
+pub(crate) fn hangup() -> Hangup {
     tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok()
 }
 
 #[cfg(not(unix))]
-fn hangup() -> Hangup {
+pub(crate) fn hangup() -> Hangup {
     None
 }
 

@@ -267,6 +267,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let admin_addr = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
     let (stop, stopped) = watch::channel(false);
     let grace = config.timeouts.shutdown_grace;
+    // SIGHUP's handler is installed now, before `start` returns and the
+    // caller announces the address: a SIGHUP that arrived before the
+    // spawned watcher first ran would otherwise kill the process.
+    let hangup = reload::hangup();
     let done = tokio::spawn(async move {
         let mut tasks = tokio::task::JoinSet::new();
         for (listener, site) in listeners.into_iter().zip(&sites) {
@@ -288,6 +292,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         }
         tasks.spawn(reload::watch(
             sites.clone(),
+            hangup,
             shared.clone(),
             stopped.clone(),
         ));
