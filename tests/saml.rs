@@ -239,6 +239,33 @@ async fn inline_metadata_signs_in_and_bad_metadata_does_not_load() {
         "{stdout}"
     );
     assert!(stdout.contains("policy.yml:"), "with a position: {stdout}");
+    // A key that is not one: an error where it is written, for each key.
+    for field in ["decryption_key", "request_signing_key"] {
+        std::fs::write(
+            dir.join("policy.yml"),
+            seed(
+                "idp_metadata_url: http://127.0.0.1:9/metadata",
+                &format!("          {field}: \"-----BEGIN PRIVATE KEY-----\\nAAAA\\n-----END PRIVATE KEY-----\""),
+            ),
+        )
+        .expect("write");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(["lint", "--format", "short"])
+            .arg(dir.join("policy.yml"))
+            .output()
+            .expect("lint runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{stdout}");
+        assert!(
+            stdout.contains(&format!("`{field}`: ")) && stdout.contains("policy.yml:"),
+            "{stdout}"
+        );
+    }
+}
+
+/// Whether `b` gets `url` rather than a sign-in.
+async fn signed_in(b: &mut Browser, url: &str) -> bool {
+    b.request("GET", url, None).await.status == StatusCode::OK
 }
 
 fn urlencode(s: &str) -> String {
@@ -387,6 +414,57 @@ async fn signed_authn_requests_are_verified_by_an_idp_that_requires_them() {
     assert_eq!(res.status, StatusCode::FORBIDDEN, "{}", res.text());
 }
 
+/// With `decryption_key`, an IdP that encrypts assertions (Entra's token
+/// encryption: AES-256-CBC, the key wrapped with RSA-OAEP to the
+/// certificate the admin uploaded) signs users in, and the SP metadata
+/// offers that certificate for encryption. Without the key, or with
+/// another, the same sign-in is refused with a message that says why, and
+/// no session is made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_assertions_sign_in_with_the_sps_key_only() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/saml");
+    let cert = dir.join("sp-cert.pem");
+    let idp = SamlIdp::start_with(&["--encrypt-to", &cert.display().to_string()]);
+    let up = echo().await;
+    let pem = |name: &str| {
+        serde_json::to_string(&std::fs::read_to_string(dir.join(name)).expect("pem")).expect("json")
+    };
+    let decrypting = |key: &str| {
+        format!(
+            "          decryption_key: {}\n          decryption_certificate: {}",
+            pem(key),
+            pem("sp-cert.pem")
+        )
+    };
+    let metadata = format!("idp_metadata_url: {}", idp.metadata_url());
+    let proxy = Proxy::http(&seed(&metadata, &decrypting("sp-key.pem")), up);
+    let mut alice = Browser::default();
+    let res = alice
+        .visit(&proxy.url("/secret"), "alice@contoso.test")
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(res.echo()["headers"]["x-email"][0], "alice@contoso.test");
+    let md = get(&proxy.url("/ngrok/saml"), &[]).await.text();
+    assert!(md.contains("<md:KeyDescriptor use=\"encryption\">"), "{md}");
+    assert!(md.contains("xmlenc#aes256-cbc"), "{md}");
+
+    // No key: the encrypted assertion cannot be read, and says so.
+    let proxy = Proxy::http(&seed(&metadata, ""), up);
+    let res = Browser::default()
+        .visit(&proxy.url("/secret"), "alice@contoso.test")
+        .await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED, "{}", res.text());
+    assert!(res.text().contains("no decryption key"), "{}", res.text());
+    assert!(res.echo()["headers"].is_null(), "the upstream answered");
+    // Another key: refused, with the one message every decryption failure has.
+    let proxy = Proxy::http(&seed(&metadata, &decrypting("attacker-key.pem")), up);
+    let res = Browser::default()
+        .visit(&proxy.url("/secret"), "alice@contoso.test")
+        .await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED, "{}", res.text());
+    assert!(res.text().contains("cannot be decrypted"), "{}", res.text());
+}
+
 /// `/ngrok/logout` ends the session here and sends the user through the
 /// IdP's single logout service with a LogoutRequest naming them; the IdP's
 /// LogoutResponse brings them back, signed out.
@@ -443,7 +521,117 @@ async fn logout_goes_through_the_idps_single_logout_and_back() {
             .header("location")
             .is_some_and(|l| l.starts_with(&idp.base))
     );
-    // A LogoutRequest started at the IdP is refused, not pretended.
+    // A LogoutRequest that is not one is refused.
     let r = get(&proxy.url("/ngrok/saml/slo?SAMLRequest=abc"), &[]).await;
-    assert_eq!(r.status, StatusCode::NOT_IMPLEMENTED);
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.text().contains("ERR_NGROK_5308"), "{}", r.text());
+}
+
+/// Logout started at the IdP (the user signed out of Entra): the IdP's
+/// LogoutRequest, by redirect, ends the session of the browser that brings
+/// it when it names that browser's user, and the browser goes back to the
+/// IdP with the answer. A signature must verify with the metadata's keys;
+/// an unsigned request ends a session only if it names it by its
+/// `SessionIndex`, which a third party cannot know; another user's request
+/// leaves the session; a request is taken once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_started_at_the_idp_ends_only_the_named_session() {
+    let idp = SamlIdp::start();
+    let up = echo().await;
+    let proxy = Proxy::http(
+        &seed(&format!("idp_metadata_url: {}", idp.metadata_url()), ""),
+        up,
+    );
+    let sp_slo = proxy.url("/ngrok/saml/slo");
+    // The IdP's redirect to the SP, as the browser gets it.
+    let from_idp = |query: &str| {
+        let base = idp.base.clone();
+        let sp_slo = sp_slo.clone();
+        let query = query.to_owned();
+        async move {
+            let r = get(
+                &format!(
+                    "{base}/logout-initiate?sp_slo={}&{query}",
+                    urlencode(&sp_slo)
+                ),
+                &[],
+            )
+            .await;
+            assert_eq!(r.status, StatusCode::FOUND);
+            r.header("location").expect("to the SP").to_owned()
+        }
+    };
+    let logouts = || async {
+        serde_json::from_slice::<serde_json::Value>(
+            &get(&format!("{}/logouts", idp.base), &[]).await.body,
+        )
+        .expect("json")
+    };
+    let app = proxy.url("/app");
+
+    let mut alice = Browser::default();
+    let res = alice.visit(&proxy.url("/app"), "alice@contoso.test").await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+
+    // Another user's request: nothing of theirs is here; alice stays.
+    let to_sp = from_idp("user=bob%40contoso.test&relay=r0").await;
+    let r = alice.request("GET", &to_sp, None).await;
+    assert_eq!(r.status, StatusCode::FOUND, "{}", r.text());
+    assert!(signed_in(&mut alice, &app).await);
+
+    // Unsigned and without the session's index: not acted on, and the IdP
+    // is told so.
+    let to_sp = from_idp("user=alice%40contoso.test&sign=0").await;
+    let r = alice.request("GET", &to_sp, None).await;
+    assert_eq!(r.status, StatusCode::FOUND, "{}", r.text());
+    let answer = alice
+        .request("GET", r.header("location").expect("to the IdP"), None)
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let seen = logouts().await;
+    let last = &seen[seen.as_array().map_or(0, Vec::len) - 1];
+    assert_eq!(
+        last["response"],
+        "urn:oasis:names:tc:SAML:2.0:status:Requester"
+    );
+    assert!(signed_in(&mut alice, &app).await);
+
+    // Signed by someone else: refused outright.
+    let to_sp = from_idp("user=alice%40contoso.test&sign=attacker").await;
+    let r = alice.request("GET", &to_sp, None).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    assert!(r.text().contains("does not verify"), "{}", r.text());
+    assert!(signed_in(&mut alice, &app).await);
+
+    // Signed by the IdP: the session ends, and the IdP hears Success
+    // with its RelayState back.
+    let to_sp = from_idp("user=alice%40contoso.test&relay=r1").await;
+    let r = alice.request("GET", &to_sp, None).await;
+    assert_eq!(r.status, StatusCode::FOUND, "{}", r.text());
+    let back = r.header("location").expect("to the IdP").to_owned();
+    assert!(
+        back.starts_with(&format!("{}/slo?SAMLResponse=", idp.base)),
+        "{back}"
+    );
+    alice.request("GET", &back, None).await;
+    let seen = logouts().await;
+    let last = &seen[seen.as_array().map_or(0, Vec::len) - 1];
+    assert_eq!(
+        last["response"],
+        "urn:oasis:names:tc:SAML:2.0:status:Success"
+    );
+    assert_eq!(last["relay"], "r1");
+    assert!(!signed_in(&mut alice, &app).await, "the session ended");
+    // The same request again: a replay.
+    let r = alice.request("GET", &to_sp, None).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    assert!(r.text().contains("replay"), "{}", r.text());
+
+    // Unsigned, but naming the session by its index: it ends.
+    let res = alice.visit(&proxy.url("/app"), "alice@contoso.test").await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    let to_sp = from_idp("user=alice%40contoso.test&sign=0&session_index=1").await;
+    let r = alice.request("GET", &to_sp, None).await;
+    assert_eq!(r.status, StatusCode::FOUND, "{}", r.text());
+    assert!(!signed_in(&mut alice, &app).await, "the session ended");
 }

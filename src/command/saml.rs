@@ -1,7 +1,7 @@
 //! `portcullis saml-metadata`: the SP metadata an IdP administrator
 //! uploads (Entra: "Upload metadata file"), for the endpoint at `--url`,
 //! with the `entity_id` and `assertion_consumer_service_url` overrides of
-//! the policy's `saml` action when one is given. The same document is
+//! the policy's `saml` action when one is given, and its certificates. The same document is
 //! served at `/ngrok/saml` on the endpoint.
 
 use std::path::PathBuf;
@@ -30,7 +30,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     if host.is_empty() || host.contains(['/', '?', '#', ' ']) {
         anyhow::bail!("--url must be an origin, such as https://app.example.com");
     }
-    let mut certificate = None;
+    let (mut signing, mut encryption) = (None, None);
     let (mut entity_id, mut acs) = (
         format!("{origin}{}", portcullis_actions::SAML_METADATA_PATH),
         format!("{origin}{}", portcullis_actions::SAML_ACS_PATH),
@@ -62,20 +62,22 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
                     "entity_id" => entity_id = v.value.clone(),
                     "assertion_consumer_service_url" => acs = v.value.clone(),
                     "request_signing_certificate" => {
-                        certificate = Some(
-                            v.value
-                                .lines()
-                                .filter(|l| !l.starts_with("-----"))
-                                .map(str::trim)
-                                .collect::<String>(),
-                        );
+                        signing = Some(portcullis_actions::saml_certificate_base64(&v.value));
+                    }
+                    "decryption_certificate" => {
+                        encryption = Some(portcullis_actions::saml_certificate_base64(&v.value));
                     }
                     _ => {}
                 }
             }
         }
     }
-    let xml = portcullis_actions::saml_sp_metadata(&entity_id, &acs, certificate.as_deref());
+    let xml = portcullis_actions::saml_sp_metadata(&portcullis_actions::SamlSpMetadata {
+        entity_id: &entity_id,
+        acs_url: &acs,
+        signing_certificate: signing.as_deref(),
+        encryption_certificate: encryption.as_deref(),
+    });
     super::print(xml.trim_end());
     Ok(ExitCode::SUCCESS)
 }

@@ -6,15 +6,19 @@ Debian's `xmlsec1`); the SP's AuthnRequest is decoded and read with pysaml2
 (Debian's `python3-pysaml2`). Claims use Entra's URIs, the issuer is
 `https://sts.windows.net/<tenant>/`, and the NameID is `user.mail`.
 
-  idp.py serve [--port N] [--sp-cert PEM]
+  idp.py serve [--port N] [--sp-cert PEM] [--encrypt-to PEM]
                               an IdP on 127.0.0.1; prints {"ready": true, "base": ...};
                               with --sp-cert, AuthnRequests must be signed with its key
-                              (Entra's "Require verification certificates")
+                              (Entra's "Require verification certificates"); with
+                              --encrypt-to, assertions are encrypted to that certificate
+                              (Entra's token encryption)
   idp.py corpus DIR           writes the attack corpus and its manifest into DIR
 
 The server signs in whoever the `login_hint` query parameter names (as the
 OpenID test provider does); `GET /initiate?acs=URL&user=U&relay=R` makes an
-IdP-initiated sign-in (Entra's "Test sign in"). It exits when stdin closes.
+IdP-initiated sign-in (Entra's "Test sign in"); `GET /logout-initiate?sp_slo=URL&user=U`
+sends the SP a LogoutRequest (the user signed out at the IdP); `GET /logouts`
+lists the logout messages received. It exits when stdin closes.
 """
 
 import base64
@@ -37,6 +41,7 @@ ISSUER = f"https://sts.windows.net/{TENANT}/"
 KEY, CERT = os.path.join(HERE, "idp-key.pem"), os.path.join(HERE, "idp-cert.pem")
 NEXT_KEY, NEXT_CERT = os.path.join(HERE, "idp-key-next.pem"), os.path.join(HERE, "idp-cert-next.pem")
 ATTACKER_KEY, ATTACKER_CERT = os.path.join(HERE, "attacker-key.pem"), os.path.join(HERE, "attacker-cert.pem")
+SP_KEY, SP_CERT = os.path.join(HERE, "sp-key.pem"), os.path.join(HERE, "sp-cert.pem")
 
 SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
 SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
@@ -87,6 +92,8 @@ def esc(s):
 def assertion(aid, user, audience, acs, now, in_response_to=None, issuer=ISSUER, lifetime=4200,
               confirm=300, authn_statements=1, name_id=None):
     u = USERS[user]
+    session_index = f"_{uuid.uuid4().hex}"
+    SESSIONS[user] = session_index
     irt = f' InResponseTo="{esc(in_response_to)}"' if in_response_to else ""
     attrs = [
         (CLAIM["tid"], [TENANT]),
@@ -107,7 +114,7 @@ def assertion(aid, user, audience, acs, now, in_response_to=None, issuer=ISSUER,
         for n, vs in attrs
     )
     authn = (
-        f'<AuthnStatement AuthnInstant="{stamp(now)}" SessionIndex="_{uuid.uuid4().hex}">'
+        f'<AuthnStatement AuthnInstant="{stamp(now)}" SessionIndex="{session_index}">'
         "<AuthnContext><AuthnContextClassRef>urn:oasis:names:tc:SAML:2.0:ac:classes:Password"
         "</AuthnContextClassRef></AuthnContext></AuthnStatement>"
     ) * authn_statements
@@ -176,6 +183,67 @@ def sign(xml, element_id, key=KEY, cert=CERT, sha="sha256", after="</Issuer>"):
     return signed
 
 
+XENC = "http://www.w3.org/2001/04/xmlenc#"
+DATA_ALGORITHMS = {  # name: (URI, xmlsec1 --session-key)
+    "aes256-cbc": (XENC + "aes256-cbc", "aes-256"),
+    "aes128-cbc": (XENC + "aes128-cbc", "aes-128"),
+    "aes256-gcm": ("http://www.w3.org/2009/xmlenc11#aes256-gcm", "aes-256"),
+    "tripledes-cbc": (XENC + "tripledes-cbc", "des-192"),
+}
+
+
+def encrypt(assertion_xml, cert=SP_CERT, data="aes256-cbc", key="rsa-oaep-mgf1p", content=False):
+    """Encrypts an assertion to the SP's certificate with xmlsec1, as Entra's
+    token encryption does: an EncryptedAssertion holding EncryptedData (AES)
+    whose KeyInfo holds the AES key wrapped with RSA-OAEP.
+
+    With `content`, the whole of `assertion_xml` (several elements, say) is
+    encrypted as content, and the result then labelled an element, as an
+    attacker would: the type is not authenticated."""
+    uri, session = DATA_ALGORITHMS[data]
+    kind = "Content" if content else "Element"
+    digest = '<ds:DigestMethod Algorithm="http://www.w3.org/2000/09/xmldsig#sha1"/>' if key == "rsa-oaep-mgf1p" else ""
+    tmpl = (
+        f'<xenc:EncryptedData xmlns:xenc="{XENC}" Type="{XENC}{kind}">'
+        f'<xenc:EncryptionMethod Algorithm="{uri}"/>'
+        '<ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><xenc:EncryptedKey>'
+        f'<xenc:EncryptionMethod Algorithm="{XENC}{key}">{digest}</xenc:EncryptionMethod>'
+        "<xenc:CipherData><xenc:CipherValue/></xenc:CipherData></xenc:EncryptedKey></ds:KeyInfo>"
+        "<xenc:CipherData><xenc:CipherValue/></xenc:CipherData></xenc:EncryptedData>"
+    )
+    doc = f'<EncryptedAssertion xmlns="{SAML}">{assertion_xml}</EncryptedAssertion>'
+    with tempfile.TemporaryDirectory() as d:
+        paths = {n: os.path.join(d, n) for n in ("tmpl.xml", "doc.xml", "out.xml")}
+        for n, text in (("tmpl.xml", tmpl), ("doc.xml", doc)):
+            with open(paths[n], "w") as f:
+                f.write(text)
+        subprocess.run(
+            ["xmlsec1", "--encrypt", "--pubkey-cert-pem", cert, "--session-key", session,
+             "--xml-data", paths["doc.xml"], "--node-xpath", "/*" if content else "/*/*", "--output", paths["out.xml"], paths["tmpl.xml"]],
+            check=True, capture_output=True,
+        )
+        with open(paths["out.xml"]) as f:
+            out = f.read()
+    if out.startswith("<?xml"):
+        out = out[out.index("?>") + 2:].strip()
+    return out.replace(f'Type="{XENC}Content"', f'Type="{XENC}Element"')
+
+
+def signed_encrypted(aid, assertion_xml, context_ns=False, **kw):
+    """Signs the assertion, then encrypts it.
+
+    With `context_ns`, the assertion's namespace is declared on the
+    EncryptedAssertion instead of on the assertion (signed there, so its
+    digest covers the declaration as exclusive c14n renders it): the
+    plaintext then uses a namespace only its context declares."""
+    if not context_ns:
+        return encrypt(sign(assertion_xml, aid), **kw)
+    bare = assertion_xml.replace(f' xmlns="{SAML}"', "", 1)
+    wrapped = sign(f'<EncryptedAssertion xmlns="{SAML}">{bare}</EncryptedAssertion>', aid)
+    inner = wrapped[wrapped.index(">") + 1:wrapped.rindex("</EncryptedAssertion>")]
+    return encrypt(inner, **kw)
+
+
 def cert_b64(path):
     with open(path) as f:
         return "".join(l.strip() for l in f if not l.startswith("-----"))
@@ -197,16 +265,39 @@ def metadata(sso, certs=(CERT,), slo=None):
     )
 
 
-def signed_response(user, audience, acs, now, in_response_to=None, **kw):
+def signed_response(user, audience, acs, now, in_response_to=None, encrypt_to=None, **kw):
     aid, rid = f"_{uuid.uuid4().hex}", f"_{uuid.uuid4().hex}"
     a = sign(assertion(aid, user, audience, acs, now, in_response_to, **kw), aid)
+    if encrypt_to:
+        a = encrypt(a, cert=encrypt_to)
     return response(rid, a, acs, now, in_response_to)
 
 
 # --- the server ---------------------------------------------------------------
 
 
-LOGOUTS = []  # the LogoutRequests received, for the tests to read
+LOGOUTS = []  # the LogoutRequests and LogoutResponses received, for the tests to read
+SESSIONS = {}  # user -> the SessionIndex of their latest assertion
+
+
+def redirect_query(param, xml, relay=None, key=None):
+    """A message by the HTTP-Redirect binding: DEFLATE, base64, and the
+    query's signature (RSA-SHA256) with `key`."""
+    from urllib.parse import quote
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    data = base64.b64encode(c.compress(xml.encode()) + c.flush()).decode()
+    query = f"{param}={quote(data, safe='')}"
+    if relay is not None:
+        query += f"&RelayState={quote(relay, safe='')}"
+    if key:
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import padding
+        query += "&SigAlg=" + quote("http://www.w3.org/2001/04/xmldsig-more#rsa-sha256", safe="")
+        with open(key, "rb") as f:
+            k = serialization.load_pem_private_key(f.read(), None)
+        sig = k.sign(query.encode(), padding.PKCS1v15(), hashes.SHA256())
+        query += "&Signature=" + quote(base64.b64encode(sig).decode(), safe="")
+    return query
 
 
 def signature_ok(raw_query, cert_path):
@@ -232,6 +323,7 @@ def signature_ok(raw_query, cert_path):
 class Idp(BaseHTTPRequestHandler):
     base = ""
     sp_cert = None
+    encrypt_to = None
 
     def log_message(self, *args):
         pass
@@ -268,8 +360,38 @@ class Idp(BaseHTTPRequestHandler):
             user = q.get("login_hint")
             if user not in USERS:
                 return self.reply(200, "<html><body>who are you? (login_hint)</body></html>")
-            resp = signed_response(user, req.issuer.text, req.assertion_consumer_service_url, int(time.time()), req.id)
+            resp = signed_response(user, req.issuer.text, req.assertion_consumer_service_url, int(time.time()), req.id,
+                                   encrypt_to=self.encrypt_to)
             return self.post_form(req.assertion_consumer_service_url, resp, q.get("RelayState"))
+        if url.path == "/slo" and "SAMLResponse" in q:
+            # The SP's answer to a LogoutRequest this IdP sent.
+            xml = zlib.decompress(base64.b64decode(q["SAMLResponse"]), -15).decode()
+            from saml2 import samlp
+            res = samlp.logout_response_from_string(xml)
+            LOGOUTS.append({"response": res.status.status_code.value, "in_response_to": res.in_response_to,
+                            "relay": q.get("RelayState"), "signed": "Signature" in q})
+            return self.reply(200, "<html><body>signed out at the IdP</body></html>")
+        if url.path == "/logout-initiate":
+            # Logout started here (the user signed out of Entra): a
+            # LogoutRequest to the SP's logout URL, by redirect; signed with
+            # this IdP's key unless `sign=0`, or with the attacker's
+            # (`sign=attacker`); naming the user's latest SessionIndex when
+            # `session_index=1`.
+            rid = f"_{uuid.uuid4().hex}"
+            index = f"<samlp:SessionIndex>{esc(SESSIONS.get(q['user'], ''))}</samlp:SessionIndex>" if q.get("session_index") == "1" else ""
+            xml = (
+                f'<samlp:LogoutRequest xmlns:samlp="{SAMLP}" ID="{rid}" Version="2.0" '
+                f'IssueInstant="{stamp(int(time.time()))}" Destination="{esc(q["sp_slo"])}">'
+                f'<Issuer xmlns="{SAML}">https://login.microsoftonline.com/{TENANT}/</Issuer>'
+                f'<NameID xmlns="{SAML}" Format="{EMAIL_FORMAT}">{esc(q["user"])}</NameID>{index}'
+                "</samlp:LogoutRequest>"
+            )
+            key = {"0": None, "attacker": ATTACKER_KEY}.get(q.get("sign", "1"), KEY)
+            self.send_response(302)
+            self.send_header("location", f"{q['sp_slo']}?{redirect_query('SAMLRequest', xml, q.get('relay'), key)}")
+            self.send_header("content-length", "0")
+            self.end_headers()
+            return
         if url.path == "/slo":
             # Single logout: the SP's LogoutRequest, read with pysaml2, is
             # answered at the SP's SLO URL (its entity ID + "/slo", as the
@@ -287,10 +409,7 @@ class Idp(BaseHTTPRequestHandler):
                 f'<samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status>'
                 "</samlp:LogoutResponse>"
             )
-            c = zlib.compressobj(9, zlib.DEFLATED, -15)
-            data = base64.b64encode(c.compress(answer.encode()) + c.flush()).decode()
-            from urllib.parse import quote
-            location = f"{req.issuer.text}/slo?SAMLResponse={quote(data, safe='')}&RelayState={quote(q.get('RelayState', ''), safe='')}"
+            location = f"{req.issuer.text}/slo?{redirect_query('SAMLResponse', answer, q.get('RelayState', ''))}"
             self.send_response(302)
             self.send_header("location", location)
             self.send_header("content-length", "0")
@@ -299,13 +418,14 @@ class Idp(BaseHTTPRequestHandler):
         if url.path == "/logouts":
             return self.reply(200, json.dumps(LOGOUTS), "application/json")
         if url.path == "/initiate":
-            resp = signed_response(q["user"], q["audience"], q["acs"], int(time.time()))
+            resp = signed_response(q["user"], q["audience"], q["acs"], int(time.time()), encrypt_to=self.encrypt_to)
             return self.post_form(q["acs"], resp, q.get("relay"))
         self.reply(404, "not found")
 
 
-def serve(port, sp_cert=None):
+def serve(port, sp_cert=None, encrypt_to=None):
     Idp.sp_cert = sp_cert
+    Idp.encrypt_to = encrypt_to
     server = ThreadingHTTPServer(("127.0.0.1", port), Idp)
     Idp.base = f"http://127.0.0.1:{server.server_address[1]}"
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -411,6 +531,39 @@ def corpus(out):
     encrypted = f'<EncryptedAssertion xmlns="{SAML}"><EncryptedData xmlns="http://www.w3.org/2001/04/xmlenc#"/></EncryptedAssertion>'
     case("encrypted-beside-plain", response("_r1", signed_a + encrypted, ACS, NOW, REQ), "ERR_NGROK_5301", "encrypted")
     case("oversized", response("_r1", signed_a.replace("</Issuer>", "</Issuer>" + " " * (300 * 1024), 1), ACS, NOW, REQ), "ERR_NGROK_5301", "larger")
+    # Encrypted assertions (Entra's token encryption), to the SP's key.
+    def enc_case(name, encrypted_assertion, expect, check="", signed_response=False):
+        r = response("_r1", encrypted_assertion, ACS, NOW, REQ)
+        case(name, sign(r, "_r1") if signed_response else r, expect, check)
+
+    enc_case("ok-encrypted-aes256-cbc", signed_encrypted("_a1", good_assertion()), "ok")
+    enc_case("ok-encrypted-aes256-gcm", signed_encrypted("_a1", good_assertion(), data="aes256-gcm"), "ok")
+    enc_case("ok-encrypted-namespace-from-context", signed_encrypted("_a1", good_assertion(), context_ns=True), "ok")
+    enc_case("ok-encrypted-in-signed-response", encrypt(good_assertion()), "ok", signed_response=True)
+    # Anyone can encrypt to the SP's certificate: unsigned, it is refused.
+    enc_case("encrypted-unsigned", encrypt(good_assertion()), "ERR_NGROK_5301", "signed")
+    enc_case("encrypted-attacker-key", encrypt(sign(good_assertion(), "_a1", ATTACKER_KEY, ATTACKER_CERT)),
+             "ERR_NGROK_5301", "does not verify")
+    enc_case("encrypted-to-another-key", signed_encrypted("_a1", good_assertion(), cert=ATTACKER_CERT),
+             "ERR_NGROK_5301", "cannot be decrypted")
+    enc_case("encrypted-rsa-1_5", signed_encrypted("_a1", good_assertion(), key="rsa-1_5"), "ERR_NGROK_5301", "PKCS#1 v1.5")
+    enc_case("encrypted-tripledes", signed_encrypted("_a1", good_assertion(), data="tripledes-cbc"), "ERR_NGROK_5301", "not AES")
+    # The ciphertext changed: CBC's malleability ends in one message.
+    good_enc = signed_encrypted("_a1", good_assertion())
+    values = good_enc.split("<xenc:CipherValue>")
+    last = values[-1]
+    flipped = last[:40] + ("A" if last[40] != "A" else "B") + last[41:]
+    enc_case("encrypted-ciphertext-tampered", "<xenc:CipherValue>".join(values[:-1] + [flipped]), "ERR_NGROK_5301", "cannot be decrypted")
+    # Signature wrapping inside the encryption: an evil assertion beside the signed one.
+    enc_case("encrypted-xsw-two-assertions", encrypt(signed_a + evil, content=True), "ERR_NGROK_5301", "cannot be decrypted")
+    # A signed response whose encrypted assertion was swapped for the attacker's.
+    swapped = sign(response("_r1", encrypt(good_assertion()), ACS, NOW, REQ), "_r1")
+    start = swapped.index("<EncryptedAssertion")
+    end = swapped.index("</EncryptedAssertion>") + len("</EncryptedAssertion>")
+    swapped = swapped[:start] + encrypt(evil) + swapped[end:]
+    case("encrypted-swapped-in-signed-response", swapped, "ERR_NGROK_5301", "digest")
+    with open(os.path.join(out, "sp-key.pem"), "w") as f, open(SP_KEY) as k:
+        f.write(k.read())
     with open(os.path.join(out, "manifest.json"), "w") as f:
         json.dump({"sp": SP, "acs": ACS, "cases": cases}, f, indent=1)
     print(f"{len(cases)} cases in {out}")
@@ -422,7 +575,8 @@ if __name__ == "__main__":
     elif len(sys.argv) >= 2 and sys.argv[1] == "serve":
         port = int(sys.argv[sys.argv.index("--port") + 1]) if "--port" in sys.argv else 0
         sp_cert = sys.argv[sys.argv.index("--sp-cert") + 1] if "--sp-cert" in sys.argv else None
-        serve(port, sp_cert)
+        encrypt_to = sys.argv[sys.argv.index("--encrypt-to") + 1] if "--encrypt-to" in sys.argv else None
+        serve(port, sp_cert, encrypt_to)
     else:
         print(__doc__)
         sys.exit(2)

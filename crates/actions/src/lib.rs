@@ -51,7 +51,10 @@ use portcullis_policy::document;
 pub use crate::action::{Action, ActionError, CompileCx, Run, Step, StepFuture};
 pub use crate::ctx::{BodyError, Conn, Endpoint, Headers, RequestCtx, ResultVar, Tls};
 pub use crate::identity::Identity;
-pub use crate::sign_in::{SAML_ACS_PATH, SAML_METADATA_PATH, sp_metadata as saml_sp_metadata};
+pub use crate::sign_in::{
+    SAML_ACS_PATH, SAML_METADATA_PATH, SpMetadata as SamlSpMetadata,
+    certificate_base64 as saml_certificate_base64, sp_metadata as saml_sp_metadata,
+};
 pub(crate) use portcullis_policy::code;
 
 /// The action types this build runs.

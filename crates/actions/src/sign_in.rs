@@ -68,7 +68,10 @@ mod session;
 #[cfg(test)]
 mod tests;
 
-pub use saml::{ACS_PATH as SAML_ACS_PATH, METADATA_PATH as SAML_METADATA_PATH, sp_metadata};
+pub use saml::{
+    ACS_PATH as SAML_ACS_PATH, METADATA_PATH as SAML_METADATA_PATH, SpMetadata, certificate_base64,
+    sp_metadata,
+};
 
 use entra::Groups;
 use flow::{query_param, redirect_path};

@@ -5,6 +5,9 @@
 //! metadata XML ─IdpMetadata::parse→ entity ID, signing certificates, SSO URL
 //! request::authn_request → redirect to the IdP (HTTP-Redirect, DEFLATE)
 //! SAMLResponse ─response::validate→ Assertion (NameID, attributes, times)
+//!               (an EncryptedAssertion decrypted first: `decrypt.rs`)
+//! logout::request / logout::read_response   single logout from the SP
+//! logout::verify_query, read_request, response   single logout from the IdP
 //! ```
 //!
 //! XML signatures are where SAML implementations fail (signature
@@ -19,13 +22,16 @@
 //! `docs/saml.md` maps each check to the attack it stops.
 
 mod c14n;
+mod decrypt;
 mod dsig;
+pub mod logout;
 pub mod metadata;
 pub mod request;
 pub mod response;
 pub mod time;
 mod xml;
 
+pub use crate::decrypt::DecryptionKey;
 pub use crate::metadata::IdpMetadata;
 pub use crate::response::{Assertion, Expected, Sp};
 
@@ -107,6 +113,13 @@ impl Rejection {
     pub(crate) fn metadata(m: impl Into<String>) -> Rejection {
         Rejection {
             kind: Kind::Metadata,
+            message: m.into(),
+        }
+    }
+    /// A message used before (a replay), as the caller's cache found.
+    pub fn replayed(m: impl Into<String>) -> Rejection {
+        Rejection {
+            kind: Kind::Invalid,
             message: m.into(),
         }
     }

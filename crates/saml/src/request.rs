@@ -79,65 +79,40 @@ pub fn authn_request(p: &Params<'_>) -> AuthnRequest {
     xml.push_str("\" AllowCreate=\"true\"/></samlp:AuthnRequest>");
     AuthnRequest {
         id: p.id.to_owned(),
-        url: redirect(p.sso_url, &xml, p.relay_state, p.signing_key),
+        url: redirect(&Redirect {
+            to: p.sso_url,
+            param: "SAMLRequest",
+            xml: &xml,
+            relay_state: Some(p.relay_state),
+            key: p.signing_key,
+        }),
     }
 }
 
-/// A LogoutRequest to send (single logout, SP-initiated).
-#[derive(Clone, Copy, Debug)]
-pub struct Logout<'a> {
-    /// The IdP's single logout URL (HTTP-Redirect).
-    pub slo_url: &'a str,
-    /// The SP's entity ID (the `Issuer`).
-    pub entity_id: &'a str,
-    /// The user's `NameID`, as the assertion gave it.
-    pub name_id: &'a str,
-    /// The `SessionIndex` of the session that ends, if known.
-    pub session_index: Option<&'a str>,
-    /// The opaque key the response comes back with.
-    pub relay_state: &'a str,
-    /// The request's `ID`.
-    pub id: &'a str,
-    /// Now, in seconds since the epoch.
-    pub now: u64,
-    /// The SP's key, to sign the request with.
-    pub signing_key: Option<&'a ring::signature::RsaKeyPair>,
+/// A message to send by the HTTP-Redirect binding.
+pub(crate) struct Redirect<'a> {
+    /// Where.
+    pub(crate) to: &'a str,
+    /// `SAMLRequest` or `SAMLResponse`.
+    pub(crate) param: &'a str,
+    /// The message.
+    pub(crate) xml: &'a str,
+    /// The `RelayState`, if any.
+    pub(crate) relay_state: Option<&'a str>,
+    /// The SP's key, to sign the query with.
+    pub(crate) key: Option<&'a ring::signature::RsaKeyPair>,
 }
 
-/// The redirect to the IdP's single logout service for `p`.
-pub fn logout_request(p: &Logout<'_>) -> String {
-    let mut xml = String::with_capacity(512);
-    xml.push_str(
-        "<samlp:LogoutRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" \
-         xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"",
-    );
-    escape(p.id, &mut xml);
-    xml.push_str("\" Version=\"2.0\" IssueInstant=\"");
-    xml.push_str(&crate::time::format(p.now));
-    xml.push_str("\" Destination=\"");
-    escape(p.slo_url, &mut xml);
-    xml.push_str("\"><saml:Issuer>");
-    escape(p.entity_id, &mut xml);
-    xml.push_str("</saml:Issuer><saml:NameID>");
-    escape(p.name_id, &mut xml);
-    xml.push_str("</saml:NameID>");
-    if let Some(index) = p.session_index {
-        xml.push_str("<samlp:SessionIndex>");
-        escape(index, &mut xml);
-        xml.push_str("</samlp:SessionIndex>");
-    }
-    xml.push_str("</samlp:LogoutRequest>");
-    redirect(p.slo_url, &xml, p.relay_state, p.signing_key)
-}
-
-/// `xml` for the HTTP-Redirect binding to `to`: DEFLATE, base64, the
-/// query, and its signature when there is a key.
-fn redirect(
-    to: &str,
-    xml: &str,
-    relay_state: &str,
-    key: Option<&ring::signature::RsaKeyPair>,
-) -> String {
+/// The URL that sends `r`: DEFLATE, base64, the query, and its signature
+/// when there is a key.
+pub(crate) fn redirect(r: &Redirect<'_>) -> String {
+    let Redirect {
+        to,
+        param,
+        xml,
+        relay_state,
+        key,
+    } = *r;
     let mut deflate =
         flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
     // Writing to a Vec cannot fail.
@@ -147,11 +122,11 @@ fn redirect(
         .unwrap_or_default();
     let encoded = base64::engine::general_purpose::STANDARD.encode(deflated);
     let sep = if to.contains('?') { '&' } else { '?' };
-    let mut query = format!(
-        "SAMLRequest={}&RelayState={}",
-        url_encode(&encoded),
-        url_encode(relay_state)
-    );
+    let mut query = format!("{param}={}", url_encode(&encoded));
+    if let Some(relay) = relay_state {
+        query.push_str("&RelayState=");
+        query.push_str(&url_encode(relay));
+    }
     if let Some(key) = key {
         query.push_str("&SigAlg=");
         query.push_str(&url_encode(RSA_SHA256));
@@ -195,7 +170,7 @@ pub fn inflate(base64_text: &str, limit: usize) -> Result<String, crate::Rejecti
     Ok(out)
 }
 
-fn escape(text: &str, out: &mut String) {
+pub(crate) fn escape(text: &str, out: &mut String) {
     for c in text.chars() {
         match c {
             '&' => out.push_str("&amp;"),

@@ -3,9 +3,9 @@
 //! bytes a signature covered.
 //!
 //! The order matters: the document is parsed once (`xml::parse`), its
-//! shape is checked (one `Response`, exactly one `Assertion` anywhere and
-//! no `EncryptedAssertion`, unique IDs, signatures only where they sign
-//! their parent), the signature is verified, and then the verified
+//! shape is checked (one `Response`, exactly one `Assertion` or
+//! `EncryptedAssertion` anywhere, unique IDs, signatures only where they
+//! sign their parent), the signature is verified, and then the verified
 //! canonical bytes are parsed again and every value is read from that
 //! second tree (the fix pattern of the signature-wrapping CVEs:
 //! CVE-2024-45409, CVE-2025-47949). The envelope (`Destination`,
@@ -16,6 +16,7 @@ use std::collections::HashSet;
 use base64::Engine;
 use roxmltree::Node;
 
+use crate::decrypt::{self, DecryptionKey};
 use crate::metadata::IdpMetadata;
 use crate::xml::{self, ns};
 use crate::{Rejection, dsig, time};
@@ -35,6 +36,8 @@ pub struct Sp<'a> {
     pub acs_url: &'a str,
     /// The IdP: its `Issuer` and certificates.
     pub idp: &'a IdpMetadata,
+    /// The SP's key, if the IdP encrypts assertions to it.
+    pub decryption_key: Option<&'a DecryptionKey>,
 }
 
 /// What the response must answer.
@@ -141,22 +144,27 @@ pub fn validate_xml(
         .descendants()
         .filter(|n| xml::is(*n, ns::SAML, "Assertion"))
         .collect();
-    let encrypted = doc
+    let encrypted: Vec<Node<'_, '_>> = doc
         .descendants()
-        .any(|n| xml::is(n, ns::SAML, "EncryptedAssertion"));
-    if encrypted {
-        return Err(Rejection::invalid(
-            "encrypted assertions are not supported: turn off token encryption at the IdP",
-        ));
-    }
-    let [assertion] = assertions.as_slice() else {
-        return Err(Rejection::invalid(format!(
-            "the response carries {} assertions, not one",
-            assertions.len()
-        )));
+        .filter(|n| xml::is(*n, ns::SAML, "EncryptedAssertion"))
+        .collect();
+    let carried = match (assertions.as_slice(), encrypted.as_slice()) {
+        ([a], []) => Carried::Plain(*a),
+        ([], [e]) => Carried::Encrypted(*e),
+        ([_, ..], [_, ..]) => {
+            return Err(Rejection::invalid(
+                "the response carries an encrypted assertion beside a plain one",
+            ));
+        }
+        (a, e) => {
+            return Err(Rejection::invalid(format!(
+                "the response carries {} assertions, not one",
+                a.len() + e.len()
+            )));
+        }
     };
-    let assertion = *assertion;
-    if assertion.parent() != Some(response) {
+    let (Carried::Plain(carried_node) | Carried::Encrypted(carried_node)) = carried;
+    if carried_node.parent() != Some(response) {
         return Err(Rejection::invalid(
             "the assertion is not a child of the response",
         ));
@@ -165,7 +173,8 @@ pub fn validate_xml(
         .descendants()
         .filter(|n| xml::is(*n, ns::DS, "Signature"))
     {
-        if sig.parent() != Some(response) && sig.parent() != Some(assertion) {
+        let on_assertion = matches!(carried, Carried::Plain(a) if sig.parent() == Some(a));
+        if sig.parent() != Some(response) && !on_assertion {
             return Err(Rejection::signature(
                 "a signature that is not a child of the response or the assertion",
             ));
@@ -196,6 +205,12 @@ pub fn validate_xml(
     {
         return Err(Rejection::invalid("the response's `Issuer` is not the IdP"));
     }
+    let assertion = match carried {
+        Carried::Plain(assertion) => assertion,
+        Carried::Encrypted(encrypted) => {
+            return encrypted_assertion(response, encrypted, text, sp, expected);
+        }
+    };
     // The signature: on the assertion, or on the response around it.
     let verified = if dsig::signature_of(assertion)?.is_some() {
         if dsig::signature_of(response)?.is_some() {
@@ -218,6 +233,131 @@ pub fn validate_xml(
         xml::one(root, ns::SAML, "Assertion")?
     };
     read(assertion, sp, expected)
+}
+
+/// What a response carries: an assertion, or an encrypted one.
+#[derive(Clone, Copy)]
+enum Carried<'a, 'i> {
+    Plain(Node<'a, 'i>),
+    Encrypted(Node<'a, 'i>),
+}
+
+/// An `EncryptedAssertion`: the response's signature, if any, is checked
+/// first (it covers the ciphertext, which is then taken from the verified
+/// bytes); the plaintext is parsed in the namespaces in scope where it
+/// was, held to the shape a plain assertion is held to, and its own
+/// signature checked. An assertion neither signed itself nor inside a
+/// signed response is refused: anyone can encrypt to the SP.
+fn encrypted_assertion(
+    response: Node<'_, '_>,
+    encrypted: Node<'_, '_>,
+    text: &str,
+    sp: &Sp<'_>,
+    expected: &Expected<'_>,
+) -> Result<Assertion, Rejection> {
+    let key = sp.decryption_key.ok_or_else(|| {
+        Rejection::invalid(
+            "the assertion is encrypted, but no decryption key is configured (`decryption_key`)",
+        )
+    })?;
+    if sp.idp.certificates.is_empty() {
+        // Fail closed before decrypting anything (CVE-2026-28323).
+        return Err(Rejection::signature(
+            "the IdP metadata has no signing certificate",
+        ));
+    }
+    let response_verified = match dsig::signature_of(response)? {
+        Some(_) => Some(dsig::verify(response, text, &sp.idp.certificates)?),
+        None => None,
+    };
+    let plaintext = match &response_verified {
+        Some(verified) => {
+            let trusted = xml::parse(verified)?;
+            decrypt::decrypt(
+                xml::one(trusted.root_element(), ns::SAML, "EncryptedAssertion")?,
+                key,
+            )?
+        }
+        None => decrypt::decrypt(encrypted, key)?,
+    };
+    let wrapped = in_scope(encrypted, &plaintext);
+    // A plaintext that is not one assertion fails as a bad key does.
+    let cannot = || Rejection::invalid(decrypt::CANNOT_DECRYPT);
+    let inner = xml::parse(&wrapped).map_err(|_| cannot())?;
+    let root = inner.root_element();
+    let mut elements = root.children().filter(|c| c.is_element());
+    let (Some(assertion), None) = (elements.next(), elements.next()) else {
+        return Err(cannot());
+    };
+    if !xml::is(assertion, ns::SAML, "Assertion")
+        || root
+            .children()
+            .any(|c| c.is_text() && !c.text().unwrap_or("").trim().is_empty())
+    {
+        return Err(cannot());
+    }
+    let mut ids = HashSet::new();
+    for node in inner.descendants().filter(|n| n.is_element()) {
+        for a in node.attributes() {
+            if matches!(a.name(), "ID" | "Id" | "id") && !ids.insert(a.value()) {
+                return Err(Rejection::invalid(format!(
+                    "the ID `{}` appears twice in the decrypted assertion",
+                    a.value()
+                )));
+            }
+        }
+        if xml::is(node, ns::DS, "Signature") && node.parent() != Some(assertion) {
+            return Err(Rejection::signature(
+                "a signature that is not a child of the decrypted assertion",
+            ));
+        }
+        if xml::is(node, ns::SAML, "Assertion") && node != assertion {
+            return Err(Rejection::invalid(
+                "the decrypted assertion holds another assertion",
+            ));
+        }
+    }
+    if dsig::signature_of(assertion)?.is_some() {
+        let verified = dsig::verify(assertion, &wrapped, &sp.idp.certificates)?;
+        let trusted = xml::parse(&verified)?;
+        read(trusted.root_element(), sp, expected)
+    } else if response_verified.is_some() {
+        // Decrypted from the bytes the response's signature covered.
+        read(assertion, sp, expected)
+    } else {
+        Err(Rejection::signature(
+            "neither the decrypted assertion nor the response is signed",
+        ))
+    }
+}
+
+/// `plaintext` inside an element declaring the namespaces in scope at
+/// `at`: an encrypted element may use prefixes its context declared.
+fn in_scope(at: Node<'_, '_>, plaintext: &str) -> String {
+    let mut s = String::with_capacity(plaintext.len() + 256);
+    s.push_str("<decrypted");
+    for n in at.namespaces() {
+        match n.name() {
+            Some("xml") => continue,
+            Some(prefix) => {
+                s.push_str(" xmlns:");
+                s.push_str(prefix);
+            }
+            None => s.push_str(" xmlns"),
+        }
+        s.push_str("=\"");
+        s.push_str(
+            &n.uri()
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('"', "&quot;"),
+        );
+        s.push('"');
+    }
+    s.push('>');
+    s.push_str(plaintext);
+    s.push_str("</decrypted>");
+    s
 }
 
 /// `InResponseTo` against the flow: a request's ID, or none when
@@ -343,34 +483,5 @@ fn read(a: Node<'_, '_>, sp: &Sp<'_>, expected: &Expected<'_>) -> Result<Asserti
         session_not_on_or_after,
         in_response_to,
         attributes,
-    })
-}
-
-/// What an IdP's `LogoutResponse` says: the request it answers, and
-/// whether the IdP ended its session. Nothing is decided on it (the SP's
-/// session is already over when the request is sent); it only tells
-/// where the user goes back to, and what to log.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LogoutResponse {
-    /// `InResponseTo`.
-    pub in_response_to: Option<String>,
-    /// Whether the status is Success.
-    pub success: bool,
-}
-
-/// Reads a `LogoutResponse` (already inflated).
-pub fn logout_response(text: &str) -> Result<LogoutResponse, Rejection> {
-    let doc = xml::parse(text)?;
-    let root = doc.root_element();
-    if !xml::is(root, ns::SAMLP, "LogoutResponse") {
-        return Err(Rejection::invalid(
-            "the document is not a `samlp:LogoutResponse`",
-        ));
-    }
-    let status = xml::one(root, ns::SAMLP, "Status")?;
-    let code = xml::one(status, ns::SAMLP, "StatusCode")?;
-    Ok(LogoutResponse {
-        in_response_to: root.attribute("InResponseTo").map(str::to_owned),
-        success: code.attribute("Value") == Some(SUCCESS),
     })
 }

@@ -23,6 +23,8 @@ pub(crate) mod ns {
     pub(crate) const MD: &str = "urn:oasis:names:tc:SAML:2.0:metadata";
     pub(crate) const DS: &str = "http://www.w3.org/2000/09/xmldsig#";
     pub(crate) const EC: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
+    pub(crate) const XENC: &str = "http://www.w3.org/2001/04/xmlenc#";
+    pub(crate) const XENC11: &str = "http://www.w3.org/2009/xmlenc11#";
 }
 
 /// Parses `text` as a SAML document, or refuses it.

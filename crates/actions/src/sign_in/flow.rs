@@ -337,42 +337,8 @@ impl SignIn {
     pub(super) async fn logout(&self, ctx: &mut RequestCtx) -> Result<Step, ActionError> {
         // SAML's single logout names the user and the IdP's session: read
         // before the session ends.
-        let saml_subject = match &self.saml {
-            Some(_) => {
-                let pending = match &self.stored {
-                    Some(_) => super::session::Pending::Stored(self.session_id(ctx)),
-                    None => super::session::Pending::Ready(self.open_session(ctx)),
-                };
-                match self.session(pending).await {
-                    Ok(super::session::SessionState::Valid(s)) => {
-                        let c = |k: &str| {
-                            s.get("c")
-                                .and_then(|c| c.get(k))
-                                .and_then(|v| v.as_str())
-                                .unwrap_or("")
-                                .to_owned()
-                        };
-                        Some((c("nameid"), c("sid")))
-                    }
-                    _ => None,
-                }
-            }
-            None => None,
-        };
-        // A stored session ends for every copy of its cookie, on every
-        // replica. A store that cannot answer is said: the session may
-        // still stand, and the user must know to try again.
-        if let Some(stored) = &self.stored
-            && let Some(id) = self.session_id(ctx)
-        {
-            stored.revoke(&id).await.map_err(|e| {
-                fail(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    STATE_UNAVAILABLE,
-                    format!("the session could not be ended: {e}"),
-                )
-            })?;
-        }
+        let saml_subject = self.saml_subject(ctx).await.ok().flatten();
+        self.end_session(ctx).await?;
         let back = redirect_path(ctx);
         // The session here ends whatever the IdP's logout service does: a
         // failure to reach it (its metadata, say) only skips it.
@@ -395,10 +361,58 @@ impl SignIn {
             res.headers_mut().insert(LOCATION, v);
         }
         ctx.set_response(res);
+        Ok(Step::Respond)
+    }
+
+    /// The NameID and SessionIndex of this browser's SAML session, if it
+    /// has a valid one.
+    pub(super) async fn saml_subject(
+        &self,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<(String, String)>, ActionError> {
+        if self.saml.is_none() {
+            return Ok(None);
+        }
+        // Read before any await: a shared context is not `Sync`.
+        let pending = match &self.stored {
+            Some(_) => super::session::Pending::Stored(self.session_id(ctx)),
+            None => super::session::Pending::Ready(self.open_session(ctx)),
+        };
+        Ok(match self.session(pending).await? {
+            super::session::SessionState::Valid(s) => {
+                let c = |k: &str| {
+                    s.get("c")
+                        .and_then(|c| c.get(k))
+                        .and_then(|v| v.as_str())
+                        .unwrap_or("")
+                        .to_owned()
+                };
+                Some((c("nameid"), c("sid")))
+            }
+            _ => None,
+        })
+    }
+
+    /// Ends this browser's session: a stored session for every copy of
+    /// its cookie, on every replica, and the cookie. A store that cannot
+    /// answer is said: the session may still stand, and the user must
+    /// know to try again.
+    pub(super) async fn end_session(&self, ctx: &mut RequestCtx) -> Result<(), ActionError> {
+        if let Some(stored) = &self.stored
+            && let Some(id) = self.session_id(ctx)
+        {
+            stored.revoke(&id).await.map_err(|e| {
+                fail(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    STATE_UNAVAILABLE,
+                    format!("the session could not be ended: {e}"),
+                )
+            })?;
+        }
         if let Some(c) = self.cookie(ctx, &self.session_cookie, "", Some(0), false) {
             ctx.set_cookie(c);
         }
-        Ok(Step::Respond)
+        Ok(())
     }
 
     pub(super) fn cookie(

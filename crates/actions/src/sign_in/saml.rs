@@ -86,13 +86,81 @@ pub(super) struct Saml {
     acs_path: String,
     nameid_format: String,
     /// The key AuthnRequests are signed with (`request_signing_key`), if
-    /// any: a template, so that it can come from `secrets.get`.
-    signing_key: Option<crate::template::Template>,
-    /// The last key read, by its text: reading one per request would cost
-    /// more than the request.
-    signing_cache: std::sync::Mutex<Option<(String, Arc<ring::signature::RsaKeyPair>)>>,
+    /// any.
+    signing_key: Option<Key<ring::signature::RsaKeyPair>>,
     /// Its certificate, for the SP metadata (`request_signing_certificate`).
     signing_certificate: Option<String>,
+    /// The key the IdP encrypts assertions to (`decryption_key`: Entra's
+    /// token encryption), if any.
+    decryption_key: Option<Key<portcullis_saml::DecryptionKey>>,
+    /// Its certificate, for the SP metadata (`decryption_certificate`).
+    decryption_certificate: Option<String>,
+}
+
+/// A private key from the policy: a template, so that it can come from
+/// `secrets.get`, and the last key read from it, by its text (parsing one
+/// per request would cost more than the request).
+#[derive(Debug)]
+struct Key<T> {
+    field: &'static str,
+    template: crate::template::Template,
+    parse: fn(&str) -> Result<T, String>,
+    cache: std::sync::Mutex<Option<(String, Arc<T>)>>,
+}
+
+impl<T> Key<T> {
+    /// Reads `field`; a constant key is parsed now, so a bad one stops the
+    /// load with a diagnostic where it is written.
+    fn build(
+        cfg: &Config<'_>,
+        cx: &crate::CompileCx<'_>,
+        field: &'static str,
+        parse: fn(&str) -> Result<T, String>,
+    ) -> Result<Option<Key<T>>, Diagnostic> {
+        let Some(node) = cfg.get(field) else {
+            return Ok(None);
+        };
+        let template = crate::template::Template::compile(node, cx.phase, cx.src)?;
+        if let Some(pem) = template.constant() {
+            parse(pem).map_err(|e| cfg.error(Some(node), format!("`{field}`: {e}")))?;
+        }
+        Ok(Some(Key {
+            field,
+            template,
+            parse,
+            cache: std::sync::Mutex::new(None),
+        }))
+    }
+
+    fn get(&self, ctx: &RequestCtx) -> Result<Arc<T>, ActionError> {
+        let pem = self.template.render(ctx)?;
+        let mut cache = match self.cache.lock() {
+            Ok(c) => c,
+            Err(p) => p.into_inner(),
+        };
+        if let Some((text, key)) = &*cache
+            && *text == *pem
+        {
+            return Ok(key.clone());
+        }
+        let key = Arc::new((self.parse)(&pem).map_err(|e| {
+            fail(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "ERR_NGROK_2300",
+                format!("`{}`: {e}", self.field),
+            )
+        })?);
+        *cache = Some((pem.into_owned(), key.clone()));
+        Ok(key)
+    }
+}
+
+/// The base64 DER of a PEM certificate, as metadata carries it.
+pub fn certificate_base64(pem: &str) -> String {
+    pem.lines()
+        .filter(|l| !l.starts_with("-----"))
+        .map(str::trim)
+        .collect()
 }
 
 impl Saml {
@@ -130,28 +198,24 @@ impl Saml {
                 })?,
             None => ACS_PATH.to_owned(),
         };
-        let signing_key = match cfg.get("request_signing_key") {
-            Some(node) => {
-                let template = crate::template::Template::compile(node, cx.phase, cx.src)?;
-                if let Some(pem) = template.constant() {
-                    portcullis_saml::request::signing_key(pem).map_err(|e| {
-                        cfg.error(Some(node), format!("`request_signing_key`: {e}"))
-                    })?;
-                }
-                Some(template)
-            }
-            None => None,
-        };
         Ok(Saml {
             source,
-            signing_key,
-            signing_cache: std::sync::Mutex::new(None),
-            signing_certificate: cfg.str("request_signing_certificate").map(|pem| {
-                pem.lines()
-                    .filter(|l| !l.starts_with("-----"))
-                    .map(str::trim)
-                    .collect::<String>()
-            }),
+            signing_key: Key::build(
+                cfg,
+                cx,
+                "request_signing_key",
+                portcullis_saml::request::signing_key,
+            )?,
+            signing_certificate: cfg
+                .str("request_signing_certificate")
+                .map(certificate_base64),
+            decryption_key: Key::build(
+                cfg,
+                cx,
+                "decryption_key",
+                portcullis_saml::DecryptionKey::from_pem,
+            )?,
+            decryption_certificate: cfg.str("decryption_certificate").map(certificate_base64),
             force_authn: cfg.bool("force_authn", false),
             allow_idp_initiated: cfg.bool("allow_idp_initiated", false),
             authorized_groups: cfg
@@ -201,46 +265,79 @@ impl Saml {
     }
 }
 
-/// The SP metadata to give the IdP (Entra: "Upload metadata file"), with
-/// the certificate AuthnRequests are signed with, if any (base64 DER).
-pub fn sp_metadata(entity_id: &str, acs_url: &str, signing_certificate: Option<&str>) -> String {
-    let slo_url = acs_url
-        .strip_suffix(ACS_PATH)
-        .map(|origin| format!("{origin}{SLO_PATH}"));
+/// What the SP metadata says.
+#[derive(Clone, Copy, Debug)]
+pub struct SpMetadata<'a> {
+    /// The entity ID (Entra's "Identifier").
+    pub entity_id: &'a str,
+    /// The ACS URL (Entra's "Reply URL").
+    pub acs_url: &'a str,
+    /// The certificate AuthnRequests are signed with (base64 DER), if any.
+    pub signing_certificate: Option<&'a str>,
+    /// The certificate assertions are encrypted to (base64 DER), if any.
+    pub encryption_certificate: Option<&'a str>,
+}
+
+/// The content ciphers and key transports an encrypted assertion may use,
+/// listed in the metadata in order of preference.
+const ENCRYPTION_METHODS: [&str; 4] = [
+    "http://www.w3.org/2009/xmlenc11#aes256-gcm",
+    "http://www.w3.org/2001/04/xmlenc#aes256-cbc",
+    "http://www.w3.org/2009/xmlenc11#rsa-oaep",
+    "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p",
+];
+
+/// The SP metadata to give the IdP (Entra: "Upload metadata file"). Its
+/// single logout service is on the ACS's origin, where this endpoint
+/// answers it.
+pub fn sp_metadata(md: &SpMetadata<'_>) -> String {
     let esc = |s: &str| {
         s.replace('&', "&amp;")
             .replace('<', "&lt;")
             .replace('"', "&quot;")
     };
-    let slo = slo_url.map_or(String::new(), |u| {
-        format!(
-            "    <md:SingleLogoutService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect\" Location=\"{}\"/>\n",
-            esc(&u)
-        )
-    });
-    let key = signing_certificate.map_or(String::new(), |cert| {
-        format!(
-            "    <md:KeyDescriptor use=\"signing\"><ds:KeyInfo xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\">\
-             <ds:X509Data><ds:X509Certificate>{}</ds:X509Certificate></ds:X509Data></ds:KeyInfo>\
-             </md:KeyDescriptor>\n",
-            esc(cert)
-        )
-    });
+    let slo = md
+        .acs_url
+        .parse::<http::Uri>()
+        .ok()
+        .and_then(|u| Some(format!("{}://{}{SLO_PATH}", u.scheme_str()?, u.authority()?)))
+        .map_or(String::new(), |u| {
+            format!(
+                "    <md:SingleLogoutService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect\" Location=\"{}\"/>\n",
+                esc(&u)
+            )
+        });
+    let key = |usage: &str, cert: Option<&str>, methods: &[&str]| {
+        cert.map_or(String::new(), |cert| {
+            let methods: String = methods
+                .iter()
+                .map(|m| format!("<md:EncryptionMethod Algorithm=\"{m}\"/>"))
+                .collect();
+            format!(
+                "    <md:KeyDescriptor use=\"{usage}\"><ds:KeyInfo xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\">\
+                 <ds:X509Data><ds:X509Certificate>{}</ds:X509Certificate></ds:X509Data></ds:KeyInfo>\
+                 {methods}</md:KeyDescriptor>\n",
+                esc(cert)
+            )
+        })
+    };
+    let keys = key("signing", md.signing_certificate, &[])
+        + &key("encryption", md.encryption_certificate, &ENCRYPTION_METHODS);
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
          <md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" entityID=\"{}\">\n\
          \x20 <md:SPSSODescriptor AuthnRequestsSigned=\"{}\" WantAssertionsSigned=\"true\" \
          protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\">\n\
-         {key}\
+         {keys}\
          {slo}\
          \x20   <md:NameIDFormat>{DEFAULT_NAMEID_FORMAT}</md:NameIDFormat>\n\
          \x20   <md:AssertionConsumerService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST\" \
          Location=\"{}\" index=\"0\" isDefault=\"true\"/>\n\
          \x20 </md:SPSSODescriptor>\n\
          </md:EntityDescriptor>\n",
-        esc(entity_id),
-        signing_certificate.is_some(),
-        esc(acs_url)
+        esc(md.entity_id),
+        md.signing_certificate.is_some(),
+        esc(md.acs_url)
     )
 }
 
@@ -317,29 +414,11 @@ impl SignIn {
         &self,
         ctx: &RequestCtx,
     ) -> Result<Option<Arc<ring::signature::RsaKeyPair>>, ActionError> {
-        let saml = self.saml()?;
-        let Some(template) = &saml.signing_key else {
-            return Ok(None);
-        };
-        let pem = template.render(ctx)?;
-        let mut cache = match saml.signing_cache.lock() {
-            Ok(c) => c,
-            Err(p) => p.into_inner(),
-        };
-        if let Some((text, key)) = &*cache
-            && *text == *pem
-        {
-            return Ok(Some(key.clone()));
-        }
-        let key = Arc::new(portcullis_saml::request::signing_key(&pem).map_err(|e| {
-            fail(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "ERR_NGROK_2300",
-                format!("`request_signing_key`: {e}"),
-            )
-        })?);
-        *cache = Some((pem.into_owned(), key.clone()));
-        Ok(Some(key))
+        self.saml()?
+            .signing_key
+            .as_ref()
+            .map(|k| k.get(ctx))
+            .transpose()
     }
 
     /// Single logout, after the session ended here: the redirect to the
@@ -359,7 +438,7 @@ impl SignIn {
         };
         let key = self.signing_key(ctx)?;
         let (id, relay) = (format!("_{}", random_token(24)), random_token(16));
-        let url = portcullis_saml::request::logout_request(&portcullis_saml::request::Logout {
+        let url = portcullis_saml::logout::request(&portcullis_saml::logout::Logout {
             slo_url,
             entity_id: &saml.entity_id(ctx),
             name_id,
@@ -380,14 +459,10 @@ impl SignIn {
     /// The IdP's answer to a LogoutRequest: back where the user asked to
     /// go. Its session here ended before the request was sent, so a
     /// failed or foreign answer changes nothing but the destination (and
-    /// is logged). A LogoutRequest from the IdP is not taken.
-    fn slo(&self, ctx: &mut RequestCtx) -> Result<Step, ActionError> {
+    /// is logged). A LogoutRequest from the IdP goes to `idp_logout`.
+    async fn slo(&self, ctx: &mut RequestCtx) -> Result<Step, ActionError> {
         if super::flow::query_param(ctx, "SAMLRequest").is_some() {
-            return Err(fail(
-                StatusCode::NOT_IMPLEMENTED,
-                "ERR_NGROK_5308",
-                "logout started at the IdP is not supported: sessions here end at their limits or at /ngrok/logout",
-            ));
+            return self.idp_logout(ctx).await;
         }
         let response = super::flow::query_param(ctx, "SAMLResponse").ok_or_else(|| {
             fail(
@@ -402,7 +477,7 @@ impl SignIn {
             .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
             .filter(|f| relay.is_some() && f.get("k").and_then(|k| k.as_str()) == relay.as_deref());
         let answer = portcullis_saml::request::inflate(&response, MAX_INFLATED)
-            .and_then(|xml| portcullis_saml::response::logout_response(&xml));
+            .and_then(|xml| portcullis_saml::logout::read_response(&xml));
         let back = match (&flow, &answer) {
             (Some(f), Ok(a))
                 if a.in_response_to.as_deref() == f.get("l").and_then(|l| l.as_str()) =>
@@ -432,6 +507,127 @@ impl SignIn {
         Ok(Step::Respond)
     }
 
+    /// A LogoutRequest from the IdP (the user signed out there): the
+    /// session of the browser that brought it ends if it is the named
+    /// user's, and the browser goes back to the IdP with the answer.
+    ///
+    /// The request must come from the IdP (`Issuer`), to this SP
+    /// (`Destination`), recently, once, and when the binding's signature
+    /// is there, it must verify with the metadata's keys. An unsigned
+    /// request ends a session only if it names it by its `SessionIndex`
+    /// too, which a third party cannot know: otherwise anyone could sign
+    /// a user out by sending their browser here with their email.
+    async fn idp_logout(&self, ctx: &mut RequestCtx) -> Result<Step, ActionError> {
+        let saml = self.saml()?;
+        let idp = self.idp().await?;
+        let refuse = |e: portcullis_saml::Rejection| {
+            tracing::warn!(
+                code = "ERR_NGROK_5308",
+                "SAML LogoutRequest refused: {}",
+                e.message()
+            );
+            fail(
+                StatusCode::BAD_REQUEST,
+                "ERR_NGROK_5308",
+                format!("invalid SAML logout request: {}", e.message()),
+            )
+        };
+        let signed = portcullis_saml::logout::verify_query(
+            ctx.uri().query().unwrap_or(""),
+            "SAMLRequest",
+            &idp.certificates,
+        )
+        .map_err(refuse)?;
+        let message = super::flow::query_param(ctx, "SAMLRequest").unwrap_or_default();
+        let acs_url = saml.acs_url(ctx);
+        let slo_url = acs_url
+            .parse::<http::Uri>()
+            .ok()
+            .and_then(|u| {
+                Some(format!(
+                    "{}://{}{SLO_PATH}",
+                    u.scheme_str()?,
+                    u.authority()?
+                ))
+            })
+            .unwrap_or_default();
+        let request = portcullis_saml::request::inflate(&message, MAX_INFLATED)
+            .and_then(|xml| portcullis_saml::logout::read_request(&xml, &idp, &slo_url, now_secs()))
+            .map_err(refuse)?;
+        let Some(to) = idp.slo_url.clone() else {
+            return Err(fail(
+                StatusCode::BAD_REQUEST,
+                "ERR_NGROK_5308",
+                "the IdP's metadata lists no single logout service to answer",
+            ));
+        };
+        match self
+            .once(
+                &format!("saml-logout:{}", request.id),
+                Duration::from_secs(20 * 60),
+            )
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(refuse(portcullis_saml::Rejection::replayed(
+                    "the LogoutRequest was already used (a replay)",
+                )));
+            }
+            Err(e) => {
+                return Err(fail(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    super::STATE_UNAVAILABLE,
+                    format!("the LogoutRequest could not be checked against replays: {e}"),
+                ));
+            }
+        }
+        // This browser's session, and whether it is the one named.
+        let (name_id, sid) = self.saml_subject(ctx).await?.unwrap_or_default();
+        let named = name_id == request.name_id
+            && (request.session_indexes.is_empty()
+                || sid.is_empty()
+                || request.session_indexes.contains(&sid));
+        let proven = signed || (!sid.is_empty() && request.session_indexes.contains(&sid));
+        let (status, why) = match (named, proven) {
+            (true, true) => {
+                self.end_session(ctx).await?;
+                tracing::info!("SAML single logout from the IdP ended a session");
+                (portcullis_saml::logout::SUCCESS_STATUS, None)
+            }
+            // Not this user's session, or none: nothing of theirs is here.
+            (false, _) => (portcullis_saml::logout::SUCCESS_STATUS, None),
+            (true, false) => {
+                tracing::warn!(
+                    code = "ERR_NGROK_5308",
+                    "an unsigned SAML LogoutRequest without the session's SessionIndex was not acted on"
+                );
+                (
+                    portcullis_saml::logout::REQUESTER,
+                    Some("an unsigned LogoutRequest must name the session (SessionIndex)"),
+                )
+            }
+        };
+        let key = self.signing_key(ctx)?;
+        let relay = super::flow::query_param(ctx, "RelayState").filter(|r| r.len() <= 80);
+        let url = portcullis_saml::logout::response(&portcullis_saml::logout::Answer {
+            to: &to,
+            entity_id: &saml.entity_id(ctx),
+            in_response_to: &request.id,
+            relay_state: relay.as_deref(),
+            id: &format!("_{}", random_token(24)),
+            status,
+            message: why,
+            now: now_secs(),
+            signing_key: key.as_deref(),
+        });
+        let mut res = respond::redirect(StatusCode::FOUND, &url);
+        res.headers_mut()
+            .insert("cache-control", HeaderValue::from_static("no-store"));
+        ctx.set_response(res);
+        Ok(Step::Respond)
+    }
+
     /// The SP's own requests: its metadata, and the ACS.
     pub(super) async fn saml_endpoint(&self, ctx: &mut RequestCtx) -> Result<Step, ActionError> {
         let saml = self.saml()?;
@@ -439,13 +635,14 @@ impl SignIn {
             return self.acs(ctx).await;
         }
         if ctx.uri().path() == SLO_PATH {
-            return self.slo(ctx);
+            return self.slo(ctx).await;
         }
-        let mut res = http::Response::new(crate::body::full(sp_metadata(
-            &saml.entity_id(ctx),
-            &saml.acs_url(ctx),
-            saml.signing_certificate.as_deref(),
-        )));
+        let mut res = http::Response::new(crate::body::full(sp_metadata(&SpMetadata {
+            entity_id: &saml.entity_id(ctx),
+            acs_url: &saml.acs_url(ctx),
+            signing_certificate: saml.signing_certificate.as_deref(),
+            encryption_certificate: saml.decryption_certificate.as_deref(),
+        })));
         res.headers_mut().insert(
             CONTENT_TYPE,
             HeaderValue::from_static("application/samlmetadata+xml"),
@@ -538,12 +735,18 @@ impl SignIn {
             .and_then(|f| f.get("i").and_then(|i| i.as_str()));
         let idp = self.idp().await?;
         let (entity_id, acs_url) = (saml.entity_id(ctx), saml.acs_url(ctx));
+        let decryption_key = saml
+            .decryption_key
+            .as_ref()
+            .map(|k| k.get(ctx))
+            .transpose()?;
         let assertion = portcullis_saml::response::validate(
             &response,
             &portcullis_saml::Sp {
                 entity_id: &entity_id,
                 acs_url: &acs_url,
                 idp: &idp,
+                decryption_key: decryption_key.as_deref(),
             },
             &portcullis_saml::Expected {
                 request_id,

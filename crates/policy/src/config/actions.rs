@@ -808,6 +808,9 @@ const SAML: &[Field] = &[
     // verification certificates" (the key best from `secrets.get`).
     Field::opt("request_signing_key", TEMPLATE_NONEMPTY),
     Field::opt("request_signing_certificate", NONEMPTY),
+    // Entra's token encryption: the SP's key assertions are encrypted to.
+    Field::opt("decryption_key", TEMPLATE_NONEMPTY),
+    Field::opt("decryption_certificate", NONEMPTY),
 ];
 
 /// One of `idp_metadata` and `idp_metadata_url` (ERR_NGROK_1681, 1691).
