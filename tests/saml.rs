@@ -8,6 +8,8 @@ use http::StatusCode;
 
 #[path = "support/browser.rs"]
 mod browser;
+#[path = "support/oidc.rs"]
+mod oidc;
 #[path = "support/proxy.rs"]
 mod proxy;
 #[path = "support/saml_idp.rs"]
@@ -239,14 +241,22 @@ async fn inline_metadata_signs_in_and_bad_metadata_does_not_load() {
         "{stdout}"
     );
     assert!(stdout.contains("policy.yml:"), "with a position: {stdout}");
-    // A key that is not one: an error where it is written, for each key.
-    for field in ["decryption_key", "request_signing_key"] {
+    // A key that is not one: an error where it is written, for each key;
+    // and half of Graph's credentials.
+    for (field, extra) in [
+        (
+            "`decryption_key`: ",
+            "          decryption_key: \"-----BEGIN PRIVATE KEY-----\\nAAAA\\n-----END PRIVATE KEY-----\"",
+        ),
+        (
+            "`request_signing_key`: ",
+            "          request_signing_key: \"-----BEGIN PRIVATE KEY-----\\nAAAA\\n-----END PRIVATE KEY-----\"",
+        ),
+        ("go together", "          graph_client_id: abc"),
+    ] {
         std::fs::write(
             dir.join("policy.yml"),
-            seed(
-                "idp_metadata_url: http://127.0.0.1:9/metadata",
-                &format!("          {field}: \"-----BEGIN PRIVATE KEY-----\\nAAAA\\n-----END PRIVATE KEY-----\""),
-            ),
+            seed("idp_metadata_url: http://127.0.0.1:9/metadata", extra),
         )
         .expect("write");
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
@@ -257,10 +267,92 @@ async fn inline_metadata_signs_in_and_bad_metadata_does_not_load() {
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert_eq!(out.status.code(), Some(1), "{stdout}");
         assert!(
-            stdout.contains(&format!("`{field}`: ")) && stdout.contains("policy.yml:"),
+            stdout.contains(field) && stdout.contains("policy.yml:"),
             "{stdout}"
         );
     }
+}
+
+/// A user in more than 150 groups (Entra sends `groups.link` instead of
+/// `groups`): with an application's credentials, the groups are read from
+/// Microsoft Graph (the Entra stand-in's, every page) and
+/// `authorized_groups` and the results see all of them; with bad
+/// credentials the sign-in fails with a 502; without any, it is refused
+/// with what to do. Never a session whose groups are unknown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_overage_is_read_from_graph_as_an_application() {
+    let idp = SamlIdp::start();
+    // Microsoft's side, faked: the SAML IdP's tenant, and the user in 200
+    // groups (one of them g-admins).
+    let entra = oidc::Idp::start_configured(
+        &[],
+        Some(
+            &serde_json::json!({
+                "tenants": [{ "name": "saml", "id": TENANT, "domains": ["saml.test"] }],
+                "users": [{
+                    "upn": "many@contoso.test", "oid": "3a4e0000-0000-4000-8000-000000000003",
+                    "tenant": "saml", "name": "Many Groups", "email": "many@contoso.test",
+                    "groups": ["g-admins"], "group_count": 200,
+                }],
+            })
+            .to_string(),
+        ),
+    );
+    let up = echo().await;
+    let policy = |graph: &str| {
+        format!(
+            r#"
+on_http_request:
+  - actions:
+      - type: saml
+        config:
+          idp_metadata_url: {}
+          authorized_groups: [g-admins]
+{graph}
+  - actions:
+      - type: add-headers
+        config:
+          headers:
+            x-group-count: "${{string(size(actions.portcullis.saml.groups))}}"
+            x-admin: "${{string('g-admins' in actions.portcullis.saml.groups)}}"
+"#,
+            idp.metadata_url()
+        )
+    };
+    let credentials = |secret: &str| {
+        format!(
+            "          graph_client_id: 11111111-2222-4333-8444-555555555555\n\
+             \x20         graph_client_secret: \"{secret}\"\n\
+             \x20         authority_host: {}\n\
+             \x20         graph_url: {}/graph",
+            entra.base, entra.base
+        )
+    };
+    let proxy = Proxy::http(&policy(&credentials("p0rtcullis~Test.secret_value-1")), up);
+    let res = Browser::default()
+        .visit(&proxy.url("/app"), "many@contoso.test")
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(res.echo()["headers"]["x-group-count"][0], "200");
+    assert_eq!(res.echo()["headers"]["x-admin"][0], "true");
+
+    // Credentials Entra does not take: the groups cannot be had, so no
+    // session.
+    let proxy = Proxy::http(&policy(&credentials("wrong")), up);
+    let res = Browser::default()
+        .visit(&proxy.url("/app"), "many@contoso.test")
+        .await;
+    assert_eq!(res.status, StatusCode::BAD_GATEWAY, "{}", res.text());
+    assert!(res.text().contains("ERR_NGROK_3100"), "{}", res.text());
+    assert!(res.echo()["headers"].is_null(), "the upstream answered");
+
+    // No application: refused, saying what to do.
+    let proxy = Proxy::http(&policy(""), up);
+    let res = Browser::default()
+        .visit(&proxy.url("/app"), "many@contoso.test")
+        .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN, "{}", res.text());
+    assert!(res.text().contains("graph_client_id"), "{}", res.text());
 }
 
 /// Whether `b` gets `url` rather than a sign-in.

@@ -67,6 +67,8 @@ const TENANTS = [
   { name: 'contoso', id: 'c0a705a0-0000-4000-8000-000000000001', domains: ['contoso.test', 'contoso.onmicrosoft.com'] },
   { name: 'fabrikam', id: 'fab71ca0-0000-4000-8000-000000000002', domains: ['fabrikam.test', 'fabrikam.onmicrosoft.com'] },
   { name: 'consumers', id: CONSUMERS_TID, domains: ['outlook.test'] },
+  // More tenants from the config: `{ name, id, domains }` (the SAML test IdP's, say).
+  ...(config.tenants ?? []),
 ];
 const tenantByName = new Map(TENANTS.map((t) => [t.name, t]));
 const tenantById = new Map(TENANTS.map((t) => [t.id, t]));
@@ -734,9 +736,34 @@ async function interaction(t, req, res) {
 // access token issued by this provider
 // ---------------------------------------------------------------------------------
 
+// App-only tokens (the client credentials grant), by token: { tenant, clientId, exp }.
+const appTokens = new Map();
+function clientCredentials(tenant, params, res) {
+  const spec = clientSpecs.find((c) => c.client_id === params.client_id);
+  if (!spec || spec.client_secret !== params.client_secret) {
+    return sendJson(res, 401, aadErrorBody('invalid_client', 7000215, 'Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.'));
+  }
+  if (!String(params.scope ?? '').endsWith('/.default')) {
+    return sendJson(res, 400, aadErrorBody('invalid_scope', 1002012, 'The provided value for scope is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).'));
+  }
+  const token = crypto.randomBytes(24).toString('base64url');
+  appTokens.set(token, { tenant, clientId: spec.client_id, exp: Date.now() + 3600 * 1000 });
+  return sendJson(res, 200, { token_type: 'Bearer', expires_in: 3599, ext_expires_in: 3599, access_token: token });
+}
+
 async function graphAuth(req) {
   const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
   if (!m) return { status: 401, code: 'InvalidAuthenticationToken', message: 'Access token is empty.' };
+  const app = appTokens.get(m[1]);
+  if (app) {
+    if (app.exp < Date.now()) return { status: 401, code: 'InvalidAuthenticationToken', message: 'Lifetime validation failed, the token is expired.' };
+    // An application reads any user of its own tenant (GroupMember.Read.All), and no /me.
+    const who = /^\/graph\/v1\.0\/users\/([^/]+)/.exec(new URL(req.url, base).pathname)?.[1];
+    const user = who && users.get(decodeURIComponent(who).toLowerCase());
+    if (!who) return { status: 400, code: 'BadRequest', message: '/me request is only valid with delegated authentication flow.' };
+    if (!user || user.tid !== app.tenant.id) return { status: 404, code: 'Request_ResourceNotFound', message: `Resource '${decodeURIComponent(who)}' does not exist or one of its queried reference-property objects are not present.` };
+    return { tenant: app.tenant, user, app };
+  }
   const t = tenantOwning('AccessToken', m[1]);
   if (!t) return { status: 401, code: 'InvalidAuthenticationToken', message: 'Access token validation failure. Invalid audience.' };
   const token = await providers.get(t.id).provider.AccessToken.find(m[1]);
@@ -916,6 +943,12 @@ async function handle(req, res) {
 
   // Token endpoint
   if (restPath === '/oauth2/v2.0/token') {
+    if (auth.tenant && req.method === 'POST') {
+      const body = await readBody(req);
+      const params = querystring.parse(body.toString());
+      if (params.grant_type === 'client_credentials') return clientCredentials(auth.tenant, params, res);
+      setBody(req, body.toString());
+    }
     if (auth.tenant) return dispatch(auth.tenant, req, res, rawRest);
     const body = await readBody(req);
     const params = querystring.parse(body.toString());

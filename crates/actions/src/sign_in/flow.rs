@@ -16,7 +16,7 @@ use subtle::ConstantTimeEq as _;
 
 use super::entra::is_guid;
 use super::providers::{Discovery, fetch_json};
-use super::session::{identity_id, slim};
+use super::session::slim;
 use super::{STATE_UNAVAILABLE, SignIn, fail, now_secs};
 use crate::jwks::Jwks;
 use crate::jwt_validation_rules::key_issuer_matches;
@@ -286,26 +286,14 @@ impl SignIn {
                 .get("access_token")
                 .and_then(|v| v.as_str())
                 .unwrap_or("");
-            let groups = self.graph_groups(access).await.map_err(|why| {
+            let groups = self.graph_groups(access, "me").await.map_err(|why| {
                 fail(
                     StatusCode::BAD_GATEWAY,
                     "ERR_NGROK_3100",
                     format!("the user's groups could not be read from Microsoft Graph: {why}"),
                 )
             })?;
-            let mut cache = match self.overage.lock() {
-                Ok(g) => g,
-                Err(p) => p.into_inner(),
-            };
-            if cache.len() > 10_000 {
-                cache.retain(|_, (_, t)| t.elapsed() < Duration::from_secs(12 * 3600));
-            }
-            cache.insert(identity_id(&claims), (groups.into(), Instant::now()));
-            if let Some(c) = claims.as_object_mut() {
-                c.remove("_claim_names");
-                c.remove("_claim_sources");
-                c.insert("ov".into(), serde_json::Value::Bool(true));
-            }
+            self.keep_overage(&mut claims, groups);
         }
         let now = now_secs();
         let claims = slim(claims);

@@ -95,6 +95,18 @@ pub(super) struct Saml {
     decryption_key: Option<Key<portcullis_saml::DecryptionKey>>,
     /// Its certificate, for the SP metadata (`decryption_certificate`).
     decryption_certificate: Option<String>,
+    /// The application that reads an overage user's groups from Graph
+    /// (`graph_client_id`, `graph_client_secret`), if configured.
+    graph: Option<Graph>,
+}
+
+/// An application's credentials for Microsoft Graph (templates, so that
+/// they can come from `secrets.get`), and its tokens.
+#[derive(Debug)]
+struct Graph {
+    client_id: crate::template::Template,
+    client_secret: crate::template::Template,
+    app: super::entra::GraphApp,
 }
 
 /// A private key from the policy: a template, so that it can come from
@@ -216,6 +228,21 @@ impl Saml {
                 portcullis_saml::DecryptionKey::from_pem,
             )?,
             decryption_certificate: cfg.str("decryption_certificate").map(certificate_base64),
+            graph: match (cfg.get("graph_client_id"), cfg.get("graph_client_secret")) {
+                (Some(id), Some(secret)) => Some(Graph {
+                    client_id: crate::template::Template::compile(id, cx.phase, cx.src)?,
+                    client_secret: crate::template::Template::compile(secret, cx.phase, cx.src)?,
+                    app: super::entra::GraphApp {
+                        authority: cfg
+                            .str("authority_host")
+                            .unwrap_or("https://login.microsoftonline.com")
+                            .trim_end_matches('/')
+                            .to_owned(),
+                        tokens: tokio::sync::Mutex::new(std::collections::HashMap::new()),
+                    },
+                }),
+                _ => None,
+            },
             force_authn: cfg.bool("force_authn", false),
             allow_idp_initiated: cfg.bool("allow_idp_initiated", false),
             authorized_groups: cfg
@@ -505,6 +532,62 @@ impl SignIn {
             ctx.set_cookie(c);
         }
         Ok(Step::Respond)
+    }
+
+    /// The groups of an overage user (Entra's `groups.link`), read from
+    /// Microsoft Graph as the configured application; without one, the
+    /// sign-in is refused with what to do.
+    async fn saml_overage(
+        &self,
+        ctx: &mut RequestCtx,
+        claims: &serde_json::Value,
+    ) -> Result<Vec<String>, ActionError> {
+        const GRAPH_FAILED: &str = "ERR_NGROK_3100";
+        let saml = self.saml()?;
+        let Some(graph) = &saml.graph else {
+            tracing::warn!(
+                code = NOT_AUTHORIZED,
+                "SAML sign-in refused: the user is in more groups than the assertion can list"
+            );
+            return Err(fail(
+                StatusCode::FORBIDDEN,
+                NOT_AUTHORIZED,
+                "the user is in more groups than the assertion can list (Entra's overage at 150): \
+                 set `graph_client_id` and `graph_client_secret` to read them from Microsoft Graph, \
+                 or emit only the groups assigned to the application in Entra",
+            ));
+        };
+        let (client_id, client_secret) = (
+            graph.client_id.render(ctx)?.into_owned(),
+            graph.client_secret.render(ctx)?.into_owned(),
+        );
+        let (tid, oid) = (
+            claims["tid"].as_str().unwrap_or(""),
+            claims["oid"].as_str().unwrap_or(""),
+        );
+        // The object id goes into a URL path: a GUID, or nothing is asked.
+        if !super::entra::is_guid(oid) {
+            return Err(fail(
+                StatusCode::FORBIDDEN,
+                NOT_AUTHORIZED,
+                "the user is in more groups than the assertion can list, and it names no Entra object id to ask Microsoft Graph with",
+            ));
+        }
+        let unavailable = |why: String| {
+            tracing::warn!(code = GRAPH_FAILED, "SAML overage groups not read: {why}");
+            fail(
+                StatusCode::BAD_GATEWAY,
+                GRAPH_FAILED,
+                format!("the user's groups could not be read from Microsoft Graph: {why}"),
+            )
+        };
+        let token = self
+            .graph_app_token(&graph.app, &client_id, &client_secret, tid)
+            .await
+            .map_err(unavailable)?;
+        self.graph_groups(&token, &format!("users/{oid}"))
+            .await
+            .map_err(unavailable)
     }
 
     /// A LogoutRequest from the IdP (the user signed out there): the
@@ -802,22 +885,29 @@ impl SignIn {
                 ));
             }
         }
-        let claims = session_claims(&assertion, self.results.attributes.is_some());
+        let mut claims = session_claims(&assertion, self.results.attributes.is_some());
+        // Past 150 groups, Entra sends a link instead: the groups are read
+        // from Graph as an application, or the sign-in is refused. A user
+        // whose groups are unknown never passes as one in none of them.
+        if !assertion.first(claims::GROUPS_LINK).is_empty() {
+            let groups = self.saml_overage(ctx, &claims).await?;
+            self.keep_overage(&mut claims, groups);
+        }
         if !saml.authorized_groups.is_empty() {
-            let groups: Vec<&str> = claims["groups"]
-                .as_array()
-                .map(|g| g.iter().filter_map(|v| v.as_str()).collect())
-                .unwrap_or_default();
+            let overage = claims.get("ov").and_then(|_| self.overage_groups(&claims));
+            let groups: Vec<&str> = match &overage {
+                Some(g) => g.iter().map(String::as_str).collect(),
+                None => claims["groups"]
+                    .as_array()
+                    .map(|g| g.iter().filter_map(|v| v.as_str()).collect())
+                    .unwrap_or_default(),
+            };
             if !saml
                 .authorized_groups
                 .iter()
                 .any(|g| groups.contains(&g.as_str()))
             {
-                let why = if claims.get("ov").is_some() {
-                    "is in more groups than the assertion can list (Entra's overage at 150): assign the app's groups to the user directly, or filter the groups claim in Entra"
-                } else {
-                    "is not a member of the configured authorized groups"
-                };
+                let why = "is not a member of the configured authorized groups";
                 tracing::warn!(
                     code = NOT_AUTHORIZED,
                     "SAML sign-in refused: the user {why}"
@@ -890,9 +980,6 @@ fn session_claims(a: &portcullis_saml::Assertion, with_attributes: bool) -> serd
         c["tid"] = tid.into();
         c["oid"] = oid.into();
         c["xms_edov"] = true.into();
-    }
-    if !a.first(claims::GROUPS_LINK).is_empty() {
-        c["ov"] = true.into();
     }
     c
 }

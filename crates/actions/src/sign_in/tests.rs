@@ -248,7 +248,7 @@ async fn graph_pages_are_followed_under_graph_url_only() {
         client.clone(),
     );
     assert_eq!(
-        action.graph_groups("user-token").await,
+        action.graph_groups("user-token", "me").await,
         Ok(vec!["g1".to_owned(), "g2".to_owned()])
     );
     assert_eq!(client.seen.lock().expect("lock").len(), 2);
@@ -269,7 +269,7 @@ async fn graph_pages_are_followed_under_graph_url_only() {
         );
         // An error, as for a failed call (the sign-in then fails with 502):
         // never the one page read so far as if it were every group.
-        let got = action.graph_groups("user-token").await;
+        let got = action.graph_groups("user-token", "me").await;
         assert!(
             got.as_ref().is_err_and(|e| e.contains("outside")),
             "{attack}: {got:?}"

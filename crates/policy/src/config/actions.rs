@@ -811,6 +811,12 @@ const SAML: &[Field] = &[
     // Entra's token encryption: the SP's key assertions are encrypted to.
     Field::opt("decryption_key", TEMPLATE_NONEMPTY),
     Field::opt("decryption_certificate", NONEMPTY),
+    // Entra's groups overage, read from Microsoft Graph as an application
+    // (client credentials): an assertion carries no token to ask with.
+    Field::opt("graph_client_id", TEMPLATE_NONEMPTY),
+    Field::opt("graph_client_secret", TEMPLATE_NONEMPTY),
+    Field::opt("authority_host", BASE_URL),
+    Field::opt("graph_url", BASE_URL),
 ];
 
 /// One of `idp_metadata` and `idp_metadata_url` (ERR_NGROK_1681, 1691).
@@ -834,6 +840,17 @@ fn saml(cx: &mut Cx, entries: &[(Node, Node)]) {
                 "`saml` needs `idp_metadata` (the IdP's metadata XML) or `idp_metadata_url`",
             )
             .with_help("Entra: the app's Federation Metadata XML, or its App Federation Metadata Url (ERR_NGROK_1691)"),
+        ),
+        _ => {}
+    }
+    match (get(entries, "graph_client_id"), get(entries, "graph_client_secret")) {
+        (Some((key, _)), None) | (None, Some((key, _))) => cx.push(
+            Diagnostic::error(
+                code::MISSING,
+                key.span,
+                "`graph_client_id` and `graph_client_secret` go together",
+            )
+            .with_help("an app registration in the IdP's tenant with Graph's GroupMember.Read.All application permission"),
         ),
         _ => {}
     }
