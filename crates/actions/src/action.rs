@@ -94,6 +94,26 @@ pub trait Action: Send + Sync + fmt::Debug {
 
     /// Runs the action on an exchange.
     fn run<'a>(&'a self, ctx: &'a mut RequestCtx) -> Run<'a>;
+
+    /// What the action reports beside how often it ran (a circuit
+    /// breaker's state and counts), for the metrics.
+    fn series(&self) -> Vec<Series> {
+        Vec::new()
+    }
+}
+
+/// One metric an action reports, labelled by the proxy with its endpoint
+/// and rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Series {
+    /// The metric's name (`portcullis_circuit_breaker_state`).
+    pub name: &'static str,
+    /// Its help text.
+    pub help: &'static str,
+    /// A counter; else a gauge.
+    pub counter: bool,
+    /// Its value.
+    pub value: u64,
 }
 
 /// What compiling an action may use beyond its config.

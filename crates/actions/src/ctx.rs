@@ -322,6 +322,39 @@ pub struct RequestCtx {
     set_cookies: Vec<http::HeaderValue>,
     /// Who the request is from, once an action established it.
     identity: Option<Box<crate::Identity>>,
+    /// What waits for the upstream's answer (a circuit breaker).
+    upstream_watchers: UpstreamWatchers,
+}
+
+/// A callback told how the upstream answered a request: its status, or
+/// `None` when the request never reached it (answered by the policy, the
+/// client gone, the context dropped).
+pub type UpstreamWatcher = Box<dyn FnOnce(Option<StatusCode>) + Send>;
+
+/// The watchers of one request. Each is called exactly once: with the
+/// upstream's status when the proxy reports it, else with `None` when the
+/// context is dropped, so that a breaker's probe is never left in flight.
+#[derive(Default)]
+struct UpstreamWatchers(Vec<UpstreamWatcher>);
+
+impl UpstreamWatchers {
+    fn tell(&mut self, status: Option<StatusCode>) {
+        for w in self.0.drain(..) {
+            w(status);
+        }
+    }
+}
+
+impl Drop for UpstreamWatchers {
+    fn drop(&mut self) {
+        self.tell(None);
+    }
+}
+
+impl std::fmt::Debug for UpstreamWatchers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "UpstreamWatchers({})", self.0.len())
+    }
 }
 
 impl RequestCtx {
@@ -362,6 +395,7 @@ impl RequestCtx {
             forward: None,
             set_cookies: Vec::new(),
             identity: None,
+            upstream_watchers: UpstreamWatchers::default(),
         }
     }
 
@@ -580,6 +614,18 @@ impl RequestCtx {
             let body = std::mem::replace(&mut res.body, body::empty());
             res.body = f(body);
         }
+    }
+
+    /// Calls `watcher` with the upstream's status once the proxy has it,
+    /// or with `None` if the request never reaches the upstream.
+    pub fn watch_upstream(&mut self, watcher: UpstreamWatcher) {
+        self.upstream_watchers.0.push(watcher);
+    }
+
+    /// How the upstream answered (the proxy's 502 or 504 when it could
+    /// not be reached or did not answer in time): tells the watchers.
+    pub fn upstream_answered(&mut self, status: StatusCode) {
+        self.upstream_watchers.tell(Some(status));
     }
 
     /// Adds a `Set-Cookie` to the response the exchange ends with.

@@ -13,6 +13,7 @@
 mod action;
 mod basic_auth;
 pub mod body;
+mod circuit_breaker;
 pub mod client;
 mod close_connection;
 mod compress_response;
@@ -48,8 +49,10 @@ pub mod webhook;
 use portcullis_cel::Diagnostic;
 use portcullis_policy::document;
 
-pub use crate::action::{Action, ActionError, CompileCx, Run, Step, StepFuture};
-pub use crate::ctx::{BodyError, Conn, Endpoint, Headers, RequestCtx, ResultVar, Tls};
+pub use crate::action::{Action, ActionError, CompileCx, Run, Series, Step, StepFuture};
+pub use crate::ctx::{
+    BodyError, Conn, Endpoint, Headers, RequestCtx, ResultVar, Tls, UpstreamWatcher,
+};
 pub use crate::identity::Identity;
 pub use crate::sign_in::{
     SAML_ACS_PATH, SAML_METADATA_PATH, SpMetadata as SamlSpMetadata,
@@ -93,6 +96,7 @@ pub fn compile(
     match action.kind.as_str() {
         "add-headers" => headers::compile_add(cfg, cx),
         "basic-auth" => basic_auth::compile(cfg, cx),
+        "circuit-breaker" => circuit_breaker::compile(cfg, cx),
         "close-connection" => close_connection::compile(cfg, cx),
         "compress-response" => compress_response::compile(cfg, cx),
         "custom-response" => custom_response::compile(cfg, cx),

@@ -86,6 +86,21 @@ fn answer(req: &Request<Incoming>, shared: &Shared, sites: &[Arc<Site>]) -> Resp
                 })
                 .collect();
             let mut out = shared.metrics.render(&counts);
+            let series: Vec<metrics::ActionSeries<'_>> = sites
+                .iter()
+                .zip(&pipelines)
+                .flat_map(|(site, pipeline)| {
+                    pipeline
+                        .series()
+                        .map(|(decision, series)| metrics::ActionSeries {
+                            endpoint: &site.endpoint.url,
+                            phase: decision.phase,
+                            rule: &decision.rule,
+                            series,
+                        })
+                })
+                .collect();
+            metrics::render_action_series(&mut out, &series);
             if let Some(state) = &shared.options.state {
                 crate::metrics::render_state(&mut out, &state.stats());
             }

@@ -531,6 +531,58 @@ fn push_label(out: &mut String, name: &str, value: &str) {
 #[cfg(test)]
 mod tests;
 
+/// A series an action reports (`Action::series`), with the labels of the
+/// action it came from.
+#[derive(Clone, Copy, Debug)]
+pub struct ActionSeries<'a> {
+    /// The endpoint's URL.
+    pub endpoint: &'a str,
+    /// The phase's key.
+    pub phase: &'a str,
+    /// The rule's name or position.
+    pub rule: &'a str,
+    /// The series.
+    pub series: portcullis_actions::Series,
+}
+
+/// Appends the actions' own series (a circuit breaker's state, trips and
+/// rejections), one family per name, labelled by endpoint, phase and rule.
+/// Two actions of one rule with the same series are one line: counters
+/// summed, the first gauge kept, as a scrape must not repeat a label set.
+pub fn render_action_series(out: &mut String, all: &[ActionSeries<'_>]) {
+    let mut names: Vec<&portcullis_actions::Series> = Vec::new();
+    for a in all {
+        if !names.iter().any(|n| n.name == a.series.name) {
+            names.push(&a.series);
+        }
+    }
+    for family in names {
+        let kind = if family.counter { "counter" } else { "gauge" };
+        let _ = header(out, family.name, kind, family.help);
+        let mut lines: Vec<(&ActionSeries<'_>, u64)> = Vec::new();
+        for a in all.iter().filter(|a| a.series.name == family.name) {
+            match lines
+                .iter_mut()
+                .find(|(b, _)| (b.endpoint, b.phase, b.rule) == (a.endpoint, a.phase, a.rule))
+            {
+                Some((_, v)) if family.counter => *v = v.saturating_add(a.series.value),
+                Some(_) => {}
+                None => lines.push((a, a.series.value)),
+            }
+        }
+        for (a, v) in lines {
+            out.push_str(family.name);
+            out.push('{');
+            push_label(out, "endpoint", a.endpoint);
+            out.push(',');
+            push_label(out, "phase", a.phase);
+            out.push(',');
+            push_label(out, "rule", a.rule);
+            let _ = writeln!(out, "}} {v}");
+        }
+    }
+}
+
 /// The state store's series, after [`Metrics::render`]'s:
 /// `portcullis_state_up` (1 while calls succeed), the errors, and the
 /// rate-limit decisions made without the store, by what they fell back to.

@@ -753,6 +753,7 @@ fn handle(
                 drain: &site.drain,
             };
             let res = forward(&mut ctx, via, &deadlines, &shared, keep, started).await;
+            ctx.upstream_answered(res.status());
             ctx.set_response(res);
         }
         if policy && pipeline.has_response_rules() {

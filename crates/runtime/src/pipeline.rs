@@ -212,6 +212,22 @@ impl Pipeline {
         &self.decisions
     }
 
+    /// What the actions report beside how often they ran (a circuit
+    /// breaker's state), each with its [`Decision`].
+    pub fn series(&self) -> impl Iterator<Item = (&Decision, portcullis_actions::Series)> {
+        [&self.tcp, &self.request, &self.response]
+            .into_iter()
+            .flat_map(|rules| rules.iter())
+            .flat_map(|rule| rule.actions.iter())
+            .flat_map(|(action, i)| {
+                let decision = self.decisions.get(*i);
+                action
+                    .series()
+                    .into_iter()
+                    .filter_map(move |s| Some((decision?, s)))
+            })
+    }
+
     /// How often each action of [`decisions`](Self::decisions) ran.
     pub fn decision_counts(&self) -> impl Iterator<Item = (&Decision, u64)> {
         self.decisions
