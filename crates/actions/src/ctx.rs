@@ -549,6 +549,14 @@ impl RequestCtx {
         }
     }
 
+    /// Replaces the request body (a rewrite): it is then forwarded as
+    /// these bytes, and `req.body` reads them.
+    pub fn set_body(&mut self, bytes: Bytes) {
+        self.req_body = body::full(bytes.clone());
+        self.req_body_buffered = Some(bytes);
+        self.req_cache = ReqCache::default();
+    }
+
     /// Takes the request out, with its headers, to send upstream. With
     /// `keep`, its head stays readable (`req.*` in `on_http_response`);
     /// without, the head is moved, not copied, and the context no longer
@@ -606,6 +614,31 @@ impl RequestCtx {
     pub fn res_headers_mut(&mut self) -> Option<&mut HeaderMap> {
         self.res_cache = ResCache::default();
         self.res.as_mut().map(|r| &mut r.headers.0)
+    }
+
+    /// The response body, read whole (at most `limit` bytes) and kept so
+    /// that it is still sent.
+    pub async fn buffer_res_body(&mut self, limit: usize) -> Result<Bytes, BodyError> {
+        let Some(res) = &mut self.res else {
+            return Ok(Bytes::new());
+        };
+        let body = std::mem::replace(&mut res.body, body::empty());
+        match collect_limited(body, limit).await {
+            Ok(collected) => {
+                let bytes = collected.to_bytes();
+                res.body = body::full(bytes.clone());
+                Ok(bytes)
+            }
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge),
+            Err(_) => Err(BodyError::Read),
+        }
+    }
+
+    /// Replaces the response body with `bytes` (a rewrite).
+    pub fn set_res_body(&mut self, bytes: Bytes) {
+        if let Some(res) = &mut self.res {
+            res.body = body::full(bytes);
+        }
     }
 
     /// Replaces the response body through `f` (compression).

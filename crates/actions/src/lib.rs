@@ -13,6 +13,7 @@
 mod action;
 mod basic_auth;
 pub mod body;
+mod body_find_replace;
 mod circuit_breaker;
 pub mod client;
 mod close_connection;
@@ -110,6 +111,8 @@ pub fn compile(
         "rate-limit" => rate_limit::compile(cfg, cx),
         "redirect" => redirect::compile(cfg, cx),
         "remove-headers" => headers::compile_remove(cfg, cx),
+        "request-body-find-replace" => body_find_replace::compile_request(cfg, cx),
+        "response-body-find-replace" => body_find_replace::compile_response(cfg, cx),
         "restrict-ips" => restrict_ips::compile(cfg, cx),
         "saml" => sign_in::compile(cfg, cx, sign_in::Flavor::Saml),
         "set-vars" => set_vars::compile(cfg, cx),
