@@ -5,12 +5,17 @@
 //! truncation, an attacker's key in `KeyInfo`, two assertions, SHA-1,
 //! wrong audience, destination, recipient and issuer, expired, a foreign
 //! `InResponseTo`, a DTD, duplicate IDs, encrypted beside plain,
-//! oversized). Each must be refused with the code and the check the
+//! oversized), and encrypted assertions as Entra's token encryption sends
+//! them (AES-256-CBC or -GCM, the key wrapped with RSA-OAEP to the SP's
+//! certificate) beside encrypted attacks (unsigned, an attacker's key,
+//! encrypted to another key, RSA PKCS#1 v1.5, 3DES, a changed ciphertext,
+//! two assertions inside, an encrypted assertion swapped in a signed
+//! response). Each must be refused with the code and the check the
 //! manifest names.
 
 use std::path::Path;
 
-use portcullis_saml::{Expected, IdpMetadata, Sp};
+use portcullis_saml::{DecryptionKey, Expected, IdpMetadata, Sp};
 
 fn data(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -24,10 +29,12 @@ fn every_case_of_the_corpus_is_decided_as_the_manifest_says() {
     let manifest: serde_json::Value = serde_json::from_str(&data("manifest.json")).expect("json");
     let idp = IdpMetadata::parse(&data("metadata.xml")).expect("the metadata parses");
     assert_eq!(idp.certificates.len(), 2, "both certificates of a rollover");
+    let key = DecryptionKey::from_pem(&data("sp-key.pem")).expect("the SP's key");
     let sp = Sp {
         entity_id: manifest["sp"].as_str().expect("sp"),
         acs_url: manifest["acs"].as_str().expect("acs"),
         idp: &idp,
+        decryption_key: Some(&key),
     };
     let cases = manifest["cases"].as_array().expect("cases");
     assert!(cases.len() >= 25, "{}", cases.len());
@@ -63,7 +70,46 @@ fn every_case_of_the_corpus_is_decided_as_the_manifest_says() {
             }
         }
     }
-    assert!(refused >= 15, "{refused} attacks");
+    assert!(refused >= 25, "{refused} attacks");
+}
+
+#[test]
+fn an_encrypted_assertion_without_a_configured_key_is_refused() {
+    let manifest: serde_json::Value = serde_json::from_str(&data("manifest.json")).expect("json");
+    let idp = IdpMetadata::parse(&data("metadata.xml")).expect("the metadata parses");
+    let sp = Sp {
+        entity_id: manifest["sp"].as_str().expect("sp"),
+        acs_url: manifest["acs"].as_str().expect("acs"),
+        idp: &idp,
+        decryption_key: None,
+    };
+    let expected = Expected {
+        request_id: Some("_req0001"),
+        allow_idp_initiated: false,
+        now: 1_796_644_800,
+    };
+    let err = portcullis_saml::response::validate_xml(
+        &data("ok-encrypted-aes256-cbc.xml"),
+        &sp,
+        &expected,
+    )
+    .expect_err("no key");
+    assert!(err.message().contains("no decryption key"), "{err}");
+}
+
+#[test]
+fn decryption_keys_are_rsa_pkcs8_of_2048_bits_or_more() {
+    for (bad, why) in [
+        ("", "PRIVATE KEY"),
+        (
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+            "RSA",
+        ),
+    ] {
+        let err = DecryptionKey::from_pem(bad).expect_err(bad);
+        assert!(err.contains(why), "{bad}: {err}");
+    }
+    assert!(DecryptionKey::from_pem(&data("sp-key.pem")).is_ok());
 }
 
 #[test]
