@@ -407,6 +407,27 @@ on_http_request:
 }
 
 #[test]
+fn load_rejects_a_webhook_provider_it_cannot_verify() {
+    // `hostedhooks` is an ngrok id this build leaves out; `signalsciences` is how ngrok's guide
+    // spells `signal_sciences`.
+    let policy = |provider: &str| {
+        format!(
+            "on_http_request:\n  - actions:\n      - type: verify-webhook\n        config:\n          provider: {provider}\n          secret: s3cret\n"
+        )
+    };
+    let errors = load_errors(&policy("hostedhooks"));
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(
+        errors[0].starts_with(
+            "error[E0140] `hostedhooks`: this build cannot verify `hostedhooks` webhooks; it knows aftership, airship,"
+        ),
+        "{errors:#?}"
+    );
+    load(&policy("signalsciences"));
+    load(&policy("signal_sciences"));
+}
+
+#[test]
 fn load_rejects_text_that_is_not_a_policy() {
     for policy in [
         "on_http_request: [",
