@@ -55,6 +55,8 @@ pub struct Tls {
     pub sni: Option<String>,
     /// The protocol ALPN agreed (`h2`, `http/1.1`).
     pub alpn: Option<String>,
+    /// The client's certificate, when it sent one (mutual TLS).
+    pub client: Option<Arc<crate::certificate::Certificate>>,
 }
 
 impl Conn {
@@ -324,6 +326,8 @@ pub struct RequestCtx {
     identity: Option<Box<crate::Identity>>,
     /// What waits for the upstream's answer (a circuit breaker).
     upstream_watchers: UpstreamWatchers,
+    /// How `terminate-tls` said this connection's TLS ends.
+    tls_termination: Option<Arc<crate::terminate_tls::TlsTermination>>,
 }
 
 /// A callback told how the upstream answered a request: its status, or
@@ -396,6 +400,7 @@ impl RequestCtx {
             set_cookies: Vec::new(),
             identity: None,
             upstream_watchers: UpstreamWatchers::default(),
+            tls_termination: None,
         }
     }
 
@@ -498,10 +503,15 @@ impl RequestCtx {
 
     /// The scheme clients used: the endpoint's.
     pub fn scheme(&self) -> &str {
-        self.req
-            .uri
-            .scheme_str()
-            .unwrap_or(self.endpoint.protocol.as_str())
+        self.req.uri.scheme_str().unwrap_or(
+            // A connection `terminate-tls` ended is HTTPS whatever the
+            // endpoint was started as.
+            if self.conn.tls.is_some() && self.endpoint.protocol == "http" {
+                "https"
+            } else {
+                self.endpoint.protocol.as_str()
+            },
+        )
     }
 
     /// The host the client asked for: `Host`, else the URI's authority,
@@ -647,6 +657,16 @@ impl RequestCtx {
             let body = std::mem::replace(&mut res.body, body::empty());
             res.body = f(body);
         }
+    }
+
+    /// Says how this connection's TLS is to end (`terminate-tls`).
+    pub fn set_tls_termination(&mut self, t: Arc<crate::terminate_tls::TlsTermination>) {
+        self.tls_termination = Some(t);
+    }
+
+    /// How `terminate-tls` said this connection's TLS ends, if it ran.
+    pub fn tls_termination(&self) -> Option<&Arc<crate::terminate_tls::TlsTermination>> {
+        self.tls_termination.as_ref()
     }
 
     /// Calls `watcher` with the upstream's status once the proxy has it,

@@ -62,6 +62,8 @@ pub(crate) enum Field {
     ConnTlsSessionResumed,
     ConnTlsSni,
     ConnTlsVersion,
+    /// `conn.tls.client.<FIELDS[i]>`: the client certificate of mutual TLS.
+    ConnTlsClient(u8),
     EndpointAddr,
     EndpointHost,
     EndpointId,
@@ -128,6 +130,11 @@ impl Field {
             "conn.tls.session_resumed" => ConnTlsSessionResumed,
             "conn.tls.sni" => ConnTlsSni,
             "conn.tls.version" => ConnTlsVersion,
+            _ if name.starts_with("conn.tls.client.") => crate::certificate::FIELDS
+                .iter()
+                .position(|f| Some(*f) == name.strip_prefix("conn.tls.client."))
+                .and_then(|i| u8::try_from(i).ok())
+                .map_or(Unavailable, ConnTlsClient),
             "endpoint.addr" => EndpointAddr,
             "endpoint.host" => EndpointHost,
             "endpoint.id" => EndpointId,

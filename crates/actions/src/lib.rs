@@ -14,6 +14,7 @@ mod action;
 mod basic_auth;
 pub mod body;
 mod body_find_replace;
+pub mod certificate;
 mod circuit_breaker;
 pub mod client;
 mod close_connection;
@@ -43,6 +44,7 @@ pub mod session;
 mod set_vars;
 mod sign_in;
 pub mod template;
+pub mod terminate_tls;
 mod url_rewrite;
 mod verify_webhook;
 pub mod webhook;
@@ -116,6 +118,7 @@ pub fn compile(
         "restrict-ips" => restrict_ips::compile(cfg, cx),
         "saml" => sign_in::compile(cfg, cx, sign_in::Flavor::Saml),
         "set-vars" => set_vars::compile(cfg, cx),
+        "terminate-tls" => terminate_tls::compile(cfg, cx),
         "url-rewrite" => url_rewrite::compile(cfg, cx),
         "verify-webhook" => verify_webhook::compile(cfg, cx),
         other => Err(Diagnostic::error(

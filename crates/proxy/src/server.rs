@@ -107,6 +107,11 @@ pub(crate) struct Site {
     /// The listener's connections and tunnels, for a graceful stop.
     drain: Drain,
     tls: Option<TlsAcceptor>,
+    /// The endpoint's certificate (`--tls-cert`), for a `terminate-tls`
+    /// that brings none.
+    identity: Option<Arc<tls::Identity>>,
+    /// The acceptors `terminate-tls` asked for.
+    terminations: tls::Terminations,
 }
 
 /// What every request shares.
@@ -321,12 +326,11 @@ fn site(ep: &EndpointConfig, shared: &Shared) -> Result<Site, StartError> {
         Some(path) => reload::load(path, &options).map_err(StartError)?,
         None => Pipeline::empty(),
     };
-    let tls = ep
-        .tls
-        .as_ref()
-        .map(tls::acceptor)
-        .transpose()
-        .map_err(StartError)?;
+    let (tls, identity) = match ep.tls.as_ref().map(tls::acceptor).transpose() {
+        Ok(Some((acceptor, identity))) => (Some(acceptor), Some(identity)),
+        Ok(None) => (None, None),
+        Err(e) => return Err(StartError(e)),
+    };
     let mut endpoint = Endpoint::new(&url);
     endpoint.canon = ep.canon;
     let forward_auth_endpoints = ep.forward_auth.as_ref().map(|_| {
@@ -348,6 +352,8 @@ fn site(ep: &EndpointConfig, shared: &Shared) -> Result<Site, StartError> {
         parked: Arc::default(),
         drain: Drain::default(),
         tls,
+        identity,
+        terminations: tls::Terminations::default(),
     })
 }
 
@@ -441,7 +447,34 @@ async fn connection(
     drain: Watch,
 ) {
     let _open = shared.metrics.connection_opened();
-    match &site.tls {
+    // With `terminate-tls`, `on_tcp_connect` runs first: the handshake
+    // follows what it chose (or the endpoint's own TLS, or none, when the
+    // action's rule did not match).
+    let mut connected = false;
+    let mut acceptor = site.tls.clone();
+    let pipeline = site.pipeline.load_full();
+    if pipeline.terminates_tls() {
+        let conn = Arc::new(Conn::new(client, server, None));
+        let mut ctx = RequestCtx::connection(conn.clone(), site.endpoint.clone());
+        if pipeline.on_connect(&mut ctx).await == Outcome::Close {
+            tracing::info!(target: "portcullis::access", client = conn.client_ip(), "connection closed by on_tcp_connect");
+            return;
+        }
+        connected = true;
+        if let Some(t) = ctx.tls_termination() {
+            match site.terminations.acceptor(t, site.identity.as_deref()) {
+                Ok(a) => acceptor = Some(a),
+                Err(e) => {
+                    // A termination that cannot be made is no plain-text
+                    // connection: it is closed, and said.
+                    tracing::error!(%client, code = "ERR_PORTCULLIS_TLS_TERMINATION", "terminate-tls: {e}");
+                    return;
+                }
+            }
+        }
+    }
+    drop(pipeline);
+    match acceptor {
         Some(acceptor) => {
             let stream =
                 match tokio::time::timeout(shared.timeouts.header_read, acceptor.accept(stream))
@@ -461,18 +494,20 @@ async fn connection(
             } else {
                 Proto::Http1
             };
-            serve(stream, proto, conn, site, shared, drain).await;
+            serve(stream, proto, conn, site, shared, drain, connected).await;
         }
         None => {
             let Some(proto) = sniff(&stream, shared.timeouts.header_read).await else {
                 return;
             };
             let conn = Arc::new(Conn::new(client, server, None));
-            serve(stream, proto, conn, site, shared, drain).await;
+            serve(stream, proto, conn, site, shared, drain, connected).await;
         }
     }
 }
 
+/// Serves HTTP on a connection; `connected`: its `on_tcp_connect` already
+/// ran (before a `terminate-tls` handshake).
 async fn serve<IO>(
     io: IO,
     proto: Proto,
@@ -480,11 +515,12 @@ async fn serve<IO>(
     site: Arc<Site>,
     shared: Arc<Shared>,
     drain: Watch,
+    connected: bool,
 ) where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let pipeline = site.pipeline.load_full();
-    if pipeline.has_tcp_rules() {
+    if !connected && pipeline.has_tcp_rules() {
         let mut ctx = RequestCtx::connection(conn.clone(), site.endpoint.clone());
         if pipeline.on_connect(&mut ctx).await == Outcome::Close {
             tracing::info!(target: "portcullis::access", client = conn.client_ip(), "connection closed by on_tcp_connect");

@@ -202,6 +202,16 @@ impl Pipeline {
         !self.tcp.is_empty()
     }
 
+    /// Whether `on_tcp_connect` may terminate TLS (`terminate-tls`): the
+    /// connection's phase then runs before the handshake, which follows
+    /// the termination the action chose.
+    pub fn terminates_tls(&self) -> bool {
+        self.tcp
+            .iter()
+            .flat_map(|rule| rule.actions.iter())
+            .any(|(action, _)| action.kind() == "terminate-tls")
+    }
+
     /// Whether the policy has `on_http_response` rules.
     pub fn has_response_rules(&self) -> bool {
         !self.response.is_empty()

@@ -115,6 +115,7 @@ impl RequestCtx {
             ConnTlsSni => text(conn.tls.as_ref()?.sni.as_deref().unwrap_or("")),
             ConnTlsAlpn => text(conn.tls.as_ref()?.alpn.as_deref().unwrap_or("")),
             ConnTlsSessionResumed => Value::Bool(false),
+            ConnTlsClient(i) => borrow(conn.tls.as_ref()?.client.as_ref()?.field(usize::from(i))?),
             EndpointAddr => Value::string(ep.addr()),
             EndpointHost => text(&ep.host),
             EndpointId => text(&ep.id),

@@ -1105,6 +1105,8 @@ const TERMINATE_TLS: &[Field] = &[
             unsupported: &[],
         },
     ),
+    // A Portcullis extension: the protocols ALPN offers.
+    Field::opt("alpn_protocols", STRINGS),
 ];
 
 fn terminate_tls(cx: &mut Cx, entries: &[(Node, Node)]) {
