@@ -37,7 +37,7 @@ use crate::{Action, ActionError, BodyError, CompileCx, RequestCtx, ResultVar, Ru
 mod tests;
 
 /// The largest body read (and decoded), in bytes.
-pub(crate) const MAX_BODY: usize = 8 * 1024 * 1024;
+pub const MAX_BODY: usize = 8 * 1024 * 1024;
 /// Regexes compiled per request are capped, as `url-rewrite`'s are.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 /// ngrok's code for a `from` that is not a regex after interpolation.
@@ -291,8 +291,10 @@ fn coding(headers: &HeaderMap) -> Result<Option<Algorithm>, String> {
     }
 }
 
-/// `raw` decoded from `coding`, at most [`MAX_BODY`] bytes of it.
-fn decode(raw: &[u8], coding: Algorithm) -> Result<Bytes, String> {
+/// `raw` decoded from `coding`, at most [`MAX_BODY`] bytes of it (what
+/// the action does to a coded body before rewriting it; public for the
+/// fuzz target).
+pub fn decode(raw: &[u8], coding: Algorithm) -> Result<Bytes, String> {
     let mut out = Vec::new();
     let limit = u64::try_from(MAX_BODY).unwrap_or(u64::MAX) + 1;
     let read = match coding {
@@ -329,7 +331,7 @@ fn decode(raw: &[u8], coding: Algorithm) -> Result<Bytes, String> {
 }
 
 /// `plain` encoded in `coding` again.
-fn encode(plain: &[u8], coding: Algorithm) -> Result<Bytes, String> {
+pub fn encode(plain: &[u8], coding: Algorithm) -> Result<Bytes, String> {
     use std::io::Write as _;
     let failed = |e: std::io::Error| format!("the body could not be encoded again: {e}");
     let out = match coding {

@@ -13,7 +13,7 @@
 mod action;
 mod basic_auth;
 pub mod body;
-mod body_find_replace;
+pub mod body_find_replace;
 pub mod certificate;
 mod circuit_breaker;
 pub mod client;

@@ -172,6 +172,14 @@ fn action_check(action: &Action, gateway: Gateway, out: &mut Vec<Diagnostic>) {
             "the gateway does not send the request body to its auth service".into(),
             "run `portcullis http` in front of the upstream for rules that read the body",
         )),
+        "circuit-breaker" => out.push(cannot(
+            "the gateway, not Portcullis, hears the upstream's answers, so no failure would ever be counted".into(),
+            "use the gateway's own breaker (Envoy `outlier_detection`, Traefik `circuitBreaker`), or run `portcullis http` in front of the upstream",
+        )),
+        "terminate-tls" => out.push(cannot(
+            "the gateway terminates the client's TLS".into(),
+            "configure TLS, and client certificates, in the gateway",
+        )),
         "saml" => out.push(cannot(
             "the IdP answers with a form POST to the ACS, and the gateway does not send the request body to its auth service".into(),
             "sign in with `oauth` or `openid-connect` behind a gateway, or run `portcullis http` in front of the upstream",
@@ -314,6 +322,7 @@ mod tests {
             ("verify-webhook", "provider: github\n          secret: s"),
             ("close-connection", "{}"),
             ("saml", "idp_metadata_url: https://login.example.com/md"),
+            ("circuit-breaker", "error_threshold: 0.5"),
         ] {
             let policy = format!(
                 "on_http_request:\n  - actions:\n      - type: {kind}\n        config:\n          {config}\n"
