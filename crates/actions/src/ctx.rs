@@ -328,6 +328,8 @@ pub struct RequestCtx {
     upstream_watchers: UpstreamWatchers,
     /// How `terminate-tls` said this connection's TLS ends.
     tls_termination: Option<Arc<crate::terminate_tls::TlsTermination>>,
+    /// The server-sent event `on_event_stream_message` is at.
+    event: Option<crate::event_stream::Event>,
 }
 
 /// A callback told how the upstream answered a request: its status, or
@@ -401,6 +403,7 @@ impl RequestCtx {
             identity: None,
             upstream_watchers: UpstreamWatchers::default(),
             tls_termination: None,
+            event: None,
         }
     }
 
@@ -657,6 +660,45 @@ impl RequestCtx {
             let body = std::mem::replace(&mut res.body, body::empty());
             res.body = f(body);
         }
+    }
+
+    /// A context for the events of this exchange's streamed response
+    /// (`on_event_stream_message`): the request's and the response's heads,
+    /// the connection, the results and the identity, without the bodies.
+    pub fn for_events(&self) -> RequestCtx {
+        let mut req = Request::new(body::empty());
+        *req.method_mut() = self.req.method.clone();
+        *req.uri_mut() = self.req.uri.clone();
+        *req.version_mut() = self.req.version;
+        *req.headers_mut() = self.req_headers.0.clone();
+        let mut ctx =
+            RequestCtx::new_at(req, self.conn.clone(), self.endpoint.clone(), self.received);
+        ctx.arrival = self.arrival.clone();
+        ctx.results = self.results.clone();
+        ctx.identity = self.identity.clone();
+        if let Some(res) = &self.res {
+            ctx.res = Some(Res {
+                parts: res.parts.clone(),
+                headers: Headers(res.headers.0.clone()),
+                body: body::empty(),
+            });
+        }
+        ctx
+    }
+
+    /// Sets the event `on_event_stream_message` runs on.
+    pub fn set_event(&mut self, event: crate::event_stream::Event) {
+        self.event = Some(event);
+    }
+
+    /// The event, as the phase's actions left it.
+    pub fn take_event(&mut self) -> Option<crate::event_stream::Event> {
+        self.event.take()
+    }
+
+    /// The event, to change (`sse-find-replace`).
+    pub fn event_mut(&mut self) -> Option<&mut crate::event_stream::Event> {
+        self.event.as_mut()
     }
 
     /// Says how this connection's TLS is to end (`terminate-tls`).

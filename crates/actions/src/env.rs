@@ -168,10 +168,10 @@ struct Phases {
 }
 
 fn slot(phase: Phase) -> usize {
-    match phase {
+    match phase.env_phase() {
         Phase::TcpConnect => 0,
         Phase::HttpRequest => 1,
-        Phase::HttpResponse => 2,
+        Phase::HttpResponse | Phase::EventStreamMessage => 2,
     }
 }
 
@@ -189,10 +189,10 @@ static PHASES: LazyLock<Phases> = LazyLock::new(|| {
 pub fn env(phase: Phase) -> &'static Env {
     // INVARIANT: `envs` has one entry per phase, in `slot` order.
     match &PHASES.envs {
-        [tcp, req, res] => match phase {
+        [tcp, req, res] => match phase.env_phase() {
             Phase::TcpConnect => tcp,
             Phase::HttpRequest => req,
-            Phase::HttpResponse => res,
+            Phase::HttpResponse | Phase::EventStreamMessage => res,
         },
     }
 }

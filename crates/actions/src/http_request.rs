@@ -71,10 +71,10 @@ static RETRY_ENVS: LazyLock<[(Env, VarId, VarId); 3]> = LazyLock::new(|| {
 
 fn retry_env(phase: Phase) -> &'static (Env, VarId, VarId) {
     let [tcp, req, res] = &*RETRY_ENVS;
-    match phase {
+    match phase.env_phase() {
         Phase::TcpConnect => tcp,
         Phase::HttpRequest => req,
-        Phase::HttpResponse => res,
+        Phase::HttpResponse | Phase::EventStreamMessage => res,
     }
 }
 

@@ -24,6 +24,7 @@ mod custom_response;
 mod deny;
 pub mod encoding;
 pub mod env;
+pub mod event_stream;
 mod forward_internal;
 mod headers;
 mod http_request;
@@ -43,6 +44,7 @@ mod rewrite;
 pub mod session;
 mod set_vars;
 mod sign_in;
+mod sse_find_replace;
 pub mod template;
 pub mod terminate_tls;
 mod url_rewrite;
@@ -118,6 +120,7 @@ pub fn compile(
         "restrict-ips" => restrict_ips::compile(cfg, cx),
         "saml" => sign_in::compile(cfg, cx, sign_in::Flavor::Saml),
         "set-vars" => set_vars::compile(cfg, cx),
+        "sse-find-replace" => sse_find_replace::compile(cfg, cx),
         "terminate-tls" => terminate_tls::compile(cfg, cx),
         "url-rewrite" => url_rewrite::compile(cfg, cx),
         "verify-webhook" => verify_webhook::compile(cfg, cx),

@@ -214,10 +214,10 @@ struct Envs {
 impl Envs {
     fn get(&self, phase: Phase) -> &Env {
         let [tcp, req, res] = self.built.get_or_init(|| Phase::all().map(schema::env));
-        match phase {
+        match phase.env_phase() {
             Phase::TcpConnect => tcp,
             Phase::HttpRequest => req,
-            Phase::HttpResponse => res,
+            Phase::HttpResponse | Phase::EventStreamMessage => res,
         }
     }
 
@@ -227,10 +227,10 @@ impl Envs {
     /// `error`.
     fn retry(&self, phase: Phase) -> &Env {
         let [tcp, req, res] = &self.retry;
-        let cell = match phase {
+        let cell = match phase.env_phase() {
             Phase::TcpConnect => tcp,
             Phase::HttpRequest => req,
-            Phase::HttpResponse => res,
+            Phase::HttpResponse | Phase::EventStreamMessage => res,
         };
         cell.get_or_init(|| {
             let mut env = self.get(phase).clone();

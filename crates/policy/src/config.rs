@@ -38,13 +38,7 @@ pub fn check(action: &Action, phase: Phase, src: &str) -> Vec<Diagnostic> {
             .iter()
             .map(|p| format!("`{}`", p.key()))
             .collect::<Vec<_>>();
-        let help = if allowed.is_empty() {
-            format!(
-                "`{kind}` runs in `on_event_stream_message`, which Portcullis does not support yet (ERR_NGROK_2202)"
-            )
-        } else {
-            format!("`{kind}` runs in {} (ERR_NGROK_2202)", join_or(&allowed))
-        };
+        let help = format!("`{kind}` runs in {} (ERR_NGROK_2202)", join_or(&allowed));
         cx.diags.push(
             Diagnostic::error(
                 code::ACTION_PHASE,

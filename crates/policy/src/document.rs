@@ -91,7 +91,12 @@ pub const ACTION_TYPES: &[&str] = &[
     "verify-webhook",
 ];
 
-const PHASE_KEYS: &[&str] = &["on_tcp_connect", "on_http_request", "on_http_response"];
+const PHASE_KEYS: &[&str] = &[
+    "on_tcp_connect",
+    "on_http_request",
+    "on_http_response",
+    "on_event_stream_message",
+];
 
 /// Lowers a parsed document.
 pub fn lower(root: Option<&Node>) -> (Policy, Vec<Diagnostic>) {
@@ -188,14 +193,7 @@ impl Lower {
                     );
                     continue;
                 }
-                "on_event_stream_message" => {
-                    self.diags.push(Diagnostic::error(
-                        code::UNSUPPORTED,
-                        key.span,
-                        "the phase `on_event_stream_message` is not supported by Portcullis yet",
-                    ));
-                    continue;
-                }
+                "on_event_stream_message" => Phase::EventStreamMessage,
                 other => {
                     let suggestion = did_you_mean(other, PHASE_KEYS.iter().copied());
                     self.diags.push(

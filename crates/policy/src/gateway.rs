@@ -124,7 +124,7 @@ pub fn check(policy: &Policy, gateway: Gateway) -> Vec<Diagnostic> {
                 "the connection Portcullis sees is the gateway's, not the client's",
                 "move the rules to `on_http_request`, where `conn.client_ip` is the client's address as the gateway saw it",
             ),
-            Phase::HttpResponse => (
+            Phase::HttpResponse | Phase::EventStreamMessage => (
                 "the gateway never shows its auth service the response",
                 "set response headers in the gateway's own configuration, or run `portcullis http` in front of the upstream",
             ),

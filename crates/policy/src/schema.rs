@@ -40,6 +40,10 @@ pub enum Phase {
     HttpRequest,
     /// `on_http_response`: per HTTP response, after the upstream answers.
     HttpResponse,
+    /// `on_event_stream_message`: per server-sent event of a response
+    /// (`text/event-stream`), as it streams. Its expressions see what
+    /// `on_http_response`'s see.
+    EventStreamMessage,
 }
 
 impl Phase {
@@ -49,17 +53,30 @@ impl Phase {
             Phase::TcpConnect => "on_tcp_connect",
             Phase::HttpRequest => "on_http_request",
             Phase::HttpResponse => "on_http_response",
+            Phase::EventStreamMessage => "on_event_stream_message",
         }
     }
 
-    /// Every phase, in the order they run.
+    /// Every phase with an environment of its own, in the order they run
+    /// (`on_event_stream_message` reads `on_http_response`'s: [`env_phase`](Self::env_phase)).
     pub fn all() -> [Phase; 3] {
         [Phase::TcpConnect, Phase::HttpRequest, Phase::HttpResponse]
     }
 
+    /// The phase whose variables and functions this one's expressions see.
+    pub fn env_phase(self) -> Phase {
+        match self {
+            Phase::EventStreamMessage => Phase::HttpResponse,
+            p => p,
+        }
+    }
+
     /// The phase whose document key is `key`.
     pub fn from_key(key: &str) -> Option<Phase> {
-        Phase::all().into_iter().find(|p| p.key() == key)
+        Phase::all()
+            .into_iter()
+            .chain([Phase::EventStreamMessage])
+            .find(|p| p.key() == key)
     }
 }
 
@@ -96,6 +113,7 @@ pub fn variable(name: &str) -> Option<&'static Variable> {
 /// The CEL environment for expressions in `phase`: the standard library
 /// plus every variable that exists in that phase.
 pub fn env(phase: Phase) -> Env {
+    let phase = phase.env_phase();
     let mut env = Env::standard();
     for v in VARIABLES.iter().filter(|v| v.in_phase(phase)) {
         env.declare_var(v.name, v.ty.clone());

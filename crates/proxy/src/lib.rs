@@ -11,6 +11,7 @@ pub mod config;
 mod deadline;
 mod drain;
 pub mod echo;
+mod event_stream;
 pub mod forward_auth;
 mod h1;
 pub mod metrics;

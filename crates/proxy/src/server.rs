@@ -781,7 +781,7 @@ fn handle(
             }
         };
         if let Some((upstream, kept)) = upstream {
-            let keep = pipeline.has_response_rules();
+            let keep = pipeline.has_response_rules() || pipeline.has_event_rules();
             let via = Via {
                 upstream,
                 kept,
@@ -805,6 +805,14 @@ fn handle(
                 "the policy left no response",
             )
         });
+        // `on_event_stream_message`: the events go through the phase as
+        // they stream.
+        let res =
+            if policy && pipeline.has_event_rules() && crate::event_stream::is_event_stream(&res) {
+                crate::event_stream::rewrite(res, ctx.for_events(), pipeline.clone())
+            } else {
+                res
+            };
         shared
             .metrics
             .record_request(res.status().as_u16(), started.elapsed());

@@ -72,6 +72,8 @@ pub struct Pipeline {
     tcp: Box<[Rule]>,
     request: Box<[Rule]>,
     response: Box<[Rule]>,
+    /// `on_event_stream_message`: per server-sent event.
+    events: Box<[Rule]>,
     decisions: Box<[Decision]>,
     hits: Tally,
     invalid: Option<String>,
@@ -84,6 +86,7 @@ impl Pipeline {
             tcp: Box::new([]),
             request: Box::new([]),
             response: Box::new([]),
+            events: Box::new([]),
             decisions: Box::new([]),
             hits: Tally::new(0),
             invalid: None,
@@ -123,7 +126,8 @@ impl Pipeline {
     ) -> Result<Pipeline, Vec<Diagnostic>> {
         let mut errors = Vec::new();
         let mut decisions = Vec::new();
-        let (mut tcp, mut request, mut response) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut tcp, mut request, mut response, mut events) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let condition = CompileOptions {
             expect: Some(Type::Bool),
             ..CompileOptions::default()
@@ -143,6 +147,7 @@ impl Pipeline {
                 Phase::TcpConnect => &mut tcp,
                 Phase::HttpRequest => &mut request,
                 Phase::HttpResponse => &mut response,
+                Phase::EventStreamMessage => &mut events,
             };
             for (rule_idx, rule) in phase_rules.rules.iter().enumerate() {
                 let mut conditions = Vec::new();
@@ -191,6 +196,7 @@ impl Pipeline {
             tcp: tcp.into(),
             request: request.into(),
             response: response.into(),
+            events: events.into(),
             decisions: decisions.into(),
             hits,
             invalid: None,
@@ -212,6 +218,19 @@ impl Pipeline {
             .any(|(action, _)| action.kind() == "terminate-tls")
     }
 
+    /// Whether the policy has `on_event_stream_message` rules: an event
+    /// stream's messages then go through them one by one.
+    pub fn has_event_rules(&self) -> bool {
+        !self.events.is_empty()
+    }
+
+    /// Runs `on_event_stream_message` on the message in `ctx`
+    /// ([`RequestCtx::set_event`]). Anything but `Continue` ends the
+    /// stream: a message a rule could not handle is not sent as it was.
+    pub async fn on_event(&self, ctx: &mut RequestCtx) -> Outcome {
+        self.run(&self.events, Phase::EventStreamMessage, ctx).await
+    }
+
     /// Whether the policy has `on_http_response` rules.
     pub fn has_response_rules(&self) -> bool {
         !self.response.is_empty()
@@ -225,7 +244,7 @@ impl Pipeline {
     /// What the actions report beside how often they ran (a circuit
     /// breaker's state), each with its [`Decision`].
     pub fn series(&self) -> impl Iterator<Item = (&Decision, portcullis_actions::Series)> {
-        [&self.tcp, &self.request, &self.response]
+        [&self.tcp, &self.request, &self.response, &self.events]
             .into_iter()
             .flat_map(|rules| rules.iter())
             .flat_map(|rule| rule.actions.iter())

@@ -11,6 +11,7 @@ use crate::yaml::{Node, NodeKind};
 const TCP: Phase = Phase::TcpConnect;
 const REQ: Phase = Phase::HttpRequest;
 const RES: Phase = Phase::HttpResponse;
+const SSE: Phase = Phase::EventStreamMessage;
 
 /// The schema of `kind`, or `None` for an unknown type.
 pub(crate) fn spec(kind: &str) -> Option<ActionSpec> {
@@ -42,7 +43,7 @@ pub(crate) fn spec(kind: &str) -> Option<ActionSpec> {
             "saml" => (&[REQ], Some(SAML), Some(saml)),
             "set-vars" => (&[TCP, REQ, RES], Some(SET_VARS), None),
             // Runs in `on_event_stream_message` only, which is not supported.
-            "sse-find-replace" => (&[], Some(SSE_FIND_REPLACE), None),
+            "sse-find-replace" => (&[SSE], Some(SSE_FIND_REPLACE), None),
             "terminate-tls" => (&[TCP], Some(TERMINATE_TLS), Some(terminate_tls)),
             "url-rewrite" => (&[REQ], Some(URL_REWRITE), None),
             "verify-webhook" => (&[REQ], Some(VERIFY_WEBHOOK), Some(verify_webhook)),

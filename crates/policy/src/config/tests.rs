@@ -550,6 +550,10 @@ on_http_response:
         config: {headers: {x-served-by: portcullis}}
       - type: custom-response
         config: {status_code: 503}
+on_event_stream_message:
+  - actions:
+      - type: sse-find-replace
+        config: {replacements: [{field: data, from: "token-[a-z0-9]+", to: "[redacted]"}, {from: x}]}
 "#;
 
 #[test]
@@ -569,13 +573,13 @@ fn valid_config_for_every_action() {
     seen.dedup();
     let missing: Vec<&&str> = document::ACTION_TYPES
         .iter()
-        .filter(|t| !seen.contains(*t) && **t != "sse-find-replace")
+        .filter(|t| !seen.contains(*t))
         .collect();
     assert!(missing.is_empty(), "no valid example of {missing:?}");
 }
 
 #[test]
-fn sse_find_replace_has_no_supported_phase() {
+fn sse_find_replace_runs_only_in_on_event_stream_message() {
     let src = request(
         "type: sse-find-replace\n        config: {replacements: [{field: data, from: a, to: b}]}",
     );
