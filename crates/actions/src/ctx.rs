@@ -701,6 +701,14 @@ impl RequestCtx {
         self.event.as_mut()
     }
 
+    /// The first value of query parameter `name`, decoded.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        portcullis_policy::functions::query_params(self.uri().query().unwrap_or(""))
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.into_iter().next())
+    }
+
     /// Says how this connection's TLS is to end (`terminate-tls`).
     pub fn set_tls_termination(&mut self, t: Arc<crate::terminate_tls::TlsTermination>) {
         self.tls_termination = Some(t);

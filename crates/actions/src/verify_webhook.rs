@@ -2,11 +2,15 @@
 //! provider's scheme (`webhook`), reading the whole request body (which
 //! is still forwarded). Rejected: 403 (`ERR_NGROK_3204`), unless
 //! `enforce: false`, in which case the failure is recorded in
-//! `actions.ngrok.verify_webhook.*` and the policy goes on.
+//! `actions.ngrok.verify_webhook.*` and the policy goes on. Providers'
+//! endpoint-verification handshakes (Twitter's CRC, Zoom's URL validation,
+//! Worldline's GET) are answered here (`challenge.rs`), and Xero's
+//! "intent to receive" gets the 401 it expects for a bad signature.
+
+mod challenge;
 
 use std::time::SystemTime;
 
-use http::StatusCode;
 use portcullis_cel::{Diagnostic, Value};
 
 use crate::action::Config;
@@ -70,8 +74,20 @@ impl Action for VerifyWebhook {
 impl VerifyWebhook {
     async fn verify(&self, ctx: &mut RequestCtx) -> Result<Step, ActionError> {
         let secret = self.secret.render(ctx)?.into_owned();
+        if let Some(challenge::Challenge::Now(res)) =
+            challenge::challenge(self.provider, &secret, ctx, None)
+        {
+            ctx.set_response(res);
+            return Ok(Step::Respond);
+        }
+        let mut answer = None;
         let outcome = match ctx.buffer_body(MAX_BODY).await {
             Ok(body) => {
+                if let Some(challenge::Challenge::AfterVerifying(res)) =
+                    challenge::challenge(self.provider, &secret, ctx, Some(&body))
+                {
+                    answer = Some(res);
+                }
                 let signed = Signed {
                     method: ctx.method().as_str(),
                     url: ctx.url(),
@@ -87,6 +103,11 @@ impl VerifyWebhook {
             ctx.set_result(var, Value::Bool(outcome.is_ok()));
         }
         let Err(message) = outcome else {
+            // A verified handshake is answered here, not passed on.
+            if let Some(res) = answer {
+                ctx.set_response(res);
+                return Ok(Step::Respond);
+            }
             return Ok(Step::Next);
         };
         if let Some(var) = self.error_code {
@@ -99,7 +120,7 @@ impl VerifyWebhook {
             return Ok(Step::Next);
         }
         ctx.set_response(respond::error(
-            StatusCode::FORBIDDEN,
+            challenge::failure_status(self.provider),
             UNVERIFIED,
             &format!("webhook verification failed: {message}"),
         ));

@@ -25,8 +25,8 @@
 //! documentation are gone).
 //!
 //! Provider endpoint-verification handshakes (Zoom's `endpoint.url_validation`, Twitter's CRC,
-//! Worldline's `X-GCS-Webhooks-Endpoint-Verification`) would be the action's to answer, not this
-//! module's; the action does not answer them yet.
+//! Worldline's `X-GCS-Webhooks-Endpoint-Verification`) are the action's to answer, not this
+//! module's (`verify_webhook/challenge.rs`).
 
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};

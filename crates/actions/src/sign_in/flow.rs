@@ -573,10 +573,7 @@ pub(super) fn return_path(p: &str) -> Option<String> {
 }
 
 pub(super) fn query_param(ctx: &RequestCtx, name: &str) -> Option<String> {
-    portcullis_policy::functions::query_params(ctx.uri().query().unwrap_or(""))
-        .into_iter()
-        .find(|(k, _)| k == name)
-        .and_then(|(_, v)| v.into_iter().next())
+    ctx.query_param(name)
 }
 
 /// A cookie of the request.
