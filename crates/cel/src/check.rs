@@ -530,6 +530,7 @@ impl Checker<'_> {
                 env.function_names()
                     .filter(|n| !n.contains('_') && !n.starts_with('@')),
             )
+            .or_else(|| other_language(name).filter(|n| env.function(n).is_some()))
             .map(str::to_string);
             let shown = display_name(name);
             let span = match &e.kind {
@@ -879,3 +880,18 @@ fn substitute(t: &Type, subst: &Subst) -> Type {
 
 #[cfg(test)]
 mod tests;
+
+/// CEL's name for a function other languages name otherwise: too far
+/// apart for an edit distance to suggest (`includes` is `contains`).
+fn other_language(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "includes" | "has_substring" | "contain" => "contains",
+        "length" | "len" | "count" => "size",
+        "toLowerCase" | "toLower" | "lower" | "lowercase" => "lowerAscii",
+        "toUpperCase" | "toUpper" | "upper" | "uppercase" => "upperAscii",
+        "match" | "test" | "regex" => "matches",
+        "startswith" | "hasPrefix" | "starts_with" => "startsWith",
+        "endswith" | "hasSuffix" | "ends_with" => "endsWith",
+        _ => return None,
+    })
+}

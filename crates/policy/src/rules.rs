@@ -152,7 +152,9 @@ fn config_says(action: &Action, key: &str, value: &str) -> bool {
 }
 
 /// Sign-in actions, of which a policy may hold one (ERR_NGROK_2239).
-const AUTH_ACTIONS: &[&str] = &["oauth", "openid-connect", "saml", "basic-auth"];
+/// `basic-auth` is not one of them: ngrok's own examples put it beside
+/// `oauth` (machine clients with credentials, people through sign-in).
+const AUTH_ACTIONS: &[&str] = &["oauth", "openid-connect", "saml"];
 
 /// The checks across rules and actions of a whole policy.
 pub(crate) fn check(policy: &Policy, src: &str) -> Vec<Diagnostic> {
@@ -180,7 +182,7 @@ pub(crate) fn check(policy: &Policy, src: &str) -> Vec<Diagnostic> {
                     ),
                 )
                 .with_label(format!("the first is `{}`", first.kind))
-                .with_help("keep one of `oauth`, `openid-connect`, `saml`, `basic-auth` (ERR_NGROK_2239, ERR_NGROK_1679)"),
+                .with_help("keep one of `oauth`, `openid-connect`, `saml` (ERR_NGROK_2239, ERR_NGROK_1679)"),
             );
         }
     }

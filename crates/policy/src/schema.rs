@@ -96,7 +96,18 @@ pub struct Variable {
 impl Variable {
     /// Whether the variable exists in `phase`.
     pub fn in_phase(&self, phase: Phase) -> bool {
-        self.phases.contains(&phase)
+        let phase = phase.env_phase();
+        if self.phases.contains(&phase) {
+            return true;
+        }
+        // An action's results stay readable in the phases after its own,
+        // as in ngrok (`actions.ngrok.oauth.*` in `on_http_response`).
+        let order = |p: Phase| match p {
+            Phase::TcpConnect => 0,
+            Phase::HttpRequest => 1,
+            Phase::HttpResponse | Phase::EventStreamMessage => 2,
+        };
+        self.name.starts_with("actions.") && self.phases.iter().any(|p| order(*p) < order(phase))
     }
 }
 

@@ -63,6 +63,20 @@ fn typos_get_suggestions() {
     assert_eq!(msg, "unknown function `startWith`");
     assert_eq!(help.as_deref(), Some("did you mean `startsWith`?"));
     assert_eq!(text, "startWith");
+
+    // Other languages' names, too far for an edit distance.
+    for (written, cel) in [
+        ("includes", "contains"),
+        ("toLowerCase", "lowerAscii"),
+        ("length", "size"),
+    ] {
+        let (_, help, _) = check_err(&format!("req.url.path.{written}('a') == true"));
+        assert_eq!(
+            help.as_deref(),
+            Some(format!("did you mean `{cel}`?").as_str()),
+            "{written}"
+        );
+    }
 }
 
 #[test]

@@ -373,9 +373,28 @@ const URL_REWRITE: &[Field] = &[
 const FORWARD_INTERNAL: &[Field] = &[
     Field::req("url", Ty::Str(Str::TEMPLATE.nonempty().format(Format::Url))),
     Field::opt("on_error", ON_ERROR_HALT),
+    // Older ngrok examples write `binding: internal`; internal is the only
+    // binding `forward-internal` reaches.
+    Field::opt(
+        "binding",
+        Ty::Enum {
+            values: &["internal"],
+            unsupported: &[],
+        },
+    ),
 ];
 
 fn forward_internal(cx: &mut Cx, entries: &[(Node, Node)]) {
+    if let Some((key, _)) = get(entries, "binding") {
+        cx.push(
+            Diagnostic::warning(
+                code::lint::DEPRECATED,
+                key.span,
+                "`binding: internal` is what `forward-internal` always does; the field is ignored",
+            )
+            .with_help("remove it"),
+        );
+    }
     let Some((_, url)) = get(entries, "url") else {
         return;
     };
@@ -758,7 +777,9 @@ const OPENID_CONNECT: &[Field] = &[
     Field::opt("authz_url_params", STRING_MAP),
     Field::opt("max_session_duration", DURATION),
     Field::opt("idle_session_timeout", DURATION),
-    Field::deprecated("idle_session_duration", "idle_session_timeout", DURATION),
+    // ngrok's openid-connect page spells it this way; its oauth page says
+    // `idle_session_timeout`: both are current here.
+    Field::opt("idle_session_duration", DURATION),
     Field::opt("userinfo_refresh_interval", DURATION),
     Field::opt("allow_cors_preflight", BOOL),
     Field::opt("auth_cookie_domain", NONEMPTY),

@@ -266,21 +266,23 @@ fn custom_response_content_is_deprecated() {
 }
 
 #[test]
-fn idle_session_duration_is_deprecated() {
-    for kind in [
-        "oauth\n        config: {provider: google, client_id: a, client_secret: b, idle_session_duration: 15m}",
-        "openid-connect\n        config: {issuer_url: 'https://accounts.google.com', client_id: a, client_secret: b, idle_session_duration: 15m}",
-    ] {
-        let src = request(&format!("type: {kind}"));
-        let d = one(&src);
-        assert_eq!(d.code, code::lint::DEPRECATED);
-        assert_eq!(
-            d.message,
-            "`idle_session_duration` is a legacy name of `idle_session_timeout`"
-        );
-        assert_eq!(d.help.as_deref(), Some("rename it `idle_session_timeout`"));
-        assert_eq!(underlined(&src, &d), "idle_session_duration");
-    }
+fn idle_session_duration_is_legacy_on_oauth_only() {
+    // ngrok's openid-connect page spells it this way: current there.
+    let oidc = request(
+        "type: openid-connect\n        config: {issuer_url: 'https://accounts.google.com', client_id: a, client_secret: b, idle_session_duration: 15m}",
+    );
+    assert!(run(&oidc).is_empty(), "{:?}", run(&oidc));
+    let src = request(
+        "type: oauth\n        config: {provider: google, client_id: a, client_secret: b, idle_session_duration: 15m}",
+    );
+    let d = one(&src);
+    assert_eq!(d.code, code::lint::DEPRECATED);
+    assert_eq!(
+        d.message,
+        "`idle_session_duration` is a legacy name of `idle_session_timeout`"
+    );
+    assert_eq!(d.help.as_deref(), Some("rename it `idle_session_timeout`"));
+    assert_eq!(underlined(&src, &d), "idle_session_duration");
     // Still checked as a duration.
     let src = request(
         "type: oauth\n        config: {provider: google, client_id: a, client_secret: b, idle_session_duration: soon}",
@@ -576,6 +578,17 @@ fn valid_config_for_every_action() {
         .filter(|t| !seen.contains(*t))
         .collect();
     assert!(missing.is_empty(), "no valid example of {missing:?}");
+}
+
+#[test]
+fn forward_internal_binding_internal_is_a_warning_not_an_error() {
+    let src = request(
+        "type: forward-internal\n        config: {url: 'https://api.internal', binding: internal}",
+    );
+    let d = one(&src);
+    assert_eq!(d.code, code::lint::DEPRECATED);
+    assert!(!d.is_error());
+    assert_eq!(underlined(&src, &d), "binding");
 }
 
 #[test]

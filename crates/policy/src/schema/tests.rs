@@ -123,12 +123,14 @@ fn request_variables_do_not_exist_on_tcp_connect() {
         ),
         [code::UNDECLARED]
     );
-    assert_eq!(
+    // An action's results are there in the phases after its own, as in
+    // ngrok.
+    assert!(
         codes(
             Phase::HttpResponse,
             "actions.ngrok.oauth.identity.email == ''"
-        ),
-        [code::UNDECLARED]
+        )
+        .is_empty()
     );
 }
 
