@@ -74,6 +74,9 @@ pub(crate) enum Field {
     Vars,
     /// An action result: the variable's index in the schema.
     Result(u16),
+    /// A map of the results under this name (`actions.ngrok.oauth`,
+    /// `actions.ngrok.oauth.identity`), built when read.
+    ResultObject(&'static str),
     /// A variable this proxy has no source for (IP intelligence, geo,
     /// Kubernetes, client certificates, user-agent parsing): absent, so
     /// reading it is an error and `has()` is false.
@@ -144,9 +147,19 @@ impl Field {
             "time.now" => TimeNow,
             "vars" => Vars,
             _ if name.starts_with("actions.ngrok.") || name.starts_with("actions.portcullis.") => {
-                match schema_index(name) {
-                    Some(i) => Result(i),
-                    None => Unavailable,
+                // The sign-in objects above their leaves, which no action
+                // sets whole (others, such as `http_request.res`, are set
+                // whole by their action and read as results).
+                let object = ["oauth", "oidc", "saml"].iter().find_map(|ns| {
+                    let rest = name.strip_prefix("actions.ngrok.")?.strip_prefix(ns)?;
+                    matches!(rest, "" | ".identity" | ".error")
+                        .then(|| schema::variables().iter().find(|v| v.name == name))
+                        .flatten()
+                });
+                match (object, schema_index(name)) {
+                    (Some(v), _) => ResultObject(v.name),
+                    (None, Some(i)) => Result(i),
+                    (None, None) => Unavailable,
                 }
             }
             _ => Unavailable,

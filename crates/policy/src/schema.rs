@@ -592,6 +592,31 @@ fn oauth_and_oidc(t: &mut Table) {
     });
     action_error!(t, REQ, "actions.ngrok.saml");
 
+    // The objects ngrok documents above the leaves (`has()` and `!= null`
+    // on them are how its examples ask whether a sign-in ran): maps of the
+    // results set under them.
+    for (ns, action) in [
+        ("oauth", "oauth"),
+        ("oidc", "openid-connect"),
+        ("saml", "saml"),
+    ] {
+        for (suffix, what) in [
+            ("", "Every result"),
+            (".identity", "The identity results"),
+            (".error", "The error"),
+        ] {
+            t.add(
+                Box::leak(format!("actions.ngrok.{ns}{suffix}").into_boxed_str()),
+                dyn_map(),
+                REQ,
+                Box::leak(
+                    format!("{what} of `{action}`, as a map (absent until the action set one).")
+                        .into_boxed_str(),
+                ),
+            );
+        }
+    }
+
     declare!(t, REQ, {
         "actions.ngrok.oidc.identity.id" => Type::String, "The ngrok Identity id of the `openid-connect` user.";
         "actions.ngrok.oidc.identity.email" => Type::String, "The email address of the `openid-connect` user.";

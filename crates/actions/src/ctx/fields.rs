@@ -33,6 +33,29 @@ impl RequestCtx {
         })
     }
 
+    /// The results set under `prefix`, as nested maps; `None` when the
+    /// action set none (so `has()` is false and `!= null` holds).
+    fn result_object(&self, prefix: &str) -> Option<Value<'static>> {
+        let names = portcullis_policy::schema::variables();
+        let mut leaves: Vec<(Vec<&str>, Value<'static>)> = Vec::new();
+        for (i, value) in &self.results {
+            let Some(var) = names.get(usize::from(*i)) else {
+                continue;
+            };
+            if let Some(rest) = var
+                .name
+                .strip_prefix(prefix)
+                .and_then(|r| r.strip_prefix('.'))
+            {
+                leaves.push((rest.split('.').collect(), value.clone()));
+            }
+        }
+        if leaves.is_empty() {
+            return None;
+        }
+        Some(nest(&leaves, 0))
+    }
+
     /// `vars` as a map, built on first read in a phase.
     fn vars_map(&self) -> Value<'static> {
         let entries = self
@@ -124,6 +147,7 @@ impl RequestCtx {
             EndpointUrl => text(&ep.url),
             TimeNow => text(self.now()),
             Vars => borrow(self.vars_value.get_or_init(|| self.vars_map())),
+            ResultObject(prefix) => self.result_object(prefix)?,
             Unavailable => return None,
         })
     }
@@ -313,4 +337,32 @@ fn parse_http_date(s: &str) -> Option<Timestamp> {
     let time = it.next()?;
     let text = format!("{year:04}-{month:02}-{day:02}T{time}Z");
     Timestamp::parse(&text).ok()
+}
+
+/// The map of `leaves` (paths and values) from path element `depth` on.
+fn nest(leaves: &[(Vec<&str>, Value<'static>)], depth: usize) -> Value<'static> {
+    let mut keys: Vec<&str> = Vec::new();
+    for (path, _) in leaves {
+        if let Some(k) = path.get(depth)
+            && !keys.contains(k)
+        {
+            keys.push(k);
+        }
+    }
+    let entries = keys
+        .into_iter()
+        .map(|k| {
+            let under: Vec<(Vec<&str>, Value<'static>)> = leaves
+                .iter()
+                .filter(|(p, _)| p.get(depth) == Some(&k))
+                .cloned()
+                .collect();
+            let value = match under.iter().find(|(p, _)| p.len() == depth + 1) {
+                Some((_, v)) => v.clone(),
+                None => nest(&under, depth + 1),
+            };
+            (key(k), value)
+        })
+        .collect();
+    map(entries)
 }

@@ -130,3 +130,36 @@ fn header_lookups_agree_whether_they_scan_or_hash() {
         assert!(!has_header(&h.0, &http::header::COOKIE), "{extra}");
     }
 }
+
+#[test]
+fn sign_in_objects_are_maps_of_their_results_or_absent() {
+    let holds = |c: &RequestCtx, expr: &str| matches!(eval(c, expr), Value::Bool(true));
+    let mut c = ctx(Request::new(body::empty()));
+    // Before the action ran: the objects are absent, as ngrok's examples
+    // test them.
+    assert!(holds(&c, "!has(actions.ngrok.oauth.identity)"));
+    assert!(holds(&c, "!has(actions.ngrok.oidc.error)"));
+    let var = |name: &str| crate::ResultVar::named(name).expect(name);
+    c.set_result(
+        var("actions.ngrok.oauth.identity.email"),
+        Value::string("alice@example.com"),
+    );
+    c.set_result(
+        var("actions.ngrok.oauth.identity.name"),
+        Value::string("Alice"),
+    );
+    c.set_result(
+        var("actions.ngrok.oauth.session_timed_out"),
+        Value::Bool(false),
+    );
+    for expr in [
+        "has(actions.ngrok.oauth.identity)",
+        "actions.ngrok.oauth.identity['email'] == 'alice@example.com'",
+        "actions.ngrok.oauth['identity']['name'] == 'Alice'",
+        "actions.ngrok.oauth.identity.email == 'alice@example.com'",
+        "size(actions.ngrok.oauth) == 2",
+        "!has(actions.ngrok.oauth.error)",
+    ] {
+        assert!(holds(&c, expr), "{expr}");
+    }
+}
