@@ -237,3 +237,34 @@ fn a_policy_is_checked_for_the_gateway_it_runs_behind() {
     let bad = lint(&["--gateway", "haproxy", "benches/load/ten_rules.yml"]);
     assert_eq!(bad.status.code(), Some(2));
 }
+
+/// An action this build does not run is said even beside other errors
+/// (fixing those would not make the policy run), and ngrok's `ai-gateway`
+/// is one of them, not an unknown type.
+#[test]
+fn unsupported_actions_are_reported_beside_other_errors() {
+    let dir = std::env::temp_dir().join(format!("portcullis-lint-e0141-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("policy.yml");
+    std::fs::write(
+        &path,
+        "on_http_request:\n  - actions:\n      - type: ai-gateway\n        config: {}\n      - type: owasp-crs-request\n        config: {on_error: halt}\n      - type: deni\n",
+    )
+    .expect("write");
+    let out = lint(&["--format", "short", path.to_str().expect("utf-8")]);
+    let stdout = text(&out.stdout);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(":3:15: error[E0141]: action `ai-gateway`"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(":5:15: error[E0141]: action `owasp-crs-request`"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(":7:15: error[E0107]: unknown action type `deni`"),
+        "{stdout}"
+    );
+}

@@ -81,13 +81,14 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 }
                 // What lint accepts, the proxy runs: a policy without
                 // errors is also compiled as the proxy compiles it.
-                if !diags.iter().any(Diagnostic::is_error)
-                    && let Err(errors) = portcullis_runtime::Pipeline::compile(
-                        &policy,
-                        &src,
-                        &portcullis_runtime::Options::default(),
-                    )
-                {
+                if diags.iter().any(Diagnostic::is_error) {
+                    diags.extend(portcullis_runtime::Pipeline::unsupported(&policy));
+                    diags.sort_by_key(|d| (d.span.start, d.span.end));
+                } else if let Err(errors) = portcullis_runtime::Pipeline::compile(
+                    &policy,
+                    &src,
+                    &portcullis_runtime::Options::default(),
+                ) {
                     diags.extend(errors);
                     diags.sort_by_key(|d| (d.span.start, d.span.end));
                 }

@@ -89,6 +89,15 @@ pub const SUPPORTED: &[&str] = &[
     "verify-webhook",
 ];
 
+/// Whether this build runs actions of type `kind` (`compile` builds them);
+/// a documented type it does not run is `E0141`.
+pub fn supports(kind: &str) -> bool {
+    !matches!(
+        kind,
+        "ai-gateway" | "owasp-crs-request" | "owasp-crs-response"
+    )
+}
+
 /// Compiles `action` for the phase and policy in `cx`. The policy must
 /// have passed `portcullis_policy::check` without errors; this reports
 /// what only building the action finds (and actions this build does not
@@ -124,14 +133,19 @@ pub fn compile(
         "terminate-tls" => terminate_tls::compile(cfg, cx),
         "url-rewrite" => url_rewrite::compile(cfg, cx),
         "verify-webhook" => verify_webhook::compile(cfg, cx),
-        other => Err(Diagnostic::error(
-            code::UNSUPPORTED_ACTION,
-            action.kind_span,
-            format!("action `{other}` is not supported by this build"),
-        )
-        .with_help(
-            "the proxy refuses a policy it cannot run in full rather than skip an action; \
-             the README lists the actions that run today",
-        )),
+        _ => Err(unsupported(action)),
     }
+}
+
+/// `E0141` for `action`, whose type this build does not run.
+pub fn unsupported(action: &document::Action) -> Diagnostic {
+    Diagnostic::error(
+        code::UNSUPPORTED_ACTION,
+        action.kind_span,
+        format!("action `{}` is not supported by this build", action.kind),
+    )
+    .with_help(
+        "the proxy refuses a policy it cannot run in full rather than skip an action; \
+         the README lists the actions that run today",
+    )
 }

@@ -61,6 +61,8 @@ pub struct Action {
 /// The action types ngrok documents (spec §3).
 pub const ACTION_TYPES: &[&str] = &[
     "add-headers",
+    // ngrok's AI gateway: documented, not built here (E0141).
+    "ai-gateway",
     "basic-auth",
     "circuit-breaker",
     "close-connection",

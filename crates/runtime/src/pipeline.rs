@@ -110,11 +110,30 @@ impl Pipeline {
         if let Some(gateway) = options.gateway {
             diags.extend(portcullis_policy::gateway::check(&policy, gateway));
         }
-        let errors: Vec<Diagnostic> = diags.into_iter().filter(Diagnostic::is_error).collect();
+        let mut errors: Vec<Diagnostic> = diags.into_iter().filter(Diagnostic::is_error).collect();
         if !errors.is_empty() {
+            errors.extend(Pipeline::unsupported(&policy));
+            errors.sort_by_key(|d| d.span.start);
             return Err(errors);
         }
         Pipeline::compile(&policy, src, options)
+    }
+
+    /// `E0141` for each action of `policy` that this build does not run:
+    /// said even beside other errors (`compile` says it otherwise), since
+    /// fixing those would not make the policy run.
+    pub fn unsupported(policy: &Policy) -> Vec<Diagnostic> {
+        policy
+            .phases
+            .iter()
+            .flat_map(|p| &p.rules)
+            .flat_map(|r| &r.actions)
+            .filter(|a| {
+                portcullis_policy::document::ACTION_TYPES.contains(&a.kind.as_str())
+                    && !portcullis_actions::supports(&a.kind)
+            })
+            .map(portcullis_actions::unsupported)
+            .collect()
     }
 
     /// Compiles a checked policy. Reports every action that cannot be

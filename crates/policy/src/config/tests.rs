@@ -532,6 +532,8 @@ on_http_request:
         config: {from: "^http://(.*)$", to: "https://$1", status_code: 301, headers: {x-r: y}}
       - type: request-body-find-replace
         config: {replacements: [{from: "secret-(\\d+)", to: "[redacted]"}]}
+      - type: ai-gateway
+        config: {}
       - type: url-rewrite
         config: {from: "/api/v1/", to: "/api/v2/"}
       - type: verify-webhook
