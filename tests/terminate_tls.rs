@@ -197,3 +197,50 @@ async fn a_bad_certificate_in_the_policy_is_a_lint_error_on_its_line() {
         "{stdout}"
     );
 }
+
+/// `request` asks for a certificate and verifies one if sent: without one
+/// the connection is served and `conn.tls.client` is absent to the rules;
+/// one from another authority still fails. `require-any` takes any
+/// certificate whose key the client proves it holds, and the rules decide
+/// on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_and_require_any_strategies_hold_as_documented() {
+    let up = echo().await;
+    let ca = Ca::new("Example Root");
+    let server = ca.sign(&["localhost"], "Example Corp", "localhost", false);
+    let tls13 = [&rustls::version::TLS13];
+    let strategy_policy = |strategy: &str| {
+        policy(&server, &ca.cert.pem(), "1.2")
+            .replace(
+                "          mutual_tls_certificate_authorities:",
+                &format!(
+                    "          mutual_tls_verification_strategy: {strategy}\n          mutual_tls_certificate_authorities:"
+                ),
+            )
+            .replace(
+                "      - \"!('Example Corp' in conn.tls.client.subject.organization)\"",
+                "      - \"has(conn.tls.client.subject) && !('Example Corp' in conn.tls.client.subject.organization)\"",
+            )
+            .replace(
+                "${conn.tls.client.subject.common_name}",
+                "${has(conn.tls.client.subject) ? conn.tls.client.subject.common_name : 'anonymous'}",
+            )
+    };
+    let proxy = Proxy::http(&strategy_policy("request"), up);
+    let res = get(&proxy, &client(&ca, None, &tls13))
+        .await
+        .expect("no certificate is fine");
+    assert!(res.starts_with("HTTP/1.1 200"), "{res}");
+    assert!(res.contains("anonymous TLSv1.3 https"), "{res}");
+    let stranger = Ca::new("Stranger Root").sign(&[], "Example Corp", "eve", true);
+    let other = get(&proxy, &client(&ca, Some(&stranger), &tls13)).await;
+    assert!(other.is_err(), "a certificate sent is verified: {other:?}");
+
+    let proxy = Proxy::http(&strategy_policy("require-any"), up);
+    let res = get(&proxy, &client(&ca, Some(&stranger), &tls13))
+        .await
+        .expect("any certificate is taken");
+    assert!(res.contains("eve TLSv1.3 https"), "{res}");
+    let none = get(&proxy, &client(&ca, None, &tls13)).await;
+    assert!(none.is_err(), "a certificate is required: {none:?}");
+}
