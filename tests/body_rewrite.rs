@@ -135,3 +135,23 @@ on_http_response:
     let want = format!("<p>card **** **** **** 1234 and https://{host}/x</p>").repeat(50);
     assert_eq!(text, want);
 }
+
+/// A response with a coding but no body (a 304, say) passes as it is:
+/// there is nothing to rewrite, and an empty gzip body does not decode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coded_response_without_a_body_passes() {
+    let up = raw_upstream(|mut stream| async move {
+        use tokio::io::AsyncWriteExt;
+        let _ = stream
+            .write_all(b"HTTP/1.1 304 Not Modified\r\ncontent-encoding: gzip\r\netag: \"v1\"\r\nconnection: close\r\n\r\n")
+            .await;
+    })
+    .await;
+    let proxy = Proxy::http(
+        "on_http_response:\n  - actions:\n      - type: response-body-find-replace\n        config: { replacements: [{ from: secret, to: x }] }\n",
+        up,
+    );
+    let res = get(&proxy.url("/page"), &[("if-none-match", "\"v1\"")]).await;
+    assert_eq!(res.status, http::StatusCode::NOT_MODIFIED, "{}", res.text());
+    assert_eq!(res.header("etag"), Some("\"v1\""));
+}

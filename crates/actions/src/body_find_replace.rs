@@ -195,6 +195,11 @@ impl BodyFindReplace {
                 "the body could not be read",
             ),
         })?;
+        if raw.is_empty() {
+            // Nothing to rewrite (HEAD, 204, 304 keep their coding header
+            // with no body).
+            return Ok(Step::Next);
+        }
         let coding = coding(&headers)
             .map_err(|why| fail(kind, StatusCode::BAD_GATEWAY, NOT_MODIFIED, &why))?;
         let plain = match coding {
