@@ -61,6 +61,10 @@ pub(crate) struct HttpArgs {
     /// default), `keep`, `unescape_and_redirect` or `unescape_and_forward`.
     #[arg(long, value_name = "MODE", default_value = "reject")]
     escaped_slashes: String,
+    /// ngrok IP Policies for `restrict-ips.ip_policies`: a YAML file
+    /// mapping `ipp_…` ids to `allow` and `deny` CIDR lists.
+    #[arg(long, value_name = "FILE")]
+    ip_policies: Option<PathBuf>,
     /// Send the signed-in user's identity upstream: `X-Forwarded-User`,
     /// `-Email`, `-Groups`, `-Preferred-Username` and a signed
     /// `X-Portcullis-Jwt-Assertion` (keys at
@@ -169,6 +173,11 @@ pub(crate) fn http(args: &HttpArgs) -> anyhow::Result<ExitCode> {
             signing_key: signing_key(args.identity_signing_key.as_deref())?,
             upstream_headers: args.identity_headers,
         },
+        ip_policies: match &args.ip_policies {
+            Some(path) => portcullis_proxy::config::ip_policies_file(path)
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+            None => portcullis_actions::IpPolicies::new(),
+        },
     };
     run(config, &args.run, None)
 }
@@ -248,6 +257,7 @@ pub(crate) fn forward_auth(args: &ForwardAuthArgs) -> anyhow::Result<ExitCode> {
             signing_key: signing_key(args.identity_signing_key.as_deref())?,
             upstream_headers: false,
         },
+        ip_policies: portcullis_actions::IpPolicies::new(),
     };
     run(config, &args.run, None)
 }
@@ -299,6 +309,7 @@ pub(crate) fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         state: None,
         admin_token: None,
         identity: IdentityConfig::default(),
+        ip_policies: portcullis_actions::IpPolicies::new(),
     };
     let res = run(config, &args.run, Some(policy.display().to_string()));
     let _ = std::fs::remove_dir_all(&dir);

@@ -135,7 +135,24 @@ pub struct CompileCx<'a> {
     /// The state replicas share, when there is a store (`state:`);
     /// `None`: each action keeps its own, in this process.
     pub state: Option<&'a portcullis_state::State>,
+    /// The deployment's IP Policies (`ip_policies:`), which
+    /// `restrict-ips.ip_policies` names; `None`: not known here (lint
+    /// without a deployment), so the names are left to be resolved there.
+    pub ip_policies: Option<&'a IpPolicies>,
 }
+
+/// An ngrok IP Policy as a deployment defines it: CIDRs to allow and to
+/// deny.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IpPolicy {
+    /// Allowed CIDRs.
+    pub allow: Vec<String>,
+    /// Denied CIDRs.
+    pub deny: Vec<String>,
+}
+
+/// IP Policies by id (`ipp_…`).
+pub type IpPolicies = std::collections::BTreeMap<String, IpPolicy>;
 
 impl CompileCx<'_> {
     /// The result variable `name`, if the policy reads it. A result no

@@ -54,7 +54,9 @@ pub mod webhook;
 use portcullis_cel::Diagnostic;
 use portcullis_policy::document;
 
-pub use crate::action::{Action, ActionError, CompileCx, Run, Series, Step, StepFuture};
+pub use crate::action::{
+    Action, ActionError, CompileCx, IpPolicies, IpPolicy, Run, Series, Step, StepFuture,
+};
 pub use crate::ctx::{
     BodyError, Conn, Endpoint, Headers, RequestCtx, ResultVar, Tls, UpstreamWatcher,
 };

@@ -2,6 +2,9 @@
 //! (`conn.client_ip`, never `X-Forwarded-For`). A client is allowed when
 //! it matches an `allow` CIDR (or there is no `allow` list) and no `deny`
 //! CIDR. Denied: 403 on HTTP, the connection closed on `on_tcp_connect`.
+//! `ip_policies` names ngrok IP Policies, which the deployment defines
+//! (`ip_policies:` in the config, `--ip-policies FILE`): their `allow` and
+//! `deny` CIDRs join the lists.
 //! With `enforce: false` the decision is only recorded.
 
 use std::borrow::Cow;
@@ -53,9 +56,36 @@ pub(crate) fn compile(cfg: Config<'_>, cx: &CompileCx<'_>) -> Result<Box<dyn Act
             })
             .collect::<Result<Vec<_>, _>>()
     };
+    let (mut allow, mut deny) = (list("allow")?, list("deny")?);
+    // ngrok IP Policies, from the deployment: their CIDRs join the lists.
+    // An id the deployment does not define stops the load: a rule that
+    // names a policy and allows everyone would not hold.
+    if let Some(policies) = cx.ip_policies {
+        for node in cfg.seq("ip_policies") {
+            let id = node.scalar().map_or("", |s| s.value.trim());
+            let policy = policies.get(id).ok_or_else(|| {
+                cfg.error(
+                    Some(node),
+                    format!("IP Policy `{id}` is not defined in this deployment"),
+                )
+                .with_help("define it under `ip_policies:` in the config, or in the file of `--ip-policies`")
+            })?;
+            for (cidrs, into) in [(&policy.allow, &mut allow), (&policy.deny, &mut deny)] {
+                for text in cidrs {
+                    let (net, len) = parse_cidr(text).ok_or_else(|| {
+                        cfg.error(
+                            Some(node),
+                            format!("IP Policy `{id}`: `{text}` is not a CIDR"),
+                        )
+                    })?;
+                    into.push(Cidr::Fixed(text.clone(), net, len));
+                }
+            }
+        }
+    }
     Ok(Box::new(RestrictIps {
-        allow: list("allow")?,
-        deny: list("deny")?,
+        allow,
+        deny,
         enforce: cfg.bool("enforce", true),
         close: cx.phase == Phase::TcpConnect,
         action: cx.result("actions.ngrok.restrict_ips.action"),

@@ -69,6 +69,9 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// How the user's identity reaches upstreams (`identity:`).
     pub identity: IdentityConfig,
+    /// ngrok IP Policies by id (`ip_policies:`), for
+    /// `restrict-ips.ip_policies`.
+    pub ip_policies: portcullis_actions::IpPolicies,
 }
 
 /// `identity:`: the signed assertion and identity headers.
@@ -301,6 +304,7 @@ impl Config {
             state: None,
             admin_token: None,
             identity: IdentityConfig::default(),
+            ip_policies: portcullis_actions::IpPolicies::new(),
         };
         for (key, value) in top {
             match key {
@@ -418,6 +422,9 @@ impl Config {
                         })
                         .map(Some)?;
                 }
+                "ip_policies" => {
+                    config.ip_policies = ip_policies(value).map_err(|(node, m)| err(node, m))?;
+                }
                 "identity" => {
                     for (k, v) in entries(value)
                         .ok_or_else(|| err(Some(value), "expected a mapping".into()))?
@@ -451,6 +458,70 @@ impl Config {
         }
         Ok(config)
     }
+}
+
+/// `ip_policies:`: `ipp_…` ids, each with `allow` and `deny` CIDR lists.
+fn ip_policies(value: &Node) -> Result<portcullis_actions::IpPolicies, (Option<&Node>, String)> {
+    let mut out = portcullis_actions::IpPolicies::new();
+    for (id, policy) in
+        entries(value).ok_or((Some(value), "expected a mapping of IP Policy ids".into()))?
+    {
+        if !id.starts_with("ipp_") {
+            return Err((
+                Some(policy),
+                format!("`{id}` is not an IP Policy id (they start with `ipp_`)"),
+            ));
+        }
+        let mut p = portcullis_actions::IpPolicy::default();
+        for (k, v) in entries(policy).ok_or((Some(policy), "expected `allow` and `deny`".into()))? {
+            let NodeKind::Seq(items) = &v.kind else {
+                return Err((Some(v), format!("`{k}` must be a list of CIDRs")));
+            };
+            let mut cidrs = Vec::new();
+            for item in items {
+                let text = scalar(item).unwrap_or("");
+                if portcullis_policy::functions::parse_cidr(text).is_none() {
+                    return Err((Some(item), format!("`{text}` is not a CIDR")));
+                }
+                cidrs.push(text.trim().to_owned());
+            }
+            match k {
+                "allow" => p.allow = cidrs,
+                "deny" => p.deny = cidrs,
+                other => {
+                    return Err((
+                        Some(v),
+                        format!("unknown IP Policy setting `{other}` (`allow`, `deny`)"),
+                    ));
+                }
+            }
+        }
+        out.insert(id.to_owned(), p);
+    }
+    Ok(out)
+}
+
+/// Reads `--ip-policies FILE`: the `ip_policies:` mapping alone.
+pub fn ip_policies_file(path: &Path) -> Result<portcullis_actions::IpPolicies, ConfigError> {
+    let src = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        message: format!("cannot read {}: {e}", path.display()),
+    })?;
+    let (root, diags) = yaml::parse(&src);
+    let at = |node: Option<&Node>| {
+        let line = node.map_or(1, |n| yaml::line_of(&src, n.span.start as usize));
+        format!("{}:{line}", path.display())
+    };
+    if let Some(d) = diags.iter().find(|d| d.is_error()) {
+        return Err(ConfigError {
+            message: format!("{}: {}", at(None), d.message),
+        });
+    }
+    let root = root.ok_or_else(|| ConfigError {
+        message: format!("{}: the file is empty", at(None)),
+    })?;
+    ip_policies(&root).map_err(|(node, m)| ConfigError {
+        message: format!("{}: {m}", at(node)),
+    })
 }
 
 fn entries(node: &Node) -> Option<Vec<(&str, &Node)>> {
@@ -703,5 +774,32 @@ mod tests {
         let bad = "endpoints:\n  - listen: 127.0.0.1:0\n    upstream: 3000\nupstream_tls:\n  insecure_skip_verify: maybe\n";
         let err = Config::parse(bad, &dir.join("portcullis.yml")).expect_err("not a bool");
         assert!(err.to_string().contains("expected true or false"), "{err}");
+    }
+
+    #[test]
+    fn ip_policies_are_read_from_the_file() {
+        let dir = std::env::temp_dir();
+        let text = "endpoints:\n  - listen: 127.0.0.1:0\n    upstream: 3000\nip_policies:\n  ipp_office:\n    allow: [10.0.0.0/8, 2001:db8::/32]\n    deny: [10.1.0.0/16]\n";
+        let config = Config::parse(text, &dir.join("portcullis.yml")).expect("config");
+        let office = &config.ip_policies["ipp_office"];
+        assert_eq!(office.allow, ["10.0.0.0/8", "2001:db8::/32"]);
+        assert_eq!(office.deny, ["10.1.0.0/16"]);
+        for (bad, why) in [
+            (
+                "ip_policies:\n  office:\n    allow: [10.0.0.0/8]\n",
+                "not an IP Policy id",
+            ),
+            (
+                "ip_policies:\n  ipp_x:\n    allow: [10.0.0.300/8]\n",
+                "is not a CIDR",
+            ),
+            (
+                "ip_policies:\n  ipp_x:\n    block: [10.0.0.0/8]\n",
+                "unknown IP Policy setting",
+            ),
+        ] {
+            let err = Config::parse(bad, &dir.join("portcullis.yml")).expect_err(bad);
+            assert!(err.to_string().contains(why), "{err}");
+        }
     }
 }

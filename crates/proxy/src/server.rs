@@ -223,6 +223,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         session_keys,
         state: Some(state),
         gateway: None,
+        // The deployment is known here: an id it does not define is an
+        // error at load, not a rule that silently allows.
+        ip_policies: Some(Arc::new(config.ip_policies.clone())),
     };
     let signer = match &config.identity.signing_key {
         Some(pem) => Signer::from_pem(pem),

@@ -47,6 +47,9 @@ pub struct Options {
     /// The gateway that asks for decisions (forward-auth), if any: what
     /// cannot work behind it is an error (`E0150`), not a skipped rule.
     pub gateway: Option<portcullis_policy::gateway::Gateway>,
+    /// The deployment's IP Policies (`ip_policies:` in the config, or
+    /// `--ip-policies FILE`); `None` where no deployment is known (lint).
+    pub ip_policies: Option<Arc<portcullis_actions::IpPolicies>>,
 }
 
 /// One action of one rule, as metrics name it.
@@ -161,6 +164,7 @@ impl Pipeline {
                 client: options.client.as_ref(),
                 session_keys: &options.session_keys,
                 state: options.state.as_ref().filter(|s| s.is_shared()),
+                ip_policies: options.ip_policies.as_deref(),
             };
             let out = match phase {
                 Phase::TcpConnect => &mut tcp,

@@ -93,6 +93,7 @@ on_http_request:
         client: Some(&client),
         session_keys: &[],
         state: None,
+        ip_policies: None,
     };
     let compiled = crate::compile(action, &cx).expect("compiles");
     let req = Request::get("/orders")

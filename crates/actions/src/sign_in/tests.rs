@@ -215,6 +215,7 @@ on_http_request:
         client: Some(&client),
         session_keys: &[KEY],
         state: None,
+        ip_policies: None,
     };
     build(Config::of(action), &cx, Flavor::OAuth).expect("compiles")
 }

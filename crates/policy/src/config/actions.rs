@@ -1057,31 +1057,23 @@ const RESTRICT_IPS: &[Field] = &[
 ];
 
 fn restrict_ips(cx: &mut Cx, entries: &[(Node, Node)]) {
-    if let Some((key, policies)) = get(entries, "ip_policies") {
-        if let NodeKind::Seq(items) = &policies.kind {
-            for item in items {
-                if let Some(s) = item.scalar()
-                    && !s.value.starts_with("ipp_")
-                {
-                    cx.push(
-                        Diagnostic::error(
-                            code::INVALID_VALUE,
-                            item.span,
-                            format!("`{}` is not an IP Policy id", s.value),
-                        )
-                        .with_help("IP Policy ids start with `ipp_` (ERR_NGROK_2216)"),
-                    );
-                }
+    if let Some((_, policies)) = get(entries, "ip_policies")
+        && let NodeKind::Seq(items) = &policies.kind
+    {
+        for item in items {
+            if let Some(s) = item.scalar()
+                && !s.value.starts_with("ipp_")
+            {
+                cx.push(
+                    Diagnostic::error(
+                        code::INVALID_VALUE,
+                        item.span,
+                        format!("`{}` is not an IP Policy id", s.value),
+                    )
+                    .with_help("IP Policy ids start with `ipp_` (ERR_NGROK_2216)"),
+                );
             }
         }
-        cx.push(
-            Diagnostic::error(
-                code::UNSUPPORTED,
-                key.span,
-                "`ip_policies` (ngrok IP Policy objects) is not supported by Portcullis yet",
-            )
-            .with_help("list the CIDRs in `allow` and `deny`"),
-        );
     }
     let has = |name| get(entries, name).is_some();
     if !has("allow") && !has("deny") && !has("ip_policies") {
