@@ -946,3 +946,45 @@ async fn a_lost_store_refuses_stored_sessions_for_now_and_keeps_the_cookie() {
         res.text()
     );
 }
+
+/// A policy written for ngrok's managed OAuth apps (no `client_id`, no
+/// `client_secret`) signs in with the deployment's app for the provider
+/// (`oauth_apps:` in the config); without one, the proxy does not start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn managed_app_policies_use_the_deployments_oauth_app() {
+    let idp = idp();
+    let up = echo().await;
+    let policy = format!(
+        "on_http_request:\n  - actions:\n      - type: oauth\n        config:\n          provider: microsoft\n          authority_host: {}\n",
+        idp.base
+    );
+    let proxy = Proxy::serve(
+        &format!(
+            "endpoints:\n  - listen: 127.0.0.1:0\n    upstream: {up}\n    traffic_policy_file: policy.yml\n\
+             oauth_apps:\n  microsoft:\n    client_id: \"{CLIENT_ID}\"\n    client_secret: \"{SECRET}\"\n"
+        ),
+        &[("policy.yml", &policy)],
+    );
+    let mut alice = Browser::default();
+    let res = alice.visit(&proxy.url("/app"), "alice@contoso.test").await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+
+    // No app for the provider: refused at start, saying where it goes.
+    let dir = proxy::temp_dir("managed-oauth-none");
+    std::fs::write(dir.join("policy.yml"), &policy).expect("write");
+    let config = dir.join("portcullis.yml");
+    std::fs::write(
+        &config,
+        format!("endpoints:\n  - listen: 127.0.0.1:0\n    upstream: {up}\n    traffic_policy_file: policy.yml\n"),
+    )
+    .expect("write");
+    let err = match Proxy::spawn(&["serve", "--config", config.to_str().expect("utf-8")], dir) {
+        Ok(_) => panic!("started without an OAuth app"),
+        Err(e) => e,
+    };
+    assert!(
+        err.contains("this deployment has no `microsoft` app")
+            && err.contains("oauth_apps.microsoft"),
+        "{err}"
+    );
+}

@@ -178,6 +178,7 @@ pub(crate) fn http(args: &HttpArgs) -> anyhow::Result<ExitCode> {
                 .map_err(|e| anyhow::anyhow!("{e}"))?,
             None => portcullis_actions::IpPolicies::new(),
         },
+        oauth_apps: portcullis_actions::OAuthApps::new(),
     };
     run(config, &args.run, None)
 }
@@ -258,6 +259,7 @@ pub(crate) fn forward_auth(args: &ForwardAuthArgs) -> anyhow::Result<ExitCode> {
             upstream_headers: false,
         },
         ip_policies: portcullis_actions::IpPolicies::new(),
+        oauth_apps: portcullis_actions::OAuthApps::new(),
     };
     run(config, &args.run, None)
 }
@@ -310,6 +312,7 @@ pub(crate) fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         admin_token: None,
         identity: IdentityConfig::default(),
         ip_policies: portcullis_actions::IpPolicies::new(),
+        oauth_apps: portcullis_actions::OAuthApps::new(),
     };
     let res = run(config, &args.run, Some(policy.display().to_string()));
     let _ = std::fs::remove_dir_all(&dir);

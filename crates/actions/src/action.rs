@@ -139,7 +139,15 @@ pub struct CompileCx<'a> {
     /// `restrict-ips.ip_policies` names; `None`: not known here (lint
     /// without a deployment), so the names are left to be resolved there.
     pub ip_policies: Option<&'a IpPolicies>,
+    /// The deployment's OAuth apps by provider (`oauth_apps:`, or
+    /// `PORTCULLIS_OAUTH_<PROVIDER>_CLIENT_ID` and `_CLIENT_SECRET`), for
+    /// `oauth` actions that name none (ngrok's managed apps); `None`: not
+    /// known here (lint).
+    pub oauth_apps: Option<&'a OAuthApps>,
 }
+
+/// An OAuth app's credentials: `(client_id, client_secret)`.
+pub type OAuthApps = std::collections::BTreeMap<String, (String, String)>;
 
 /// An ngrok IP Policy as a deployment defines it: CIDRs to allow and to
 /// deny.

@@ -55,7 +55,7 @@ use portcullis_cel::Diagnostic;
 use portcullis_policy::document;
 
 pub use crate::action::{
-    Action, ActionError, CompileCx, IpPolicies, IpPolicy, Run, Series, Step, StepFuture,
+    Action, ActionError, CompileCx, IpPolicies, IpPolicy, OAuthApps, Run, Series, Step, StepFuture,
 };
 pub use crate::ctx::{
     BodyError, Conn, Endpoint, Headers, RequestCtx, ResultVar, Tls, UpstreamWatcher,

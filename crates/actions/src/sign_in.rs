@@ -253,10 +253,32 @@ fn build(cfg: Config<'_>, cx: &CompileCx<'_>, flavor: Flavor) -> Result<SignIn, 
         Some(node) => Template::compile(node, cx.phase, cx.src),
         None => Err(cfg.error(None, format!("`{key}` is required"))),
     };
-    let (client_id, client_secret) = if flavor == Flavor::Saml {
-        (Template::text(""), Template::text(""))
-    } else {
-        (required("client_id")?, required("client_secret")?)
+    let (client_id, client_secret) = match flavor {
+        Flavor::Saml => (Template::text(""), Template::text("")),
+        Flavor::Oidc => (required("client_id")?, required("client_secret")?),
+        // Neither: the deployment's app for the provider (ngrok's managed
+        // app); lint, which knows no deployment, builds without it.
+        Flavor::OAuth if cfg.get("client_id").is_none() && cfg.get("client_secret").is_none() => {
+            let provider = cfg.str("provider").unwrap_or("");
+            match cx.oauth_apps.map(|apps| apps.get(provider)) {
+                None => (Template::text(""), Template::text("")),
+                Some(Some((id, secret))) => (Template::text(id), Template::text(secret)),
+                Some(None) => {
+                    let upper = provider.to_ascii_uppercase();
+                    return Err(cfg
+                        .error(
+                            cfg.get("provider"),
+                            format!(
+                                "`oauth` names no `client_id` and `client_secret`, and this deployment has no `{provider}` app"
+                            ),
+                        )
+                        .with_help(format!(
+                            "define it under `oauth_apps.{provider}` in the config, or in PORTCULLIS_OAUTH_{upper}_CLIENT_ID and PORTCULLIS_OAUTH_{upper}_CLIENT_SECRET"
+                        )));
+                }
+            }
+        }
+        Flavor::OAuth => (required("client_id")?, required("client_secret")?),
     };
     let mut scopes: Vec<String> = cfg
         .seq("scopes")

@@ -235,14 +235,6 @@ impl Field {
         }
     }
 
-    /// A required field, with help when it is missing.
-    pub(crate) const fn req_help(name: &'static str, ty: Ty, help: &'static str) -> Field {
-        Field {
-            help,
-            ..Field::req(name, ty)
-        }
-    }
-
     /// A legacy name of `now`, accepted with a warning.
     pub(crate) const fn deprecated(name: &'static str, now: &'static str, ty: Ty) -> Field {
         Field {

@@ -116,6 +116,11 @@ pub mod code {
         /// A header `add-headers` sets that reaches the upstream only if
         /// the gateway's own configuration copies it from the answer.
         pub const FORWARD_AUTH_HEADERS: &str = "forward-auth-headers";
+        // Lint: deployment-credentials
+        /// An `oauth` action without `client_id` and `client_secret`
+        /// (ngrok's managed app): its credentials come from the
+        /// deployment's `oauth_apps`.
+        pub const DEPLOYMENT_CREDENTIALS: &str = "deployment-credentials";
         // Lint: forward-auth-200
         /// A `custom-response` with status 200 behind Envoy: its gRPC
         /// service sends it to the client, its HTTP service would take it

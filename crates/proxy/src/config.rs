@@ -72,6 +72,11 @@ pub struct Config {
     /// ngrok IP Policies by id (`ip_policies:`), for
     /// `restrict-ips.ip_policies`.
     pub ip_policies: portcullis_actions::IpPolicies,
+    /// OAuth apps by provider (`oauth_apps:`), for `oauth` actions that
+    /// name no `client_id` and `client_secret` (ngrok's managed apps);
+    /// `PORTCULLIS_OAUTH_<PROVIDER>_CLIENT_ID` and `_CLIENT_SECRET` add to
+    /// them at start.
+    pub oauth_apps: portcullis_actions::OAuthApps,
 }
 
 /// `identity:`: the signed assertion and identity headers.
@@ -305,6 +310,7 @@ impl Config {
             admin_token: None,
             identity: IdentityConfig::default(),
             ip_policies: portcullis_actions::IpPolicies::new(),
+            oauth_apps: portcullis_actions::OAuthApps::new(),
         };
         for (key, value) in top {
             match key {
@@ -424,6 +430,36 @@ impl Config {
                 }
                 "ip_policies" => {
                     config.ip_policies = ip_policies(value).map_err(|(node, m)| err(node, m))?;
+                }
+                "oauth_apps" => {
+                    for (provider, app) in entries(value)
+                        .ok_or_else(|| err(Some(value), "expected a mapping of providers".into()))?
+                    {
+                        let (mut id, mut secret) = (None, None);
+                        for (k, v) in entries(app).ok_or_else(|| {
+                            err(Some(app), "expected `client_id` and `client_secret`".into())
+                        })? {
+                            match k {
+                                "client_id" => id = scalar(v).map(str::to_owned),
+                                "client_secret" => secret = scalar(v).map(str::to_owned),
+                                other => {
+                                    return Err(err(
+                                        Some(v),
+                                        format!("unknown `oauth_apps` setting `{other}`"),
+                                    ));
+                                }
+                            }
+                        }
+                        let (Some(id), Some(secret)) = (id, secret) else {
+                            return Err(err(
+                                Some(app),
+                                format!(
+                                    "`oauth_apps.{provider}` needs `client_id` and `client_secret`"
+                                ),
+                            ));
+                        };
+                        config.oauth_apps.insert(provider.to_owned(), (id, secret));
+                    }
                 }
                 "identity" => {
                     for (k, v) in entries(value)

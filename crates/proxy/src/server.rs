@@ -226,6 +226,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         // The deployment is known here: an id it does not define is an
         // error at load, not a rule that silently allows.
         ip_policies: Some(Arc::new(config.ip_policies.clone())),
+        oauth_apps: Some(Arc::new(oauth_apps(&config.oauth_apps))),
     };
     let signer = match &config.identity.signing_key {
         Some(pem) => Signer::from_pem(pem),
@@ -313,6 +314,27 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         stop,
         done,
     })
+}
+
+/// The deployment's OAuth apps: the config's, and those the environment
+/// names (`PORTCULLIS_OAUTH_<PROVIDER>_CLIENT_ID` and `_CLIENT_SECRET`,
+/// both set) for providers the config does not.
+fn oauth_apps(configured: &portcullis_actions::OAuthApps) -> portcullis_actions::OAuthApps {
+    let mut apps = configured.clone();
+    for provider in ["microsoft", "google", "github", "gitlab"] {
+        let var = |what: &str| {
+            std::env::var(format!(
+                "PORTCULLIS_OAUTH_{}_{what}",
+                provider.to_ascii_uppercase()
+            ))
+            .ok()
+            .filter(|v| !v.is_empty())
+        };
+        if let (Some(id), Some(secret)) = (var("CLIENT_ID"), var("CLIENT_SECRET")) {
+            apps.entry(provider.to_owned()).or_insert((id, secret));
+        }
+    }
+    apps
 }
 
 fn site(ep: &EndpointConfig, shared: &Shared) -> Result<Site, StartError> {

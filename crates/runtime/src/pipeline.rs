@@ -50,6 +50,9 @@ pub struct Options {
     /// The deployment's IP Policies (`ip_policies:` in the config, or
     /// `--ip-policies FILE`); `None` where no deployment is known (lint).
     pub ip_policies: Option<Arc<portcullis_actions::IpPolicies>>,
+    /// The deployment's OAuth apps by provider; `None` where no deployment
+    /// is known (lint).
+    pub oauth_apps: Option<Arc<portcullis_actions::OAuthApps>>,
 }
 
 /// One action of one rule, as metrics name it.
@@ -165,6 +168,7 @@ impl Pipeline {
                 session_keys: &options.session_keys,
                 state: options.state.as_ref().filter(|s| s.is_shared()),
                 ip_policies: options.ip_policies.as_deref(),
+                oauth_apps: options.oauth_apps.as_deref(),
             };
             let out = match phase {
                 Phase::TcpConnect => &mut tcp,

@@ -94,6 +94,7 @@ on_http_request:
         session_keys: &[],
         state: None,
         ip_policies: None,
+        oauth_apps: None,
     };
     let compiled = crate::compile(action, &cx).expect("compiles");
     let req = Request::get("/orders")

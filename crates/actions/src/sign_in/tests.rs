@@ -216,6 +216,7 @@ on_http_request:
         session_keys: &[KEY],
         state: None,
         ip_policies: None,
+        oauth_apps: None,
     };
     build(Config::of(action), &cx, Flavor::OAuth).expect("compiles")
 }

@@ -29,7 +29,7 @@ pub(crate) fn spec(kind: &str) -> Option<ActionSpec> {
             "http-request" => (&[REQ, RES], Some(HTTP_REQUEST), None),
             "jwt-validation" => (&[REQ], Some(JWT_VALIDATION), Some(jwt_validation)),
             "log" => (&[TCP, REQ, RES], Some(LOG), None),
-            "oauth" => (&[REQ], Some(OAUTH), None),
+            "oauth" => (&[REQ], Some(OAUTH), Some(oauth)),
             "openid-connect" => (&[REQ], Some(OPENID_CONNECT), None),
             "owasp-crs-request" => (&[REQ], Some(OWASP_CRS), None),
             "owasp-crs-response" => (&[RES], Some(OWASP_CRS), None),
@@ -734,7 +734,7 @@ fn set_var(cx: &mut Cx, node: &Node, path: &str) {
 
 // ---- oauth / openid-connect ----
 
-const SESSION_FIELDS_HELP: &str = "Portcullis has no ngrok-managed OAuth apps: register an app with the provider and set `client_id` and `client_secret` (ERR_NGROK_2234)";
+const SESSION_FIELDS_HELP: &str = "set both (an app registered with the provider), or neither to use the deployment's app for the provider (`oauth_apps` in the config) (ERR_NGROK_2234)";
 
 const OAUTH: &[Field] = &[
     Field::req(
@@ -745,8 +745,10 @@ const OAUTH: &[Field] = &[
         },
     ),
     Field::opt("auth_id", NONEMPTY),
-    Field::req_help("client_id", TEMPLATE_NONEMPTY, SESSION_FIELDS_HELP),
-    Field::req_help("client_secret", TEMPLATE_NONEMPTY, SESSION_FIELDS_HELP),
+    // Both, or neither: then the deployment's app for the provider
+    // (ngrok's managed app), see `oauth`.
+    Field::opt("client_id", TEMPLATE_NONEMPTY),
+    Field::opt("client_secret", TEMPLATE_NONEMPTY),
     Field::opt("scopes", STRINGS),
     Field::opt("authz_url_params", STRING_MAP),
     Field::opt("max_session_duration", DURATION),
@@ -789,6 +791,47 @@ const OPENID_CONNECT: &[Field] = &[
     Field::opt("graph_url", BASE_URL),
     Field::opt("allowed_tenants", TENANTS),
 ];
+
+/// `oauth` without `client_id` and `client_secret` is ngrok's managed
+/// app: here, the deployment's app for the provider. One without the
+/// other is an error.
+fn oauth(cx: &mut Cx, entries: &[(Node, Node)]) {
+    match (get(entries, "client_id"), get(entries, "client_secret")) {
+        (Some((key, _)), None) | (None, Some((key, _))) => cx.push(
+            Diagnostic::error(
+                code::MISSING,
+                key.span,
+                "`client_id` and `client_secret` go together",
+            )
+            .with_help(SESSION_FIELDS_HELP),
+        ),
+        (None, None) => {
+            let provider = get(entries, "provider")
+                .and_then(|(_, v)| v.scalar().map(|s| s.value.clone()))
+                .unwrap_or_default();
+            let anchor = get(entries, "provider").map_or_else(
+                || {
+                    entries
+                        .first()
+                        .map_or(portcullis_cel::Span::new(0, 0), |(k, _)| k.span)
+                },
+                |(k, _)| k.span,
+            );
+            let upper = provider.to_ascii_uppercase();
+            cx.push(
+                Diagnostic::warning(
+                    code::lint::DEPLOYMENT_CREDENTIALS,
+                    anchor,
+                    format!("`oauth` without `client_id` and `client_secret` signs in with the deployment's `{provider}` app (ngrok's managed app)"),
+                )
+                .with_help(format!(
+                    "define it under `oauth_apps.{provider}` in the config, or in PORTCULLIS_OAUTH_{upper}_CLIENT_ID and PORTCULLIS_OAUTH_{upper}_CLIENT_SECRET; the proxy does not start without it"
+                )),
+            );
+        }
+        _ => {}
+    }
+}
 
 /// `saml`: ngrok's published schema (`idp_metadata` or
 /// `idp_metadata_url`, `force_authn`, `allow_idp_initiated`,

@@ -195,21 +195,26 @@ fn bad_cidr_in_restrict_ips() {
 }
 
 #[test]
-fn oauth_requires_client_secret() {
+fn oauth_takes_both_credentials_or_neither() {
     let src = request("type: oauth\n        config: {provider: google, client_id: abc}");
     let d = one(&src);
     assert_eq!(d.code, code::MISSING);
-    assert_eq!(
-        d.message,
-        "missing required field `client_secret` in the `oauth` config"
-    );
+    assert_eq!(d.message, "`client_id` and `client_secret` go together");
+    assert!(d.help.as_deref().unwrap().contains("oauth_apps"));
+    assert_eq!(underlined(&src, &d), "client_id");
+    // Neither: ngrok's managed app, here the deployment's; said, not an
+    // error.
+    let src = request("type: oauth\n        config: {provider: google}");
+    let d = one(&src);
+    assert_eq!(d.code, code::lint::DEPLOYMENT_CREDENTIALS);
+    assert!(!d.is_error());
     assert!(
         d.help
             .as_deref()
             .unwrap()
-            .contains("no ngrok-managed OAuth apps")
+            .contains("PORTCULLIS_OAUTH_GOOGLE_CLIENT_ID"),
+        "{d:?}"
     );
-    assert_eq!(underlined(&src, &d), "oauth");
 }
 
 #[test]
