@@ -30,6 +30,7 @@ use regex::bytes::Regex;
 
 use crate::action::Config;
 use crate::encoding::Algorithm;
+use crate::rewrite::{BAD_REGEX, REGEX_SIZE_LIMIT};
 use crate::template::Template;
 use crate::{Action, ActionError, BodyError, CompileCx, RequestCtx, ResultVar, Run, Step};
 
@@ -38,10 +39,6 @@ mod tests;
 
 /// The largest body read (and decoded), in bytes.
 pub const MAX_BODY: usize = 8 * 1024 * 1024;
-/// Regexes compiled per request are capped, as `url-rewrite`'s are.
-const REGEX_SIZE_LIMIT: usize = 1 << 20;
-/// ngrok's code for a `from` that is not a regex after interpolation.
-const BAD_REGEX: &str = "ERR_NGROK_3901";
 /// ngrok's code for a body that could not be read whole.
 const NOT_BUFFERED: &str = "ERR_NGROK_3903";
 /// ngrok's code for a body that could not be rewritten.

@@ -188,9 +188,10 @@ fn rfc2253(n: &X509Name<'_>) -> String {
     };
     let escape = |v: &str| {
         let mut out = String::with_capacity(v.len());
+        // Counted once: a client's certificate chooses the value's length.
+        let last = v.chars().count().saturating_sub(1);
         for (i, c) in v.chars().enumerate() {
-            let edge =
-                (i == 0 && (c == ' ' || c == '#')) || (i + 1 == v.chars().count() && c == ' ');
+            let edge = (i == 0 && (c == ' ' || c == '#')) || (i == last && c == ' ');
             if edge || matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';') {
                 out.push('\\');
             }

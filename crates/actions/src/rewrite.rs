@@ -13,10 +13,10 @@ use crate::template::Template;
 use crate::{ActionError, CompileCx, Endpoint, RequestCtx};
 
 /// ngrok's code for a `from` that is not a regex after interpolation.
-const BAD_REGEX: &str = "ERR_NGROK_3901";
+pub(crate) const BAD_REGEX: &str = "ERR_NGROK_3901";
 
 /// Regexes compiled per request are capped, as ngrok caps them.
-const REGEX_SIZE_LIMIT: usize = 1 << 20;
+pub(crate) const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 #[derive(Debug)]
 enum From {
@@ -103,7 +103,8 @@ impl Rewrite {
     }
 }
 
-fn regex(pattern: &str) -> Result<Regex, String> {
+/// `pattern` compiled under the size cap every interpolated `from` has.
+pub(crate) fn regex(pattern: &str) -> Result<Regex, String> {
     regex::RegexBuilder::new(pattern)
         .size_limit(REGEX_SIZE_LIMIT)
         .build()

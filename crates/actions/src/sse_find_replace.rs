@@ -9,13 +9,10 @@ use portcullis_cel::Diagnostic;
 use regex::Regex;
 
 use crate::action::Config;
+use crate::rewrite::{BAD_REGEX, regex};
 use crate::template::Template;
 use crate::{Action, ActionError, CompileCx, RequestCtx, Run, Step};
 
-/// Regexes compiled per event are capped, as `url-rewrite`'s are.
-const REGEX_SIZE_LIMIT: usize = 1 << 20;
-/// ngrok's code for a `from` that is not a regex after interpolation.
-const BAD_REGEX: &str = "ERR_NGROK_3901";
 /// The code of a `field` that interpolates to neither `data` nor `retry`.
 const BAD_FIELD: &str = "ERR_NGROK_3904";
 
@@ -35,13 +32,6 @@ struct Replacement {
 #[derive(Debug)]
 pub(crate) struct SseFindReplace {
     replacements: Vec<Replacement>,
-}
-
-fn regex(pattern: &str) -> Result<Regex, String> {
-    regex::RegexBuilder::new(pattern)
-        .size_limit(REGEX_SIZE_LIMIT)
-        .build()
-        .map_err(|e| format!("`from` is not a valid regex: {e}"))
 }
 
 pub(crate) fn compile(cfg: Config<'_>, cx: &CompileCx<'_>) -> Result<Box<dyn Action>, Diagnostic> {

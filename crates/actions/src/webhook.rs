@@ -832,7 +832,7 @@ enum Time {
 }
 
 #[derive(Debug, Clone, Copy)]
-enum Alg {
+pub(crate) enum Alg {
     Sha1,
     Sha256,
     Sha512,
@@ -1564,7 +1564,8 @@ fn header<'r>(req: &Signed<'r>, name: &str) -> Result<&'r str, WebhookError> {
     Ok(value.trim())
 }
 
-fn hmac(alg: Alg, key: &[u8], parts: &[&[u8]]) -> Option<Vec<u8>> {
+/// The HMAC of `parts`, in order, under `key`.
+pub(crate) fn hmac(alg: Alg, key: &[u8], parts: &[&[u8]]) -> Option<Vec<u8>> {
     fn run<M: Mac + KeyInit>(key: &[u8], parts: &[&[u8]]) -> Option<Vec<u8>> {
         let mut mac = <M as KeyInit>::new_from_slice(key).ok()?;
         for part in parts {

@@ -17,10 +17,8 @@
 //! body nor Zoom's `v0:` message has that shape. A Zoom validation is
 //! answered only once its own signature verified.
 
-use hmac::{Hmac, Mac};
 use http::header::{CONTENT_TYPE, HeaderValue};
 use http::{Method, Response, StatusCode};
-use sha2::Sha256;
 
 use crate::webhook::Provider;
 use crate::{RequestCtx, body};
@@ -43,12 +41,12 @@ fn plausible(token: &str) -> bool {
 }
 
 fn hmac(secret: &str, message: &str) -> Vec<u8> {
-    let Ok(mut mac) = <Hmac<Sha256> as hmac::digest::KeyInit>::new_from_slice(secret.as_bytes())
-    else {
-        return Vec::new();
-    };
-    mac.update(message.as_bytes());
-    mac.finalize().into_bytes().to_vec()
+    crate::webhook::hmac(
+        crate::webhook::Alg::Sha256,
+        secret.as_bytes(),
+        &[message.as_bytes()],
+    )
+    .unwrap_or_default()
 }
 
 fn json(value: &serde_json::Value) -> Response<body::Body> {
