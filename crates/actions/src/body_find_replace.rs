@@ -258,7 +258,7 @@ impl BodyFindReplace {
 
 /// The body's one content coding, if any; several, or one this action
 /// cannot decode, is an error.
-fn coding(headers: &HeaderMap) -> Result<Option<Algorithm>, String> {
+pub(crate) fn coding(headers: &HeaderMap) -> Result<Option<Algorithm>, String> {
     let mut codings = headers
         .get_all(CONTENT_ENCODING)
         .iter()

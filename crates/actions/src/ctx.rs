@@ -489,6 +489,14 @@ impl RequestCtx {
         }
     }
 
+    /// The request target (path and query) as the client sent it.
+    pub fn raw_target(&self) -> &str {
+        match self.arrival.as_deref().and_then(|a| a.raw_target.as_ref()) {
+            Some(raw) => raw.as_str(),
+            None => self.req.uri.path_and_query().map_or("/", |p| p.as_str()),
+        }
+    }
+
     /// The URL as the client spelled it: `req.url.raw`.
     pub fn raw_url(&self) -> &str {
         let Some(arrival) = self.arrival.as_deref() else {

@@ -34,6 +34,7 @@ mod jwks;
 mod jwt_validation;
 mod jwt_validation_rules;
 mod log;
+mod owasp_crs;
 mod percent;
 mod rate_limit;
 mod record;
@@ -71,6 +72,7 @@ pub(crate) use portcullis_policy::code;
 pub const SUPPORTED: &[&str] = &[
     "add-headers",
     "basic-auth",
+    "circuit-breaker",
     "close-connection",
     "compress-response",
     "custom-response",
@@ -81,12 +83,18 @@ pub const SUPPORTED: &[&str] = &[
     "log",
     "oauth",
     "openid-connect",
+    "owasp-crs-request",
+    "owasp-crs-response",
     "rate-limit",
     "redirect",
     "remove-headers",
+    "request-body-find-replace",
+    "response-body-find-replace",
     "restrict-ips",
     "saml",
     "set-vars",
+    "sse-find-replace",
+    "terminate-tls",
     "url-rewrite",
     "verify-webhook",
 ];
@@ -94,10 +102,7 @@ pub const SUPPORTED: &[&str] = &[
 /// Whether this build runs actions of type `kind` (`compile` builds them);
 /// a documented type it does not run is `E0141`.
 pub fn supports(kind: &str) -> bool {
-    !matches!(
-        kind,
-        "ai-gateway" | "owasp-crs-request" | "owasp-crs-response"
-    )
+    kind != "ai-gateway"
 }
 
 /// Compiles `action` for the phase and policy in `cx`. The policy must
@@ -122,6 +127,8 @@ pub fn compile(
         "jwt-validation" => jwt_validation::compile(cfg, cx),
         "log" => log::compile(cfg, cx),
         "oauth" => sign_in::compile(cfg, cx, sign_in::Flavor::OAuth),
+        "owasp-crs-request" => owasp_crs::compile_request(cfg, cx),
+        "owasp-crs-response" => owasp_crs::compile_response(cfg, cx),
         "openid-connect" | "oidc" => sign_in::compile(cfg, cx, sign_in::Flavor::Oidc),
         "rate-limit" => rate_limit::compile(cfg, cx),
         "redirect" => redirect::compile(cfg, cx),

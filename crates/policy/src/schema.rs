@@ -713,17 +713,17 @@ fn owasp(t: &mut Table) {
         )
     };
     declare!(t, REQ, {
-        "actions.ngrok.owasp_crs_request.decision" => Type::String, "The decision of `owasp-crs-request`: `allow` or `deny`.";
+        "actions.ngrok.owasp_crs_request.decision" => Type::String, "The decision of `owasp-crs-request`: `allow`, or `deny` when the score reached the threshold.";
         "actions.ngrok.owasp_crs_request.anomaly_score" => Type::Int, "The request's total anomaly score.";
-        "actions.ngrok.owasp_crs_request.anomaly_score_threshold" => Type::Int, "The anomaly score at which the request is blocked (5).";
-        "actions.ngrok.owasp_crs_request.matched_rules" => list(rule()), "The CRS rules the request matched with a non-zero score.";
+        "actions.ngrok.owasp_crs_request.anomaly_score_threshold" => Type::Int, "The anomaly score at which the request is blocked (5, or `anomaly_threshold`).";
+        "actions.ngrok.owasp_crs_request.matched_rules" => list(rule()), "The CRS rules the request matched, each once, in order.";
     });
     action_error!(t, REQ, "actions.ngrok.owasp_crs_request");
     declare!(t, RES, {
-        "actions.ngrok.owasp_crs_response.decision" => Type::String, "The decision of `owasp-crs-response`: `allow` or `deny`.";
+        "actions.ngrok.owasp_crs_response.decision" => Type::String, "The decision of `owasp-crs-response`: `allow`, or `deny` when the score reached the threshold.";
         "actions.ngrok.owasp_crs_response.anomaly_score" => Type::Int, "The response's total anomaly score.";
-        "actions.ngrok.owasp_crs_response.anomaly_score_threshold" => Type::Int, "The anomaly score at which the response is blocked (4).";
-        "actions.ngrok.owasp_crs_response.matched_rules" => list(rule()), "The CRS rules the response matched with a non-zero score.";
+        "actions.ngrok.owasp_crs_response.anomaly_score_threshold" => Type::Int, "The anomaly score at which the response is blocked (4, or `anomaly_threshold`).";
+        "actions.ngrok.owasp_crs_response.matched_rules" => list(rule()), "The CRS rules the response matched, each once, in order.";
     });
     action_error!(t, RES, "actions.ngrok.owasp_crs_response");
 }

@@ -995,6 +995,17 @@ const OWASP_CRS: &[Field] = &[
             unique: Unique::Exact,
         },
     ),
+    // Portcullis extensions: ngrok fixes paranoia level 1 and the CRS's
+    // default thresholds, and always blocks.
+    Field::opt("paranoia_level", Ty::Int { min: 1, max: 4 }),
+    Field::opt(
+        "anomaly_threshold",
+        Ty::Int {
+            min: 1,
+            max: 10_000,
+        },
+    ),
+    Field::opt("enforce", BOOL),
 ];
 
 // ---- rate-limit ----
