@@ -20,37 +20,18 @@ fn text(bytes: &[u8]) -> String {
 
 const ERR: &str = "crates/policy/tests/data/err";
 
-/// The shipped policies whose actions this build does not run yet; lint
-/// says so (E0141), as the proxy would refuse them.
-const NOT_YET_RUNNABLE: &[&str] = &["owasp-crs.yaml"];
-
 #[test]
 fn clean_policies_exit_0() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
     let mut runnable = Vec::new();
     for entry in std::fs::read_dir(&dir).expect("policies").flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if !NOT_YET_RUNNABLE.contains(&name.as_str()) {
-            runnable.push(format!("policies/{name}"));
-        }
+        runnable.push(format!("policies/{name}"));
     }
     let args: Vec<&str> = runnable.iter().map(String::as_str).collect();
     let out = lint(&args);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("0 errors, 0 warnings in"));
-}
-
-#[test]
-fn policies_with_actions_this_build_does_not_run_are_errors() {
-    for name in NOT_YET_RUNNABLE {
-        let out = lint(&["--format", "short", &format!("policies/{name}")]);
-        assert_eq!(out.status.code(), Some(1), "{name}");
-        let stdout = text(&out.stdout);
-        assert!(
-            stdout.lines().all(|l| l.contains("error[E0141]")) && !stdout.is_empty(),
-            "{name}: {stdout}"
-        );
-    }
 }
 
 #[test]
@@ -248,7 +229,7 @@ fn unsupported_actions_are_reported_beside_other_errors() {
     let path = dir.join("policy.yml");
     std::fs::write(
         &path,
-        "on_http_request:\n  - actions:\n      - type: ai-gateway\n        config: {}\n      - type: owasp-crs-request\n        config: {on_error: halt}\n      - type: deni\n",
+        "on_http_request:\n  - actions:\n      - type: ai-gateway\n        config: {}\n      - type: deni\n",
     )
     .expect("write");
     let out = lint(&["--format", "short", path.to_str().expect("utf-8")]);
@@ -260,11 +241,7 @@ fn unsupported_actions_are_reported_beside_other_errors() {
         "{stdout}"
     );
     assert!(
-        stdout.contains(":5:15: error[E0141]: action `owasp-crs-request`"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains(":7:15: error[E0107]: unknown action type `deni`"),
+        stdout.contains(":5:15: error[E0107]: unknown action type `deni`"),
         "{stdout}"
     );
 }

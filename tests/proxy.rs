@@ -649,7 +649,7 @@ fn an_invalid_policy_stops_the_start_with_diagnostics() {
 #[test]
 fn an_unsupported_action_stops_the_start_rather_than_being_skipped() {
     let err = refused_start(
-        "on_http_request:\n  - actions:\n      - type: owasp-crs-request\n        config: { on_error: halt }\n",
+        "on_http_request:\n  - actions:\n      - type: ai-gateway\n        config: {}\n",
     );
     assert!(err.contains("error[E0141]"), "{err}");
 }

@@ -47,6 +47,18 @@ const REQUEST_BLOCKED: &str = "ERR_NGROK_3700";
 const RESPONSE_BLOCKED: &str = "ERR_NGROK_3702";
 /// ngrok's code for a body that could not be read whole.
 const NOT_BUFFERED: &str = "ERR_NGROK_3903";
+/// The HTTP version as libmodsecurity spells it (`REQUEST_PROTOCOL` is
+/// `HTTP/` and this).
+fn version(v: http::Version) -> &'static str {
+    match v {
+        http::Version::HTTP_09 => "0.9",
+        http::Version::HTTP_10 => "1.0",
+        http::Version::HTTP_2 => "2.0",
+        http::Version::HTTP_3 => "3.0",
+        _ => "1.1",
+    }
+}
+
 /// The response media types whose bodies are inspected.
 const INSPECTED: &[&str] = &["text/plain", "text/html", "text/xml", "application/json"];
 
@@ -158,28 +170,33 @@ impl Action for OwaspCrs {
     }
 
     fn run<'a>(&'a self, ctx: &'a mut RequestCtx) -> Run<'a> {
-        if self.wants_body(ctx) {
-            Run::Wait(Box::pin(async move {
-                let body = match self.side {
-                    Side::Request => ctx.buffer_body(MAX_BODY).await,
-                    Side::Response => ctx.buffer_res_body(MAX_BODY).await,
-                };
-                let body = match body
-                    .map_err(|e| self.body_error(e))
-                    .and_then(|b| self.decoded(ctx, b))
-                {
-                    Ok(b) => Some(b),
-                    Err(e) if self.halt => return Err(e),
-                    Err(e) => {
-                        self.record_error(ctx, &e);
-                        None
-                    }
-                };
-                self.check(ctx, body.as_deref())
-            }))
-        } else {
-            Run::Done(self.check(ctx, None))
+        // The head first (phases 1 and, for a response, 3): what it
+        // decides needs no body, and a request blocked on its headers is
+        // answered without reading one.
+        let mut tx = self.head(ctx);
+        if tx.blocked().is_some() || !self.wants_body(ctx) {
+            self.body(&mut tx, None);
+            return Run::Done(self.conclude(ctx, tx));
         }
+        Run::Wait(Box::pin(async move {
+            let body = match self.side {
+                Side::Request => ctx.buffer_body(MAX_BODY).await,
+                Side::Response => ctx.buffer_res_body(MAX_BODY).await,
+            };
+            let body = match body
+                .map_err(|e| self.body_error(e))
+                .and_then(|b| self.decoded(ctx, b))
+            {
+                Ok(b) => Some(b),
+                Err(e) if self.halt => return Err(e),
+                Err(e) => {
+                    self.record_error(ctx, &e);
+                    None
+                }
+            };
+            self.body(&mut tx, body.as_deref());
+            self.conclude(ctx, tx)
+        }))
     }
 }
 
@@ -270,10 +287,58 @@ impl OwaspCrs {
         }
     }
 
-    /// Runs the rules on the exchange (`body`: the body to inspect, if
-    /// any), records the results, and blocks what reached the threshold.
-    fn check(&self, ctx: &mut RequestCtx, body: Option<&[u8]>) -> Result<Step, ActionError> {
-        let report = self.evaluate(ctx, body);
+    /// A transaction with the request's head checked, and for a
+    /// response its request's body phase (without the body: that was
+    /// `owasp-crs-request`'s to inspect) and the response's head.
+    fn head(&self, ctx: &RequestCtx) -> Transaction {
+        let conn = ctx.conn();
+        let mut tx = Transaction::new(&self.rules, conn.client, conn.server);
+        let version = version(ctx.version());
+        let headers = ctx.req_headers();
+        // HTTP/2 and 3 carry the host in `:authority`; the rules expect
+        // `Host` (and flag its absence in HTTP/1.1).
+        let host = (ctx.version() >= http::Version::HTTP_2
+            && !headers.contains_key(http::header::HOST))
+        .then(|| (&b"host"[..], ctx.authority().as_bytes()));
+        let request_headers = headers
+            .iter()
+            .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()))
+            .chain(host);
+        tx.request(
+            ctx.method().as_str(),
+            ctx.raw_target(),
+            version,
+            request_headers,
+        );
+        if self.side == Side::Response {
+            tx.request_body(&[]);
+            if let (Some(status), Some(headers)) = (ctx.status(), ctx.res_headers()) {
+                // A body the rules will see decoded is shown without its
+                // coding: the CRS skips the body rules of a coded response.
+                let decoded = self.wants_body(ctx) && matches!(coding(headers), Ok(Some(_)));
+                let response_headers = headers
+                    .iter()
+                    .filter(|(n, _)| !(decoded && *n == http::header::CONTENT_ENCODING))
+                    .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()));
+                tx.response(status.as_u16(), version, response_headers);
+            }
+        }
+        tx
+    }
+
+    /// The body phase (2 or 4), with `body` if it is to be inspected.
+    fn body(&self, tx: &mut Transaction, body: Option<&[u8]>) {
+        let body = body.unwrap_or_default();
+        match self.side {
+            Side::Request => tx.request_body(body),
+            Side::Response => tx.response_body(body),
+        };
+    }
+
+    /// Records what the rules found and blocks what reached the
+    /// threshold.
+    fn conclude(&self, ctx: &mut RequestCtx, tx: Transaction) -> Result<Step, ActionError> {
+        let report = tx.finish();
         let score = match self.side {
             Side::Request => report.inbound_score,
             Side::Response => report.outbound_score,
@@ -294,54 +359,6 @@ impl OwaspCrs {
             &format!("The {what} was blocked by the web application firewall."),
         ));
         Ok(Step::Respond)
-    }
-
-    fn evaluate(&self, ctx: &RequestCtx, body: Option<&[u8]>) -> Report {
-        let conn = ctx.conn();
-        let mut tx = Transaction::new(&self.rules, conn.client, conn.server);
-        let version = match ctx.version() {
-            http::Version::HTTP_09 => "0.9",
-            http::Version::HTTP_10 => "1.0",
-            http::Version::HTTP_2 => "2.0",
-            http::Version::HTTP_3 => "3.0",
-            _ => "1.1",
-        };
-        let headers = ctx.req_headers();
-        // HTTP/2 carries the host in `:authority`; the rules expect `Host`.
-        let host = (!headers.contains_key(http::header::HOST))
-            .then(|| (&b"host"[..], ctx.authority().as_bytes()));
-        let request_headers = headers
-            .iter()
-            .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()))
-            .chain(host);
-        let blocked = tx.request(
-            ctx.method().as_str(),
-            ctx.raw_target(),
-            version,
-            request_headers,
-        );
-        if blocked.is_none() {
-            let request_body = match self.side {
-                Side::Request => body.unwrap_or_default(),
-                Side::Response => &[],
-            };
-            tx.request_body(request_body);
-        }
-        if self.side == Side::Response
-            && blocked.is_none()
-            && let (Some(status), Some(headers)) = (ctx.status(), ctx.res_headers())
-        {
-            let response_headers = headers
-                .iter()
-                .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()));
-            if tx
-                .response(status.as_u16(), version, response_headers)
-                .is_none()
-            {
-                tx.response_body(body.unwrap_or_default());
-            }
-        }
-        tx.finish()
     }
 
     fn record(&self, ctx: &mut RequestCtx, report: &Report, score: u32, deny: bool) {

@@ -346,14 +346,14 @@ on_http_request:
     actions:
       - type: deni
   - actions:
-      - type: owasp-crs-request
+      - type: ai-gateway
 "#;
     assert_eq!(
         load_errors(policy),
         [
             "error[E0012] `req.url.path.startsWith(1)`: no matching overload for `string.startsWith(int)` (help: expected string.startsWith(string) -> bool)",
             "error[E0107] `deni`: unknown action type `deni` (help: did you mean `deny`?)",
-            "error[E0141] `owasp-crs-request`: action `owasp-crs-request` is not supported by this build (help: the proxy refuses a policy it cannot run in full rather than skip an action; the README lists the actions that run today)",
+            "error[E0141] `ai-gateway`: action `ai-gateway` is not supported by this build (help: the proxy refuses a policy it cannot run in full rather than skip an action; the README lists the actions that run today)",
         ]
     );
 }
@@ -398,12 +398,12 @@ fn load_rejects_an_unsupported_action() {
     let policy = r#"
 on_http_request:
   - actions:
-      - type: owasp-crs-request
+      - type: ai-gateway
 "#;
     assert_eq!(
         load_errors(policy),
         [
-            "error[E0141] `owasp-crs-request`: action `owasp-crs-request` is not supported by this build (help: the proxy refuses a policy it cannot run in full rather than skip an action; the README lists the actions that run today)"
+            "error[E0141] `ai-gateway`: action `ai-gateway` is not supported by this build (help: the proxy refuses a policy it cannot run in full rather than skip an action; the README lists the actions that run today)"
         ]
     );
 }

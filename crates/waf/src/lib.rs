@@ -305,6 +305,11 @@ impl Transaction {
         self.blocked
     }
 
+    /// The status of the disruptive action the rules took so far.
+    pub fn blocked(&self) -> Option<u16> {
+        self.blocked
+    }
+
     /// The request line and headers (phase 1). `version` is `1.1`, `2`...
     pub fn request<'h>(
         &mut self,

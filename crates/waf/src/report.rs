@@ -10,7 +10,7 @@
 //! match, an id or a score. The message and data are read as far as their
 //! closing `"]`; a client can cut its own data short, no more.
 
-use crate::setup::{INBOUND_SCORE, OUTBOUND_SCORE};
+use crate::setup::{INBOUND_HEAD_SCORE, INBOUND_SCORE, OUTBOUND_HEAD_SCORE, OUTBOUND_SCORE};
 
 /// A rule's severity, as SecLang numbers them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -110,8 +110,14 @@ impl Report {
                 continue;
             };
             match m.id {
-                INBOUND_SCORE => report.inbound_score = Some(score(&m.data, paranoia)),
-                OUTBOUND_SCORE => report.outbound_score = Some(score(&m.data, paranoia)),
+                // The head's score, then (unless the head was refused)
+                // the whole request's.
+                INBOUND_HEAD_SCORE | INBOUND_SCORE => {
+                    report.inbound_score = Some(score(&m.data, paranoia));
+                }
+                OUTBOUND_HEAD_SCORE | OUTBOUND_SCORE => {
+                    report.outbound_score = Some(score(&m.data, paranoia));
+                }
                 _ if report.matched.iter().any(|x| x.id == m.id) => {}
                 _ => report.matched.push(m),
             }

@@ -18,6 +18,12 @@ include!(concat!(env!("OUT_DIR"), "/crs_files.rs"));
 
 /// The id of the rule that logs the inbound scores per paranoia level.
 pub(crate) const INBOUND_SCORE: u32 = 99_001;
+/// The id of the rule that logs the inbound scores after the request's
+/// head, where early blocking decides.
+pub(crate) const INBOUND_HEAD_SCORE: u32 = 99_003;
+/// The id of the rule that logs the outbound scores after the response's
+/// head.
+pub(crate) const OUTBOUND_HEAD_SCORE: u32 = 99_004;
 /// The id of the rule that logs the outbound scores per paranoia level.
 pub(crate) const OUTBOUND_SCORE: u32 = 99_002;
 
@@ -73,7 +79,7 @@ SecDefaultAction "phase:2,log,auditlog,pass"
 SecDefaultAction "phase:3,log,auditlog,pass"
 SecDefaultAction "phase:4,log,auditlog,pass"
 SecDefaultAction "phase:5,log,auditlog,pass"
-SecAction "id:900000,phase:1,pass,t:none,nolog,setvar:tx.blocking_paranoia_level={pl},setvar:tx.detection_paranoia_level={pl}"
+SecAction "id:900000,phase:1,pass,t:none,nolog,setvar:tx.blocking_paranoia_level={pl},setvar:tx.detection_paranoia_level={pl},setvar:tx.early_blocking=1"
 SecAction "id:900110,phase:1,pass,t:none,nolog,setvar:tx.inbound_anomaly_score_threshold={inbound},setvar:tx.outbound_anomaly_score_threshold={outbound}"
 SecAction "id:900990,phase:1,pass,t:none,nolog,setvar:tx.crs_setup_version=4280""#,
         pl = config.paranoia_level.clamp(1, 4),
@@ -98,18 +104,30 @@ SecAction "id:900990,phase:1,pass,t:none,nolog,setvar:tx.crs_setup_version=4280"
     names.sort_unstable();
     for name in names {
         if name.starts_with("REQUEST-949-") {
+            let _ = writeln!(s, "{}", score_rule(INBOUND_HEAD_SCORE, 1, "inbound"));
             let _ = writeln!(s, "{}", score_rule(INBOUND_SCORE, 2, "inbound"));
         }
         if name.starts_with("RESPONSE-959-") {
+            let _ = writeln!(s, "{}", score_rule(OUTBOUND_HEAD_SCORE, 3, "outbound"));
             let _ = writeln!(s, "{}", score_rule(OUTBOUND_SCORE, 4, "outbound"));
         }
         let _ = writeln!(s, "Include {}", dir.join(name).display());
     }
+    s.push_str(FIXES);
     for id in &config.exclude {
         let _ = writeln!(s, "SecRuleRemoveById {id}");
     }
     s
 }
+
+/// Corrections for libmodsecurity 3.0.x, applied after the CRS loads.
+///
+/// - 922110: libmodsecurity before 3.0.10 keeps the line ending in the
+///   values of `MULTIPART_PART_HEADERS`, so every part's `Content-Type`
+///   (`image/png` of a browser's file upload) failed the rule's anchored
+///   pattern and scored as an attack. Trimming the captured value first
+///   restores the rule's meaning.
+const FIXES: &str = "SecRuleUpdateActionById 922110 \"t:none,t:lowercase,t:trim\"\n";
 
 /// A rule that logs the anomaly scores of each paranoia level.
 fn score_rule(id: u32, phase: u8, way: &str) -> String {
