@@ -790,6 +790,7 @@ on_http_request:
         config:
           headers:
             x-tls: "${conn.tls.version} ${conn.tls.sni} ${req.url.scheme}"
+            x-tls-server: "${conn.tls.server.subject.common_name} ${string(has(actions.ngrok.terminate_tls.version))}"
 "#,
         up,
         &flags.each_ref().map(String::as_str),
@@ -826,6 +827,11 @@ on_http_request:
         .to_bytes();
     let echo: serde_json::Value = serde_json::from_slice(&body).expect("json");
     assert_eq!(echo["headers"]["x-tls"][0], "TLSv1.3 localhost https");
+    // The endpoint's certificate is served; no `terminate-tls` ran.
+    assert_eq!(
+        echo["headers"]["x-tls-server"][0],
+        "rcgen self signed cert false"
+    );
     assert_eq!(echo["headers"]["x-forwarded-proto"][0], "https");
 }
 

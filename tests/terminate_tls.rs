@@ -3,7 +3,8 @@
 //! a client certificate from the configured authority gets in and is
 //! `conn.tls.client.*` to the rules; none, one from another authority, or
 //! TLS 1.2 is refused at the handshake, so no request reaches the
-//! upstream.
+//! upstream. The served certificate is `conn.tls.server.*`, and the
+//! handshake's facts are `actions.ngrok.terminate_tls.*` once it is made.
 
 use std::sync::Arc;
 
@@ -81,6 +82,7 @@ on_http_request:
         config:
           headers:
             x-client: "${{conn.tls.client.subject.common_name}} ${{conn.tls.version}} ${{req.url.scheme}}"
+            x-results: "${{conn.tls.server.subject.common_name}} ${{actions.ngrok.terminate_tls.version}} ${{actions.ngrok.terminate_tls.client.subject.common_name}} ${{actions.ngrok.terminate_tls.server.subject.organization[0]}}"
 "#,
         json(&server.0),
         json(&server.1),
@@ -151,6 +153,12 @@ async fn mutual_tls_lets_in_only_clients_of_the_configured_authority() {
         .expect("alice gets in");
     assert!(res.starts_with("HTTP/1.1 200"), "{res}");
     assert!(res.contains("alice TLSv1.3 https"), "{res}");
+    // The served certificate, and the action's results, after the
+    // handshake.
+    assert!(
+        res.contains("localhost TLSv1.3 alice Example Corp"),
+        "{res}"
+    );
 
     // The authority's certificate for another organization: in at TLS,
     // refused by the rule.

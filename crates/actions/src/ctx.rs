@@ -57,6 +57,11 @@ pub struct Tls {
     pub alpn: Option<String>,
     /// The client's certificate, when it sent one (mutual TLS).
     pub client: Option<Arc<crate::certificate::Certificate>>,
+    /// The certificate the proxy served (its leaf).
+    pub server: Option<Arc<crate::certificate::Certificate>>,
+    /// A `terminate-tls` action ended this TLS (rather than the
+    /// endpoint's own `--tls-cert`): its results read these facts.
+    pub by_policy: bool,
 }
 
 impl Conn {

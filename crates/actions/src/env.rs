@@ -64,6 +64,15 @@ pub(crate) enum Field {
     ConnTlsVersion,
     /// `conn.tls.client.<FIELDS[i]>`: the client certificate of mutual TLS.
     ConnTlsClient(u8),
+    /// `conn.tls.server.<FIELDS[i]>`: the certificate the proxy served.
+    ConnTlsServer(u8),
+    /// `actions.ngrok.terminate_tls.version`, `.cipher_suite`, `.sni`
+    /// (0, 1, 2): the handshake's facts, when `terminate-tls` made it.
+    TerminateTls(u8),
+    /// `actions.ngrok.terminate_tls.client.<FIELDS[i]>`.
+    TerminateTlsClient(u8),
+    /// `actions.ngrok.terminate_tls.server.<FIELDS[i]>`.
+    TerminateTlsServer(u8),
     EndpointAddr,
     EndpointHost,
     EndpointId,
@@ -133,11 +142,23 @@ impl Field {
             "conn.tls.session_resumed" => ConnTlsSessionResumed,
             "conn.tls.sni" => ConnTlsSni,
             "conn.tls.version" => ConnTlsVersion,
-            _ if name.starts_with("conn.tls.client.") => crate::certificate::FIELDS
-                .iter()
-                .position(|f| Some(*f) == name.strip_prefix("conn.tls.client."))
-                .and_then(|i| u8::try_from(i).ok())
-                .map_or(Unavailable, ConnTlsClient),
+            _ if name.starts_with("conn.tls.client.") => {
+                certificate_field(name, "conn.tls.client.").map_or(Unavailable, ConnTlsClient)
+            }
+            _ if name.starts_with("conn.tls.server.") => {
+                certificate_field(name, "conn.tls.server.").map_or(Unavailable, ConnTlsServer)
+            }
+            "actions.ngrok.terminate_tls.version" => TerminateTls(0),
+            "actions.ngrok.terminate_tls.cipher_suite" => TerminateTls(1),
+            "actions.ngrok.terminate_tls.sni" => TerminateTls(2),
+            _ if name.starts_with("actions.ngrok.terminate_tls.client.") => {
+                certificate_field(name, "actions.ngrok.terminate_tls.client.")
+                    .map_or(Unavailable, TerminateTlsClient)
+            }
+            _ if name.starts_with("actions.ngrok.terminate_tls.server.") => {
+                certificate_field(name, "actions.ngrok.terminate_tls.server.")
+                    .map_or(Unavailable, TerminateTlsServer)
+            }
             "endpoint.addr" => EndpointAddr,
             "endpoint.host" => EndpointHost,
             "endpoint.id" => EndpointId,
@@ -168,6 +189,16 @@ impl Field {
 }
 
 /// The index of variable `name` in the schema.
+/// The index in [`crate::certificate::FIELDS`] of the certificate field
+/// `name` names under `prefix`.
+fn certificate_field(name: &str, prefix: &str) -> Option<u8> {
+    let field = name.strip_prefix(prefix)?;
+    crate::certificate::FIELDS
+        .iter()
+        .position(|f| *f == field)
+        .and_then(|i| u8::try_from(i).ok())
+}
+
 pub(crate) fn schema_index(name: &str) -> Option<u16> {
     schema::variables()
         .iter()

@@ -134,7 +134,6 @@ pub fn env(phase: Phase) -> Env {
 }
 
 const ALL: &[Phase] = &[Phase::TcpConnect, Phase::HttpRequest, Phase::HttpResponse];
-const TCP: &[Phase] = &[Phase::TcpConnect];
 const REQ: &[Phase] = &[Phase::HttpRequest];
 const RES: &[Phase] = &[Phase::HttpResponse];
 const HTTP: &[Phase] = &[Phase::HttpRequest, Phase::HttpResponse];
@@ -729,7 +728,7 @@ fn owasp(t: &mut Table) {
 }
 
 fn terminate_tls(t: &mut Table) {
-    declare!(t, TCP, {
+    declare!(t, ALL, {
         "actions.ngrok.terminate_tls.version" => Type::String, "The TLS version `terminate-tls` negotiated.";
         "actions.ngrok.terminate_tls.cipher_suite" => Type::String, "The cipher suite `terminate-tls` negotiated.";
         "actions.ngrok.terminate_tls.sni" => Type::String, "The host name the client sent in the SNI extension.";
@@ -739,17 +738,17 @@ fn terminate_tls(t: &mut Table) {
     });
     certificate!(
         t,
-        TCP,
+        ALL,
         "actions.ngrok.terminate_tls.client",
         "the client certificate"
     );
     certificate!(
         t,
-        TCP,
+        ALL,
         "actions.ngrok.terminate_tls.server",
         "ngrok's server certificate"
     );
-    action_error!(t, TCP, "actions.ngrok.terminate_tls");
+    action_error!(t, ALL, "actions.ngrok.terminate_tls");
 }
 
 fn ai_gateway(t: &mut Table) {

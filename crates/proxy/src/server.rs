@@ -477,6 +477,8 @@ async fn connection(
     // action's rule did not match).
     let mut connected = false;
     let mut acceptor = site.tls.clone();
+    let mut served = site.identity.as_ref().and_then(|id| id.leaf());
+    let mut by_policy = false;
     let pipeline = site.pipeline.load_full();
     if pipeline.terminates_tls() {
         let conn = Arc::new(Conn::new(client, server, None));
@@ -488,7 +490,11 @@ async fn connection(
         connected = true;
         if let Some(t) = ctx.tls_termination() {
             match site.terminations.acceptor(t, site.identity.as_deref()) {
-                Ok(a) => acceptor = Some(a),
+                Ok(s) => {
+                    acceptor = Some(s.acceptor);
+                    served = s.certificate;
+                    by_policy = true;
+                }
                 Err(e) => {
                     // A termination that cannot be made is no plain-text
                     // connection: it is closed, and said.
@@ -512,7 +518,8 @@ async fn connection(
                     }
                     Err(_) => return,
                 };
-            let conn = Arc::new(Conn::new(client, server, Some(tls::facts(&stream))));
+            let facts = tls::facts(&stream, served, by_policy);
+            let conn = Arc::new(Conn::new(client, server, Some(facts)));
             // Over TLS, the version is the one ALPN chose.
             let proto = if tls::is_h2(&stream) {
                 Proto::Http2

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use portcullis_actions::Tls;
+use portcullis_actions::certificate::Certificate;
 use portcullis_actions::terminate_tls::{self, ClientAuth, TlsTermination, TlsVersion};
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
@@ -22,6 +23,23 @@ use crate::config::TlsFiles;
 pub(crate) struct Identity {
     certs: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
+    /// The leaf, parsed once, for `conn.tls.server.*`.
+    leaf: Option<Arc<Certificate>>,
+}
+
+impl Identity {
+    /// The certificate served, parsed.
+    pub(crate) fn leaf(&self) -> Option<Arc<Certificate>> {
+        self.leaf.clone()
+    }
+}
+
+/// The leaf of a chain, parsed.
+fn leaf(certs: &[CertificateDer<'_>]) -> Option<Arc<Certificate>> {
+    certs
+        .first()
+        .and_then(|der| Certificate::from_der(der))
+        .map(Arc::new)
 }
 
 /// Builds the acceptor for an endpoint, and keeps its identity for the
@@ -51,7 +69,8 @@ fn identity(files: &TlsFiles) -> Result<Identity, String> {
         ));
     }
     let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| read_error(&files.key, e))?;
-    Ok(Identity { certs, key })
+    let leaf = leaf(&certs);
+    Ok(Identity { certs, key, leaf })
 }
 
 /// The acceptors `terminate-tls` asked for, by termination: a handshake
@@ -59,7 +78,14 @@ fn identity(files: &TlsFiles) -> Result<Identity, String> {
 /// kept (a policy whose certificate changes per connection would
 /// otherwise grow it without end).
 #[derive(Default)]
-pub(crate) struct Terminations(std::sync::Mutex<Vec<(Arc<TlsTermination>, TlsAcceptor)>>);
+pub(crate) struct Terminations(std::sync::Mutex<Vec<(Arc<TlsTermination>, Served)>>);
+
+/// How a termination serves: its acceptor and its certificate, parsed.
+#[derive(Clone)]
+pub(crate) struct Served {
+    pub(crate) acceptor: TlsAcceptor,
+    pub(crate) certificate: Option<Arc<Certificate>>,
+}
 
 const MAX_TERMINATIONS: usize = 64;
 
@@ -70,7 +96,7 @@ impl Terminations {
         &self,
         t: &Arc<TlsTermination>,
         default: Option<&Identity>,
-    ) -> Result<TlsAcceptor, String> {
+    ) -> Result<Served, String> {
         let mut kept = match self.0.lock() {
             Ok(k) => k,
             Err(p) => p.into_inner(),
@@ -78,17 +104,25 @@ impl Terminations {
         if let Some((_, a)) = kept.iter().find(|(k, _)| Arc::ptr_eq(k, t) || **k == **t) {
             return Ok(a.clone());
         }
-        let acceptor = TlsAcceptor::from(Arc::new(server_config(t, default)?));
+        let (config, certificate) = server_config(t, default)?;
+        let served = Served {
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+            certificate,
+        };
         if kept.len() >= MAX_TERMINATIONS {
             kept.remove(0);
         }
-        kept.push((t.clone(), acceptor.clone()));
-        Ok(acceptor)
+        kept.push((t.clone(), served.clone()));
+        Ok(served)
     }
 }
 
-/// The rustls configuration of a termination.
-fn server_config(t: &TlsTermination, default: Option<&Identity>) -> Result<ServerConfig, String> {
+/// The rustls configuration of a termination, and the certificate it
+/// serves.
+fn server_config(
+    t: &TlsTermination,
+    default: Option<&Identity>,
+) -> Result<(ServerConfig, Option<Arc<Certificate>>), String> {
     use rustls::server::WebPkiClientVerifier;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let (certs, key) = match (&t.certificate, &t.private_key) {
@@ -111,6 +145,7 @@ fn server_config(t: &TlsTermination, default: Option<&Identity>) -> Result<Serve
             }
         },
     };
+    let served = leaf(&certs);
     let versions: Vec<&'static rustls::SupportedProtocolVersion> = [
         (TlsVersion::V1_2, &rustls::version::TLS12),
         (TlsVersion::V1_3, &rustls::version::TLS13),
@@ -160,7 +195,7 @@ fn server_config(t: &TlsTermination, default: Option<&Identity>) -> Result<Serve
         .with_single_cert(certs, key)
         .map_err(|e| format!("the certificate and key: {e}"))?;
     config.alpn_protocols = t.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
-    Ok(config)
+    Ok((config, served))
 }
 
 /// `require-any`: a client certificate is required, and the handshake's
@@ -225,10 +260,17 @@ fn read_error(path: &Path, e: impl std::fmt::Display) -> String {
     format!("{}: {e}", path.display())
 }
 
-/// What the handshake agreed, for `conn.tls.*`.
-pub(crate) fn facts<IO>(stream: &TlsStream<IO>) -> Tls {
+/// What the handshake agreed, for `conn.tls.*`: `server` is the
+/// certificate served, `by_policy` whether `terminate-tls` chose it.
+pub(crate) fn facts<IO>(
+    stream: &TlsStream<IO>,
+    server: Option<Arc<Certificate>>,
+    by_policy: bool,
+) -> Tls {
     let (_, conn) = stream.get_ref();
     Tls {
+        server,
+        by_policy,
         version: conn
             .protocol_version()
             .map(|v| match v {
@@ -249,7 +291,7 @@ pub(crate) fn facts<IO>(stream: &TlsStream<IO>) -> Tls {
         client: conn
             .peer_certificates()
             .and_then(|chain| chain.first())
-            .and_then(|der| portcullis_actions::certificate::Certificate::from_der(der))
+            .and_then(|der| Certificate::from_der(der))
             .map(std::sync::Arc::new),
     }
 }

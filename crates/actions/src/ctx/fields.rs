@@ -139,6 +139,31 @@ impl RequestCtx {
             ConnTlsAlpn => text(conn.tls.as_ref()?.alpn.as_deref().unwrap_or("")),
             ConnTlsSessionResumed => Value::Bool(false),
             ConnTlsClient(i) => borrow(conn.tls.as_ref()?.client.as_ref()?.field(usize::from(i))?),
+            ConnTlsServer(i) => borrow(conn.tls.as_ref()?.server.as_ref()?.field(usize::from(i))?),
+            TerminateTls(i) => {
+                let tls = conn.tls.as_ref().filter(|t| t.by_policy)?;
+                match i {
+                    0 => text(&tls.version),
+                    1 => text(&tls.cipher_suite),
+                    _ => text(tls.sni.as_deref().unwrap_or("")),
+                }
+            }
+            TerminateTlsClient(i) => borrow(
+                conn.tls
+                    .as_ref()
+                    .filter(|t| t.by_policy)?
+                    .client
+                    .as_ref()?
+                    .field(usize::from(i))?,
+            ),
+            TerminateTlsServer(i) => borrow(
+                conn.tls
+                    .as_ref()
+                    .filter(|t| t.by_policy)?
+                    .server
+                    .as_ref()?
+                    .field(usize::from(i))?,
+            ),
             EndpointAddr => Value::string(ep.addr()),
             EndpointHost => text(&ep.host),
             EndpointId => text(&ep.id),
