@@ -233,6 +233,10 @@ async fn request_and_require_any_strategies_hold_as_documented() {
                 "${conn.tls.client.subject.common_name}",
                 "${has(conn.tls.client.subject) ? conn.tls.client.subject.common_name : 'anonymous'}",
             )
+            .replace(
+                "${actions.ngrok.terminate_tls.client.subject.common_name}",
+                "${has(actions.ngrok.terminate_tls.client.subject) ? 'client' : 'no-client'}",
+            )
     };
     let proxy = Proxy::http(&strategy_policy("request"), up);
     let res = get(&proxy, &client(&ca, None, &tls13))
@@ -240,6 +244,10 @@ async fn request_and_require_any_strategies_hold_as_documented() {
         .expect("no certificate is fine");
     assert!(res.starts_with("HTTP/1.1 200"), "{res}");
     assert!(res.contains("anonymous TLSv1.3 https"), "{res}");
+    assert!(
+        res.contains("localhost TLSv1.3 no-client Example Corp"),
+        "{res}"
+    );
     let stranger = Ca::new("Stranger Root").sign(&[], "Example Corp", "eve", true);
     let other = get(&proxy, &client(&ca, Some(&stranger), &tls13)).await;
     assert!(other.is_err(), "a certificate sent is verified: {other:?}");
