@@ -245,3 +245,80 @@ fn unsupported_actions_are_reported_beside_other_errors() {
         "{stdout}"
     );
 }
+
+const MANIFEST: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+---
+apiVersion: ngrok.k8s.ngrok.com/v1alpha1
+kind: NgrokTrafficPolicy
+metadata:
+  name: shared
+spec:
+  policy:
+    on_http_request:
+      - expressions:
+          - req.url.path.startsWith(1)
+        actions:
+          - type: deny
+---
+apiVersion: ngrok.k8s.ngrok.com/v1alpha1
+kind: AgentEndpoint
+metadata:
+  name: api
+spec:
+  url: https://api.example.com
+  trafficPolicy:
+    inline:
+      on_http_request:
+        - actions:
+            - type: deni
+---
+apiVersion: ngrok.k8s.ngrok.com/v1alpha1
+kind: CloudEndpoint
+metadata:
+  name: front
+spec:
+  url: https://www.example.com
+  trafficPolicyName: elsewhere
+---
+apiVersion: ngrok.k8s.ngrok.com/v1alpha1
+kind: AgentEndpoint
+metadata:
+  name: uses-shared
+spec:
+  url: https://x.example.com
+  trafficPolicy:
+    targetRef:
+      name: shared
+";
+
+/// The ngrok operator's resources are policy input: every policy of a
+/// multi-document manifest is checked, each finding on its line of the
+/// manifest; a reference to a policy the file does not hold is a warning,
+/// one it holds is not.
+#[test]
+fn kubernetes_manifests_are_checked_policy_by_policy() {
+    let dir = std::env::temp_dir().join(format!("portcullis-lint-k8s-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("manifest.yaml");
+    std::fs::write(&path, MANIFEST).expect("write");
+    let out = lint(&["--format", "short", path.to_str().expect("utf-8")]);
+    let stdout = text(&out.stdout);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let findings: Vec<&str> = stdout
+        .lines()
+        .map(|l| l.split_once("manifest.yaml:").map_or(l, |(_, rest)| rest))
+        .collect();
+    assert_eq!(
+        findings,
+        [
+            "14:13: error[E0012]: no matching overload for `string.startsWith(int)` (help: expected string.startsWith(string) -> bool)",
+            "28:21: error[E0107]: unknown action type `deni` (help: did you mean `deny`?)",
+            "36:22: warning[manifest-reference]: `CloudEndpoint/front` uses the NgrokTrafficPolicy `elsewhere`, which is not in this file (help: that policy is checked where it is; lint its file too)",
+        ],
+        "{stdout}"
+    );
+}

@@ -654,6 +654,49 @@ fn an_unsupported_action_stops_the_start_rather_than_being_skipped() {
     assert!(err.contains("error[E0141]"), "{err}");
 }
 
+/// A Kubernetes manifest runs as the policy its one ngrok resource
+/// carries; a manifest with two is refused, naming them, rather than one
+/// of them picked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_runs_the_policy_it_carries() {
+    let endpoint = "apiVersion: ngrok.k8s.ngrok.com/v1alpha1
+kind: AgentEndpoint
+metadata:
+  name: api
+spec:
+  url: https://api.example.com
+  upstream:
+    url: http://api:8080
+  trafficPolicy:
+    inline:
+      on_http_request:
+        - expressions: [\"req.url.path == '/admin'\"]
+          actions:
+            - type: deny
+              config:
+                status_code: 404
+";
+    let manifest =
+        format!("apiVersion: v1\nkind: Service\nmetadata:\n  name: api\n---\n{endpoint}");
+    let up = echo().await;
+    let proxy = Proxy::http(&manifest, up);
+    assert_eq!(
+        get(&proxy.url("/admin"), &[]).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(get(&proxy.url("/"), &[]).await.status, StatusCode::OK);
+
+    let two = format!(
+        "{endpoint}---\n{}",
+        endpoint.replace("name: api", "name: web")
+    );
+    let err = refused_start(&two);
+    assert!(
+        err.contains("error[E0160]: this manifest holds 2 Traffic Policies (AgentEndpoint/api, AgentEndpoint/web)"),
+        "{err}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_and_health_are_served_on_the_admin_listener() {
     let up = echo().await;

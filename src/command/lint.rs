@@ -75,23 +75,33 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
             .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
         let (src, diags) = match String::from_utf8(bytes) {
             Ok(src) => {
-                let (policy, mut diags) = portcullis_policy::check(&src);
-                if let Some(gateway) = gateway {
-                    diags.extend(portcullis_policy::gateway::check(&policy, gateway));
+                // A policy file, or each policy a Kubernetes manifest
+                // carries.
+                let (policies, mut diags) = portcullis_policy::check_all(&src);
+                for checked in &policies {
+                    let policy = &checked.policy;
+                    if let Some(gateway) = gateway {
+                        diags.extend(portcullis_policy::gateway::check(policy, gateway));
+                    }
+                    // What lint accepts, the proxy runs: a policy without
+                    // errors is also compiled as the proxy compiles it.
+                    let inside = |d: &Diagnostic| {
+                        d.is_error()
+                            && (checked.resource.is_none()
+                                || (d.span.start >= checked.span.start
+                                    && d.span.end <= checked.span.end))
+                    };
+                    if diags.iter().any(inside) {
+                        diags.extend(portcullis_runtime::Pipeline::unsupported(policy));
+                    } else if let Err(errors) = portcullis_runtime::Pipeline::compile(
+                        policy,
+                        &src,
+                        &portcullis_runtime::Options::default(),
+                    ) {
+                        diags.extend(errors);
+                    }
                 }
-                // What lint accepts, the proxy runs: a policy without
-                // errors is also compiled as the proxy compiles it.
-                if diags.iter().any(Diagnostic::is_error) {
-                    diags.extend(portcullis_runtime::Pipeline::unsupported(&policy));
-                    diags.sort_by_key(|d| (d.span.start, d.span.end));
-                } else if let Err(errors) = portcullis_runtime::Pipeline::compile(
-                    &policy,
-                    &src,
-                    &portcullis_runtime::Options::default(),
-                ) {
-                    diags.extend(errors);
-                    diags.sort_by_key(|d| (d.span.start, d.span.end));
-                }
+                diags.sort_by_key(|d| (d.span.start, d.span.end));
                 (src, diags)
             }
             // A file that is not text is a finding about that file, not a

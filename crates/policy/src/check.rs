@@ -10,15 +10,104 @@ use crate::code;
 use crate::config::{self, FieldKind};
 use crate::document::{self, Action, Policy};
 use crate::interpolate;
+use crate::manifest;
 use crate::rules;
 use crate::schema::{self, Phase};
 use crate::yaml;
 
-/// Checks a policy file. Returns the policy as far as it could be read and
-/// every problem, sorted by position.
+/// Checks a policy file, as the proxy runs it: one policy, or a
+/// Kubernetes manifest that carries exactly one. Returns the policy as far
+/// as it could be read and every problem, sorted by position.
 pub fn check(src: &str) -> (Policy, Vec<Diagnostic>) {
-    let (root, mut diags) = yaml::parse(src);
-    let (policy, structure) = document::lower(root.as_ref());
+    let (policies, mut diags) = check_all(src);
+    if policies.len() > 1 {
+        let names: Vec<&str> = policies
+            .iter()
+            .filter_map(|c| c.resource.as_deref())
+            .collect();
+        diags.push(
+            Diagnostic::error(
+                code::MANIFEST,
+                policies[1].span,
+                format!(
+                    "this manifest holds {} Traffic Policies ({}); the proxy runs one per file",
+                    policies.len(),
+                    names.join(", ")
+                ),
+            )
+            .with_help("give each endpoint a file of its own; `portcullis lint` checks them all"),
+        );
+        diags.sort_by_key(|d| (d.span.start, d.span.end));
+    }
+    let policy = policies
+        .into_iter()
+        .next()
+        .map(|c| c.policy)
+        .unwrap_or_default();
+    (policy, diags)
+}
+
+/// A policy of a file, checked.
+#[derive(Clone, Debug)]
+pub struct Checked {
+    /// The resource that carries it in a manifest (`AgentEndpoint/api`);
+    /// `None` for a policy file.
+    pub resource: Option<String>,
+    /// Where the policy document is in the file.
+    pub span: Span,
+    /// The policy, as far as it could be read.
+    pub policy: Policy,
+}
+
+/// Checks every policy of a file: the file's one policy (resource `None`),
+/// or each one a Kubernetes manifest carries, named by its resource
+/// (`AgentEndpoint/api`). Diagnostics point into the file either way.
+pub fn check_all(src: &str) -> (Vec<Checked>, Vec<Diagnostic>) {
+    let (roots, stream_diags) = yaml::parse_stream(src);
+    match manifest::read(&roots) {
+        manifest::Input::Policy => {
+            let (root, mut diags) = yaml::parse(src);
+            let span = root.as_ref().map_or(Span::new(0, 0), |r| r.span);
+            let policy = check_root(src, root.as_ref(), &mut diags);
+            diags.sort_by_key(|d| (d.span.start, d.span.end));
+            let checked = Checked {
+                resource: None,
+                span,
+                policy,
+            };
+            (vec![checked], diags)
+        }
+        manifest::Input::Manifest(found, mut diags) => {
+            diags.extend(stream_diags);
+            if found.is_empty() {
+                diags.push(
+                    Diagnostic::error(
+                        code::MANIFEST,
+                        Span::new(0, 0),
+                        "this manifest carries no ngrok Traffic Policy",
+                    )
+                    .with_help(
+                        "policies are read from NgrokTrafficPolicy, AgentEndpoint and CloudEndpoint resources",
+                    ),
+                );
+            }
+            let policies = found
+                .into_iter()
+                .map(|e| Checked {
+                    policy: check_root(src, Some(e.policy), &mut diags),
+                    resource: Some(e.resource),
+                    span: e.policy.span,
+                })
+                .collect();
+            diags.sort_by_key(|d| (d.span.start, d.span.end));
+            (policies, diags)
+        }
+    }
+}
+
+/// Checks the policy document at `root` of `src`, adding to `diags`.
+fn check_root(src: &str, root: Option<&yaml::Node>, diags: &mut Vec<Diagnostic>) -> Policy {
+    let (policy, structure) = document::lower(root);
     diags.extend(structure);
     let envs = Envs::default();
     let options = CompileOptions {
@@ -29,21 +118,20 @@ pub fn check(src: &str) -> (Policy, Vec<Diagnostic>) {
         let env = envs.get(phase.phase);
         for rule in &phase.rules {
             for expr in &rule.expressions {
-                check_expression(expr, env, &options, src, &mut diags);
+                check_expression(expr, env, &options, src, diags);
             }
             for action in &rule.actions {
                 diags.extend(config::check(action, phase.phase, src));
                 // An action in a phase that does not run it is reported
                 // by `config`; its CEL would only add noise.
                 if config::runs_in(action, phase.phase) {
-                    check_config_cel(action, &envs, phase.phase, src, &mut diags);
+                    check_config_cel(action, &envs, phase.phase, src, diags);
                 }
             }
         }
     }
     diags.extend(rules::check(&policy, src));
-    diags.sort_by_key(|d| (d.span.start, d.span.end));
-    (policy, diags)
+    policy
 }
 
 /// Checks one condition: its CEL diagnostics mapped into the file, then

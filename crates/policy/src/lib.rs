@@ -19,11 +19,12 @@ pub mod document;
 pub mod functions;
 pub mod gateway;
 pub mod interpolate;
+pub mod manifest;
 mod rules;
 pub mod schema;
 pub mod yaml;
 
-pub use crate::check::check;
+pub use crate::check::{Checked, check, check_all};
 
 /// Stable codes of policy diagnostics (`docs/diagnostics.md`). CEL's own
 /// codes are `E0001`–`E0099` (`portcullis_cel::diagnostic::code`).
@@ -126,6 +127,10 @@ pub mod code {
         /// service sends it to the client, its HTTP service would take it
         /// as an allow (Portcullis answers 500 there instead).
         pub const FORWARD_AUTH_200: &str = "forward-auth-200";
+        // Lint: manifest-reference
+        /// A manifest's endpoint that uses an `NgrokTrafficPolicy` the file
+        /// does not hold: that policy is checked where it is.
+        pub const MANIFEST_REFERENCE: &str = "manifest-reference";
     }
 
     // Diagnostic: E0130
@@ -149,4 +154,8 @@ pub mod code {
     /// A rule or action that cannot work behind the gateway the policy is
     /// loaded for (forward-auth): it would be skipped in silence.
     pub const GATEWAY: &str = "E0150";
+    // Diagnostic: E0160
+    /// A Kubernetes manifest that carries no Traffic Policy, a document of
+    /// it that is no resource, or (for the proxy) more than one policy.
+    pub const MANIFEST: &str = "E0160";
 }

@@ -188,14 +188,29 @@ pub fn is_null(s: &str) -> bool {
 }
 
 /// Parses `src`. Returns the first document's root (or `None` when there is
-/// none, or it could not be built) and every problem found.
+/// none, or it could not be built) and every problem found; a second
+/// document is an error.
 pub fn parse(src: &str) -> (Option<Node>, Vec<Diagnostic>) {
+    let (mut roots, diags) = parse_documents(src, false);
+    let root = (!roots.is_empty()).then(|| roots.swap_remove(0));
+    (root, diags)
+}
+
+/// Parses a stream of documents (`---` between them, as Kubernetes
+/// manifests come): every document's root, and every problem found.
+pub fn parse_stream(src: &str) -> (Vec<Node>, Vec<Diagnostic>) {
+    parse_documents(src, true)
+}
+
+fn parse_documents(src: &str, stream: bool) -> (Vec<Node>, Vec<Diagnostic>) {
     let offsets = CharOffsets::new(src);
     let mut builder = Builder {
         src,
         stack: Vec::new(),
         anchors: HashMap::new(),
         root: None,
+        roots: Vec::new(),
+        stream,
         nodes: 0,
         documents: 0,
         diags: Vec::new(),
@@ -221,11 +236,12 @@ pub fn parse(src: &str) -> (Option<Node>, Vec<Diagnostic>) {
                     Span::new(at.min(src.len()), end),
                     format!("invalid YAML: {}", e.info()),
                 ));
-                return (None, builder.diags);
+                return (Vec::new(), builder.diags);
             }
         }
     }
-    (builder.root, builder.diags)
+    builder.end_document();
+    (builder.roots, builder.diags)
 }
 
 /// Converts saphyr's character indices to byte offsets.
@@ -263,6 +279,10 @@ struct Builder<'s> {
     stack: Vec<Open>,
     anchors: HashMap<usize, Node>,
     root: Option<Node>,
+    /// The finished documents' roots.
+    roots: Vec<Node>,
+    /// Several documents are allowed.
+    stream: bool,
     nodes: usize,
     documents: usize,
     diags: Vec<Diagnostic>,
@@ -274,7 +294,7 @@ impl Builder<'_> {
         match event {
             Event::DocumentStart(_) => {
                 self.documents += 1;
-                if self.documents > 1 {
+                if self.documents > 1 && !self.stream {
                     self.diags.push(Diagnostic::error(code::YAML, span, "a policy file holds one document").with_help("remove the second `---` and what follows, or move it to its own file"));
                     return false;
                 }
@@ -334,9 +354,20 @@ impl Builder<'_> {
                     .diags
                     .push(Diagnostic::error(code::YAML, span, "unknown alias")),
             },
-            Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Nothing => {}
+            Event::DocumentEnd => self.end_document(),
+            Event::StreamStart | Event::StreamEnd | Event::Nothing => {}
         }
         true
+    }
+
+    /// Keeps the document's root, if it has one (an empty document between
+    /// two `---` has none).
+    fn end_document(&mut self) {
+        if let Some(root) = self.root.take() {
+            self.roots.push(root);
+        }
+        // Anchors do not cross documents.
+        self.anchors.clear();
     }
 
     /// Adds a finished node of `size` nodes (more than one for an expanded
