@@ -654,6 +654,66 @@ fn an_unsupported_action_stops_the_start_rather_than_being_skipped() {
     assert!(err.contains("error[E0141]"), "{err}");
 }
 
+/// `--ip-intelligence` names MaxMind DB files; a client they do not know
+/// (this loopback one) reads as empty values, so a geo rule does not
+/// fail on it. Without them, the proxy says at load where the policy
+/// reads what it will not have.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ip_intelligence_comes_from_the_databases_the_deployment_names() {
+    let policy = r#"
+on_http_request:
+  - expressions: ["conn.geo.country_code in ['KP']"]
+    actions:
+      - type: deny
+  - actions:
+      - type: add-headers
+        config:
+          headers:
+            x-geo: "[${conn.geo.country_code}] [${string(conn.client_ip.as.number)}] [${string(conn.client_ip.is_tor_node)}]"
+"#;
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/actions/tests/data/maxmind");
+    let dbs: Vec<String> = [
+        "GeoIP2-City-Test.mmdb",
+        "GeoLite2-ASN-Test.mmdb",
+        "GeoIP2-Anonymous-IP-Test.mmdb",
+    ]
+    .iter()
+    .flat_map(|f| {
+        [
+            "--ip-intelligence".to_owned(),
+            dir.join(f).display().to_string(),
+        ]
+    })
+    .collect();
+    let up = echo().await;
+    let proxy = Proxy::http_with(
+        policy,
+        up,
+        &dbs.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let res = get(&proxy.url("/"), &[]).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(res.echo()["headers"]["x-geo"][0], "[] [0] [false]");
+    assert!(!proxy.log().contains("deployment-data"), "{}", proxy.log());
+
+    let bare = Proxy::http(policy, up);
+    assert!(
+        bare.wait_for_log(
+            "policy.yml:3:20: warning[deployment-data]: `conn.geo.country_code` is absent"
+        ),
+        "{}",
+        bare.log()
+    );
+    let res = get(&bare.url("/"), &[]).await;
+    assert_eq!(
+        res.status,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "{}",
+        res.text()
+    );
+}
+
 /// A Kubernetes manifest runs as the policy its one ngrok resource
 /// carries; a manifest with two is refused, naming them, rather than one
 /// of them picked.

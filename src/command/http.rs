@@ -65,6 +65,11 @@ pub(crate) struct HttpArgs {
     /// mapping `ipp_…` ids to `allow` and `deny` CIDR lists.
     #[arg(long, value_name = "FILE")]
     ip_policies: Option<PathBuf>,
+    /// A MaxMind DB file (GeoIP2/GeoLite2 City or Country, ASN, Anonymous
+    /// IP) for `conn.geo.*` and the IP intelligence variables; repeat for
+    /// each.
+    #[arg(long, value_name = "FILE")]
+    ip_intelligence: Vec<PathBuf>,
     /// Send the signed-in user's identity upstream: `X-Forwarded-User`,
     /// `-Email`, `-Groups`, `-Preferred-Username` and a signed
     /// `X-Portcullis-Jwt-Assertion` (keys at
@@ -179,6 +184,7 @@ pub(crate) fn http(args: &HttpArgs) -> anyhow::Result<ExitCode> {
             None => portcullis_actions::IpPolicies::new(),
         },
         oauth_apps: portcullis_actions::OAuthApps::new(),
+        ip_intelligence: args.ip_intelligence.clone(),
     };
     run(config, &args.run, None)
 }
@@ -260,6 +266,7 @@ pub(crate) fn forward_auth(args: &ForwardAuthArgs) -> anyhow::Result<ExitCode> {
         },
         ip_policies: portcullis_actions::IpPolicies::new(),
         oauth_apps: portcullis_actions::OAuthApps::new(),
+        ip_intelligence: Vec::new(),
     };
     run(config, &args.run, None)
 }
@@ -313,6 +320,7 @@ pub(crate) fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         identity: IdentityConfig::default(),
         ip_policies: portcullis_actions::IpPolicies::new(),
         oauth_apps: portcullis_actions::OAuthApps::new(),
+        ip_intelligence: Vec::new(),
     };
     let res = run(config, &args.run, Some(policy.display().to_string()));
     let _ = std::fs::remove_dir_all(&dir);

@@ -42,6 +42,9 @@ pub struct Conn {
     client_ip: String,
     client_ip_value: http::HeaderValue,
     server_ip: String,
+    /// What the IP intelligence databases say of the client's and the
+    /// server's address, looked up when first read.
+    intel: [OnceLock<crate::ip_intel::Facts>; 2],
 }
 
 /// TLS facts of a connection.
@@ -77,7 +80,23 @@ impl Conn {
                 .unwrap_or_else(|_| http::HeaderValue::from_static("")),
             client_ip,
             server_ip: canonical(server.ip()).to_string(),
+            intel: [OnceLock::new(), OnceLock::new()],
         }
+    }
+
+    /// What `intel` says of the server's (`server`) or the client's
+    /// address, looked up once per connection.
+    pub(crate) fn ip_facts(
+        &self,
+        intel: &crate::ip_intel::IpIntel,
+        server: bool,
+    ) -> &crate::ip_intel::Facts {
+        let ip = if server {
+            self.server.ip()
+        } else {
+            self.client.ip()
+        };
+        self.intel[usize::from(server)].get_or_init(|| intel.lookup(canonical(ip)))
     }
 
     /// The client's IP address as text (IPv4-mapped addresses as IPv4).
@@ -108,6 +127,8 @@ pub struct Endpoint {
     /// How request paths are canonicalized at this endpoint; URLs that
     /// actions build are canonicalized the same way.
     pub canon: portcullis_canon::Options,
+    /// The deployment's IP intelligence databases, if it names any.
+    pub ip_intel: Option<Arc<crate::ip_intel::IpIntel>>,
 }
 
 impl Endpoint {
@@ -123,6 +144,7 @@ impl Endpoint {
             port: uri.port_u16().unwrap_or(default_port),
             protocol,
             canon: portcullis_canon::Options::default(),
+            ip_intel: None,
         }
     }
 

@@ -66,6 +66,9 @@ pub(crate) enum Field {
     ConnTlsClient(u8),
     /// `conn.tls.server.<FIELDS[i]>`: the certificate the proxy served.
     ConnTlsServer(u8),
+    /// What the IP intelligence databases say of the client's address
+    /// (`false`) or the server's (`true`).
+    Intel(bool, Intel),
     /// `actions.ngrok.terminate_tls.version`, `.cipher_suite`, `.sni`
     /// (0, 1, 2): the handshake's facts, when `terminate-tls` made it.
     TerminateTls(u8),
@@ -148,6 +151,7 @@ impl Field {
             _ if name.starts_with("conn.tls.server.") => {
                 certificate_field(name, "conn.tls.server.").map_or(Unavailable, ConnTlsServer)
             }
+            _ if intel(name).is_some() => intel(name).map_or(Unavailable, |(s, f)| Intel(s, f)),
             "actions.ngrok.terminate_tls.version" => TerminateTls(0),
             "actions.ngrok.terminate_tls.cipher_suite" => TerminateTls(1),
             "actions.ngrok.terminate_tls.sni" => TerminateTls(2),
@@ -189,6 +193,76 @@ impl Field {
 }
 
 /// The index of variable `name` in the schema.
+/// A fact of IP intelligence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Intel {
+    City,
+    Continent,
+    Country,
+    CountryCode,
+    IsEu,
+    Latitude,
+    Longitude,
+    MetroCode,
+    PostalCode,
+    Radius,
+    Subdivision,
+    Timezone,
+    RegisteredContinent,
+    RegisteredCountry,
+    RegisteredCountryCode,
+    RegisteredIsEu,
+    AsNumber,
+    AsOrganization,
+    Categories,
+    IsTorNode,
+}
+
+/// The IP intelligence fact `name` reads, and whether of the server's
+/// address: `conn.geo.*` (ngrok's older names), `conn.client_ip.*` and
+/// `conn.server_ip.*`. The facts no database here gives
+/// (`is_on_blocklist`, a registered location's city) are not among them.
+fn intel(name: &str) -> Option<(bool, Intel)> {
+    use Intel::*;
+    let location = |f: &str| {
+        Some(match f {
+            "city" => City,
+            "continent" => Continent,
+            "country" => Country,
+            "country_code" => CountryCode,
+            "is_eu" => IsEu,
+            "latitude" => Latitude,
+            "longitude" => Longitude,
+            "metro_code" => MetroCode,
+            "postal_code" => PostalCode,
+            "radius" => Radius,
+            "subdivision" => Subdivision,
+            "timezone" => Timezone,
+            _ => return None,
+        })
+    };
+    if let Some(f) = name.strip_prefix("conn.geo.") {
+        return location(f).map(|f| (false, f));
+    }
+    let (server, rest) = if let Some(rest) = name.strip_prefix("conn.client_ip.") {
+        (false, rest)
+    } else {
+        (true, name.strip_prefix("conn.server_ip.")?)
+    };
+    let fact = match rest {
+        "as.number" => AsNumber,
+        "as.organization" => AsOrganization,
+        "categories" => Categories,
+        "is_tor_node" => IsTorNode,
+        "geo.registered_location.continent" => RegisteredContinent,
+        "geo.registered_location.country" => RegisteredCountry,
+        "geo.registered_location.country_code" => RegisteredCountryCode,
+        "geo.registered_location.is_eu" => RegisteredIsEu,
+        _ => location(rest.strip_prefix("geo.location.")?)?,
+    };
+    Some((server, fact))
+}
+
 /// The index in [`crate::certificate::FIELDS`] of the certificate field
 /// `name` names under `prefix`.
 fn certificate_field(name: &str, prefix: &str) -> Option<u8> {

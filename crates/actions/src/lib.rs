@@ -30,6 +30,7 @@ mod headers;
 mod http_request;
 pub mod identity;
 mod intern;
+pub mod ip_intel;
 mod jwks;
 mod jwt_validation;
 mod jwt_validation_rules;

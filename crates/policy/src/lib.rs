@@ -127,6 +127,10 @@ pub mod code {
         /// service sends it to the client, its HTTP service would take it
         /// as an allow (Portcullis answers 500 there instead).
         pub const FORWARD_AUTH_200: &str = "forward-auth-200";
+        // Lint: deployment-data
+        /// A policy reads IP intelligence (`conn.geo.*`) where the
+        /// deployment names no databases: said by the proxy at load.
+        pub const DEPLOYMENT_DATA: &str = "deployment-data";
         // Lint: manifest-reference
         /// A manifest's endpoint that uses an `NgrokTrafficPolicy` the file
         /// does not hold: that policy is checked where it is.

@@ -77,6 +77,9 @@ pub struct Config {
     /// `PORTCULLIS_OAUTH_<PROVIDER>_CLIENT_ID` and `_CLIENT_SECRET` add to
     /// them at start.
     pub oauth_apps: portcullis_actions::OAuthApps,
+    /// MaxMind DB files for `conn.geo.*` and the IP intelligence variables
+    /// (`ip_intelligence:`, paths relative to the config file).
+    pub ip_intelligence: Vec<PathBuf>,
 }
 
 /// `identity:`: the signed assertion and identity headers.
@@ -311,6 +314,7 @@ impl Config {
             identity: IdentityConfig::default(),
             ip_policies: portcullis_actions::IpPolicies::new(),
             oauth_apps: portcullis_actions::OAuthApps::new(),
+            ip_intelligence: Vec::new(),
         };
         for (key, value) in top {
             match key {
@@ -430,6 +434,20 @@ impl Config {
                 }
                 "ip_policies" => {
                     config.ip_policies = ip_policies(value).map_err(|(node, m)| err(node, m))?;
+                }
+                "ip_intelligence" => {
+                    let NodeKind::Seq(items) = &value.kind else {
+                        return Err(err(
+                            Some(value),
+                            "`ip_intelligence` must be a list of MaxMind DB files".into(),
+                        ));
+                    };
+                    for item in items {
+                        let path = scalar(item).ok_or_else(|| {
+                            err(Some(item), "expected the path of a MaxMind DB file".into())
+                        })?;
+                        config.ip_intelligence.push(base.join(path));
+                    }
                 }
                 "oauth_apps" => {
                     for (provider, app) in entries(value)
@@ -837,5 +855,22 @@ mod tests {
             let err = Config::parse(bad, &dir.join("portcullis.yml")).expect_err(bad);
             assert!(err.to_string().contains(why), "{err}");
         }
+    }
+
+    #[test]
+    fn ip_intelligence_files_are_relative_to_the_config() {
+        let text = "endpoints:\n  - listen: 127.0.0.1:0\n    upstream: 3000\nip_intelligence:\n  - geo/City.mmdb\n  - /var/lib/asn.mmdb\n";
+        let config =
+            Config::parse(text, Path::new("/etc/portcullis/portcullis.yml")).expect("config");
+        assert_eq!(
+            config.ip_intelligence,
+            [
+                PathBuf::from("/etc/portcullis/geo/City.mmdb"),
+                PathBuf::from("/var/lib/asn.mmdb")
+            ]
+        );
+        let err =
+            Config::parse("ip_intelligence: City.mmdb\n", Path::new("p.yml")).expect_err("a list");
+        assert!(err.to_string().contains("must be a list"), "{err}");
     }
 }

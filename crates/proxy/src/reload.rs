@@ -21,13 +21,61 @@ const POLL: Duration = Duration::from_secs(1);
 pub fn load(path: &Path, options: &Options) -> Result<Pipeline, String> {
     let src = std::fs::read_to_string(path)
         .map_err(|e| format!("{}: cannot read the policy: {e}", path.display()))?;
-    Pipeline::load(&src, options).map_err(|diags| {
+    let pipeline = Pipeline::load(&src, options).map_err(|diags| {
         diags
             .iter()
             .map(|d| plain(path, &src, d))
             .collect::<Vec<_>>()
             .join("\n")
-    })
+    })?;
+    if !options.ip_intelligence {
+        for d in intel_reads(&src) {
+            tracing::warn!("{}", plain(path, &src, &d));
+        }
+    }
+    Ok(pipeline)
+}
+
+/// A warning at each IP intelligence variable `src` reads (its first
+/// mention per name), for a deployment without the databases: those
+/// variables are absent, and a rule that reads one fails.
+fn intel_reads(src: &str) -> Vec<Diagnostic> {
+    let mut seen: Vec<&str> = Vec::new();
+    let mut out = Vec::new();
+    for prefix in ["conn.geo.", "conn.client_ip.", "conn.server_ip."] {
+        for (at, _) in src.match_indices(prefix) {
+            let end = src[at..]
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+                .map_or(src.len(), |n| at + n);
+            let name = src[at..end].trim_end_matches('.');
+            let rest = &name[prefix.len().min(name.len())..];
+            let intel = prefix == "conn.geo."
+                || [
+                    "geo.",
+                    "as.",
+                    "categories",
+                    "is_tor_node",
+                    "is_on_blocklist",
+                ]
+                .iter()
+                .any(|p| rest.starts_with(p));
+            if !intel || seen.contains(&name) {
+                continue;
+            }
+            seen.push(name);
+            let span = portcullis_cel::Span::new(at, end);
+            out.push(
+                Diagnostic::warning(
+                    portcullis_policy::code::lint::DEPLOYMENT_DATA,
+                    span,
+                    format!("`{name}` is absent: the deployment names no IP intelligence databases"),
+                )
+                .with_help("name MaxMind DB files under `ip_intelligence:` in the config, or with `--ip-intelligence FILE`"),
+            );
+        }
+    }
+    out.sort_by_key(|d| d.span.start);
+    out
 }
 
 /// A diagnostic on one line.

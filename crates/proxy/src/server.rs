@@ -131,6 +131,8 @@ pub(crate) struct Shared {
     pub(crate) keys: portcullis_actions::session::Keys,
     /// Whether proxied requests carry the identity.
     identity_headers: bool,
+    /// The deployment's IP intelligence databases (`ip_intelligence:`).
+    ip_intel: Option<Arc<portcullis_actions::ip_intel::IpIntel>>,
 }
 
 impl Site {
@@ -227,6 +229,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         // error at load, not a rule that silently allows.
         ip_policies: Some(Arc::new(config.ip_policies.clone())),
         oauth_apps: Some(Arc::new(oauth_apps(&config.oauth_apps))),
+        ip_intelligence: !config.ip_intelligence.is_empty(),
     };
     let signer = match &config.identity.signing_key {
         Some(pem) => Signer::from_pem(pem),
@@ -234,6 +237,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     }
     .map_err(|e| StartError(format!("`identity.signing_key`: {e}")))?;
     let keys = portcullis_actions::session::Keys::new(&options.session_keys);
+    let ip_intel = if config.ip_intelligence.is_empty() {
+        None
+    } else {
+        let intel = portcullis_actions::ip_intel::IpIntel::open(&config.ip_intelligence)
+            .map_err(|e| StartError(format!("`ip_intelligence`: {e}")))?;
+        Some(Arc::new(intel))
+    };
     let shared = Arc::new(Shared {
         upstreams: Upstreams {
             pool: client,
@@ -248,6 +258,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         signer,
         keys,
         identity_headers: config.identity.upstream_headers,
+        ip_intel,
     });
     let mut sites = Vec::new();
     let mut listeners = Vec::new();
@@ -358,6 +369,7 @@ fn site(ep: &EndpointConfig, shared: &Shared) -> Result<Site, StartError> {
     };
     let mut endpoint = Endpoint::new(&url);
     endpoint.canon = ep.canon;
+    endpoint.ip_intel = shared.ip_intel.clone();
     let forward_auth_endpoints = ep.forward_auth.as_ref().map(|_| {
         ["http", "https"].map(|scheme| {
             let mut e = endpoint.clone();

@@ -53,6 +53,10 @@ pub struct Options {
     /// The deployment's OAuth apps by provider; `None` where no deployment
     /// is known (lint).
     pub oauth_apps: Option<Arc<portcullis_actions::OAuthApps>>,
+    /// Whether the deployment names IP intelligence databases
+    /// (`ip_intelligence:`): without, a policy that reads `conn.geo.*` is
+    /// warned about at load.
+    pub ip_intelligence: bool,
 }
 
 /// One action of one rule, as metrics name it.

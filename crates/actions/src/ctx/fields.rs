@@ -140,6 +140,10 @@ impl RequestCtx {
             ConnTlsSessionResumed => Value::Bool(false),
             ConnTlsClient(i) => borrow(conn.tls.as_ref()?.client.as_ref()?.field(usize::from(i))?),
             ConnTlsServer(i) => borrow(conn.tls.as_ref()?.server.as_ref()?.field(usize::from(i))?),
+            Intel(server, fact) => {
+                let facts = conn.ip_facts(ep.ip_intel.as_deref()?, server);
+                intel_value(facts, fact)?
+            }
             TerminateTls(i) => {
                 let tls = conn.tls.as_ref().filter(|t| t.by_policy)?;
                 match i {
@@ -390,4 +394,49 @@ fn nest(leaves: &[(Vec<&str>, Value<'static>)], depth: usize) -> Value<'static> 
         })
         .collect();
     map(entries)
+}
+
+/// A fact of IP intelligence; `None` (absent) when no database of its
+/// kind is configured.
+fn intel_value(facts: &crate::ip_intel::Facts, fact: crate::env::Intel) -> Option<Value<'_>> {
+    use crate::env::Intel::*;
+    if matches!(fact, AsNumber | AsOrganization) {
+        let (number, org) = facts.asn.as_ref()?;
+        return Some(match fact {
+            AsNumber => Value::Int(i64::from(*number)),
+            _ => text(org),
+        });
+    }
+    if matches!(fact, Categories | IsTorNode) {
+        let a = facts.anonymous.as_ref()?;
+        return Some(match fact {
+            IsTorNode => Value::Bool(a.tor),
+            _ => Value::list(
+                a.categories
+                    .iter()
+                    .map(|c| Value::string(c.as_str()))
+                    .collect(),
+            ),
+        });
+    }
+    let l = facts.location.as_ref()?;
+    Some(match fact {
+        City => text(&l.city),
+        Continent => text(&l.continent),
+        Country => text(&l.country),
+        CountryCode => text(&l.country_code),
+        IsEu => Value::Bool(l.is_eu),
+        Latitude => text(&l.latitude),
+        Longitude => text(&l.longitude),
+        MetroCode => text(&l.metro_code),
+        PostalCode => text(&l.postal_code),
+        Radius => text(&l.radius),
+        Subdivision => text(&l.subdivision),
+        Timezone => text(&l.timezone),
+        RegisteredContinent => text(&l.registered_continent),
+        RegisteredCountry => text(&l.registered_country),
+        RegisteredCountryCode => text(&l.registered_country_code),
+        RegisteredIsEu => Value::Bool(l.registered_is_eu),
+        AsNumber | AsOrganization | Categories | IsTorNode => return None,
+    })
 }
