@@ -310,6 +310,8 @@ struct ReqCache {
     raw_url: OnceLock<String>,
     query: OnceLock<QueryParams>,
     cookies: OnceLock<Value<'static>>,
+    /// The `User-Agent` header, parsed.
+    user_agent: OnceLock<Option<crate::user_agent::Agent>>,
 }
 
 /// Values derived from the response, built on first read.
@@ -487,6 +489,7 @@ impl RequestCtx {
         self.req_cache.cookies = OnceLock::new();
         self.req_cache.url = OnceLock::new();
         self.req_cache.raw_url = OnceLock::new();
+        self.req_cache.user_agent = OnceLock::new();
         &mut self.req_headers.0
     }
 

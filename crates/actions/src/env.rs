@@ -66,6 +66,11 @@ pub(crate) enum Field {
     ConnTlsClient(u8),
     /// `conn.tls.server.<FIELDS[i]>`: the certificate the proxy served.
     ConnTlsServer(u8),
+    /// A part of the parsed `User-Agent` (`crate::user_agent`), in the
+    /// order of `req.user_agent.name`, `.version`, `.os`, `.os_version`,
+    /// `.device`, `.is_bot`, `.is_mobile`, `.is_tablet`, `.is_desktop`,
+    /// `.url`.
+    UserAgentPart(u8),
     /// What the IP intelligence databases say of the client's address
     /// (`false`) or the server's (`true`).
     Intel(bool, Intel),
@@ -124,6 +129,16 @@ impl Field {
             "req.url.uri" => UrlUri,
             "req.url.user_password" => UrlUserPassword,
             "req.user_agent" => UserAgent,
+            "req.user_agent.name" => UserAgentPart(0),
+            "req.user_agent.version" => UserAgentPart(1),
+            "req.user_agent.os" => UserAgentPart(2),
+            "req.user_agent.os_version" => UserAgentPart(3),
+            "req.user_agent.device" => UserAgentPart(4),
+            "req.user_agent.is_bot" => UserAgentPart(5),
+            "req.user_agent.is_mobile" => UserAgentPart(6),
+            "req.user_agent.is_tablet" => UserAgentPart(7),
+            "req.user_agent.is_desktop" => UserAgentPart(8),
+            "req.user_agent.url" => UserAgentPart(9),
             "req.version" => ReqVersion,
             "res.content_encoding" => ResContentEncoding,
             "res.content_length" => ResContentLength,

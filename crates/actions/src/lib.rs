@@ -50,6 +50,7 @@ mod sse_find_replace;
 pub mod template;
 pub mod terminate_tls;
 mod url_rewrite;
+pub mod user_agent;
 mod verify_webhook;
 pub mod webhook;
 

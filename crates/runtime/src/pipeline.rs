@@ -153,6 +153,12 @@ impl Pipeline {
         src: &str,
         options: &Options,
     ) -> Result<Pipeline, Vec<Diagnostic>> {
+        if src.contains("req.user_agent.") {
+            // uap-core's regexes compile once per process, in a fraction
+            // of a second: now, beside the load, rather than on the first
+            // request that reads them.
+            std::thread::spawn(|| portcullis_actions::user_agent::parse(""));
+        }
         let mut errors = Vec::new();
         let mut decisions = Vec::new();
         let (mut tcp, mut request, mut response, mut events) =

@@ -89,6 +89,28 @@ impl RequestCtx {
             UrlUri => text(self.req.uri.path_and_query().map_or("/", |p| p.as_str())),
             UrlUserPassword => text(""),
             UserAgent => text(header_str(&self.req_headers.0, header::USER_AGENT)?),
+            UserAgentPart(i) => {
+                let agent = self
+                    .req_cache
+                    .user_agent
+                    .get_or_init(|| {
+                        let ua = header_str(&self.req_headers.0, header::USER_AGENT).unwrap_or("");
+                        crate::user_agent::parse(ua)
+                    })
+                    .as_ref()?;
+                match i {
+                    0 => text(&agent.name),
+                    1 => text(&agent.version),
+                    2 => text(&agent.os),
+                    3 => text(&agent.os_version),
+                    4 => text(&agent.device),
+                    5 => Value::Bool(agent.is_bot),
+                    6 => Value::Bool(agent.is_mobile),
+                    7 => Value::Bool(agent.is_tablet),
+                    8 => Value::Bool(agent.is_desktop),
+                    _ => text(&agent.url),
+                }
+            }
             ReqVersion => text(version(self.req.version)),
             ReqContentEncoding => list_of_header(&self.req_headers, "content-encoding"),
             // A request that announces no body has none: 0, so that

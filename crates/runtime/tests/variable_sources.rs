@@ -1,8 +1,9 @@
-//! IP intelligence in policies, read from MaxMind's own test databases
-//! (crates/actions/tests/data/maxmind): a client in London that is a Tor
-//! exit, one in Telstra's network, one no database knows, and a
-//! deployment with no databases. The connections are built here with
-//! those addresses: a test cannot connect from them.
+//! Variables with a source beyond the request: IP intelligence read from
+//! MaxMind's own test databases (crates/actions/tests/data/maxmind) for a
+//! client in London that is a Tor exit, one in Telstra's network, one no
+//! database knows, and a deployment with no databases (the connections
+//! are built here with those addresses: a test cannot connect from them);
+//! and the parsed `User-Agent`.
 
 use std::sync::Arc;
 
@@ -106,4 +107,54 @@ fn without_databases_a_rule_reading_them_fails_rather_than_passes() {
     let (outcome, ctx) = run("81.2.69.142", None);
     assert_eq!(outcome, Outcome::Respond);
     assert_eq!(ctx.status(), Some(StatusCode::INTERNAL_SERVER_ERROR));
+}
+
+/// `req.user_agent.*` is the header parsed with uap-core's regexes (not a
+/// database the deployment names: it ships inside).
+#[test]
+fn the_user_agent_is_parsed() {
+    let pipeline = Pipeline::load(
+        r#"
+on_http_request:
+  - expressions: ["req.user_agent.is_bot"]
+    actions:
+      - type: deny
+        config:
+          status_code: 403
+  - actions:
+      - type: add-headers
+        config:
+          headers:
+            x-agent: "${req.user_agent.name} ${req.user_agent.version} on ${req.user_agent.os} ${req.user_agent.os_version}, mobile ${string(req.user_agent.is_mobile)}"
+"#,
+        &Options::default(),
+    )
+    .expect("the policy loads");
+    let run = |ua: &str| {
+        let req: Request<Body> = Request::get("/")
+            .header("host", "app.example.com")
+            .header("user-agent", ua)
+            .body(body::empty())
+            .expect("a request");
+        let conn = Arc::new(Conn::new(
+            "192.0.2.1:5000".parse().expect("an address"),
+            "127.0.0.1:8080".parse().expect("an address"),
+            None,
+        ));
+        let mut ctx = RequestCtx::new(req, conn, Arc::new(Endpoint::new("http://app.example.com")));
+        let outcome = block_on(pipeline.on_request(&mut ctx));
+        (outcome, ctx)
+    };
+    let (outcome, ctx) = run(
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
+    );
+    assert_eq!(outcome, Outcome::Continue);
+    assert_eq!(
+        header(&ctx, "x-agent"),
+        "Mobile Safari 17.4 on iOS 17.4, mobile true"
+    );
+    let (outcome, ctx) =
+        run("Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)");
+    assert_eq!(outcome, Outcome::Respond);
+    assert_eq!(ctx.status(), Some(StatusCode::FORBIDDEN));
 }
