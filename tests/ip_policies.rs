@@ -78,3 +78,42 @@ fn an_undefined_ip_policy_stops_the_start() {
     };
     assert!(err.contains("not-a-cidr` is not a CIDR"), "{err}");
 }
+
+/// The IP Policies file is read again with the policy: a change to it
+/// alone reloads, and a broken one keeps what was serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ip_policies_follow_changes_to_their_file() {
+    let proxy = proxy_with("ipp_office:\n  allow: [127.0.0.0/8]\n", "ipp-reload").expect("starts");
+    let file = proxy.policy_path().with_file_name("ip-policies.yml");
+    // Allowed: through to the (absent) upstream, so 502.
+    assert_eq!(
+        get(&proxy.url("/"), &[]).await.status,
+        StatusCode::BAD_GATEWAY
+    );
+
+    std::fs::write(&file, "ipp_office:\n  allow: [10.0.0.0/8]\n").expect("write");
+    let mut status = StatusCode::BAD_GATEWAY;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        status = get(&proxy.url("/"), &[]).await.status;
+        if status == StatusCode::FORBIDDEN {
+            break;
+        }
+    }
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "the new IP Policies were not applied"
+    );
+
+    std::fs::write(&file, "ipp_office:\n  allow: [10.0.0.300/8]\n").expect("write");
+    assert!(
+        proxy.wait_for_log("the IP Policies are invalid; the previous policy keeps serving"),
+        "{}",
+        proxy.log()
+    );
+    assert_eq!(
+        get(&proxy.url("/"), &[]).await.status,
+        StatusCode::FORBIDDEN
+    );
+}

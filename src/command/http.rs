@@ -184,6 +184,7 @@ pub(crate) fn http(args: &HttpArgs) -> anyhow::Result<ExitCode> {
             None => portcullis_actions::IpPolicies::new(),
         },
         oauth_apps: portcullis_actions::OAuthApps::new(),
+        ip_policies_file: args.ip_policies.clone(),
         ip_intelligence: args.ip_intelligence.clone(),
     };
     run(config, &args.run, None)
@@ -266,6 +267,7 @@ pub(crate) fn forward_auth(args: &ForwardAuthArgs) -> anyhow::Result<ExitCode> {
         },
         ip_policies: portcullis_actions::IpPolicies::new(),
         oauth_apps: portcullis_actions::OAuthApps::new(),
+        ip_policies_file: None,
         ip_intelligence: Vec::new(),
     };
     run(config, &args.run, None)
@@ -320,6 +322,7 @@ pub(crate) fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         identity: IdentityConfig::default(),
         ip_policies: portcullis_actions::IpPolicies::new(),
         oauth_apps: portcullis_actions::OAuthApps::new(),
+        ip_policies_file: None,
         ip_intelligence: Vec::new(),
     };
     let res = run(config, &args.run, Some(policy.display().to_string()));

@@ -77,6 +77,9 @@ pub struct Config {
     /// `PORTCULLIS_OAUTH_<PROVIDER>_CLIENT_ID` and `_CLIENT_SECRET` add to
     /// them at start.
     pub oauth_apps: portcullis_actions::OAuthApps,
+    /// The file the IP Policies were read from (`--ip-policies FILE`,
+    /// `ip_policies_file:`): read again with every policy reload.
+    pub ip_policies_file: Option<PathBuf>,
     /// MaxMind DB files for `conn.geo.*` and the IP intelligence variables
     /// (`ip_intelligence:`, paths relative to the config file).
     pub ip_intelligence: Vec<PathBuf>,
@@ -314,6 +317,7 @@ impl Config {
             identity: IdentityConfig::default(),
             ip_policies: portcullis_actions::IpPolicies::new(),
             oauth_apps: portcullis_actions::OAuthApps::new(),
+            ip_policies_file: None,
             ip_intelligence: Vec::new(),
         };
         for (key, value) in top {
@@ -434,6 +438,14 @@ impl Config {
                 }
                 "ip_policies" => {
                     config.ip_policies = ip_policies(value).map_err(|(node, m)| err(node, m))?;
+                }
+                "ip_policies_file" => {
+                    let path = scalar(value).map(|p| base.join(p)).ok_or_else(|| {
+                        err(Some(value), "expected the path of a YAML file".into())
+                    })?;
+                    config.ip_policies =
+                        ip_policies_file(&path).map_err(|e| err(Some(value), e.to_string()))?;
+                    config.ip_policies_file = Some(path);
                 }
                 "ip_intelligence" => {
                     let NodeKind::Seq(items) = &value.kind else {

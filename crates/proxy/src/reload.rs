@@ -105,7 +105,16 @@ pub(crate) async fn watch(
     shared: Arc<Shared>,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let mut seen: Vec<Option<u64>> = sites.iter().map(|s| stamp(s.policy.as_deref())).collect();
+    // The IP Policies file is part of every policy: a change to it
+    // reloads them all.
+    let policies_file = shared.ip_policies_file.clone();
+    let stamp_of = |site: &Site| {
+        (
+            stamp(site.policy.as_deref()),
+            stamp(policies_file.as_deref()),
+        )
+    };
+    let mut seen: Vec<(Option<u64>, Option<u64>)> = sites.iter().map(|s| stamp_of(s)).collect();
     let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -116,7 +125,7 @@ pub(crate) async fn watch(
         };
         for (site, last) in sites.iter().zip(seen.iter_mut()) {
             let Some(path) = &site.policy else { continue };
-            let now = stamp(Some(path));
+            let now = stamp_of(site);
             if !forced && now == *last {
                 continue;
             }
@@ -127,7 +136,21 @@ pub(crate) async fn watch(
 }
 
 fn reload(site: &Site, path: &Path, shared: &Shared) {
-    match load(path, &site.options(shared)) {
+    let mut options = site.options(shared);
+    if let Some(file) = &shared.ip_policies_file {
+        match crate::config::ip_policies_file(file) {
+            Ok(p) => options.ip_policies = Some(Arc::new(p)),
+            Err(e) => {
+                shared.metrics.reload(false, SystemTime::now());
+                tracing::error!(
+                    policy = %path.display(),
+                    "the IP Policies are invalid; the previous policy keeps serving: {e}"
+                );
+                return;
+            }
+        }
+    }
+    match load(path, &options) {
         Ok(pipeline) => {
             site.pipeline.store(Arc::new(pipeline));
             shared.metrics.reload(true, SystemTime::now());

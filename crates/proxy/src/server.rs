@@ -133,6 +133,8 @@ pub(crate) struct Shared {
     identity_headers: bool,
     /// The deployment's IP intelligence databases (`ip_intelligence:`).
     ip_intel: Option<Arc<portcullis_actions::ip_intel::IpIntel>>,
+    /// The file of the IP Policies, read again with each reload.
+    pub(crate) ip_policies_file: Option<std::path::PathBuf>,
 }
 
 impl Site {
@@ -259,6 +261,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         keys,
         identity_headers: config.identity.upstream_headers,
         ip_intel,
+        ip_policies_file: config.ip_policies_file.clone(),
     });
     let mut sites = Vec::new();
     let mut listeners = Vec::new();
