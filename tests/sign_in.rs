@@ -611,6 +611,45 @@ async fn allowed_tenants_refuses_other_tenants_at_sign_in() {
     assert_eq!(res.status, StatusCode::OK, "{}", res.text());
 }
 
+/// `openid-connect` without `client_secret` is a public client: the code
+/// is redeemed with PKCE alone, and a provider that registered the app as
+/// public (`token_endpoint_auth_method: none`) signs the user in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openid_connect_without_a_secret_signs_in_as_a_public_client() {
+    let idp = Idp::start_configured(
+        &["--redirect-uri", "http://127.0.0.1/ngrok/callback"],
+        Some(
+            r#"{"clients": [{"client_id": "a1b2c3d4-0000-4000-8000-00000000public",
+                "redirect_uris": ["http://127.0.0.1/ngrok/callback"],
+                "token_endpoint_auth_method": "none"}]}"#,
+        ),
+    );
+    let up = echo().await;
+    let proxy = Proxy::http(
+        &format!(
+            r#"
+on_http_request:
+  - actions:
+      - type: openid-connect
+        config:
+          issuer_url: {issuer}
+          client_id: "a1b2c3d4-0000-4000-8000-00000000public"
+  - actions:
+      - type: add-headers
+        config:
+          headers:
+            x-email: "${{actions.ngrok.oidc.identity.email}}"
+"#,
+            issuer = idp.issuer("contoso"),
+        ),
+        up,
+    );
+    let mut alice = Browser::default();
+    let res = alice.visit(&proxy.url("/"), "alice@contoso.test").await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(res.echo()["headers"]["x-email"][0], "alice@contoso.test");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_in_many_groups_still_gets_a_session_that_fits_a_cookie() {
     // 150 groups: under Entra's overage limit (200), so all are in the

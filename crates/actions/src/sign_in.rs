@@ -255,7 +255,14 @@ fn build(cfg: Config<'_>, cx: &CompileCx<'_>, flavor: Flavor) -> Result<SignIn, 
     };
     let (client_id, client_secret) = match flavor {
         Flavor::Saml => (Template::text(""), Template::text("")),
-        Flavor::Oidc => (required("client_id")?, required("client_secret")?),
+        // No secret: a public client, PKCE alone.
+        Flavor::Oidc => (
+            required("client_id")?,
+            match cfg.get("client_secret") {
+                Some(node) => Template::compile(node, cx.phase, cx.src)?,
+                None => Template::text(""),
+            },
+        ),
         // Neither: the deployment's app for the provider (ngrok's managed
         // app); lint, which knows no deployment, builds without it.
         Flavor::OAuth if cfg.get("client_id").is_none() && cfg.get("client_secret").is_none() => {

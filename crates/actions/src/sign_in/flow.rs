@@ -198,12 +198,17 @@ impl SignIn {
         let (disc, jwks) = self.discovery().await?;
         let client_id = self.client_id.render(ctx)?.into_owned();
         let secret = self.client_secret.render(ctx)?.into_owned();
+        // A public client (no secret) authenticates with PKCE alone.
+        let secret = if secret.is_empty() {
+            String::new()
+        } else {
+            format!("&client_secret={}", percent::encode_component(&secret))
+        };
         let form = format!(
-            "grant_type=authorization_code&code={}&redirect_uri={}&client_id={}&client_secret={}&code_verifier={}",
+            "grant_type=authorization_code&code={}&redirect_uri={}&client_id={}{secret}&code_verifier={}",
             percent::encode_component(&code),
             percent::encode_component(&self.redirect_uri(ctx)),
             percent::encode_component(&client_id),
-            percent::encode_component(&secret),
             percent::encode_component(&text("v")),
         );
         let req = Request::post(disc.token_endpoint.as_str())

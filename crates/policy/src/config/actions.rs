@@ -774,7 +774,9 @@ const OPENID_CONNECT: &[Field] = &[
     ),
     Field::opt("auth_id", NONEMPTY),
     Field::req("client_id", TEMPLATE_NONEMPTY),
-    Field::req("client_secret", TEMPLATE_NONEMPTY),
+    // Without a secret, a public client: the code is redeemed with PKCE
+    // alone (RFC 7636), as single-page and native apps register.
+    Field::opt("client_secret", TEMPLATE_NONEMPTY),
     Field::opt("scopes", STRINGS),
     Field::opt("authz_url_params", STRING_MAP),
     Field::opt("max_session_duration", DURATION),
