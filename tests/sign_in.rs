@@ -19,7 +19,7 @@ mod proxy;
 mod redis;
 
 use browser::{Browser, absolute};
-use oidc::{CLIENT_ID, FakeGitHub, GITHUB_CLIENT_ID, GITHUB_CLIENT_SECRET, Idp};
+use oidc::{CLIENT_ID, FakeGitHub, FakeOAuth2, GITHUB_CLIENT_ID, GITHUB_CLIENT_SECRET, Idp};
 use proxy::{Proxy, echo, send};
 
 const SECRET: &str = "p0rtcullis~Test.secret_value-1";
@@ -536,6 +536,81 @@ async fn github_sign_in_uses_the_verified_primary_email() {
     let mut mona = Browser::default();
     let res = mona.visit(&proxy.url("/repos"), "mona").await;
     assert_eq!(res.status, StatusCode::FORBIDDEN);
+}
+
+/// Facebook and Amazon sign in with their OAuth web flows and profile
+/// APIs (against provider-shaped fakes): the user's id, name and email as
+/// the identity; a Facebook user without a confirmed email has none, so an
+/// email allowlist refuses them; a user who declines gets no session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn facebook_and_amazon_sign_in_with_their_profiles() {
+    for (provider, client_id, secret, id) in [
+        (
+            "facebook",
+            "1234567890123456",
+            "fb-app-secret-1",
+            "10224000000000001",
+        ),
+        (
+            "amazon",
+            "amzn1.application-oa2-client.portcullis",
+            "amzn-secret-1",
+            "amzn1.account.AF4AAAAAAAAAAAAAAAAAAAAAAAAA",
+        ),
+    ] {
+        let fake = FakeOAuth2::start(provider);
+        let up = echo().await;
+        let proxy = Proxy::http(
+            &format!(
+                r#"
+on_http_request:
+  - actions:
+      - type: oauth
+        config:
+          provider: {provider}
+          authority_host: {base}
+          api_url: {base}
+          client_id: "{client_id}"
+          client_secret: "{secret}"
+  - expressions:
+      - "!(actions.ngrok.oauth.identity.email in ['ana@example.test'])"
+    actions:
+      - type: deny
+  - actions:
+      - type: add-headers
+        config:
+          headers:
+            x-user: "${{actions.ngrok.oauth.identity.provider_user_id}} ${{actions.ngrok.oauth.identity.name}}"
+"#,
+                base = fake.base,
+            ),
+            up,
+        );
+        let mut ana = Browser::default();
+        let res = ana.visit(&proxy.url("/orders"), "ana").await;
+        assert_eq!(res.status, StatusCode::OK, "{provider}: {}", res.text());
+        assert_eq!(
+            res.echo()["headers"]["x-user"][0],
+            format!("{id} Ana Lima"),
+            "{provider}"
+        );
+        // Signed in: the next request needs no provider.
+        let res = ana.visit(&proxy.url("/orders/2"), "ana").await;
+        assert_eq!(res.status, StatusCode::OK, "{provider}");
+
+        if provider == "facebook" {
+            let mut ben = Browser::default();
+            let res = ben.visit(&proxy.url("/orders"), "ben").await;
+            assert_eq!(res.status, StatusCode::FORBIDDEN, "{}", res.text());
+        }
+        let mut stranger = Browser::default();
+        let res = stranger.visit(&proxy.url("/orders"), "nobody").await;
+        assert!(res.status.is_client_error(), "{provider}: {}", res.status);
+        assert!(
+            res.echo().is_null(),
+            "{provider}: a declined sign-in reached the upstream"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -77,7 +77,10 @@ impl Browser {
                 if next.contains("/login/oauth/authorize?") && !next.contains("&login=") {
                     // GitHub's own parameter for the account to use.
                     next.push_str(&format!("&login={login_hint}"));
-                } else if (next.contains("/authorize?") || next.contains("/sso?"))
+                } else if (next.contains("/authorize?")
+                    || next.contains("/sso?")
+                    || next.contains("/dialog/oauth?")
+                    || next.contains("/ap/oa?"))
                     && !next.contains("login_hint=")
                 {
                     next.push_str(&format!("&login_hint={login_hint}"));

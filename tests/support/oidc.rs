@@ -168,3 +168,30 @@ impl Drop for FakeGitHub {
         let _ = self.child.wait();
     }
 }
+
+/// The fake Facebook or Amazon (`tests/oidc/oauth2.mjs`): their OAuth web
+/// flows and profile APIs.
+pub struct FakeOAuth2 {
+    child: Child,
+    _stdin: ChildStdin,
+    pub base: String,
+}
+
+impl FakeOAuth2 {
+    /// `provider`: `facebook` or `amazon`.
+    pub fn start(provider: &str) -> FakeOAuth2 {
+        let (child, stdin, ready) = spawn_ready("oauth2.mjs", &["--provider", provider], &[]);
+        FakeOAuth2 {
+            child,
+            _stdin: stdin,
+            base: ready["base"].as_str().expect("base").to_owned(),
+        }
+    }
+}
+
+impl Drop for FakeOAuth2 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -131,18 +131,59 @@ struct Results {
     attributes: Option<ResultVar>,
 }
 
-/// GitHub's OAuth web flow (not OpenID Connect): its endpoints.
+/// A provider with a plain OAuth 2.0 web flow (not OpenID Connect): who
+/// signed in is asked of its API with the access token.
 #[derive(Debug, Clone)]
-struct GitHub {
+struct Plain {
+    kind: PlainKind,
+    /// Where the browser signs in (`https://github.com`).
     host: String,
+    /// Its API (`https://api.github.com`).
     api: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PlainKind {
+    GitHub,
+    Facebook,
+    Amazon,
+}
+
+impl PlainKind {
+    /// The provider's name, for messages.
+    fn name(self) -> &'static str {
+        match self {
+            PlainKind::GitHub => "GitHub",
+            PlainKind::Facebook => "Facebook",
+            PlainKind::Amazon => "Amazon",
+        }
+    }
+
+    /// Its default sign-in host and API.
+    fn defaults(self) -> (&'static str, &'static str) {
+        match self {
+            PlainKind::GitHub => ("https://github.com", "https://api.github.com"),
+            PlainKind::Facebook => ("https://www.facebook.com", "https://graph.facebook.com"),
+            PlainKind::Amazon => ("https://www.amazon.com", "https://api.amazon.com"),
+        }
+    }
+
+    /// The least it needs to say who the user is (ngrok's documented
+    /// minimum scopes).
+    fn scopes(self) -> &'static [&'static str] {
+        match self {
+            PlainKind::GitHub => &["read:user", "user:email"],
+            PlainKind::Facebook => &["email", "public_profile"],
+            PlainKind::Amazon => &["profile"],
+        }
+    }
 }
 
 #[derive(Debug)]
 pub(crate) struct SignIn {
     flavor: Flavor,
     issuer_url: String,
-    github: Option<GitHub>,
+    plain: Option<Plain>,
     client_id: Template,
     client_secret: Template,
     scopes: String,
@@ -191,7 +232,7 @@ pub(crate) fn compile(
 }
 
 fn build(cfg: Config<'_>, cx: &CompileCx<'_>, flavor: Flavor) -> Result<SignIn, Diagnostic> {
-    let mut github = None;
+    let mut plain = None;
     let saml = match flavor {
         Flavor::Saml => Some(Box::new(saml::Saml::build(&cfg, cx)?)),
         _ => None,
@@ -208,20 +249,24 @@ fn build(cfg: Config<'_>, cx: &CompileCx<'_>, flavor: Flavor) -> Result<SignIn, 
         Flavor::OAuth => {
             let provider = cfg.str("provider").unwrap_or("");
             match provider {
-                "github" => {
-                    let host = cfg
-                        .str("authority_host")
-                        .unwrap_or("https://github.com")
-                        .trim_end_matches('/')
-                        .to_owned();
-                    let api = cfg
-                        .str("api_url")
-                        .unwrap_or("https://api.github.com")
-                        .trim_end_matches('/')
-                        .to_owned();
-                    github = Some(GitHub {
+                "github" | "facebook" | "amazon" => {
+                    let kind = match provider {
+                        "github" => PlainKind::GitHub,
+                        "facebook" => PlainKind::Facebook,
+                        _ => PlainKind::Amazon,
+                    };
+                    let (host, api) = kind.defaults();
+                    let field = |key: &str, default: &str| {
+                        cfg.str(key)
+                            .unwrap_or(default)
+                            .trim_end_matches('/')
+                            .to_owned()
+                    };
+                    let host = field("authority_host", host);
+                    plain = Some(Plain {
+                        kind,
                         host: host.clone(),
-                        api,
+                        api: field("api_url", api),
                     });
                     host
                 }
@@ -242,7 +287,7 @@ fn build(cfg: Config<'_>, cx: &CompileCx<'_>, flavor: Flavor) -> Result<SignIn, 
                         format!("`oauth` with provider `{other}` is not supported by this build"),
                     )
                     .with_help(
-                        "microsoft, google, gitlab and github run today; \
+                        "microsoft, google, gitlab, github, facebook and amazon run today; \
                          for another OpenID provider use `openid-connect`",
                     ));
                 }
@@ -293,10 +338,9 @@ fn build(cfg: Config<'_>, cx: &CompileCx<'_>, flavor: Flavor) -> Result<SignIn, 
         .filter_map(|n| n.scalar().map(|s| s.value.clone()))
         .collect();
     // The least each provider needs to say who the user is.
-    let needed: &[&str] = if github.is_some() {
-        &["read:user", "user:email"]
-    } else {
-        &["openid", "profile", "email"]
+    let needed: &[&str] = match &plain {
+        Some(p) => p.kind.scopes(),
+        None => &["openid", "profile", "email"],
     };
     for s in needed {
         if !scopes.iter().any(|x| x == s) {
@@ -368,7 +412,7 @@ fn build(cfg: Config<'_>, cx: &CompileCx<'_>, flavor: Flavor) -> Result<SignIn, 
     Ok(SignIn {
         flavor,
         issuer_url,
-        github,
+        plain,
         client_id,
         client_secret,
         scopes: scopes.join(" "),

@@ -237,16 +237,16 @@ impl SignIn {
                 format!("the code could not be redeemed: {error}"),
             ));
         }
-        let (mut claims, id_token) = if let Some(gh) = &self.github {
+        let (mut claims, id_token) = if let Some(p) = &self.plain {
             let access = tokens
                 .get("access_token")
                 .and_then(|v| v.as_str())
                 .unwrap_or("");
-            let claims = self.github_identity(gh, access).await.map_err(|why| {
+            let claims = self.plain_identity(p, access).await.map_err(|why| {
                 fail(
                     StatusCode::BAD_GATEWAY,
                     "ERR_NGROK_3125",
-                    format!("GitHub did not say who signed in: {why}"),
+                    format!("{} did not say who signed in: {why}", p.kind.name()),
                 )
             })?;
             (claims, String::new())

@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, StatusCode};
 
-use super::{GitHub, SignIn, fail, now_secs};
+use super::{Plain, PlainKind, SignIn, fail, now_secs};
 use crate::ActionError;
 use crate::client::{HttpClient, Scope};
 use crate::jwks::Jwks;
@@ -36,15 +36,30 @@ pub(super) enum Refresh {
 
 impl SignIn {
     pub(super) async fn discovery(&self) -> Result<&(Discovery, Jwks), ActionError> {
-        if let Some(gh) = &self.github {
+        if let Some(p) = &self.plain {
+            // Fixed endpoints, as each provider documents them.
+            let (authorize, token) = match p.kind {
+                PlainKind::GitHub => (
+                    format!("{}/login/oauth/authorize", p.host),
+                    format!("{}/login/oauth/access_token", p.host),
+                ),
+                PlainKind::Facebook => (
+                    format!("{}/{FACEBOOK_VERSION}/dialog/oauth", p.host),
+                    format!("{}/{FACEBOOK_VERSION}/oauth/access_token", p.api),
+                ),
+                PlainKind::Amazon => (
+                    format!("{}/ap/oa", p.host),
+                    format!("{}/auth/o2/token", p.api),
+                ),
+            };
             return self
                 .discovery
                 .get_or_try_init(|| async {
                     Ok((
                         Discovery {
-                            issuer: gh.host.clone(),
-                            authorization_endpoint: format!("{}/login/oauth/authorize", gh.host),
-                            token_endpoint: format!("{}/login/oauth/access_token", gh.host),
+                            issuer: p.host.clone(),
+                            authorization_endpoint: authorize,
+                            token_endpoint: token,
                             userinfo_endpoint: None,
                         },
                         Jwks::new(Vec::new(), None),
@@ -119,8 +134,8 @@ impl SignIn {
         if access.is_empty() {
             return Refresh::Revoked;
         }
-        let fresh = if let Some(gh) = &self.github {
-            self.github_identity(gh, &access).await
+        let fresh = if let Some(p) = &self.plain {
+            self.plain_identity(p, &access).await
         } else {
             let Ok((disc, _)) = self.discovery().await else {
                 return Refresh::Unavailable;
@@ -173,14 +188,56 @@ impl SignIn {
         }
     }
 
+    /// Who signed in with a plain OAuth provider, asked of its API with
+    /// the access token, as claims.
+    pub(super) async fn plain_identity(
+        &self,
+        p: &Plain,
+        access: &str,
+    ) -> Result<serde_json::Value, String> {
+        match p.kind {
+            PlainKind::GitHub => self.github_identity(p, access).await,
+            PlainKind::Facebook | PlainKind::Amazon => self.profile_identity(p, access).await,
+        }
+    }
+
+    /// Facebook (`GET /me?fields=id,name,email` of the Graph API) and
+    /// Amazon (`GET /user/profile`): the user's id, name and email. Both
+    /// return an email only once the user confirmed it (Facebook: only a
+    /// valid, confirmed address; Amazon: the account's verified primary
+    /// address), so a returned email is taken as verified.
+    async fn profile_identity(&self, p: &Plain, access: &str) -> Result<serde_json::Value, String> {
+        let client = self.client.as_ref().ok_or("no HTTP client")?;
+        let (url, id_field) = match p.kind {
+            PlainKind::Facebook => (
+                format!("{}/{FACEBOOK_VERSION}/me?fields=id,name,email", p.api),
+                "id",
+            ),
+            _ => (format!("{}/user/profile", p.api), "user_id"),
+        };
+        let req = Request::get(url.as_str())
+            .header("authorization", format!("Bearer {access}"))
+            .header("accept", "application/json")
+            .body(Bytes::new());
+        let user = fetch_json(&**client, req).await?;
+        let id = match user.get(id_field) {
+            Some(serde_json::Value::String(s)) if !s.is_empty() => s.clone(),
+            Some(serde_json::Value::Number(n)) => n.to_string(),
+            _ => return Err("no user id".into()),
+        };
+        let email = user.get("email").and_then(|v| v.as_str()).unwrap_or("");
+        Ok(serde_json::json!({
+            "sub": id,
+            "name": user.get("name").and_then(|v| v.as_str()).unwrap_or(""),
+            "email": email,
+            "email_verified": !email.is_empty(),
+        }))
+    }
+
     /// Who signed in with GitHub: `GET /user` and `GET /user/emails` with
     /// the access token, as claims (`sub` is GitHub's numeric user id; the
     /// email is the primary one, with whether GitHub verified it).
-    pub(super) async fn github_identity(
-        &self,
-        gh: &GitHub,
-        access: &str,
-    ) -> Result<serde_json::Value, String> {
+    async fn github_identity(&self, gh: &Plain, access: &str) -> Result<serde_json::Value, String> {
         let client = self.client.as_ref().ok_or("no HTTP client")?;
         let get = |path: &str| {
             Request::get(format!("{}{path}", gh.api))
@@ -218,6 +275,9 @@ impl SignIn {
         }))
     }
 }
+
+/// The Graph API version Facebook's endpoints are called at.
+const FACEBOOK_VERSION: &str = "v19.0";
 
 pub(super) async fn fetch_json(
     client: &dyn HttpClient,

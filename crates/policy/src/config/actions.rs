@@ -740,8 +740,8 @@ const OAUTH: &[Field] = &[
     Field::req(
         "provider",
         Ty::Enum {
-            values: &["microsoft", "google", "github", "gitlab"],
-            unsupported: &["amazon", "facebook", "linkedin", "twitch"],
+            values: &["microsoft", "google", "github", "gitlab", "facebook", "amazon"],
+            unsupported: &["linkedin", "twitch"],
         },
     ),
     Field::opt("auth_id", NONEMPTY),
