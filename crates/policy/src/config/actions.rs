@@ -740,7 +740,14 @@ const OAUTH: &[Field] = &[
     Field::req(
         "provider",
         Ty::Enum {
-            values: &["microsoft", "google", "github", "gitlab", "facebook", "amazon"],
+            values: &[
+                "microsoft",
+                "google",
+                "github",
+                "gitlab",
+                "facebook",
+                "amazon",
+            ],
             unsupported: &["linkedin", "twitch"],
         },
     ),
