@@ -180,21 +180,21 @@ fn overrides() -> Overrides {
     };
     assert!(diags.is_empty(), "{diags:?}");
     let mut out = Overrides::new();
-    for o in items(get(&doc, "test_overrides")) {
-        let rule = numbers(get(o, "rule_id"));
-        let output = get(o, "output").map(|output| {
-            let log = get(output, "log");
+    for o in items(doc.get("test_overrides")) {
+        let rule = numbers(o.get("rule_id"));
+        let output = o.get("output").map(|output| {
+            let log = output.get("log");
             Stage {
-                expect_ids: numbers(log.and_then(|l| get(l, "expect_ids"))),
-                no_expect_ids: numbers(log.and_then(|l| get(l, "no_expect_ids"))),
-                status: numbers(get(output, "status"))
+                expect_ids: numbers(log.and_then(|l| l.get("expect_ids"))),
+                no_expect_ids: numbers(log.and_then(|l| l.get("no_expect_ids"))),
+                status: numbers(output.get("status"))
                     .into_iter()
                     .filter_map(|s| u16::try_from(s).ok())
                     .collect(),
                 ..Stage::default()
             }
         });
-        for test in numbers(get(o, "test_ids")) {
+        for test in numbers(o.get("test_ids")) {
             for &r in &rule {
                 out.insert(
                     (r, test),
@@ -211,18 +211,8 @@ fn overrides() -> Overrides {
     out
 }
 
-fn get<'n>(node: &'n Node, key: &str) -> Option<&'n Node> {
-    let NodeKind::Map(entries) = &node.kind else {
-        return None;
-    };
-    entries
-        .iter()
-        .find(|(k, _)| k.scalar().is_some_and(|s| s.value == key))
-        .map(|(_, v)| v)
-}
-
 fn text<'n>(node: &'n Node, key: &str) -> Option<&'n str> {
-    get(node, key)?.scalar().map(|s| s.value.as_str())
+    node.get(key)?.scalar().map(|s| s.value.as_str())
 }
 
 fn items(node: Option<&Node>) -> &[Node] {
@@ -261,7 +251,7 @@ fn request(input: &Node) -> Vec<u8> {
     let mut data = repeat(text(input, "data").unwrap_or(""));
     let autocomplete = text(input, "autocomplete_headers") != Some("false");
     let mut headers: BTreeMap<String, String> = BTreeMap::new();
-    if let Some(NodeKind::Map(entries)) = get(input, "headers").map(|h| &h.kind) {
+    if let Some(NodeKind::Map(entries)) = input.get("headers").map(|h| &h.kind) {
         for (k, v) in entries {
             if let (Some(k), Some(v)) = (k.scalar(), v.scalar()) {
                 headers.insert(k.value.clone(), v.value.clone());
@@ -370,23 +360,23 @@ fn load(path: &Path) -> Vec<Case> {
         .and_then(|p| p.file_name())
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let rule = numbers(get(&doc, "rule_id")).first().copied().unwrap_or(0);
+    let rule = numbers(doc.get("rule_id")).first().copied().unwrap_or(0);
     let mut cases = Vec::new();
-    for test in items(get(&doc, "tests")) {
-        let id = numbers(get(test, "test_id")).first().copied().unwrap_or(0);
+    for test in items(doc.get("tests")) {
+        let id = numbers(test.get("test_id")).first().copied().unwrap_or(0);
         let mut stages = Vec::new();
-        for stage in items(get(test, "stages")) {
+        for stage in items(test.get("stages")) {
             // Older files nest the stage under `stage:`.
-            let stage = get(stage, "stage").unwrap_or(stage);
-            let (Some(input), Some(output)) = (get(stage, "input"), get(stage, "output")) else {
+            let stage = stage.get("stage").unwrap_or(stage);
+            let (Some(input), Some(output)) = (stage.get("input"), stage.get("output")) else {
                 continue;
             };
-            let log = get(output, "log");
+            let log = output.get("log");
             let mut s = Stage {
                 raw: request(input),
-                expect_ids: numbers(log.and_then(|l| get(l, "expect_ids"))),
-                no_expect_ids: numbers(log.and_then(|l| get(l, "no_expect_ids"))),
-                status: numbers(get(output, "status"))
+                expect_ids: numbers(log.and_then(|l| l.get("expect_ids"))),
+                no_expect_ids: numbers(log.and_then(|l| l.get("no_expect_ids"))),
+                status: numbers(output.get("status"))
                     .into_iter()
                     .filter_map(|s| u16::try_from(s).ok())
                     .collect(),

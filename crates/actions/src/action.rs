@@ -193,13 +193,8 @@ impl<'a> Config<'a> {
 
     /// The value of `key` (or of its legacy spelling `alias`).
     pub(crate) fn get(&self, key: &str) -> Option<&'a Node> {
-        let NodeKind::Map(entries) = &self.node?.kind else {
-            return None;
-        };
-        entries
-            .iter()
-            .find(|(k, _)| k.scalar().is_some_and(|s| s.value == key))
-            .map(|(_, v)| v)
+        self.node?
+            .get(key)
             .filter(|v| !matches!(v.scalar(), Some(s) if portcullis_policy::yaml::is_null(&s.value) && s.style == portcullis_policy::yaml::Style::Plain))
     }
 

@@ -41,18 +41,8 @@ pub enum Input<'a> {
     Manifest(Vec<Embedded<'a>>, Vec<Diagnostic>),
 }
 
-fn get<'n>(node: &'n Node, key: &str) -> Option<&'n Node> {
-    let NodeKind::Map(entries) = &node.kind else {
-        return None;
-    };
-    entries
-        .iter()
-        .find(|(k, _)| k.scalar().is_some_and(|s| s.value == key))
-        .map(|(_, v)| v)
-}
-
 fn path<'n>(node: &'n Node, keys: &[&str]) -> Option<&'n Node> {
-    keys.iter().try_fold(node, |n, k| get(n, k))
+    keys.iter().try_fold(node, |n, k| n.get(k))
 }
 
 fn text<'n>(node: &'n Node, keys: &[&str]) -> Option<&'n str> {

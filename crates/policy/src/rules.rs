@@ -25,17 +25,7 @@ fn terminates(action: &Action) -> bool {
 
 /// The value of `key` in the action's config.
 pub(crate) fn config_value<'a>(action: &'a Action, key: &str) -> Option<&'a Node> {
-    let Some(Node {
-        kind: NodeKind::Map(entries),
-        ..
-    }) = &action.config
-    else {
-        return None;
-    };
-    entries
-        .iter()
-        .find(|(k, _)| k.scalar().is_some_and(|s| s.value == key))
-        .map(|(_, v)| v)
+    action.config.as_ref()?.get(key)
 }
 
 /// Variables `set-vars` sets in a phase that nothing in the phase reads

@@ -68,6 +68,18 @@ pub enum Style {
 }
 
 impl Node {
+    /// The value of `key`, if this node is a map that has it (the first,
+    /// should the key repeat: that is a diagnostic of its own).
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        let NodeKind::Map(entries) = &self.kind else {
+            return None;
+        };
+        entries
+            .iter()
+            .find(|(k, _)| k.scalar().is_some_and(|s| s.value == key))
+            .map(|(_, v)| v)
+    }
+
     /// The scalar, if this node is one.
     pub fn scalar(&self) -> Option<&Scalar> {
         match &self.kind {
