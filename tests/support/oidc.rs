@@ -138,7 +138,7 @@ impl Drop for Idp {
     }
 }
 
-/// A fake GitHub (`tests/oidc/github.mjs`): GitHub's OAuth web flow and
+/// A fake GitHub (`tests/oidc/oauth2.mjs --provider github`): GitHub's OAuth web flow and
 /// its `/user` and `/user/emails` calls. Dropping it stops it.
 pub struct FakeGitHub {
     child: Child,
@@ -153,7 +153,7 @@ pub const GITHUB_CLIENT_SECRET: &str = "gh-secret-value-1";
 
 impl FakeGitHub {
     pub fn start() -> FakeGitHub {
-        let (child, stdin, ready) = spawn_ready("github.mjs", &[], &[]);
+        let (child, stdin, ready) = spawn_ready("oauth2.mjs", &["--provider", "github"], &[]);
         FakeGitHub {
             child,
             _stdin: stdin,
@@ -169,8 +169,8 @@ impl Drop for FakeGitHub {
     }
 }
 
-/// The fake Facebook or Amazon (`tests/oidc/oauth2.mjs`): their OAuth web
-/// flows and profile APIs.
+/// The fake Facebook or Amazon (`tests/oidc/oauth2.mjs`, as the fake
+/// GitHub): their OAuth web flows and profile APIs.
 pub struct FakeOAuth2 {
     child: Child,
     _stdin: ChildStdin,
