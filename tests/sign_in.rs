@@ -613,6 +613,102 @@ on_http_request:
     }
 }
 
+/// The policy of ngrok's LinkedIn and Twitch examples, at a fake provider.
+fn social_policy(provider: &str, fake: &FakeOAuth2, client_id: &str, secret: &str) -> String {
+    format!(
+        r#"
+on_http_request:
+  - actions:
+      - type: oauth
+        config:
+          provider: {provider}
+          authority_host: {base}
+          client_id: "{client_id}"
+          client_secret: "{secret}"
+  - expressions:
+      - "!(actions.ngrok.oauth.identity.email in ['ana@example.test'])"
+    actions:
+      - type: deny
+  - actions:
+      - type: add-headers
+        config:
+          headers:
+            x-user: "${{actions.ngrok.oauth.identity.provider_user_id}} ${{actions.ngrok.oauth.identity.name}}"
+"#,
+        base = fake.base,
+    )
+}
+
+/// LinkedIn and Twitch sign in with OpenID Connect as each departs from
+/// it (against provider-shaped fakes): LinkedIn refuses a PKCE verifier
+/// and sends no nonce, Twitch names its claims only when asked. The ID
+/// token still has to be the provider's, for this client: a forged
+/// issuer or audience, or (Twitch) a nonce not the flow's, signs no one in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linkedin_and_twitch_sign_in_with_their_openid_connect() {
+    for (provider, client_id, secret, user) in [
+        (
+            "linkedin",
+            "86portcullis",
+            "li-secret-1",
+            "li-782bbtaQ Ana Lima",
+        ),
+        (
+            "twitch",
+            "portcullistwitchclient",
+            "tw-secret-1",
+            "713936733 ana_lima",
+        ),
+    ] {
+        let fake = FakeOAuth2::start(provider);
+        let up = echo().await;
+        let proxy = Proxy::http(&social_policy(provider, &fake, client_id, secret), up);
+        let mut ana = Browser::default();
+        let res = ana.visit(&proxy.url("/orders"), "ana").await;
+        assert_eq!(res.status, StatusCode::OK, "{provider}: {}", res.text());
+        assert_eq!(res.echo()["headers"]["x-user"][0], user, "{provider}");
+        let res = ana.visit(&proxy.url("/orders/2"), "ana").await;
+        assert_eq!(res.status, StatusCode::OK, "{provider}");
+
+        if provider == "linkedin" {
+            // An address LinkedIn has not verified is no email at all.
+            let mut eve = Browser::default();
+            let res = eve.visit(&proxy.url("/orders"), "eve").await;
+            assert_eq!(res.status, StatusCode::FORBIDDEN, "{}", res.text());
+        }
+        let mut stranger = Browser::default();
+        let res = stranger.visit(&proxy.url("/orders"), "nobody").await;
+        assert!(res.status.is_client_error(), "{provider}: {}", res.status);
+        assert!(
+            res.echo().is_null(),
+            "{provider}: a declined sign-in got through"
+        );
+
+        let forgeries: &[&str] = if provider == "twitch" {
+            &["issuer", "audience", "nonce"]
+        } else {
+            &["issuer", "audience"]
+        };
+        for kind in forgeries {
+            let forge = Request::post(format!("{}/_admin/forge?kind={kind}", fake.base))
+                .body(Full::new(Bytes::new()))
+                .expect("request");
+            send(forge).await.expect("forge");
+            let mut victim = Browser::default();
+            let res = victim.visit(&proxy.url("/orders"), "ana").await;
+            assert!(
+                res.status.is_client_error(),
+                "{provider}: an ID token with a forged {kind} signed in: {}",
+                res.status
+            );
+            assert!(
+                res.echo().is_null(),
+                "{provider}: forged {kind} reached the upstream"
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn userinfo_is_asked_again_and_a_revoked_authorization_signs_the_user_out() {
     let github = FakeGitHub::start();

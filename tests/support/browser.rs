@@ -80,7 +80,8 @@ impl Browser {
                 } else if (next.contains("/authorize?")
                     || next.contains("/sso?")
                     || next.contains("/dialog/oauth?")
-                    || next.contains("/ap/oa?"))
+                    || next.contains("/ap/oa?")
+                    || next.contains("/v2/authorization?"))
                     && !next.contains("login_hint=")
                 {
                     next.push_str(&format!("&login_hint={login_hint}"));

@@ -170,7 +170,9 @@ impl Drop for FakeGitHub {
 }
 
 /// The fake Facebook or Amazon (`tests/oidc/oauth2.mjs`, as the fake
-/// GitHub): their OAuth web flows and profile APIs.
+/// GitHub): their OAuth web flows and profile APIs; or the fake LinkedIn
+/// or Twitch (`tests/oidc/social_oidc.mjs`): their OpenID Connect, with
+/// their departures from it.
 pub struct FakeOAuth2 {
     child: Child,
     _stdin: ChildStdin,
@@ -178,9 +180,13 @@ pub struct FakeOAuth2 {
 }
 
 impl FakeOAuth2 {
-    /// `provider`: `facebook` or `amazon`.
+    /// `provider`: `facebook`, `amazon`, `linkedin` or `twitch`.
     pub fn start(provider: &str) -> FakeOAuth2 {
-        let (child, stdin, ready) = spawn_ready("oauth2.mjs", &["--provider", provider], &[]);
+        let script = match provider {
+            "linkedin" | "twitch" => "social_oidc.mjs",
+            _ => "oauth2.mjs",
+        };
+        let (child, stdin, ready) = spawn_ready(script, &["--provider", provider], &[]);
         FakeOAuth2 {
             child,
             _stdin: stdin,

@@ -190,6 +190,10 @@ pub(crate) struct SignIn {
     authz_params: Vec<(String, String)>,
     auth_id: Option<String>,
     callback: String,
+    /// Whether the code is bound to the flow with PKCE (RFC 7636).
+    pkce: bool,
+    /// Whether an ID token without a nonce is refused.
+    nonce_required: bool,
     form_post: bool,
     /// Seconds from sign-in to the end of a session: `max_session_duration`,
     /// else [`DEFAULT_MAX_SESSION`].
@@ -278,8 +282,21 @@ fn build(cfg: Config<'_>, cx: &CompileCx<'_>, flavor: Flavor) -> Result<SignIn, 
                     let tenant = cfg.str("tenant").unwrap_or("common");
                     format!("{host}/{tenant}/v2.0")
                 }
-                "google" => "https://accounts.google.com".to_owned(),
-                "gitlab" => "https://gitlab.com".to_owned(),
+                // OpenID providers: discovery at the issuer, whose host a
+                // test (or a self-managed GitLab) moves with `authority_host`.
+                "google" | "gitlab" | "linkedin" | "twitch" => {
+                    let (host, path) = match provider {
+                        "google" => ("https://accounts.google.com", ""),
+                        "gitlab" => ("https://gitlab.com", ""),
+                        "linkedin" => ("https://www.linkedin.com", "/oauth"),
+                        _ => ("https://id.twitch.tv", "/oauth2"),
+                    };
+                    let host = cfg
+                        .str("authority_host")
+                        .unwrap_or(host)
+                        .trim_end_matches('/');
+                    format!("{host}{path}")
+                }
                 other => {
                     return Err(Diagnostic::error(
                         crate::code::UNSUPPORTED_ACTION,
@@ -287,7 +304,7 @@ fn build(cfg: Config<'_>, cx: &CompileCx<'_>, flavor: Flavor) -> Result<SignIn, 
                         format!("`oauth` with provider `{other}` is not supported by this build"),
                     )
                     .with_help(
-                        "microsoft, google, gitlab, github, facebook and amazon run today; \
+                        "microsoft, google, gitlab, github, facebook, amazon, linkedin and twitch run today; \
                          for another OpenID provider use `openid-connect`",
                     ));
                 }
@@ -337,10 +354,17 @@ fn build(cfg: Config<'_>, cx: &CompileCx<'_>, flavor: Flavor) -> Result<SignIn, 
         .iter()
         .filter_map(|n| n.scalar().map(|s| s.value.clone()))
         .collect();
+    let provider = match flavor {
+        Flavor::OAuth => cfg.str("provider").unwrap_or(""),
+        _ => "",
+    };
     // The least each provider needs to say who the user is.
-    let needed: &[&str] = match &plain {
-        Some(p) => p.kind.scopes(),
-        None => &["openid", "profile", "email"],
+    let needed: &[&str] = match (&plain, provider) {
+        (Some(p), _) => p.kind.scopes(),
+        // Twitch has no `profile` or `email` scopes: the address is
+        // behind `user:read:email`, and asked for as a claim (below).
+        (None, "twitch") => &["openid", "user:read:email"],
+        (None, _) => &["openid", "profile", "email"],
     };
     for s in needed {
         if !scopes.iter().any(|x| x == s) {
@@ -356,6 +380,14 @@ fn build(cfg: Config<'_>, cx: &CompileCx<'_>, flavor: Flavor) -> Result<SignIn, 
             continue;
         }
         authz_params.push((k.to_owned(), v));
+    }
+    // Twitch puts in its ID token only the claims asked for by name.
+    if provider == "twitch" && !authz_params.iter().any(|(k, _)| k == "claims") {
+        authz_params.push((
+            "claims".to_owned(),
+            r#"{"id_token":{"email":null,"email_verified":null,"preferred_username":null}}"#
+                .to_owned(),
+        ));
     }
     let seconds = |key: &str| {
         cfg.str(key)
@@ -418,6 +450,12 @@ fn build(cfg: Config<'_>, cx: &CompileCx<'_>, flavor: Flavor) -> Result<SignIn, 
         scopes: scopes.join(" "),
         authz_params,
         auth_id,
+        // LinkedIn's web apps answer a code redeemed with a PKCE verifier
+        // with `invalid_client`, and its ID tokens carry no nonce: the
+        // flow's state, bound to the browser's flow cookie, is then what
+        // ties the answer to the sign-in.
+        pkce: provider != "linkedin",
+        nonce_required: provider != "linkedin",
         callback: cfg
             .str("callback_path")
             .unwrap_or(DEFAULT_CALLBACK)

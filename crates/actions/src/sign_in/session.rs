@@ -290,7 +290,11 @@ impl SignIn {
         } else {
             String::new()
         };
-        let name = claim("name");
+        // Twitch names its users only by `preferred_username`.
+        let name = match claim("name") {
+            n if n.is_empty() => claim("preferred_username"),
+            n => n,
+        };
         let user = if entra { claim("oid") } else { claim("sub") };
         let sid = claim("sid");
         let expires = c

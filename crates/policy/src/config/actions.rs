@@ -747,8 +747,10 @@ const OAUTH: &[Field] = &[
                 "gitlab",
                 "facebook",
                 "amazon",
+                "linkedin",
+                "twitch",
             ],
-            unsupported: &["linkedin", "twitch"],
+            unsupported: &[],
         },
     ),
     Field::opt("auth_id", NONEMPTY),
@@ -764,8 +766,9 @@ const OAUTH: &[Field] = &[
     Field::opt("userinfo_refresh_interval", DURATION),
     Field::opt("allow_cors_preflight", BOOL),
     Field::opt("auth_cookie_domain", NONEMPTY),
-    // Portcullis extensions: where the provider sends users back, and
-    // Microsoft's authority (national clouds, a tenant, loopback in tests).
+    // Portcullis extensions: where the provider sends users back, and the
+    // provider's host (Microsoft's national clouds and tenant, a
+    // self-managed GitLab, loopback in tests).
     Field::opt("callback_path", NONEMPTY),
     Field::opt("authority_host", BASE_URL),
     Field::opt("tenant", NONEMPTY),
