@@ -160,6 +160,9 @@ pub enum Macro {
     TransformList,
     /// `map.transformMap(k, v, [p,] t)`: the same keys, mapped to `t`.
     TransformMap,
+    /// `list.sortBy(x, key)`: the elements, ordered by `key` (ngrok's, and
+    /// cel-go's `ext.Lists`).
+    SortBy,
 }
 
 impl Macro {
@@ -173,6 +176,7 @@ impl Macro {
             Macro::Filter => "filter",
             Macro::TransformList => "transformList",
             Macro::TransformMap => "transformMap",
+            Macro::SortBy => "sortBy",
         }
     }
 }

@@ -295,6 +295,7 @@ impl Checker<'_> {
                         self.expect_bool(&c.body, &body, c.kind);
                         Type::list(var_ty)
                     }
+                    Macro::SortBy => Type::list(var_ty),
                 }
             }
         };

@@ -811,6 +811,7 @@ fn comprehension<'a>(c: &'a Comp, f: &Frame<'a, '_>) -> Result<Value<'a>, EvalEr
     let mut count = 0usize;
     let mut out: Vec<Value<'a>> = Vec::new();
     let mut out_map: Vec<(Key<'a>, Value<'a>)> = Vec::new();
+    let mut out_map_keys: Vec<Value<'a>> = Vec::new();
     for i in 0..range.len() {
         let Some((first, second)) = range.item(i, c.two_vars) else {
             break;
@@ -872,6 +873,11 @@ fn comprehension<'a>(c: &'a Comp, f: &Frame<'a, '_>) -> Result<Value<'a>, EvalEr
                     out.push(c.body.eval(&inner)?);
                 }
             }
+            Macro::SortBy => {
+                let key = c.body.eval(&inner)?;
+                out_map_keys.push(key);
+                out.push(outer.value.clone());
+            }
             Macro::TransformMap => {
                 if keep(&inner)? {
                     let key = Key::from_value(&outer.value)
@@ -893,6 +899,7 @@ fn comprehension<'a>(c: &'a Comp, f: &Frame<'a, '_>) -> Result<Value<'a>, EvalEr
         Macro::TransformMap => Ok(Value::Map(Map::Values(Arc::new(MapData::from_entries(
             out_map,
         )?)))),
+        Macro::SortBy => crate::stdlib::lists::sort_by_keys(out, out_map_keys),
     }
 }
 

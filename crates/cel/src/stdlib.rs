@@ -22,7 +22,7 @@ use crate::value::{Bin, Str, Value};
 mod encoders;
 
 pub use encoders::decode_base64;
-mod lists;
+pub(crate) mod lists;
 mod math;
 mod strings;
 #[cfg(test)]

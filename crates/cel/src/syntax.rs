@@ -884,6 +884,7 @@ impl Lower {
             ("transformList", 4) => Some((Macro::TransformList, 2, true)),
             ("transformMap", 3) => Some((Macro::TransformMap, 2, false)),
             ("transformMap", 4) => Some((Macro::TransformMap, 2, true)),
+            ("sortBy", 2) => Some((Macro::SortBy, 1, false)),
             _ => None,
         };
         let Some((kind, n_vars, has_filter)) = shape.filter(|_| self.options.macros) else {

@@ -1,5 +1,5 @@
 //! cel-go's lists extension library (`ext.Lists`): the functions of its
-//! latest version except `first`, `last` and the `sortBy` macro.
+//! latest version except `first` and `last`.
 //!
 //! - `<list>.slice(start, end)`: the elements from `start` (inclusive) to
 //!   `end` (exclusive); negative indices, `start > end` and `end` past the
@@ -19,9 +19,12 @@
 //!   allows [`MAX_RANGE`] so that one call cannot allocate more than a few
 //!   tens of megabytes while a request waits.
 //!
-//! Not provided: `sortBy` (a macro in cel-go, expanding to a comprehension
-//! and an internal `@sortByAssociatedKeys` function), and `first()` /
-//! `last()` (which return optional values; Portcullis has no optional type).
+//! - `<list(T)>.sortBy(x, key)`: a macro (parsed with the comprehensions)
+//!   whose keys are ordered as `sort` orders elements; equal keys keep
+//!   their order.
+//!
+//! Not provided: `first()` / `last()` (which return optional values;
+//! Portcullis has no optional type).
 //! `<list(string)>.join()` belongs to the strings library.
 
 use std::cmp::Ordering;
@@ -174,8 +177,28 @@ fn sort(v: Value<'_>) -> Result<Value<'_>, EvalError> {
         return Err(EvalError::no_overload("sort", &[v]));
     };
     let mut items: Vec<Value<'_>> = list.iter().collect();
+    sortable(&items)?;
+    items.sort_by(total_order);
+    Ok(Value::list(items))
+}
+
+/// `list.sortBy(x, key)`, once the macro has computed each element's key:
+/// the elements in the order of their keys, equal keys keeping their
+/// order (a stable sort, as cel-go's).
+pub(crate) fn sort_by_keys<'a>(
+    items: Vec<Value<'a>>,
+    keys: Vec<Value<'a>>,
+) -> Result<Value<'a>, EvalError> {
+    sortable(&keys)?;
+    let mut pairs: Vec<(Value<'a>, Value<'a>)> = keys.into_iter().zip(items).collect();
+    pairs.sort_by(|a, b| total_order(&a.0, &b.0));
+    Ok(Value::list(pairs.into_iter().map(|(_, v)| v).collect()))
+}
+
+/// Whether `items` can be sorted: all of one comparable kind.
+fn sortable(items: &[Value<'_>]) -> Result<(), EvalError> {
     let Some(kind) = items.first().map(Value::kind) else {
-        return Ok(v);
+        return Ok(());
     };
     if !matches!(
         kind,
@@ -193,8 +216,7 @@ fn sort(v: Value<'_>) -> Result<Value<'_>, EvalError> {
     if items.iter().any(|x| x.kind() != kind) {
         return Err(EvalError::new("list elements must have the same type"));
     }
-    items.sort_by(total_order);
-    Ok(Value::list(items))
+    Ok(())
 }
 
 /// A total order on values of one comparable kind: CEL's ordering, with

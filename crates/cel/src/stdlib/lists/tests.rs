@@ -92,6 +92,30 @@ fn sort() {
 }
 
 #[test]
+fn sort_by() {
+    check("[].sortBy(x, x)", "[]");
+    check("[3, 1, 2].sortBy(x, x)", "[1, 2, 3]");
+    check("[3, 1, 2].sortBy(x, -x)", "[3, 2, 1]");
+    // ngrok's documented example.
+    check(
+        "[{'name': 'foo', 'score': 0}, {'name': 'bar', 'score': -10}, \
+          {'name': 'baz', 'score': 1000}].sortBy(e, e.score).map(e, e.name)",
+        "['bar', 'foo', 'baz']",
+    );
+    // Stable: equal keys keep their order.
+    check(
+        "['bb', 'a', 'cc', 'b'].sortBy(s, s.size())",
+        "['a', 'b', 'bb', 'cc']",
+    );
+    check_err(
+        "[1, 2].sortBy(x, x == 1 ? dyn('a') : dyn(1))",
+        "list elements must have the same type",
+    );
+    check_err("[1].sortBy(x, [x])", "list elements must be comparable");
+    check_err("[1, 0].sortBy(x, 1 / x)", "division by zero");
+}
+
+#[test]
 fn distinct() {
     check("[].distinct()", "[]");
     check("[1].distinct()", "[1]");
