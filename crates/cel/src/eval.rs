@@ -333,6 +333,13 @@ pub(crate) fn borrow_static<'a>(v: &'a Value<'static>) -> Value<'a> {
     }
 }
 
+/// `has()` of a variable: whether the activation has a value for it other
+/// than `null` (a caller's way to declare an object that may be absent yet
+/// compares with `null`, as ngrok's sign-in results do).
+fn present(v: Option<Value<'_>>) -> bool {
+    !matches!(v, None | Some(Value::Null))
+}
+
 fn no_such_attribute(name: &str) -> EvalError {
     EvalError::new(format!("no such attribute: `{name}`"))
 }
@@ -346,7 +353,7 @@ impl Node {
         match self {
             Node::Const(v) => Ok(borrow_static(v)),
             Node::Var(id, name) => f.act.resolve(*id).ok_or_else(|| no_such_attribute(name)),
-            Node::VarPresent(id) => Ok(Value::Bool(f.act.resolve(*id).is_some())),
+            Node::VarPresent(id) => Ok(Value::Bool(present(f.act.resolve(*id)))),
             Node::Local(depth) => {
                 let mut local = f.locals;
                 for _ in 0..*depth {
@@ -458,7 +465,7 @@ impl Node {
                 Value::String(s) => Ok(re.is_match(&s)),
                 other => Err(EvalError::no_overload("matches", &[other])),
             },
-            Node::VarPresent(id) => Ok(f.act.resolve(*id).is_some()),
+            Node::VarPresent(id) => Ok(present(f.act.resolve(*id))),
             Node::Test(c) => c.test(f.act, f),
             Node::Comprehension(c) if matches!(c.kind, Macro::All | Macro::Exists) => {
                 quantifier(c, f)

@@ -34,7 +34,7 @@ impl RequestCtx {
     }
 
     /// The results set under `prefix`, as nested maps; `None` when the
-    /// action set none (so `has()` is false and `!= null` holds).
+    /// action set none.
     fn result_object(&self, prefix: &str) -> Option<Value<'static>> {
         let names = portcullis_policy::schema::variables();
         let mut leaves: Vec<(Vec<&str>, Value<'static>)> = Vec::new();
@@ -198,7 +198,9 @@ impl RequestCtx {
             EndpointUrl => text(&ep.url),
             TimeNow => text(self.now()),
             Vars => borrow(self.vars_value.get_or_init(|| self.vars_map())),
-            ResultObject(prefix) => self.result_object(prefix)?,
+            // Absent: `null`, so `!= null` asks whether the action ran
+            // (and `has()`, which takes `null` as absent, is false).
+            ResultObject(prefix) => self.result_object(prefix).unwrap_or(Value::Null),
             Unavailable => return None,
         })
     }

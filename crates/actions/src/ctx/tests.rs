@@ -132,13 +132,16 @@ fn header_lookups_agree_whether_they_scan_or_hash() {
 }
 
 #[test]
-fn sign_in_objects_are_maps_of_their_results_or_absent() {
+fn sign_in_objects_are_maps_of_their_results_or_null() {
     let holds = |c: &RequestCtx, expr: &str| matches!(eval(c, expr), Value::Bool(true));
     let mut c = ctx(Request::new(body::empty()));
     // Before the action ran: the objects are absent, as ngrok's examples
     // test them.
     assert!(holds(&c, "!has(actions.ngrok.oauth.identity)"));
     assert!(holds(&c, "!has(actions.ngrok.oidc.error)"));
+    // ... and `null`, which is how ngrok's examples compare them.
+    assert!(holds(&c, "actions.ngrok.oauth.identity == null"));
+    assert!(holds(&c, "actions.ngrok.saml == null"));
     let var = |name: &str| crate::ResultVar::named(name).expect(name);
     c.set_result(
         var("actions.ngrok.oauth.identity.email"),
@@ -159,6 +162,8 @@ fn sign_in_objects_are_maps_of_their_results_or_absent() {
         "actions.ngrok.oauth.identity.email == 'alice@example.com'",
         "size(actions.ngrok.oauth) == 2",
         "!has(actions.ngrok.oauth.error)",
+        "actions.ngrok.oauth.error == null",
+        "actions.ngrok.oauth.identity != null && actions.ngrok.oauth.identity.email.endsWith('@example.com')",
     ] {
         assert!(holds(&c, expr), "{expr}");
     }
