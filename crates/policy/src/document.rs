@@ -331,7 +331,15 @@ impl Lower {
                 .with_help("write `type: openid-connect`"),
             );
         } else if !known {
-            let suggestion = did_you_mean(&kind, ACTION_TYPES.iter().copied());
+            // The Edge modules' names, which older pages of ngrok's docs
+            // still print where an action type belongs.
+            let renamed = match kind.as_str() {
+                "webhook-validation" | "webhook-verification" => Some("verify-webhook"),
+                "ip-restriction" | "ip-restrictions" => Some("restrict-ips"),
+                "request-headers" | "response-headers" => Some("add-headers"),
+                _ => None,
+            };
+            let suggestion = renamed.or_else(|| did_you_mean(&kind, ACTION_TYPES.iter().copied()));
             self.diags.push(
                 Diagnostic::error(
                     code::UNKNOWN_ACTION,
