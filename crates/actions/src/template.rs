@@ -111,7 +111,7 @@ impl Template {
                 return Ok(match p.eval(ctx).map_err(eval_error)? {
                     Value::String(Str::Borrowed(s)) => Cow::Borrowed(s),
                     Value::String(s) => Cow::Owned(s.to_string()),
-                    v => Cow::Owned(v.display()),
+                    v => Cow::Owned(v.to_text()),
                 });
             }
             _ => {}
@@ -122,7 +122,7 @@ impl Template {
                 Piece::Text(t) => out.push_str(t),
                 Piece::Expr(p) => match p.eval(ctx).map_err(eval_error)? {
                     Value::String(s) => out.push_str(&s),
-                    v => out.push_str(&v.display()),
+                    v => out.push_str(&v.to_text()),
                 },
             }
         }

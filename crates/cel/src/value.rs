@@ -506,8 +506,23 @@ impl<'a> Value<'a> {
         }
     }
 
-    /// A human-readable rendering, as CEL's `string()` would write scalars
-    /// and with CEL literal syntax for aggregates.
+    /// The value as text where it is put into a string (an interpolated
+    /// `${...}`): scalars as CEL's `string()` writes them (`5u` as `5`, a
+    /// timestamp in RFC 3339, a duration as `1.5s`, bytes as UTF-8), lists
+    /// and maps as [`Value::display`] writes them.
+    pub fn to_text(&self) -> String {
+        match self {
+            Value::String(s) => s.to_string(),
+            Value::Uint(u) => u.to_string(),
+            Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+            Value::Timestamp(t) => t.to_rfc3339(),
+            Value::Duration(d) => d.to_string(),
+            other => other.display(),
+        }
+    }
+
+    /// A human-readable rendering in CEL literal syntax (`5u`,
+    /// `timestamp("...")`, `["a", "b"]`), for messages and debugging.
     pub fn display(&self) -> String {
         let mut out = String::new();
         write_display(&mut out, self);
