@@ -1030,6 +1030,115 @@ on_http_request:
     );
 }
 
+/// An internal service that redirects: `/see-other` (303) and `/found`
+/// (302) to `/landed`, `/loop` to itself, `/outside` to a host that is no
+/// internal upstream; `/landed` answers with the method it got.
+async fn redirecting_service() -> std::net::SocketAddr {
+    use hyper::service::service_fn;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let service = service_fn(|req: Request<hyper::body::Incoming>| async move {
+                let (status, location) = match req.uri().path() {
+                    "/see-other" => (303, "/landed"),
+                    "/found" => (302, "/landed"),
+                    "/loop" => (302, "/loop"),
+                    "/outside" => (302, "http://example.com/landed"),
+                    _ => (200, ""),
+                };
+                let mut res = http::Response::builder().status(status);
+                if !location.is_empty() {
+                    res = res.header("location", location);
+                }
+                Ok::<_, std::convert::Infallible>(
+                    res.body(Full::new(Bytes::from(format!(
+                        "{} {}",
+                        req.method(),
+                        req.uri().path()
+                    ))))
+                    .expect("response"),
+                )
+            });
+            tokio::spawn(
+                hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .into_owned(),
+            );
+        }
+    });
+    addr
+}
+
+/// `max_redirects` follows redirects on internal upstreams only: a `303`
+/// after a `POST` as a `GET`, a `302` after a `GET` as a `GET`; one more
+/// than allowed, or one to a host that is no internal upstream, fails the
+/// call. Without it, the redirect is the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_request_follows_redirects_within_the_internal_upstreams() {
+    let up = echo().await;
+    let service = redirecting_service().await;
+    let arg = format!("svc.internal={service}");
+    let policy = |path: &str, method: &str, max: &str| {
+        format!(
+            r#"
+on_http_request:
+  - actions:
+      - type: http-request
+        config:
+          url: https://svc.internal{path}
+          method: {method}
+          body: payload
+{max}
+      - type: add-headers
+        config:
+          headers:
+            x-status: "${{has(actions.ngrok.http_request.res) ? string(actions.ngrok.http_request.res.status_code) : ''}}"
+            x-body: "${{has(actions.ngrok.http_request.res) ? actions.ngrok.http_request.res.body : ''}}"
+            x-error: "${{has(actions.ngrok.http_request.error.message) ? actions.ngrok.http_request.error.message : ''}}"
+"#
+        )
+    };
+    let run = |path: &'static str, method: &'static str, max: &'static str| {
+        let (policy, arg) = (policy(path, method, max), arg.clone());
+        async move {
+            let proxy = Proxy::http_with(&policy, up, &["--internal", &arg]);
+            get(&proxy.url("/"), &[]).await
+        }
+    };
+    let max2 = "          max_redirects: 2";
+    let res = run("/see-other", "POST", max2).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(res.echo()["headers"]["x-body"][0], "GET /landed");
+    let res = run("/found", "PUT", max2).await;
+    assert_eq!(res.echo()["headers"]["x-body"][0], "PUT /landed");
+    // Not followed without `max_redirects`: the 303 is the answer.
+    let res = run("/see-other", "POST", "").await;
+    assert_eq!(res.echo()["headers"]["x-status"][0], "303");
+    // A loop runs out of redirects; a redirect off the internal upstreams
+    // is never followed. Both fail the call (`on_error: continue` records
+    // the error).
+    let res = run("/loop", "GET", max2).await;
+    assert!(
+        res.echo()["headers"]["x-error"][0]
+            .as_str()
+            .is_some_and(|e| e.contains("more than 2 redirects")),
+        "{}",
+        res.text()
+    );
+    let res = run("/outside", "GET", max2).await;
+    assert!(
+        res.echo()["headers"]["x-error"][0]
+            .as_str()
+            .is_some_and(|e| e.contains("is not an upstream this proxy may call")),
+        "{}",
+        res.text()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_lets_requests_in_flight_finish() {
     // An upstream that says when the request reached it, then answers only

@@ -2,8 +2,13 @@
 //! ngrok) and exposes the response as `actions.ngrok.http_request.*`, so a
 //! later rule can decide on it (an authorization service's verdict).
 //!
-//! The call goes through the proxy's client ([`HttpClient`]); it does not
-//! follow redirects. `timeout` bounds every attempt together.
+//! The call goes through the proxy's client ([`HttpClient`]), which reaches
+//! internal upstreams only, redirects included: with `max_redirects`, a
+//! `3xx` with a `Location` is followed (a path on the same upstream, or
+//! another internal one), `303` (and `301`/`302` after a `POST`) as a
+//! `GET` without a body, as browsers and Go's client do; one redirect
+//! more than allowed fails the attempt. `timeout` bounds every attempt
+//! together, redirects included.
 //! `retry_condition` is evaluated after each attempt with `attempts` and
 //! `last_attempt` (`req`, `res`, `error`), for at most three retries. A
 //! failure is recorded in `.error.*` and the policy goes on
@@ -14,7 +19,7 @@ use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, USER_AGENT};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue, LOCATION, USER_AGENT};
 use http::{Method, Request, StatusCode};
 use portcullis_cel::{Activation, CompileOptions, Diagnostic, Env, Program, Type, Value, VarId};
 use portcullis_policy::schema::Phase;
@@ -30,6 +35,9 @@ use crate::{Action, ActionError, CompileCx, RequestCtx, ResultVar, Run, Step, en
 const MAX_BODY: usize = 256 * 1024;
 /// At most this many retries after the first attempt.
 const MAX_RETRIES: usize = 3;
+/// The most redirects an attempt follows: ngrok's config table allows 100
+/// (its behavior section says 5; the larger is accepted, as lint does).
+const MAX_REDIRECTS: u32 = 100;
 const TOO_LARGE: &str = "ERR_NGROK_3601";
 const TIMEOUT: &str = "ERR_NGROK_3602";
 const FAILED: &str = "ERR_NGROK_3600";
@@ -37,6 +45,8 @@ const FAILED: &str = "ERR_NGROK_3600";
 #[derive(Debug)]
 pub(crate) struct HttpRequest {
     url: Template,
+    /// How many redirects an attempt follows (none by default, as ngrok).
+    max_redirects: u32,
     method: Method,
     query: Vec<(String, Template)>,
     headers: Vec<(HeaderName, Template)>,
@@ -137,6 +147,12 @@ pub(crate) fn compile(cfg: Config<'_>, cx: &CompileCx<'_>) -> Result<Box<dyn Act
     };
     Ok(Box::new(HttpRequest {
         url,
+        max_redirects: cfg
+            .get("max_redirects")
+            .and_then(|n| n.scalar())
+            .and_then(|s| s.value.parse::<u32>().ok())
+            .unwrap_or(0)
+            .min(MAX_REDIRECTS),
         method,
         query,
         headers: crate::headers::compile_map(&cfg, "headers", cx)?,
@@ -198,7 +214,8 @@ impl HttpRequest {
         }
         req = req
             .header(USER_AGENT, HeaderValue::from_static("portcullis"))
-            .header("x-forwarded-for", ctx.conn().client_ip());
+            .header("x-forwarded-for", ctx.conn().client_ip())
+            .header("ngrok-req-type", HeaderValue::from_static("http-request"));
         let req = req.body(Bytes::from(body.clone())).map_err(|e| {
             ActionError::internal(FAILED, format!("`{url}` is not a valid request: {e}"))
         })?;
@@ -222,9 +239,7 @@ impl HttpRequest {
             let outcome = if left.is_zero() {
                 Err(FetchError::Timeout)
             } else {
-                client
-                    .fetch(req.clone(), Scope::Internal, MAX_BODY, left)
-                    .await
+                self.attempt(&**client, &req, begun + left).await
             };
             attempts.push(Attempt {
                 outcome,
@@ -260,6 +275,38 @@ impl HttpRequest {
                 };
                 self.fail(ctx, code, format!("http-request to `{url}` failed: {e}"))
             }
+        }
+    }
+
+    /// One attempt: `req`, then the redirects `max_redirects` allows.
+    async fn attempt(
+        &self,
+        client: &dyn HttpClient,
+        req: &Request<Bytes>,
+        deadline: Instant,
+    ) -> Result<Fetched, FetchError> {
+        let mut req = req.clone();
+        let mut followed = 0;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(FetchError::Timeout);
+            }
+            let fetched = client
+                .fetch(req.clone(), Scope::Internal, MAX_BODY, left)
+                .await?;
+            let location = match fetched.headers.get(LOCATION) {
+                Some(l) if fetched.status.is_redirection() && self.max_redirects > 0 => l,
+                _ => return Ok(fetched),
+            };
+            if followed == self.max_redirects {
+                return Err(FetchError::Protocol(format!(
+                    "more than {} redirects",
+                    self.max_redirects
+                )));
+            }
+            followed += 1;
+            req = redirected(&req, fetched.status, location)?;
         }
     }
 
@@ -386,6 +433,54 @@ fn response_value(f: &Fetched, elapsed: Duration) -> Value<'static> {
             Value::string(String::from_utf8_lossy(&f.body).into_owned()),
         ),
     ])
+}
+
+/// The request a redirect asks for: `location` (absolute, or a path on the
+/// same upstream) resolved against `req`'s URL.
+fn redirected(
+    req: &Request<Bytes>,
+    status: StatusCode,
+    location: &HeaderValue,
+) -> Result<Request<Bytes>, FetchError> {
+    let bad = || {
+        FetchError::Protocol(format!(
+            "a redirect to `{}` cannot be followed",
+            String::from_utf8_lossy(location.as_bytes())
+        ))
+    };
+    let location = location.to_str().map_err(|_| bad())?;
+    let uri: http::Uri = if location.starts_with('/') && !location.starts_with("//") {
+        let mut parts = req.uri().clone().into_parts();
+        parts.path_and_query = Some(location.parse().map_err(|_| bad())?);
+        http::Uri::from_parts(parts).map_err(|_| bad())?
+    } else {
+        let uri: http::Uri = location.parse().map_err(|_| bad())?;
+        if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.authority().is_none() {
+            return Err(bad());
+        }
+        uri
+    };
+    let to_get = status == StatusCode::SEE_OTHER
+        || (matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND)
+            && req.method() == Method::POST);
+    let mut next = Request::builder().uri(uri);
+    if to_get {
+        next = next.method(Method::GET);
+    } else {
+        next = next.method(req.method().clone());
+    }
+    for (name, value) in req.headers() {
+        if to_get && (name == CONTENT_TYPE || name == CONTENT_LENGTH) {
+            continue;
+        }
+        next = next.header(name, value);
+    }
+    let body = if to_get {
+        Bytes::new()
+    } else {
+        req.body().clone()
+    };
+    next.body(body).map_err(|_| bad())
 }
 
 fn attempt_value(a: &Attempt) -> Value<'static> {
