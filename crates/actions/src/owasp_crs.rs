@@ -21,9 +21,12 @@
 //! - **What the rules see** is the request as the client sent it: the
 //!   target before the proxy's canonicalisation (a `../` the proxy
 //!   resolves is still an attack), the headers, the client's address.
+//! - **Test mode**: `on_error: continue` evaluates the rules and records
+//!   the decision without blocking, as ngrok documents it ("rules are
+//!   evaluated but blocks are not enforced").
 //! - **Extensions**: `paranoia_level` (1–4), `anomaly_threshold`, and
 //!   `enforce: false` (ModSecurity's detection-only mode: scored and
-//!   reported in the result, never blocked).
+//!   reported in the result, never blocked, whatever `on_error` says).
 //! - **Results**: `actions.ngrok.owasp_crs_*.decision` (`allow`, `deny`),
 //!   `.anomaly_score`, `.anomaly_score_threshold`, `.matched_rules`
 //!   (`id`, `message`, `severity`, `data`), `.error`.
@@ -105,7 +108,11 @@ pub(crate) fn compile_response(
 
 fn compile(cfg: Config<'_>, cx: &CompileCx<'_>, side: Side) -> Result<Box<dyn Action>, Diagnostic> {
     let process_body = cfg.bool("process_body", false);
-    let enforce = cfg.bool("enforce", true);
+    // `on_error: continue` is ngrok's test mode: the rules are evaluated,
+    // the decision recorded, nothing blocked (a block is the action's
+    // error, and the policy goes on past it).
+    let halt = cfg.str("on_error") != Some("continue");
+    let enforce = cfg.bool("enforce", true) && halt;
     let default_threshold = match side {
         Side::Request => 5,
         Side::Response => 4,
@@ -147,7 +154,7 @@ fn compile(cfg: Config<'_>, cx: &CompileCx<'_>, side: Side) -> Result<Box<dyn Ac
         side,
         rules,
         process_body,
-        halt: cfg.str("on_error") != Some("continue"),
+        halt,
         enforce,
         threshold,
         results: Results {
