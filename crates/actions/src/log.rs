@@ -1,5 +1,8 @@
 //! `log` (spec §3.11): adds `metadata`, interpolated, to the exchange's
-//! access-log entry (ngrok appends it to `traffic_policy.logs[]`).
+//! access-log entry (ngrok appends it to `traffic_policy.logs[]`). A field
+//! whose interpolation fails (a result that was not set: ngrok's dry-run
+//! examples log `error.code` whether or not there was one) is logged as
+//! `null`: logging never ends an exchange.
 
 use portcullis_cel::Diagnostic;
 
@@ -36,7 +39,7 @@ impl Action for Log {
 
 impl Log {
     fn log(&self, ctx: &mut RequestCtx) -> Result<Step, ActionError> {
-        let value = self.metadata.value(ctx)?;
+        let value = self.metadata.value_or_null(ctx)?;
         let json = portcullis_cel::json::to_json(&value)
             .map_err(|e| ActionError::internal("ERR_NGROK_2300", e.message().to_owned()))?;
         ctx.log(json);

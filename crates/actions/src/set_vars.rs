@@ -48,13 +48,28 @@ impl Tree {
     }
 
     pub(crate) fn value(&self, ctx: &RequestCtx) -> Result<Value<'static>, ActionError> {
+        self.eval(ctx, false)
+    }
+
+    /// As [`Tree::value`], with `null` where an interpolation fails (a
+    /// result the policy reads that was not set, an index past the end):
+    /// for `log`, whose metadata records what there is and never ends the
+    /// exchange, as ngrok's examples read `error.code` on success.
+    pub(crate) fn value_or_null(&self, ctx: &RequestCtx) -> Result<Value<'static>, ActionError> {
+        self.eval(ctx, true)
+    }
+
+    fn eval(&self, ctx: &RequestCtx, lenient: bool) -> Result<Value<'static>, ActionError> {
         Ok(match self {
-            Tree::Scalar(t) => t.value(ctx)?,
+            Tree::Scalar(t) => match t.value(ctx) {
+                Err(_) if lenient => Value::Null,
+                other => other?,
+            },
             Tree::Literal(v) => v.clone(),
             Tree::List(items) => Value::list(
                 items
                     .iter()
-                    .map(|t| t.value(ctx))
+                    .map(|t| t.eval(ctx, lenient))
                     .collect::<Result<_, _>>()?,
             ),
             Tree::Map(entries) => {
@@ -62,7 +77,7 @@ impl Tree {
                 for (k, t) in entries {
                     built.push((
                         Key::String(Str::Shared(Arc::from(k.as_str()))),
-                        t.value(ctx)?,
+                        t.eval(ctx, lenient)?,
                     ));
                 }
                 let data = MapData::from_entries(built)

@@ -498,8 +498,7 @@ async fn connection(
     if pipeline.terminates_tls() {
         let conn = Arc::new(Conn::new(client, server, None));
         let mut ctx = RequestCtx::connection(conn.clone(), site.endpoint.clone());
-        if pipeline.on_connect(&mut ctx).await == Outcome::Close {
-            tracing::info!(target: "portcullis::access", client = conn.client_ip(), "connection closed by on_tcp_connect");
+        if !connect(&pipeline, &mut ctx).await {
             return;
         }
         connected = true;
@@ -553,6 +552,30 @@ async fn connection(
     }
 }
 
+/// Runs `on_tcp_connect`; whether the connection goes on. What its `log`
+/// actions recorded is one access-log entry of the connection's own (the
+/// requests' entries carry their phases' logs).
+async fn connect(pipeline: &Pipeline, ctx: &mut RequestCtx) -> bool {
+    let open = pipeline.on_connect(ctx).await != Outcome::Close;
+    let policy_logs = policy_logs(ctx);
+    if !open {
+        tracing::info!(
+            target: "portcullis::access",
+            client = ctx.conn().client_ip(),
+            policy_logs = policy_logs.as_str(),
+            "connection closed by on_tcp_connect"
+        );
+    } else if !policy_logs.is_empty() {
+        tracing::info!(
+            target: "portcullis::access",
+            client = ctx.conn().client_ip(),
+            policy_logs = policy_logs.as_str(),
+            "on_tcp_connect"
+        );
+    }
+    open
+}
+
 /// Serves HTTP on a connection; `connected`: its `on_tcp_connect` already
 /// ran (before a `terminate-tls` handshake).
 async fn serve<IO>(
@@ -569,8 +592,7 @@ async fn serve<IO>(
     let pipeline = site.pipeline.load_full();
     if !connected && pipeline.has_tcp_rules() {
         let mut ctx = RequestCtx::connection(conn.clone(), site.endpoint.clone());
-        if pipeline.on_connect(&mut ctx).await == Outcome::Close {
-            tracing::info!(target: "portcullis::access", client = conn.client_ip(), "connection closed by on_tcp_connect");
+        if !connect(&pipeline, &mut ctx).await {
             return;
         }
     }
@@ -1126,11 +1148,7 @@ pub(crate) fn log_status(
     error_code: &str,
     started: Instant,
 ) {
-    let policy_logs = if ctx.logs().is_empty() {
-        String::new()
-    } else {
-        serde_json::Value::Array(ctx.logs().to_vec()).to_string()
-    };
+    let policy_logs = policy_logs(ctx);
     tracing::info!(
         target: "portcullis::access",
         client = ctx.conn().client_ip(),
@@ -1142,6 +1160,16 @@ pub(crate) fn log_status(
         error_code,
         policy_logs = policy_logs.as_str(),
     );
+}
+
+/// What the exchange's `log` actions recorded, as a JSON array (empty when
+/// none did).
+fn policy_logs(ctx: &RequestCtx) -> String {
+    if ctx.logs().is_empty() {
+        String::new()
+    } else {
+        serde_json::Value::Array(ctx.logs().to_vec()).to_string()
+    }
 }
 
 /// Runs until `shutdown` resolves, then shuts down gracefully.
