@@ -132,8 +132,15 @@ pub(crate) fn split(
             format!("the rewritten URL `{url}` is not a valid URL: {why}"),
         )
     };
-    let uri: Uri = url.parse().map_err(|e| bad(&e))?;
-    if uri.scheme().is_none() && !url.starts_with('/') {
+    // `http:///products.php`: a rewrite that replaced the authority with
+    // a path, as ngrok's own url-rewrite example does (it matches
+    // `${req.url.authority}/products/...` and writes `/products.php...`).
+    // The URL has no host then, and the request keeps the one it had.
+    let hostless = ["http:///", "https:///"]
+        .iter()
+        .find_map(|p| url.starts_with(p).then(|| &url[p.len() - 1..]));
+    let uri: Uri = hostless.unwrap_or(url).parse().map_err(|e| bad(&e))?;
+    if uri.scheme().is_none() && !hostless.unwrap_or(url).starts_with('/') {
         return Err(bad(&"neither absolute nor a path"));
     }
     let authority = match uri.authority() {
@@ -155,4 +162,41 @@ pub(crate) fn split(
     };
     let pq = PathAndQuery::try_from(pq).map_err(|e| bad(&e))?;
     Ok((authority, pq))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split;
+    use crate::Endpoint;
+
+    /// What `split` makes of a rewritten URL: the new `Host`, if any, and
+    /// the path and query.
+    fn parts(url: &str) -> Result<(Option<String>, String), String> {
+        let ep = Endpoint::new("http://app.example");
+        split(url, &ep)
+            .map(|(host, pq)| {
+                (
+                    host.map(|h| h.to_str().unwrap_or("?").to_owned()),
+                    pq.as_str().to_owned(),
+                )
+            })
+            .map_err(|e| format!("{e:?}"))
+    }
+
+    #[test]
+    fn a_url_without_its_host_keeps_the_requests() {
+        assert_eq!(
+            parts("http:///products.php?query=123"),
+            Ok((None, "/products.php?query=123".to_owned()))
+        );
+        assert_eq!(parts("https:///a/../b"), Ok((None, "/b".to_owned())));
+        // A path that looks like an authority stays a path.
+        let (host, _) = parts("http:////evil.example/x").expect("a path");
+        assert_eq!(host, None);
+        assert_eq!(
+            parts("http://other.example/x"),
+            Ok((Some("other.example".to_owned()), "/x".to_owned()))
+        );
+        assert!(parts("ftp:///x").is_err());
+    }
 }
