@@ -109,8 +109,18 @@ impl Proxy {
     /// Spawns the binary and waits for it to listen; on failure, returns
     /// what it printed.
     pub fn spawn(args: &[&str], dir: PathBuf) -> Result<Proxy, String> {
+        Proxy::spawn_with_env(args, dir, &[])
+    }
+
+    /// As [`Proxy::spawn`], with `env` added to the environment.
+    pub fn spawn_with_env(
+        args: &[&str],
+        dir: PathBuf,
+        env: &[(String, String)],
+    ) -> Result<Proxy, String> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
             .args(args)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
