@@ -113,6 +113,11 @@ pub mod code {
         // Lint: regex-never-matches
         /// A regular expression that no text can match (`a$b`, `x^y`).
         pub const REGEX_NEVER_MATCHES: &str = "regex-never-matches";
+        // Lint: regex-query-mark
+        /// A `?` in a `redirect` or `url-rewrite` pattern, after a letter
+        /// and before `name=`: it makes the letter optional, where the
+        /// query's `?` was meant.
+        pub const REGEX_QUERY_MARK: &str = "regex-query-mark";
         // Lint: forward-auth-headers
         /// A header `add-headers` sets that reaches the upstream only if
         /// the gateway's own configuration copies it from the answer.

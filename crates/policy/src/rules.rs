@@ -127,6 +127,41 @@ pub(crate) fn regex_never_matches(
     }
 }
 
+/// `users?id=([0-9]+)`: a `?` after a letter and before `name=` makes the
+/// letter optional; the writer meant the query's `?` (ngrok's own redirect
+/// example does this, and never matches the request it shows).
+fn regex_query_mark(pattern: &str, from: &Node, src: &str, out: &mut Vec<Diagnostic>) {
+    let bytes = pattern.as_bytes();
+    let (mut escaped, mut class) = (false, false);
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            _ if escaped => escaped = false,
+            b'\\' => escaped = true,
+            b'[' => class = true,
+            b']' => class = false,
+            b'?' if !class && i > 0 && bytes[i - 1].is_ascii_alphanumeric() => {
+                let rest = &bytes[i + 1..];
+                let name = rest
+                    .iter()
+                    .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+                    .count();
+                if name > 0 && rest.get(name) == Some(&b'=') {
+                    let prev = char::from(bytes[i - 1]);
+                    out.push(
+                        Diagnostic::warning(
+                            code::lint::REGEX_QUERY_MARK,
+                            from.value_span(src, portcullis_cel::Span::new(i, i + 1)),
+                            format!("this `?` makes the `{prev}` before it optional; it does not match the query's `?`"),
+                        )
+                        .with_help("write `\\?` to match the `?` that starts the query"),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Whether the action's config sets `key` to the plain string `value`.
 fn config_says(action: &Action, key: &str, value: &str) -> bool {
     let Some(Node {
@@ -188,6 +223,7 @@ fn check_phase(phase: &PhaseRules, src: &str, out: &mut Vec<Diagnostic>) {
             && !s.value.contains("${")
         {
             regex_never_matches(&s.value, from.span, out);
+            regex_query_mark(&s.value, from, src, out);
         }
     }
     let mut ended_by: Option<&Rule> = None;
