@@ -714,6 +714,177 @@ on_http_request:
     );
 }
 
+/// Address lists the deployment names as IP categories: an address on a
+/// list has its category at every level, a blocklist sets
+/// `is_on_blocklist` and a Tor list `is_tor_node`, as ngrok's examples
+/// read them; a list file that changes is read again, and a broken one
+/// leaves the lists in use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ip_category_lists_come_from_files_the_deployment_names_and_follow_them() {
+    let policy = r#"
+on_http_request:
+  - expressions:
+      - "conn.client_ip.is_on_blocklist == true"
+    actions:
+      - type: deny
+  - expressions:
+      - "('proxy.anonymous.tor' in conn.client_ip.categories)"
+    actions:
+      - type: custom-response
+        config:
+          status_code: 451
+          body: tor
+  - actions:
+      - type: add-headers
+        config:
+          headers:
+            x-categories: "${conn.client_ip.categories.join(',')}"
+"#;
+    let dir = support::temp_dir("ip-lists");
+    let (block, tor, cloud) = (
+        dir.join("level1.netset"),
+        dir.join("tor-exits.txt"),
+        dir.join("cloud.txt"),
+    );
+    std::fs::write(
+        &block,
+        "# firehol level 1
+10.0.0.0/8
+",
+    )
+    .expect("write");
+    std::fs::write(
+        &tor,
+        "ExitAddress 185.220.101.1 2024-01-01 00:00:00
+",
+    )
+    .expect("write");
+    std::fs::write(
+        &cloud,
+        "127.0.0.0/8 ; the test's own cloud
+",
+    )
+    .expect("write");
+    let flag = |c: &str, p: &std::path::Path| format!("{c}={}", p.display());
+    let args = [
+        "--ip-category".to_owned(),
+        flag("blocklist.firehol_org.level_1", &block),
+        "--ip-category".to_owned(),
+        flag("proxy.anonymous.tor", &tor),
+        "--ip-category".to_owned(),
+        flag("com.example.cloud", &cloud),
+    ];
+    let up = echo().await;
+    let proxy = Proxy::http_with(
+        policy,
+        up,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let res = get(&proxy.url("/"), &[]).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(
+        res.echo()["headers"]["x-categories"][0],
+        "com,com.example,com.example.cloud"
+    );
+    assert!(!proxy.log().contains("deployment-data"), "{}", proxy.log());
+
+    // The blocklist now has the client: new connections are denied.
+    std::fs::write(
+        &block,
+        "# firehol level 1
+10.0.0.0/8
+127.0.0.1
+",
+    )
+    .expect("write");
+    assert!(
+        proxy.wait_for_log("IP category lists reloaded"),
+        "{}",
+        proxy.log()
+    );
+    let res = get(&proxy.url("/"), &[]).await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN, "{}", res.text());
+    assert!(res.echo().is_null());
+
+    // Off the blocklist and onto the Tor list.
+    std::fs::write(
+        &block,
+        "10.0.0.0/8
+",
+    )
+    .expect("write");
+    std::fs::write(
+        &tor,
+        "ExitAddress 127.0.0.1 2024-01-01 00:00:00
+",
+    )
+    .expect("write");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut res = get(&proxy.url("/"), &[]).await;
+    while res.status != StatusCode::from_u16(451).expect("status")
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        res = get(&proxy.url("/"), &[]).await;
+    }
+    assert_eq!(res.text(), "tor");
+
+    // A broken list is refused; the lists in use stay.
+    std::fs::write(
+        &tor,
+        "ExitAddress 127.0.0.1 2024-01-01 00:00:00
+not an address
+",
+    )
+    .expect("write");
+    assert!(
+        proxy.wait_for_log("an IP category list is invalid; the lists in use stay"),
+        "{}",
+        proxy.log()
+    );
+    assert_eq!(get(&proxy.url("/"), &[]).await.text(), "tor");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `conn.bytes_in` and `conn.bytes_out` count what the connection carried
+/// so far: on a second request over the same connection, the first
+/// request's bytes are in and its response's are out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_byte_counts_grow_with_the_connection() {
+    let policy = r#"
+on_http_request:
+  - actions:
+      - type: add-headers
+        config:
+          headers:
+            x-in: "${conn.bytes_in}"
+on_http_response:
+  - actions:
+      - type: add-headers
+        config:
+          headers:
+            x-out: "${conn.bytes_out}"
+"#;
+    let up = echo().await;
+    let proxy = Proxy::http(policy, up);
+    let mut conn = support::one_connection(proxy.addr).await;
+    let first = support::get_on(&mut conn, &proxy.url("/a")).await;
+    let number = |v: &serde_json::Value| v.as_str().and_then(|s| s.parse::<u64>().ok());
+    let in1 = number(&first.echo()["headers"]["x-in"][0]).expect("x-in");
+    // The request head, as sent: `GET /a HTTP/1.1`, `host: ...`.
+    assert!((30..200).contains(&in1), "{in1}");
+    assert_eq!(first.header("x-out"), Some("0"));
+    let second = support::get_on(&mut conn, &proxy.url("/b")).await;
+    let in2 = number(&second.echo()["headers"]["x-in"][0]).expect("x-in");
+    assert!(in2 >= 2 * in1 - 2, "{in1} then {in2}");
+    let out = second
+        .header("x-out")
+        .and_then(|v| v.parse::<u64>().ok())
+        .expect("x-out");
+    // At least the first response's body went out before the second.
+    assert!(out > first.body.len() as u64, "{out}");
+}
+
 /// A Kubernetes manifest runs as the policy its one ngrok resource
 /// carries; a manifest with two is refused, naming them, rather than one
 /// of them picked.

@@ -70,6 +70,11 @@ pub(crate) struct HttpArgs {
     /// each.
     #[arg(long, value_name = "FILE")]
     ip_intelligence: Vec<PathBuf>,
+    /// An address list as an IP category (`blocklist.firehol_org.level_1`,
+    /// `proxy.anonymous.tor`, `com.amazon.aws`): one address or CIDR a line,
+    /// read again when it changes; repeat for each.
+    #[arg(long, value_name = "CATEGORY=FILE")]
+    ip_category: Vec<String>,
     /// Send the signed-in user's identity upstream: `X-Forwarded-User`,
     /// `-Email`, `-Groups`, `-Preferred-Username` and a signed
     /// `X-Portcullis-Jwt-Assertion` (keys at
@@ -143,6 +148,18 @@ pub(crate) fn http(args: &HttpArgs) -> anyhow::Result<ExitCode> {
             Upstream::parse(addr).map_err(anyhow::Error::msg)?,
         ));
     }
+    let mut ip_categories = Vec::new();
+    for spec in &args.ip_category {
+        let (category, file) = spec
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("`--ip-category {spec}`: expected CATEGORY=FILE"))?;
+        if !portcullis_proxy::config::is_category(category) {
+            anyhow::bail!(
+                "`--ip-category {spec}`: `{category}` is not a category (dotted lower-case names, as `blocklist.firehol_org.level_1`)"
+            );
+        }
+        ip_categories.push((category.to_owned(), PathBuf::from(file)));
+    }
     let mut canon = portcullis_canon::Options::default();
     canon.path.merge_slashes = !args.no_merge_slashes;
     canon.path.escaped_slashes = portcullis_canon::EscapedSlashes::parse(&args.escaped_slashes)
@@ -186,6 +203,7 @@ pub(crate) fn http(args: &HttpArgs) -> anyhow::Result<ExitCode> {
         oauth_apps: portcullis_actions::OAuthApps::new(),
         ip_policies_file: args.ip_policies.clone(),
         ip_intelligence: args.ip_intelligence.clone(),
+        ip_categories,
     };
     run(config, &args.run, None)
 }
@@ -269,6 +287,7 @@ pub(crate) fn forward_auth(args: &ForwardAuthArgs) -> anyhow::Result<ExitCode> {
         oauth_apps: portcullis_actions::OAuthApps::new(),
         ip_policies_file: None,
         ip_intelligence: Vec::new(),
+        ip_categories: Vec::new(),
     };
     run(config, &args.run, None)
 }
@@ -324,6 +343,7 @@ pub(crate) fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         oauth_apps: portcullis_actions::OAuthApps::new(),
         ip_policies_file: None,
         ip_intelligence: Vec::new(),
+        ip_categories: Vec::new(),
     };
     let res = run(config, &args.run, Some(policy.display().to_string()));
     let _ = std::fs::remove_dir_all(&dir);

@@ -9,6 +9,7 @@
 //! is built once and cached until an action changes what it derives from.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime};
 
@@ -45,6 +46,11 @@ pub struct Conn {
     /// What the IP intelligence databases say of the client's and the
     /// server's address, looked up when first read.
     intel: [OnceLock<crate::ip_intel::Facts>; 2],
+    /// Bytes read from and written to the client (`conn.bytes_in`,
+    /// `conn.bytes_out`), when the server counts them ([`Conn::counted`]):
+    /// behind the tower layer or another gateway there is no connection
+    /// of ours to count, and the variables are absent.
+    bytes: Option<Arc<[AtomicU64; 2]>>,
 }
 
 /// TLS facts of a connection.
@@ -81,7 +87,30 @@ impl Conn {
             client_ip,
             server_ip: canonical(server.ip()).to_string(),
             intel: [OnceLock::new(), OnceLock::new()],
+            bytes: None,
         }
+    }
+
+    /// This connection, with its bytes counted by whoever serves it
+    /// ([`Conn::count`]).
+    pub fn counted(mut self) -> Conn {
+        self.bytes = Some(Arc::new([AtomicU64::new(0), AtomicU64::new(0)]));
+        self
+    }
+
+    /// Adds `n` bytes read from the client (`out: false`) or written to it.
+    pub fn count(&self, out: bool, n: usize) {
+        if let Some(bytes) = &self.bytes {
+            bytes[usize::from(out)].fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// The bytes read from the client (`out: false`) or written to it so
+    /// far; `None` when they are not counted.
+    pub fn bytes(&self, out: bool) -> Option<u64> {
+        self.bytes
+            .as_ref()
+            .map(|b| b[usize::from(out)].load(Ordering::Relaxed))
     }
 
     /// What `intel` says of the server's (`server`) or the client's

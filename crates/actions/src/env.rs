@@ -54,6 +54,8 @@ pub(crate) enum Field {
     ResTrailers,
     ConnClientIp,
     ConnClientPort,
+    ConnBytesIn,
+    ConnBytesOut,
     ConnServerIp,
     ConnServerPort,
     ConnTsStart,
@@ -152,6 +154,8 @@ impl Field {
             "res.trailers" => ResTrailers,
             "conn.client_ip" => ConnClientIp,
             "conn.client_port" => ConnClientPort,
+            "conn.bytes_in" => ConnBytesIn,
+            "conn.bytes_out" => ConnBytesOut,
             "conn.server_ip" => ConnServerIp,
             "conn.server_port" => ConnServerPort,
             "conn.ts.start" => ConnTsStart,
@@ -231,12 +235,13 @@ pub(crate) enum Intel {
     AsOrganization,
     Categories,
     IsTorNode,
+    IsOnBlocklist,
 }
 
 /// The IP intelligence fact `name` reads, and whether of the server's
 /// address: `conn.geo.*` (ngrok's older names), `conn.client_ip.*` and
-/// `conn.server_ip.*`. The facts no database here gives
-/// (`is_on_blocklist`, a registered location's city) are not among them.
+/// `conn.server_ip.*`. The facts no database here gives (a registered
+/// location's city) are not among them.
 fn intel(name: &str) -> Option<(bool, Intel)> {
     use Intel::*;
     let location = |f: &str| {
@@ -269,6 +274,7 @@ fn intel(name: &str) -> Option<(bool, Intel)> {
         "as.organization" => AsOrganization,
         "categories" => Categories,
         "is_tor_node" => IsTorNode,
+        "is_on_blocklist" => IsOnBlocklist,
         "geo.registered_location.continent" => RegisteredContinent,
         "geo.registered_location.country" => RegisteredCountry,
         "geo.registered_location.country_code" => RegisteredCountryCode,

@@ -20,21 +20,35 @@
 //!   than an error on every internal request.
 //! - **Categories** follow ngrok's hierarchy: an anonymizer is
 //!   `proxy.anonymous`, a Tor exit also `proxy.anonymous.tor`.
+//! - **Lists** (`ip_categories:`, see [`lists`]) add categories of their
+//!   own: Tor exits, blocklists, cloud ranges, each a file of addresses
+//!   the deployment keeps current, re-read when it changes. A list under
+//!   `proxy.anonymous.tor` makes `is_tor_node` true, one under
+//!   `blocklist` makes `is_on_blocklist` true; without a blocklist,
+//!   `is_on_blocklist` is absent rather than a `false` nobody computed.
 //!
 //! A lookup is done at most once per connection and address (`Conn`
 //! caches it).
 
+mod lists;
+
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use maxminddb::{Reader, geoip2};
 
-/// The databases of a deployment.
+use lists::Lists;
+
+/// The databases and lists of a deployment.
 #[derive(Default)]
 pub struct IpIntel {
     location: Option<Reader<Vec<u8>>>,
     asn: Option<Reader<Vec<u8>>>,
     anonymous: Option<Reader<Vec<u8>>>,
+    /// The category lists' files, read again by [`IpIntel::reload_lists`].
+    list_files: Vec<(String, PathBuf)>,
+    lists: RwLock<Arc<Lists>>,
 }
 
 impl std::fmt::Debug for IpIntel {
@@ -43,6 +57,7 @@ impl std::fmt::Debug for IpIntel {
             .field("location", &self.location.is_some())
             .field("asn", &self.asn.is_some())
             .field("anonymous", &self.anonymous.is_some())
+            .field("lists", &self.list_files)
             .finish()
     }
 }
@@ -100,7 +115,29 @@ impl IpIntel {
         Ok(intel)
     }
 
-    /// What the databases say of `ip`.
+    /// Adds the category lists `files` (`(category, file)`), read now.
+    pub fn with_lists(mut self, files: Vec<(String, PathBuf)>) -> Result<IpIntel, String> {
+        let lists = Lists::read(&files)?;
+        self.list_files = files;
+        self.lists = RwLock::new(Arc::new(lists));
+        Ok(self)
+    }
+
+    /// The category lists' files.
+    pub fn list_files(&self) -> impl Iterator<Item = &Path> {
+        self.list_files.iter().map(|(_, p)| p.as_path())
+    }
+
+    /// Reads the category lists again; on an error the lists in use stay.
+    pub fn reload_lists(&self) -> Result<(), String> {
+        let lists = Arc::new(Lists::read(&self.list_files)?);
+        if let Ok(mut current) = self.lists.write() {
+            *current = lists;
+        }
+        Ok(())
+    }
+
+    /// What the databases and lists say of `ip`.
     pub fn lookup(&self, ip: IpAddr) -> Facts {
         let mut facts = Facts::default();
         if let Some(db) = &self.location {
@@ -145,6 +182,21 @@ impl IpIntel {
             }
             facts.anonymous = Some(Anonymity { tor, categories });
         }
+        if !self.list_files.is_empty() {
+            let lists = match self.lists.read() {
+                Ok(l) => l.clone(),
+                Err(poisoned) => poisoned.into_inner().clone(),
+            };
+            let listed = lists.categories(ip);
+            if lists.has("blocklist") {
+                facts.blocklisted = Some(listed.iter().any(|c| lists::within(c, "blocklist")));
+            }
+            let a = facts.anonymous.get_or_insert_with(Anonymity::default);
+            a.tor |= listed.iter().any(|c| c == "proxy.anonymous.tor");
+            a.categories.extend(listed);
+            a.categories.sort_unstable();
+            a.categories.dedup();
+        }
         facts
     }
 }
@@ -157,8 +209,10 @@ pub struct Facts {
     pub location: Option<Location>,
     /// `(number, organization)` from the ASN database.
     pub asn: Option<(u32, String)>,
-    /// From the Anonymous IP database.
+    /// From the Anonymous IP database and the category lists.
     pub anonymous: Option<Anonymity>,
+    /// Whether a blocklist has the address (`None` without one).
+    pub blocklisted: Option<bool>,
 }
 
 /// Where an address is, as ngrok names the parts (English names; empty
@@ -237,7 +291,8 @@ impl Location {
 pub struct Anonymity {
     /// A Tor exit node.
     pub tor: bool,
-    /// ngrok's categories (`proxy.anonymous`, `proxy.anonymous.tor`).
+    /// ngrok's categories (`proxy.anonymous`, `proxy.anonymous.tor`, and
+    /// those of the lists), sorted.
     pub categories: Vec<String>,
 }
 

@@ -83,6 +83,9 @@ pub struct Config {
     /// MaxMind DB files for `conn.geo.*` and the IP intelligence variables
     /// (`ip_intelligence:`, paths relative to the config file).
     pub ip_intelligence: Vec<PathBuf>,
+    /// Address lists as IP categories (`ip_categories:`, category → file
+    /// or files): read again when they change.
+    pub ip_categories: Vec<(String, PathBuf)>,
 }
 
 /// `identity:`: the signed assertion and identity headers.
@@ -319,6 +322,7 @@ impl Config {
             oauth_apps: portcullis_actions::OAuthApps::new(),
             ip_policies_file: None,
             ip_intelligence: Vec::new(),
+            ip_categories: Vec::new(),
         };
         for (key, value) in top {
             match key {
@@ -459,6 +463,35 @@ impl Config {
                             err(Some(item), "expected the path of a MaxMind DB file".into())
                         })?;
                         config.ip_intelligence.push(base.join(path));
+                    }
+                }
+                "ip_categories" => {
+                    for (category, files) in entries(value).ok_or_else(|| {
+                        err(
+                            Some(value),
+                            "`ip_categories` must map a category to a list file or files".into(),
+                        )
+                    })? {
+                        if !is_category(category) {
+                            return Err(err(
+                                Some(value),
+                                format!(
+                                    "`{category}` is not a category: write dotted lower-case names, as `blocklist.firehol_org.level_1`"
+                                ),
+                            ));
+                        }
+                        let paths: Vec<&Node> = match &files.kind {
+                            NodeKind::Seq(items) => items.iter().collect(),
+                            _ => vec![files],
+                        };
+                        for item in paths {
+                            let path = scalar(item).ok_or_else(|| {
+                                err(Some(item), "expected the path of a list file".into())
+                            })?;
+                            config
+                                .ip_categories
+                                .push((category.to_owned(), base.join(path)));
+                        }
                     }
                 }
                 "oauth_apps" => {
@@ -795,6 +828,18 @@ fn forward_auth_config(node: &Node) -> Result<crate::forward_auth::ForwardAuth, 
     Ok(fa)
 }
 
+/// A category name as ngrok's are written: dotted labels of lower-case
+/// letters, digits, `_` and `-` (`com.amazon.aws`).
+pub fn is_category(name: &str) -> bool {
+    !name.is_empty()
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        })
+}
+
 /// An address (`10.0.0.7`, one host) or a CIDR range (`10.0.0.0/8`).
 pub fn trusted_net(text: &str) -> Result<ipnet::IpNet, String> {
     let text = text.trim();
@@ -884,5 +929,28 @@ mod tests {
         let err =
             Config::parse("ip_intelligence: City.mmdb\n", Path::new("p.yml")).expect_err("a list");
         assert!(err.to_string().contains("must be a list"), "{err}");
+    }
+
+    #[test]
+    fn ip_categories_map_a_category_to_its_files() {
+        let text = "endpoints:\n  - listen: 127.0.0.1:0\n    upstream: 3000\nip_categories:\n  proxy.anonymous.tor: lists/tor.txt\n  com.amazon.aws: [aws4.txt, /srv/aws6.txt]\n";
+        let config = Config::parse(text, Path::new("/etc/p/portcullis.yml")).expect("config");
+        assert_eq!(
+            config.ip_categories,
+            [
+                (
+                    "proxy.anonymous.tor".to_owned(),
+                    PathBuf::from("/etc/p/lists/tor.txt")
+                ),
+                (
+                    "com.amazon.aws".to_owned(),
+                    PathBuf::from("/etc/p/aws4.txt")
+                ),
+                ("com.amazon.aws".to_owned(), PathBuf::from("/srv/aws6.txt")),
+            ]
+        );
+        let err = Config::parse("ip_categories:\n  Tor Exits: t.txt\n", Path::new("p.yml"))
+            .expect_err("not a category");
+        assert!(err.to_string().contains("is not a category"), "{err}");
     }
 }

@@ -396,15 +396,23 @@ pub(crate) struct Timed<IO> {
     send: Duration,
     stall: Option<Pin<Box<Sleep>>>,
     metrics: Arc<Metrics>,
+    /// Counts the bytes each way (`conn.bytes_in`, `conn.bytes_out`).
+    conn: Arc<portcullis_actions::Conn>,
 }
 
 impl<IO> Timed<IO> {
-    pub(crate) fn new(io: IO, send: Duration, metrics: Arc<Metrics>) -> Timed<IO> {
+    pub(crate) fn new(
+        io: IO,
+        send: Duration,
+        metrics: Arc<Metrics>,
+        conn: Arc<portcullis_actions::Conn>,
+    ) -> Timed<IO> {
         Timed {
             io,
             send,
             stall: None,
             metrics,
+            conn,
         }
     }
 
@@ -440,7 +448,11 @@ impl<IO: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Timed<IO> {
         cx: &mut Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.io).poll_read(cx, buf);
+        self.conn
+            .count(false, buf.filled().len().saturating_sub(before));
+        polled
     }
 }
 
@@ -451,6 +463,9 @@ impl<IO: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Timed<IO> {
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         let polled = Pin::new(&mut self.io).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = polled {
+            self.conn.count(true, n);
+        }
         self.watch(cx, polled)
     }
 
@@ -460,6 +475,9 @@ impl<IO: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Timed<IO> {
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
         let polled = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = polled {
+            self.conn.count(true, n);
+        }
         self.watch(cx, polled)
     }
 

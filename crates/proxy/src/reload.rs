@@ -70,7 +70,7 @@ fn intel_reads(src: &str) -> Vec<Diagnostic> {
                     span,
                     format!("`{name}` is absent: the deployment names no IP intelligence databases"),
                 )
-                .with_help("name MaxMind DB files under `ip_intelligence:` in the config, or with `--ip-intelligence FILE`"),
+                .with_help("name MaxMind DB files under `ip_intelligence:` in the config, or with `--ip-intelligence FILE`; address lists as categories under `ip_categories:` or with `--ip-category CATEGORY=FILE`"),
             );
         }
     }
@@ -115,6 +115,15 @@ pub(crate) async fn watch(
         )
     };
     let mut seen: Vec<(Option<u64>, Option<u64>)> = sites.iter().map(|s| stamp_of(s)).collect();
+    // The IP category lists are data, not policy: a change is read into
+    // the lists in use, and new connections see it.
+    let lists_stamp = || {
+        shared
+            .ip_intel
+            .as_ref()
+            .map(|i| i.list_files().map(modified).collect::<Vec<_>>())
+    };
+    let mut lists_seen = lists_stamp();
     let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -123,6 +132,22 @@ pub(crate) async fn watch(
             _ = recv(&mut hup) => true,
             _ = stopped.wait_for(|s| *s) => return,
         };
+        let lists_now = lists_stamp();
+        if forced || lists_now != lists_seen {
+            lists_seen = lists_now;
+            if let Some(intel) = shared
+                .ip_intel
+                .as_ref()
+                .filter(|i| i.list_files().next().is_some())
+            {
+                match intel.reload_lists() {
+                    Ok(()) => tracing::info!("IP category lists reloaded"),
+                    Err(e) => tracing::error!(
+                        "an IP category list is invalid; the lists in use stay: {e}"
+                    ),
+                }
+            }
+        }
         for (site, last) in sites.iter().zip(seen.iter_mut()) {
             let Some(path) = &site.policy else { continue };
             let now = stamp_of(site);
@@ -164,6 +189,13 @@ fn reload(site: &Site, path: &Path, shared: &Shared) {
             );
         }
     }
+}
+
+/// A list file's size and modification time: lists can be large, and are
+/// replaced whole by whatever keeps them current.
+fn modified(path: &Path) -> Option<(u64, SystemTime)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.len(), meta.modified().ok()?))
 }
 
 /// A fingerprint of the file's content. Sizes and modification times

@@ -131,8 +131,8 @@ pub(crate) struct Shared {
     pub(crate) keys: portcullis_actions::session::Keys,
     /// Whether proxied requests carry the identity.
     identity_headers: bool,
-    /// The deployment's IP intelligence databases (`ip_intelligence:`).
-    ip_intel: Option<Arc<portcullis_actions::ip_intel::IpIntel>>,
+    /// The deployment's IP intelligence databases and category lists.
+    pub(crate) ip_intel: Option<Arc<portcullis_actions::ip_intel::IpIntel>>,
     /// The file of the IP Policies, read again with each reload.
     pub(crate) ip_policies_file: Option<std::path::PathBuf>,
 }
@@ -231,7 +231,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         // error at load, not a rule that silently allows.
         ip_policies: Some(Arc::new(config.ip_policies.clone())),
         oauth_apps: Some(Arc::new(oauth_apps(&config.oauth_apps))),
-        ip_intelligence: !config.ip_intelligence.is_empty(),
+        ip_intelligence: !config.ip_intelligence.is_empty() || !config.ip_categories.is_empty(),
     };
     let signer = match &config.identity.signing_key {
         Some(pem) => Signer::from_pem(pem),
@@ -239,11 +239,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     }
     .map_err(|e| StartError(format!("`identity.signing_key`: {e}")))?;
     let keys = portcullis_actions::session::Keys::new(&options.session_keys);
-    let ip_intel = if config.ip_intelligence.is_empty() {
+    let ip_intel = if config.ip_intelligence.is_empty() && config.ip_categories.is_empty() {
         None
     } else {
         let intel = portcullis_actions::ip_intel::IpIntel::open(&config.ip_intelligence)
-            .map_err(|e| StartError(format!("`ip_intelligence`: {e}")))?;
+            .map_err(|e| StartError(format!("`ip_intelligence`: {e}")))?
+            .with_lists(config.ip_categories.clone())
+            .map_err(|e| StartError(format!("`ip_categories`: {e}")))?;
         Some(Arc::new(intel))
     };
     let shared = Arc::new(Shared {
@@ -533,7 +535,7 @@ async fn connection(
                     Err(_) => return,
                 };
             let facts = tls::facts(&stream, served, by_policy);
-            let conn = Arc::new(Conn::new(client, server, Some(facts)));
+            let conn = Arc::new(Conn::new(client, server, Some(facts)).counted());
             // Over TLS, the version is the one ALPN chose.
             let proto = if tls::is_h2(&stream) {
                 Proto::Http2
@@ -546,7 +548,7 @@ async fn connection(
             let Some(proto) = sniff(&stream, shared.timeouts.header_read).await else {
                 return;
             };
-            let conn = Arc::new(Conn::new(client, server, None));
+            let conn = Arc::new(Conn::new(client, server, None).counted());
             serve(stream, proto, conn, site, shared, drain, connected).await;
         }
     }
@@ -609,11 +611,12 @@ async fn serve<IO>(
     let max_header = shared.limits.max_header_bytes;
     // The service returns `handle`'s future itself, not one wrapping it:
     // the future is large, and each wrapper is another copy of it.
+    let counted = conn.clone();
     let service = service_fn(move |req: Request<Incoming>| {
         let (site, shared, conn) = (site.clone(), shared.clone(), conn.clone());
         handle(req, conn, site, shared, kept.clone(), deadlines.clone())
     });
-    let io = TokioIo::new(Timed::new(io, timeouts.send, metrics.clone()));
+    let io = TokioIo::new(Timed::new(io, timeouts.send, metrics.clone(), counted));
     let ended = match proto {
         Proto::Http1 => {
             // hyper's smallest read buffer is 8 KiB; a head larger than the

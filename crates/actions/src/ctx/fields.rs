@@ -152,6 +152,8 @@ impl RequestCtx {
             }
             ResTrailers => record::empty(),
             ConnClientPort => Value::Int(i64::from(conn.client.port())),
+            ConnBytesIn => Value::Int(i64::try_from(conn.bytes(false)?).unwrap_or(i64::MAX)),
+            ConnBytesOut => Value::Int(i64::try_from(conn.bytes(true)?).unwrap_or(i64::MAX)),
             ConnServerIp => text(&conn.server_ip),
             ConnServerPort => Value::Int(i64::from(conn.server.port())),
             ConnTsStart => Value::Timestamp(timestamp(conn.started)),
@@ -431,6 +433,9 @@ fn intel_value(facts: &crate::ip_intel::Facts, fact: crate::env::Intel) -> Optio
             _ => text(org),
         });
     }
+    if fact == IsOnBlocklist {
+        return facts.blocklisted.map(Value::Bool);
+    }
     if matches!(fact, Categories | IsTorNode) {
         let a = facts.anonymous.as_ref()?;
         return Some(match fact {
@@ -461,6 +466,6 @@ fn intel_value(facts: &crate::ip_intel::Facts, fact: crate::env::Intel) -> Optio
         RegisteredCountry => text(&l.registered_country),
         RegisteredCountryCode => text(&l.registered_country_code),
         RegisteredIsEu => Value::Bool(l.registered_is_eu),
-        AsNumber | AsOrganization | Categories | IsTorNode => return None,
+        AsNumber | AsOrganization | Categories | IsTorNode | IsOnBlocklist => return None,
     })
 }
