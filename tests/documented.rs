@@ -449,6 +449,16 @@ async fn run(case: &Case<'_>) -> Vec<String> {
         args.push("--internal".into());
         args.push(format!("{name}={addr}"));
     }
+    for db in strings(case.node.get("ip_intelligence")) {
+        args.push("--ip-intelligence".into());
+        args.push(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("crates/actions/tests/data/maxmind")
+                .join(db)
+                .display()
+                .to_string(),
+        );
+    }
     if let Some(policies) = field(case.node, "ip_policies") {
         let file = dir.join("ip-policies.yml");
         std::fs::write(&file, policies).expect("write IP policies");

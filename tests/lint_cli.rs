@@ -28,10 +28,29 @@ fn clean_policies_exit_0() {
         let name = entry.file_name().to_string_lossy().into_owned();
         runnable.push(format!("policies/{name}"));
     }
-    let args: Vec<&str> = runnable.iter().map(String::as_str).collect();
+    // Checked against a deployment with IP intelligence, which some of
+    // them read (without it, each read is a `deployment-data` warning).
+    let config = std::env::temp_dir().join(format!(
+        "portcullis-lint-shipped-{}.yml",
+        std::process::id()
+    ));
+    std::fs::write(
+        &config,
+        "endpoints:\n  - listen: 127.0.0.1:0\n    upstream: 3000\nip_intelligence: [City.mmdb]\nip_categories:\n  blocklist.local: blocked.txt\n",
+    )
+    .expect("write");
+    let config_arg = config.display().to_string();
+    let mut args: Vec<&str> = vec!["--config", &config_arg];
+    args.extend(runnable.iter().map(String::as_str));
     let out = lint(&args);
+    let _ = std::fs::remove_file(&config);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("0 errors, 0 warnings in"));
+    assert!(
+        text(&out.stderr).contains("0 errors, 0 warnings in"),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -321,4 +340,74 @@ fn kubernetes_manifests_are_checked_policy_by_policy() {
         ],
         "{stdout}"
     );
+}
+
+/// What a policy leaves to the deployment is a warning saying where it
+/// will come from; checked against a deployment (`--config`), what that
+/// deployment lacks is an error, as the proxy would refuse to start, and
+/// what it has is no finding at all.
+#[test]
+fn the_deployment_config_turns_where_from_into_there_or_not() {
+    let dir = std::env::temp_dir().join(format!("portcullis-lint-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let policy = dir.join("policy.yml");
+    std::fs::write(
+        &policy,
+        "on_http_request:\n  - actions:\n      - type: oauth\n        config:\n          provider: google\n  - expressions: [\"conn.client_ip.is_on_blocklist\"]\n    actions: [{type: deny}]\n",
+    )
+    .expect("write");
+    let policy = policy.to_str().expect("utf-8");
+    let out = lint(&["--format", "short", policy]);
+    let said = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains("warning[deployment-credentials]"), "{said}");
+    assert!(
+        said.contains(
+            "warning[deployment-data]: `conn.client_ip.is_on_blocklist` comes from the deployment"
+        ),
+        "{said}"
+    );
+
+    let bare = dir.join("bare.yml");
+    std::fs::write(
+        &bare,
+        "endpoints:\n  - listen: 127.0.0.1:0\n    upstream: 3000\n",
+    )
+    .expect("write");
+    let out = lint(&[
+        "--format",
+        "short",
+        "--config",
+        bare.to_str().expect("utf-8"),
+        policy,
+    ]);
+    let said = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("error[") && said.contains("this deployment has no `google` app"),
+        "{said}"
+    );
+    assert!(!said.contains("deployment-credentials"), "{said}");
+    assert!(said.contains("warning[deployment-data]"), "{said}");
+
+    let full = dir.join("full.yml");
+    std::fs::write(
+        &full,
+        "endpoints:\n  - listen: 127.0.0.1:0\n    upstream: 3000\noauth_apps:\n  google:\n    client_id: app\n    client_secret: s3cret\nip_categories:\n  blocklist.local: blocked.txt\n",
+    )
+    .expect("write");
+    let out = lint(&[
+        "--format",
+        "short",
+        "--config",
+        full.to_str().expect("utf-8"),
+        policy,
+    ]);
+    let said = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(!said.contains("[deployment-"), "{said}");
+
+    let out = lint(&["--config", "/nonexistent/portcullis.yml", policy]);
+    assert_eq!(out.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&dir);
 }

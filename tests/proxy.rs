@@ -700,7 +700,7 @@ on_http_request:
     let bare = Proxy::http(policy, up);
     assert!(
         bare.wait_for_log(
-            "policy.yml:3:20: warning[deployment-data]: `conn.geo.country_code` is absent"
+            "policy.yml:3:20: warning[deployment-data]: `conn.geo.country_code` comes from the deployment"
         ),
         "{}",
         bare.log()

@@ -1,5 +1,12 @@
-//! `portcullis lint [PATH...] [--format human|short|json] [--deny-warnings]`:
-//! checks policy files and reports every problem in every file.
+//! `portcullis lint [PATH...] [--format human|short|json] [--deny-warnings]
+//! [--gateway NAME] [--config FILE]`: checks policy files and reports every
+//! problem in every file.
+//!
+//! Without `--config`, what a policy leaves to the deployment (an `oauth`
+//! app, IP intelligence) is a warning saying where it will come from; with
+//! `--config`, the policies are checked against that deployment (`serve`'s
+//! config and the environment's OAuth apps), and what it lacks is an
+//! error, as the proxy would refuse to start.
 //!
 //! Directories are searched recursively for `*.yml`, `*.yaml` and `*.json`.
 //! Exit status: 0 when clean, 1 on errors (or on warnings with
@@ -39,6 +46,32 @@ pub(crate) struct Args {
     /// `traefik`, `envoy`): what it cannot apply is an error.
     #[arg(long, value_name = "NAME")]
     gateway: Option<String>,
+    /// Check against this deployment (`serve`'s config file, and the
+    /// environment's `PORTCULLIS_OAUTH_*` apps): an `oauth` app, an IP
+    /// Policy or IP intelligence it does not have is an error.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+/// The deployment `--config` names, as the proxy would run it.
+struct Deployment {
+    options: portcullis_runtime::Options,
+}
+
+fn deployment(path: &Path) -> Result<Deployment, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let config = portcullis_proxy::Config::parse(&text, path).map_err(|e| e.to_string())?;
+    Ok(Deployment {
+        options: portcullis_runtime::Options {
+            internal: config.internal.iter().map(|(n, _)| n.clone()).collect(),
+            ip_policies: Some(std::sync::Arc::new(config.ip_policies.clone())),
+            oauth_apps: Some(std::sync::Arc::new(portcullis_proxy::oauth_apps(
+                &config.oauth_apps,
+            ))),
+            ip_intelligence: !config.ip_intelligence.is_empty() || !config.ip_categories.is_empty(),
+            ..portcullis_runtime::Options::default()
+        },
+    })
 }
 
 /// One file's findings.
@@ -69,6 +102,19 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
         },
         None => None,
     };
+    let deployment = match &args.config {
+        Some(path) => match deployment(path) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                eprint(&format!("error: --config {}: {e}", path.display()));
+                return Ok(ExitCode::from(2));
+            }
+        },
+        None => None,
+    };
+    let options = deployment
+        .as_ref()
+        .map_or_else(portcullis_runtime::Options::default, |d| d.options.clone());
     let mut reports = Vec::new();
     for path in files {
         let bytes = std::fs::read(&path)
@@ -93,13 +139,20 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
                     };
                     if diags.iter().any(inside) {
                         diags.extend(portcullis_runtime::Pipeline::unsupported(policy));
-                    } else if let Err(errors) = portcullis_runtime::Pipeline::compile(
-                        policy,
-                        &src,
-                        &portcullis_runtime::Options::default(),
-                    ) {
+                    } else if let Err(errors) =
+                        portcullis_runtime::Pipeline::compile(policy, &src, &options)
+                    {
                         diags.extend(errors);
                     }
+                }
+                if let Some(d) = &deployment {
+                    // Said of the deployment, and now known: an app it
+                    // lacks failed the compile above.
+                    diags.retain(|diag| {
+                        diag.code != portcullis_policy::code::lint::DEPLOYMENT_CREDENTIALS
+                            && !(diag.code == portcullis_policy::code::lint::DEPLOYMENT_DATA
+                                && d.options.ip_intelligence)
+                    });
                 }
                 diags.sort_by_key(|d| (d.span.start, d.span.end));
                 (src, diags)

@@ -131,6 +131,9 @@ fn check_root(src: &str, root: Option<&yaml::Node>, diags: &mut Vec<Diagnostic>)
         }
     }
     diags.extend(rules::check(&policy, src));
+    // One `deployment-data` per variable: the first place it is read.
+    let mut seen = std::collections::HashSet::new();
+    diags.retain(|d| d.code != code::lint::DEPLOYMENT_DATA || seen.insert(d.message.clone()));
     policy
 }
 
@@ -242,7 +245,10 @@ fn check_template(
             );
             continue;
         }
-        let (_, cel_diags) = env.check(text, &options);
+        let (checked, cel_diags) = env.check(text, &options);
+        if let Some(checked) = &checked {
+            rules::deployment_reads(&checked.expr, range.start, node, src, diags);
+        }
         for mut d in cel_diags {
             let (start, end) = (d.span.start as usize, d.span.end as usize);
             d.span = node.value_span(src, Span::new(range.start + start, range.start + end));

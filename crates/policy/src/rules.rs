@@ -336,6 +336,11 @@ const HEADER_MAPS: &[&str] = &["req.headers", "res.headers", "req.trailers", "re
 /// The lints that read an expression's tree: header names with upper-case
 /// letters, and `matches` patterns that can never match.
 pub(crate) fn expression_lints(expr: &Expr, node: &Node, src: &str, out: &mut Vec<Diagnostic>) {
+    deployment_reads(expr, 0, node, src, out);
+    expression_lints_below(expr, node, src, out);
+}
+
+fn expression_lints_below(expr: &Expr, node: &Node, src: &str, out: &mut Vec<Diagnostic>) {
     header_case(expr, node, src, out);
     if let ExprKind::Call {
         function,
@@ -359,7 +364,54 @@ pub(crate) fn expression_lints(expr: &Expr, node: &Node, src: &str, out: &mut Ve
         }
     }
     for child in expr.children() {
-        expression_lints(child, node, src, out);
+        expression_lints_below(child, node, src, out);
+    }
+}
+
+/// Whether `name` is a variable of IP intelligence, which the deployment
+/// provides (MaxMind databases, category lists) or leaves absent.
+fn is_intel(name: &str) -> bool {
+    if name.starts_with("conn.geo.") {
+        return true;
+    }
+    let rest = name
+        .strip_prefix("conn.client_ip.")
+        .or_else(|| name.strip_prefix("conn.server_ip."));
+    rest.is_some_and(|r| {
+        ["geo.", "as."].iter().any(|p| r.starts_with(p))
+            || ["categories", "is_tor_node", "is_on_blocklist"].contains(&r)
+    })
+}
+
+/// `deployment-data`: each IP intelligence variable `expr` reads, whose
+/// value comes from the deployment, not the policy. `offset` is where the
+/// expression starts in `node`'s value (an interpolation's place).
+pub(crate) fn deployment_reads(
+    expr: &Expr,
+    offset: usize,
+    node: &Node,
+    src: &str,
+    out: &mut Vec<Diagnostic>,
+) {
+    if let Some(name) = expr.qualified_name()
+        && is_intel(&name)
+    {
+        let span = portcullis_cel::Span::new(
+            offset + expr.span.start as usize,
+            offset + expr.span.end as usize,
+        );
+        out.push(
+            Diagnostic::warning(
+                code::lint::DEPLOYMENT_DATA,
+                node.value_span(src, span),
+                format!("`{name}` comes from the deployment's IP intelligence, and is absent without it"),
+            )
+            .with_help("name MaxMind DB files under `ip_intelligence:` in the config (`--ip-intelligence FILE`), or address lists under `ip_categories:` (`--ip-category CATEGORY=FILE`); a rule that reads an absent variable fails"),
+        );
+        return;
+    }
+    for child in expr.children() {
+        deployment_reads(child, offset, node, src, out);
     }
 }
 

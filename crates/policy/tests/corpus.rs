@@ -89,11 +89,22 @@ fn actual(src: &str) -> Vec<Finding> {
         .collect()
 }
 
+/// The findings of `src`, less those that say what the deployment must
+/// provide (`deployment-data`, `deployment-credentials`): statements about
+/// where a value comes from, not problems of the policy.
+fn problems(src: &str) -> Vec<portcullis_cel::Diagnostic> {
+    let (_, diags) = portcullis_policy::check(src);
+    diags
+        .into_iter()
+        .filter(|d| !d.code.starts_with("deployment-"))
+        .collect()
+}
+
 #[test]
 fn ok_files_check_clean() {
     for path in files("ok") {
         let src = std::fs::read_to_string(&path).expect("readable");
-        let (_, diags) = portcullis_policy::check(&src);
+        let diags = problems(&src);
         assert!(diags.is_empty(), "{}: {diags:#?}", path.display());
     }
 }
@@ -117,7 +128,7 @@ fn shipped_policies_check_clean() {
     let mut n = 0;
     for entry in std::fs::read_dir(&dir).expect("policies folder").flatten() {
         let src = std::fs::read_to_string(entry.path()).expect("readable");
-        let (_, diags) = portcullis_policy::check(&src);
+        let diags = problems(&src);
         assert!(diags.is_empty(), "{}: {diags:#?}", entry.path().display());
         n += 1;
     }

@@ -30,6 +30,6 @@ pub use crate::forward_auth::ForwardAuth;
 #[doc(hidden)]
 pub use crate::h1::decode_response;
 pub use crate::server::{
-    CLIENT_BODY, Running, StartError, UPSTREAM_CONNECT, UPSTREAM_PROTOCOL, UPSTREAM_TIMEOUT, run,
-    start,
+    CLIENT_BODY, Running, StartError, UPSTREAM_CONNECT, UPSTREAM_PROTOCOL, UPSTREAM_TIMEOUT,
+    oauth_apps, run, start,
 };

@@ -28,54 +28,18 @@ pub fn load(path: &Path, options: &Options) -> Result<Pipeline, String> {
             .collect::<Vec<_>>()
             .join("\n")
     })?;
+    // Lint's `deployment-data` warnings, for a deployment that has no
+    // IP intelligence: what the policy reads of it is absent.
     if !options.ip_intelligence {
-        for d in intel_reads(&src) {
-            tracing::warn!("{}", plain(path, &src, &d));
+        let (_, diags) = portcullis_policy::check_all(&src);
+        for d in diags
+            .iter()
+            .filter(|d| d.code == portcullis_policy::code::lint::DEPLOYMENT_DATA)
+        {
+            tracing::warn!("{}", plain(path, &src, d));
         }
     }
     Ok(pipeline)
-}
-
-/// A warning at each IP intelligence variable `src` reads (its first
-/// mention per name), for a deployment without the databases: those
-/// variables are absent, and a rule that reads one fails.
-fn intel_reads(src: &str) -> Vec<Diagnostic> {
-    let mut seen: Vec<&str> = Vec::new();
-    let mut out = Vec::new();
-    for prefix in ["conn.geo.", "conn.client_ip.", "conn.server_ip."] {
-        for (at, _) in src.match_indices(prefix) {
-            let end = src[at..]
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
-                .map_or(src.len(), |n| at + n);
-            let name = src[at..end].trim_end_matches('.');
-            let rest = &name[prefix.len().min(name.len())..];
-            let intel = prefix == "conn.geo."
-                || [
-                    "geo.",
-                    "as.",
-                    "categories",
-                    "is_tor_node",
-                    "is_on_blocklist",
-                ]
-                .iter()
-                .any(|p| rest.starts_with(p));
-            if !intel || seen.contains(&name) {
-                continue;
-            }
-            seen.push(name);
-            let span = portcullis_cel::Span::new(at, end);
-            out.push(
-                Diagnostic::warning(
-                    portcullis_policy::code::lint::DEPLOYMENT_DATA,
-                    span,
-                    format!("`{name}` is absent: the deployment names no IP intelligence databases"),
-                )
-                .with_help("name MaxMind DB files under `ip_intelligence:` in the config, or with `--ip-intelligence FILE`; address lists as categories under `ip_categories:` or with `--ip-category CATEGORY=FILE`"),
-            );
-        }
-    }
-    out.sort_by_key(|d| d.span.start);
-    out
 }
 
 /// A diagnostic on one line.

@@ -335,9 +335,20 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 /// The deployment's OAuth apps: the config's, and those the environment
 /// names (`PORTCULLIS_OAUTH_<PROVIDER>_CLIENT_ID` and `_CLIENT_SECRET`,
 /// both set) for providers the config does not.
-fn oauth_apps(configured: &portcullis_actions::OAuthApps) -> portcullis_actions::OAuthApps {
+/// The deployment's OAuth apps: the config's `oauth_apps`, then each
+/// provider's `PORTCULLIS_OAUTH_<PROVIDER>_CLIENT_ID` and `_CLIENT_SECRET`.
+pub fn oauth_apps(configured: &portcullis_actions::OAuthApps) -> portcullis_actions::OAuthApps {
     let mut apps = configured.clone();
-    for provider in ["microsoft", "google", "github", "gitlab"] {
+    for provider in [
+        "microsoft",
+        "google",
+        "github",
+        "gitlab",
+        "facebook",
+        "amazon",
+        "linkedin",
+        "twitch",
+    ] {
         let var = |what: &str| {
             std::env::var(format!(
                 "PORTCULLIS_OAUTH_{}_{what}",
