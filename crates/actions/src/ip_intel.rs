@@ -20,7 +20,7 @@
 //!   than an error on every internal request.
 //! - **Categories** follow ngrok's hierarchy: an anonymizer is
 //!   `proxy.anonymous`, a Tor exit also `proxy.anonymous.tor`.
-//! - **Lists** (`ip_categories:`, see [`lists`]) add categories of their
+//! - **Lists** (`ip_categories:`, read by `ip_intel/lists.rs`) add categories of their
 //!   own: Tor exits, blocklists, cloud ranges, each a file of addresses
 //!   the deployment keeps current, re-read when it changes. A list under
 //!   `proxy.anonymous.tor` makes `is_tor_node` true, one under
