@@ -639,6 +639,90 @@ on_http_request:
     )
 }
 
+/// ngrok's managed-app examples for Google and GitLab, as its docs print
+/// them plus `authority_host` (the provider-shaped fake) and the app from
+/// the deployment's environment: Google's company-domain rule lets in the
+/// company and refuses a Gmail user; Google's scheme-less `iss`
+/// (`accounts.google.com`) is its issuer too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn google_and_gitlab_managed_app_examples_sign_in() {
+    for (provider, client_id, secret) in [
+        (
+            "google",
+            "1234-portcullis.apps.googleusercontent.com",
+            "GOCSPX-portcullis",
+        ),
+        ("gitlab", "gitlab-portcullis-app", "gloas-portcullis"),
+    ] {
+        let fake = FakeOAuth2::start(provider);
+        let up = echo().await;
+        let policy = format!(
+            r#"
+on_http_request:
+  - actions:
+      - type: oauth
+        config:
+          provider: {provider}
+          authority_host: {base}
+  - expressions:
+      - "!actions.ngrok.oauth.identity.email.endsWith('@acme.com')"
+    actions:
+      - type: deny
+"#,
+            base = fake.base
+        );
+        let upper = provider.to_ascii_uppercase();
+        let dir = proxy::temp_dir("managed-social");
+        let path = dir.join("policy.yml");
+        std::fs::write(&path, &policy).expect("write");
+        let env = [
+            (
+                format!("PORTCULLIS_OAUTH_{upper}_CLIENT_ID"),
+                client_id.to_owned(),
+            ),
+            (
+                format!("PORTCULLIS_OAUTH_{upper}_CLIENT_SECRET"),
+                secret.to_owned(),
+            ),
+        ];
+        let proxy = Proxy::spawn_with_env(
+            &[
+                "http",
+                &up.to_string(),
+                "--listen",
+                "127.0.0.1:0",
+                "--traffic-policy-file",
+                path.to_str().expect("utf-8"),
+            ],
+            dir,
+            &env,
+        )
+        .expect("starts");
+        let mut ana = Browser::default();
+        let res = ana.visit(&proxy.url("/docs"), "ana").await;
+        assert_eq!(res.status, StatusCode::OK, "{provider}: {}", res.text());
+        assert_eq!(res.echo()["path"], "/docs", "{provider}");
+        if provider == "google" {
+            let mut bob = Browser::default();
+            let res = bob.visit(&proxy.url("/docs"), "bob").await;
+            assert_eq!(res.status, StatusCode::FORBIDDEN, "{}", res.text());
+            assert!(res.echo().is_null());
+        }
+        // A forged issuer is not Google's other spelling.
+        let forge = Request::post(format!("{}/_admin/forge?kind=issuer", fake.base))
+            .body(Full::new(Bytes::new()))
+            .expect("request");
+        send(forge).await.expect("forge");
+        let mut eve = Browser::default();
+        let res = eve.visit(&proxy.url("/docs"), "ana").await;
+        assert!(res.status.is_client_error(), "{provider}: {}", res.status);
+        assert!(
+            res.echo().is_null(),
+            "{provider}: a forged issuer got through"
+        );
+    }
+}
+
 /// LinkedIn and Twitch sign in with OpenID Connect as each departs from
 /// it (against provider-shaped fakes): LinkedIn refuses a PKCE verifier
 /// and sends no nonce, Twitch names its claims only when asked. The ID

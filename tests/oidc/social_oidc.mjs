@@ -1,5 +1,5 @@
-// A fake of LinkedIn's and Twitch's OpenID Connect sign-in for the sign-in
-// tests (`--provider linkedin|twitch`). It is a fake, named so: neither can
+// A fake of LinkedIn's, Twitch's, Google's and GitLab's OpenID Connect
+// sign-in for the sign-in tests (`--provider linkedin|twitch|google|gitlab`). It is a fake, named so: neither can
 // run here. It is written rather than configured from oidc-provider because
 // what the tests need is each provider's departures from the common case,
 // which oidc-provider (rightly) will not make:
@@ -28,6 +28,18 @@
 //   only when the `claims` parameter asks for them by name, and the email
 //   only with the `user:read:email` scope. There is no `name` claim.
 //
+// Google:
+//   issuer                     <base> (accounts.google.com), discovery at
+//                              <base>/.well-known/openid-configuration
+//   GET  /o/oauth2/v2/auth, POST /token (client_secret_post or _basic),
+//   GET  /oauth2/v3/certs; PKCE and nonce as the specification has them.
+//   Google documents that an ID token's `iss` may be `accounts.google.com`
+//   without the scheme: the fake sends that spelling.
+//
+// GitLab (gitlab.com or self-managed):
+//   issuer                     <base>, GET /oauth/authorize,
+//   POST /oauth/token, GET /oauth/discovery/keys.
+//
 // The user who "approves" is `login_hint` (a test convention); an unknown
 // one declines (`error=access_denied`). Test control, not the providers':
 // `POST /_admin/forge?kind=nonce|issuer|audience` makes the next ID tokens
@@ -48,6 +60,8 @@ const port = Number(arg('--port', '0'));
 const CLIENT = {
   linkedin: { id: '86portcullis', secret: 'li-secret-1' },
   twitch: { id: 'portcullistwitchclient', secret: 'tw-secret-1' },
+  google: { id: '1234-portcullis.apps.googleusercontent.com', secret: 'GOCSPX-portcullis' },
+  gitlab: { id: 'gitlab-portcullis-app', secret: 'gloas-portcullis' },
 }[provider];
 const USERS = {
   linkedin: {
@@ -59,12 +73,23 @@ const USERS = {
   twitch: {
     ana: { sub: '713936733', preferred_username: 'ana_lima', email: 'ana@example.test', email_verified: true },
   },
+  google: {
+    ana: { sub: '110169484474386276334', name: 'Ana Lima', email: 'ana@acme.com', email_verified: true, hd: 'acme.com' },
+    // A Gmail address, outside the company's domain.
+    bob: { sub: '110169484474386276335', name: 'Bob', email: 'bob@gmail.com', email_verified: true },
+  },
+  gitlab: {
+    ana: { sub: '4242', name: 'Ana Lima', nickname: 'ana', email: 'ana@acme.com', email_verified: true },
+  },
 }[provider];
-const base = { linkedin: '/oauth', twitch: '/oauth2' }[provider];
+const base = { linkedin: '/oauth', twitch: '/oauth2', google: '', gitlab: '' }[provider];
 const paths = {
   linkedin: { authorize: '/oauth/v2/authorization', token: '/oauth/v2/accessToken', jwks: '/oauth/openid/jwks' },
   twitch: { authorize: '/oauth2/authorize', token: '/oauth2/token', jwks: '/oauth2/keys' },
+  google: { authorize: '/o/oauth2/v2/auth', token: '/token', jwks: '/oauth2/v3/certs' },
+  gitlab: { authorize: '/oauth/authorize', token: '/oauth/token', jwks: '/oauth/discovery/keys' },
 }[provider];
+const pkce = provider === 'google' || provider === 'gitlab';
 
 const { privateKey, publicKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
 const kid = crypto.randomBytes(8).toString('hex');
@@ -123,6 +148,7 @@ const server = http.createServer(async (req, res) => {
       codes.set(code, {
         user, redirect_uri: q.get('redirect_uri'), nonce: q.get('nonce'),
         scopes: (q.get('scope') || '').split(' '), asked, used: false,
+        challenge: pkce ? q.get('code_challenge') : null,
       });
       redirect.searchParams.set('code', code);
     }
@@ -131,11 +157,17 @@ const server = http.createServer(async (req, res) => {
     return res.end();
   }
   if (req.method === 'POST' && url.pathname === paths.token) {
-    if (req.headers.authorization) {
-      // Both take the client's credentials in the form alone.
+    if (req.headers.authorization && !pkce) {
+      // LinkedIn and Twitch take the client's credentials in the form alone.
       return json(res, 401, { error: 'invalid_client', error_description: 'client_secret_post only' });
     }
     const form = new URLSearchParams(await readBody(req));
+    if (req.headers.authorization) {
+      const [id, secret] = Buffer.from(req.headers.authorization.replace(/^Basic /, ''), 'base64')
+        .toString().split(':').map(decodeURIComponent);
+      form.set('client_id', id);
+      form.set('client_secret', secret);
+    }
     if (form.get('client_id') !== CLIENT.id || form.get('client_secret') !== CLIENT.secret) {
       return json(res, 401, { error: 'invalid_client', error_description: 'Client authentication failed' });
     }
@@ -147,11 +179,19 @@ const server = http.createServer(async (req, res) => {
       return json(res, 400, { error: 'invalid_grant' });
     }
     if (grant.redirect_uri !== form.get('redirect_uri')) return json(res, 400, { error: 'invalid_grant' });
+    if (grant.challenge) {
+      const digest = crypto.createHash('sha256').update(form.get('code_verifier') || '').digest('base64url');
+      if (digest !== grant.challenge) return json(res, 400, { error: 'invalid_grant', error_description: 'PKCE' });
+    }
     grant.used = true;
     const now = Math.floor(Date.now() / 1000);
     const claims = { iss: issuer, aud: CLIENT.id, iat: now, exp: now + 3600, sub: grant.user.sub };
     if (provider === 'linkedin') {
       Object.assign(claims, grant.user);
+    } else if (pkce) {
+      Object.assign(claims, grant.user, { nonce: grant.nonce, azp: CLIENT.id });
+      // Google's other spelling of its issuer.
+      if (provider === 'google') claims.iss = issuer.replace(/^https?:\/\//, '');
     } else {
       claims.azp = CLIENT.id;
       claims.nonce = grant.nonce;

@@ -81,7 +81,8 @@ impl Browser {
                     || next.contains("/sso?")
                     || next.contains("/dialog/oauth?")
                     || next.contains("/ap/oa?")
-                    || next.contains("/v2/authorization?"))
+                    || next.contains("/v2/authorization?")
+                    || next.contains("/v2/auth?"))
                     && !next.contains("login_hint=")
                 {
                     next.push_str(&format!("&login_hint={login_hint}"));

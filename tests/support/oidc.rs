@@ -180,10 +180,11 @@ pub struct FakeOAuth2 {
 }
 
 impl FakeOAuth2 {
-    /// `provider`: `facebook`, `amazon`, `linkedin` or `twitch`.
+    /// `provider`: `facebook`, `amazon`, `linkedin`, `twitch`, `google` or
+    /// `gitlab`.
     pub fn start(provider: &str) -> FakeOAuth2 {
         let script = match provider {
-            "linkedin" | "twitch" => "social_oidc.mjs",
+            "linkedin" | "twitch" | "google" | "gitlab" => "social_oidc.mjs",
             _ => "oauth2.mjs",
         };
         let (child, stdin, ready) = spawn_ready(script, &["--provider", provider], &[]);

@@ -194,6 +194,10 @@ pub(crate) struct SignIn {
     pkce: bool,
     /// Whether an ID token without a nonce is refused.
     nonce_required: bool,
+    /// Whether the ID token's `iss` may be the issuer without its scheme
+    /// (Google documents `accounts.google.com` as well as
+    /// `https://accounts.google.com`).
+    bare_issuer: bool,
     form_post: bool,
     /// Seconds from sign-in to the end of a session: `max_session_duration`,
     /// else [`DEFAULT_MAX_SESSION`].
@@ -456,6 +460,7 @@ fn build(cfg: Config<'_>, cx: &CompileCx<'_>, flavor: Flavor) -> Result<SignIn, 
         // ties the answer to the sign-in.
         pkce: provider != "linkedin",
         nonce_required: provider != "linkedin",
+        bare_issuer: provider == "google",
         callback: cfg
             .str("callback_path")
             .unwrap_or(DEFAULT_CALLBACK)

@@ -518,7 +518,13 @@ impl SignIn {
         validation.set_audience(&[client_id]);
         let template = disc.issuer.contains("{tenantid}");
         if !template {
-            validation.set_issuer(&[disc.issuer.as_str()]);
+            let bare = disc
+                .issuer
+                .split_once("://")
+                .map(|(_, rest)| rest)
+                .filter(|_| self.bare_issuer);
+            let issuers: Vec<&str> = std::iter::once(disc.issuer.as_str()).chain(bare).collect();
+            validation.set_issuer(&issuers);
         }
         let mut last = String::from("no key of the provider signed the ID token");
         for key in &keys {
