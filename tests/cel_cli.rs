@@ -125,3 +125,23 @@ fn usage_errors_exit_2() {
         stderr(&out)
     );
 }
+
+/// An expression that starts with `-` is the expression, not a flag,
+/// wherever `--vars` stands.
+#[test]
+fn an_expression_may_start_with_a_minus() {
+    for (expr, want) in [("-7 / 2", "-3"), ("-(-1)", "1"), ("--1", "1")] {
+        let out = portcullis(&["cel", expr]);
+        assert!(
+            out.status.success(),
+            "{expr}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(stdout(&out).trim(), want, "{expr}");
+    }
+    let vars = vars_file(r#"{"x": 2}"#);
+    let out = portcullis(&["cel", "-x", "--vars", vars.arg()]);
+    assert_eq!(stdout(&out).trim(), "-2");
+    let out = portcullis(&["cel", "--vars", vars.arg(), "-x"]);
+    assert_eq!(stdout(&out).trim(), "-2");
+}

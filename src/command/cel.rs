@@ -20,7 +20,9 @@ use super::{eprint, print, render};
 /// Arguments of `portcullis cel`.
 #[derive(clap::Args)]
 pub(crate) struct Args {
-    /// The expression.
+    /// The expression (one that starts with `-`, such as `-7 / 2`, is an
+    /// expression too, not a flag).
+    #[arg(allow_hyphen_values = true)]
     expr: String,
     /// A JSON object whose keys are variable names (`{"req.method": "GET"}`
     /// or `{"req": {"method": "GET"}}`).
