@@ -32,6 +32,8 @@ enum Command {
     ForwardAuth(Box<command::http::ForwardAuthArgs>),
     /// Print the SAML SP metadata of an endpoint, for the IdP's admin.
     SamlMetadata(command::saml::Args),
+    /// Print the JSON Schema of the policy format, for editors.
+    Schema(command::schema::Args),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => command::http::demo(&args),
         Command::ForwardAuth(args) => command::http::forward_auth(&args),
         Command::SamlMetadata(args) => command::saml::run(&args),
+        Command::Schema(args) => command::schema::run(&args),
     };
     match res {
         Ok(code) => code,

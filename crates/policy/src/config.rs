@@ -17,7 +17,10 @@ use crate::schema::Phase;
 use crate::yaml::{Node, NodeKind, Scalar, Style, is_null};
 
 mod actions;
+mod json_schema;
 mod values;
+
+pub use json_schema::{SCHEMA_ID, json_schema};
 
 #[cfg(test)]
 mod tests;
