@@ -240,10 +240,14 @@ struct Got {
 async fn send(addr: SocketAddr, req: &Node) -> Option<Got> {
     let method = field(req, "method").unwrap_or_else(|| "GET".to_owned());
     let path = field(req, "path").unwrap_or_else(|| "/".to_owned());
-    let mut builder = Request::builder()
-        .method(method.as_str())
-        .uri(format!("http://{addr}{path}"));
-    for (k, v) in string_map(req.get("headers")) {
+    // Origin form, as a browser sends it: the `Host` header names the
+    // endpoint (a case may set its own, for host-based rules).
+    let mut builder = Request::builder().method(method.as_str()).uri(path);
+    let headers = string_map(req.get("headers"));
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        builder = builder.header("host", addr.to_string());
+    }
+    for (k, v) in headers {
         builder = builder.header(k, v);
     }
     let body = field(req, "body").unwrap_or_default();

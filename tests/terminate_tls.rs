@@ -152,13 +152,10 @@ async fn mutual_tls_lets_in_only_clients_of_the_configured_authority() {
         .await
         .expect("alice gets in");
     assert!(res.starts_with("HTTP/1.1 200"), "{res}");
-    assert!(res.contains("alice TLSv1.3 https"), "{res}");
+    assert!(res.contains("alice 1.3 https"), "{res}");
     // The served certificate, and the action's results, after the
     // handshake.
-    assert!(
-        res.contains("localhost TLSv1.3 alice Example Corp"),
-        "{res}"
-    );
+    assert!(res.contains("localhost 1.3 alice Example Corp"), "{res}");
 
     // The authority's certificate for another organization: in at TLS,
     // refused by the rule.
@@ -243,9 +240,9 @@ async fn request_and_require_any_strategies_hold_as_documented() {
         .await
         .expect("no certificate is fine");
     assert!(res.starts_with("HTTP/1.1 200"), "{res}");
-    assert!(res.contains("anonymous TLSv1.3 https"), "{res}");
+    assert!(res.contains("anonymous 1.3 https"), "{res}");
     assert!(
-        res.contains("localhost TLSv1.3 no-client Example Corp"),
+        res.contains("localhost 1.3 no-client Example Corp"),
         "{res}"
     );
     let stranger = Ca::new("Stranger Root").sign(&[], "Example Corp", "eve", true);
@@ -256,7 +253,7 @@ async fn request_and_require_any_strategies_hold_as_documented() {
     let res = get(&proxy, &client(&ca, Some(&stranger), &tls13))
         .await
         .expect("any certificate is taken");
-    assert!(res.contains("eve TLSv1.3 https"), "{res}");
+    assert!(res.contains("eve 1.3 https"), "{res}");
     let none = get(&proxy, &client(&ca, None, &tls13)).await;
     assert!(none.is_err(), "a certificate is required: {none:?}");
 }

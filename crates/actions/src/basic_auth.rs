@@ -7,6 +7,7 @@ use base64::Engine as _;
 use http::StatusCode;
 use http::header::{AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE};
 use portcullis_cel::{Diagnostic, Value};
+use portcullis_policy::yaml::NodeKind;
 use subtle::ConstantTimeEq;
 
 use crate::action::Config;
@@ -27,7 +28,23 @@ pub(crate) fn compile(cfg: Config<'_>, cx: &CompileCx<'_>) -> Result<Box<dyn Act
     let credentials = cfg
         .seq("credentials")
         .iter()
-        .map(|node| Template::compile(node, cx.phase, cx.src))
+        .map(|node| match &node.kind {
+            // The legacy `{username, password}` form, which lint accepts
+            // with a warning (ngrok's add-authentication page prints it).
+            NodeKind::Map(_) => {
+                let field = |k: &str| {
+                    node.get(k)
+                        .and_then(|n| n.scalar())
+                        .map(|s| s.value.as_str())
+                };
+                Ok(Template::text(&format!(
+                    "{}:{}",
+                    field("username").unwrap_or(""),
+                    field("password").unwrap_or("")
+                )))
+            }
+            _ => Template::compile(node, cx.phase, cx.src),
+        })
         .collect::<Result<_, _>>()?;
     let realm = cfg.str("realm").unwrap_or("ngrok");
     let challenge = format!(

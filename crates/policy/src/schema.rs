@@ -395,7 +395,7 @@ fn connection(t: &mut Table) {
         "conn.tls.negotiated_alpn" => Type::String, "The ALPN protocol agreed in the TLS handshake; empty if none.";
         "conn.tls.session_resumed" => Type::Bool, "Whether the TLS session was resumed (currently always false).";
         "conn.tls.sni" => Type::String, "The host name the client sent in the SNI extension.";
-        "conn.tls.version" => Type::String, "The TLS version between the client and ngrok.";
+        "conn.tls.version" => Type::String, "The TLS version between the client and the proxy: `1.2` or `1.3`, as ngrok writes it.";
         "conn.tls.client.pem" => Type::String, "The client certificate, PEM-encoded.";
     });
     certificate!(t, ALL, "conn.tls.client", "the client certificate");

@@ -274,8 +274,10 @@ pub(crate) fn facts<IO>(
         version: conn
             .protocol_version()
             .map(|v| match v {
-                rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".to_owned(),
-                rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".to_owned(),
+                // As ngrok writes it (`conn.tls.version < '1.3'` in its
+                // enforce-TLS example compares these strings).
+                rustls::ProtocolVersion::TLSv1_3 => "1.3".to_owned(),
+                rustls::ProtocolVersion::TLSv1_2 => "1.2".to_owned(),
                 other => format!("{other:?}"),
             })
             .unwrap_or_default(),

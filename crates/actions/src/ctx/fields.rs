@@ -121,28 +121,34 @@ impl RequestCtx {
                 None if self.req_headers.0.contains_key(header::TRANSFER_ENCODING) => return None,
                 None => Value::Int(0),
             },
-            ReqContentType => text(media_type(&self.req_headers.0)?),
-            ReqContentTypeRaw => text(header_str(&self.req_headers.0, header::CONTENT_TYPE)?),
-            ReqContentTypeParams => content_type_params(&self.req_headers.0)?,
+            // Strings of headers the request may lack are `""` (and the
+            // parameters `{}`) then, as ngrok documents them: a rule reading
+            // one does not fail on a GET without a body.
+            ReqContentType => text(media_type(&self.req_headers.0).unwrap_or("")),
+            ReqContentTypeRaw => {
+                text(header_str(&self.req_headers.0, header::CONTENT_TYPE).unwrap_or(""))
+            }
+            ReqContentTypeParams => content_type_params(&self.req_headers.0),
             ReqCookies => self
                 .req_cache
                 .cookies
                 .get_or_init(|| request_cookies(&self.req_headers.0))
                 .clone(),
-            ReqLocation => text(header_str(&self.req_headers.0, header::LOCATION)?),
+            ReqLocation => text(header_str(&self.req_headers.0, header::LOCATION).unwrap_or("")),
             ReqTrailers => record::empty(),
             ReqTsHeaderReceived => Value::Timestamp(timestamp(self.received())),
             ResStatusCode => Value::Int(i64::from(self.res.as_ref()?.parts.status.as_u16())),
             ResHeaders => headers_value(&self.res.as_ref()?.headers),
             ResContentEncoding => list_of_header(&self.res.as_ref()?.headers, "content-encoding"),
             ResContentLength => content_length(&self.res.as_ref()?.headers.0)?,
-            ResContentType => text(media_type(&self.res.as_ref()?.headers.0)?),
-            ResContentTypeRaw => text(header_str(
-                &self.res.as_ref()?.headers.0,
-                header::CONTENT_TYPE,
-            )?),
-            ResContentTypeParams => content_type_params(&self.res.as_ref()?.headers.0)?,
-            ResLocation => text(header_str(&self.res.as_ref()?.headers.0, header::LOCATION)?),
+            ResContentType => text(media_type(&self.res.as_ref()?.headers.0).unwrap_or("")),
+            ResContentTypeRaw => {
+                text(header_str(&self.res.as_ref()?.headers.0, header::CONTENT_TYPE).unwrap_or(""))
+            }
+            ResContentTypeParams => content_type_params(&self.res.as_ref()?.headers.0),
+            ResLocation => {
+                text(header_str(&self.res.as_ref()?.headers.0, header::LOCATION).unwrap_or(""))
+            }
             ResCookies => {
                 let res = self.res.as_ref()?;
                 self.res_cache
@@ -257,8 +263,8 @@ fn media_type(h: &HeaderMap) -> Option<&str> {
     Some(raw.split(';').next().unwrap_or("").trim())
 }
 
-fn content_type_params(h: &HeaderMap) -> Option<Value<'static>> {
-    let raw = header_str(h, header::CONTENT_TYPE)?;
+fn content_type_params(h: &HeaderMap) -> Value<'static> {
+    let raw = header_str(h, header::CONTENT_TYPE).unwrap_or("");
     let entries = raw
         .split(';')
         .skip(1)
@@ -270,7 +276,7 @@ fn content_type_params(h: &HeaderMap) -> Option<Value<'static>> {
             )
         })
         .collect();
-    Some(map(entries))
+    map(entries)
 }
 
 fn timestamp(t: SystemTime) -> Timestamp {
