@@ -1100,7 +1100,7 @@ on_http_request:
         .expect("body")
         .to_bytes();
     let echo: serde_json::Value = serde_json::from_slice(&body).expect("json");
-    assert_eq!(echo["headers"]["x-tls"][0], "TLSv1.3 localhost https");
+    assert_eq!(echo["headers"]["x-tls"][0], "1.3 localhost https");
     // The endpoint's certificate is served; no `terminate-tls` ran.
     assert_eq!(
         echo["headers"]["x-tls-server"][0],
@@ -1199,6 +1199,67 @@ on_http_request:
         "{}",
         res.text()
     );
+}
+
+/// ngrok's enforce-TLS example, unchanged: `conn.tls.version < '1.3'`
+/// answers a TLS 1.2 client 401 and lets a TLS 1.3 one through, for the
+/// version reads as ngrok writes it (`1.2`, `1.3`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ngroks_enforce_tls_example_refuses_tls_1_2() {
+    use std::sync::Arc;
+
+    use rustls::pki_types::{CertificateDer, ServerName};
+
+    let up = echo().await;
+    let cert = support::SelfSigned::new("enforce-tls");
+    let flags = cert.flags();
+    let proxy = Proxy::http_with(
+        r#"
+on_http_request:
+- name: Reject requests using old TLS versions
+  expressions:
+  - conn.tls.version < '1.3'
+  actions:
+  - type: custom-response
+    config:
+      status_code: 401
+      body: 'Unauthorized: TLS version too old'
+"#,
+        up,
+        &flags.each_ref().map(String::as_str),
+    );
+    for (version, want) in [
+        (&rustls::version::TLS12, StatusCode::UNAUTHORIZED),
+        (&rustls::version::TLS13, StatusCode::OK),
+    ] {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from(cert.der.clone()))
+            .expect("root");
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_protocol_versions(&[version])
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let tcp = support::tcp(proxy.addr).await;
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(ServerName::try_from("localhost").expect("name"), tcp)
+            .await
+            .expect("TLS handshake");
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+                .await
+                .expect("HTTP handshake");
+        tokio::spawn(conn);
+        let req = Request::get("/")
+            .header("host", "localhost")
+            .body(Full::new(Bytes::new()))
+            .expect("request");
+        let res = sender.send_request(req).await.expect("response");
+        assert_eq!(res.status(), want, "{version:?}");
+    }
 }
 
 /// An internal service that redirects: `/see-other` (303) and `/found`
