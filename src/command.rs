@@ -6,6 +6,7 @@ pub(crate) mod lint;
 pub(crate) mod render;
 pub(crate) mod saml;
 pub(crate) mod schema;
+pub(crate) mod test;
 
 /// Writes a line to standard error. Subcommands report through here (and
 /// `println!` for their results), so that output stays in one place.

@@ -34,6 +34,9 @@ enum Command {
     SamlMetadata(command::saml::Args),
     /// Print the JSON Schema of the policy format, for editors.
     Schema(command::schema::Args),
+    /// Run the test files beside policies: requests, the world around
+    /// them, and what must come of them.
+    Test(command::test::Args),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
         Command::ForwardAuth(args) => command::http::forward_auth(&args),
         Command::SamlMetadata(args) => command::saml::run(&args),
         Command::Schema(args) => command::schema::run(&args),
+        Command::Test(args) => command::test::run(&args),
     };
     match res {
         Ok(code) => code,

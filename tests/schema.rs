@@ -114,6 +114,9 @@ fn every_shipped_and_valid_policy_validates() {
     let mut n = 0;
     for dir in ["policies", "crates/policy/tests/data/ok"] {
         for path in files(&root().join(dir)) {
+            if path.to_string_lossy().contains(".test.") {
+                continue;
+            }
             let Some(doc) = document(&path) else { continue };
             if let Some(e) = v.errors(&doc) {
                 panic!("{} does not validate:\n{e}", path.display());

@@ -8,7 +8,8 @@
 //! config and the environment's OAuth apps), and what it lacks is an
 //! error, as the proxy would refuse to start.
 //!
-//! Directories are searched recursively for `*.yml`, `*.yaml` and `*.json`.
+//! Directories are searched recursively for `*.yml`, `*.yaml` and `*.json`
+//! (not `*.test.yml`, `portcullis test`'s files).
 //! Exit status: 0 when clean, 1 on errors (or on warnings with
 //! `--deny-warnings`), 2 on a usage error (a path that does not exist).
 
@@ -233,10 +234,14 @@ fn collect(path: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
             .collect();
         entries.sort();
         for entry in entries {
+            let name = entry.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            // `x.test.yml` is `portcullis test`'s, beside the policy.
             let policy_file = entry
                 .extension()
                 .and_then(|e| e.to_str())
-                .is_some_and(|e| matches!(e, "yml" | "yaml" | "json"));
+                .is_some_and(|e| matches!(e, "yml" | "yaml" | "json"))
+                && !name.ends_with(".test.yml")
+                && !name.ends_with(".test.yaml");
             if entry.is_dir() || policy_file {
                 collect(&entry, out)?;
             }

@@ -100,6 +100,15 @@ pub trait Action: Send + Sync + fmt::Debug {
     fn series(&self) -> Vec<Series> {
         Vec::new()
     }
+
+    /// For a sign-in action: the cookie (name, value) of a session it
+    /// would accept for a user with `claims`, sealed with its keys. What
+    /// `portcullis test` sends for a case whose world has a signed-in
+    /// user; the keys are the test run's own, made for it.
+    fn test_session(&self, claims: &serde_json::Value) -> Option<(String, String)> {
+        let _ = claims;
+        None
+    }
 }
 
 /// One metric an action reports, labelled by the proxy with its endpoint

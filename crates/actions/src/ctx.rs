@@ -56,7 +56,7 @@ pub struct Conn {
 /// TLS facts of a connection.
 #[derive(Clone, Debug, Default)]
 pub struct Tls {
-    /// `TLSv1.3`, as `conn.tls.version`.
+    /// `1.3`, as `conn.tls.version` (ngrok's spelling).
     pub version: String,
     /// The IANA name of the cipher suite.
     pub cipher_suite: String,
@@ -388,6 +388,8 @@ pub struct RequestCtx {
     tls_termination: Option<Arc<crate::terminate_tls::TlsTermination>>,
     /// The server-sent event `on_event_stream_message` is at.
     event: Option<crate::event_stream::Event>,
+    /// Where the decision is recorded, when the request asked for it.
+    trace: Option<Arc<crate::trace::Trace>>,
 }
 
 /// A callback told how the upstream answered a request: its status, or
@@ -438,6 +440,7 @@ impl RequestCtx {
     ) -> RequestCtx {
         let (mut parts, body) = req.into_parts();
         let headers = std::mem::take(&mut parts.headers);
+        let trace = parts.extensions.get::<Arc<crate::trace::Trace>>().cloned();
         RequestCtx {
             conn,
             endpoint,
@@ -462,7 +465,19 @@ impl RequestCtx {
             upstream_watchers: UpstreamWatchers::default(),
             tls_termination: None,
             event: None,
+            trace,
         }
+    }
+
+    /// Where the decision is recorded, if the request asked for it.
+    pub fn trace(&self) -> Option<&crate::trace::Trace> {
+        self.trace.as_deref()
+    }
+
+    /// Records the decision into `trace` (a connection's context, which
+    /// has no request to carry it).
+    pub fn set_trace(&mut self, trace: Arc<crate::trace::Trace>) {
+        self.trace = Some(trace);
     }
 
     /// The context of a connection, for `on_tcp_connect`: no request.

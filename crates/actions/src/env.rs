@@ -7,10 +7,10 @@
 //! declarations are the schema's, in the schema's order, a [`VarId`] maps
 //! to a `Field` through one table per phase, built once per process.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, RwLock};
 
 use portcullis_cel::{Activation, Env, EvalError, Map, Overload, Type, Value, VarId};
-use portcullis_policy::functions::{self, EnvSecrets};
+use portcullis_policy::functions::{self, EnvSecrets, SecretSource};
 use portcullis_policy::schema::{self, Phase};
 
 /// Where a variable's value comes from.
@@ -341,9 +341,44 @@ pub(crate) fn field(phase: Phase, var: VarId) -> Option<Field> {
     PHASES.fields.get(slot(phase))?.get(var.index()).copied()
 }
 
+/// A replacement for the environment's secrets, when one is set.
+static REPLACED: RwLock<Option<Arc<dyn SecretSource>>> = RwLock::new(None);
+
+/// The secrets `secrets.get` reads: the environment's
+/// (`PORTCULLIS_SECRET_*`), unless they were replaced for the process.
+struct Secrets;
+
+impl Secrets {
+    fn with<T>(f: impl FnOnce(&dyn SecretSource) -> T) -> T {
+        match REPLACED.read().as_deref() {
+            Ok(Some(s)) => f(&**s),
+            _ => f(&EnvSecrets),
+        }
+    }
+}
+
+impl SecretSource for Secrets {
+    fn get(&self, vault: &str, name: &str) -> Option<String> {
+        Secrets::with(|s| s.get(vault, name))
+    }
+
+    fn location(&self, vault: &str, name: &str) -> Option<String> {
+        Secrets::with(|s| s.location(vault, name))
+    }
+}
+
+/// Replaces the secrets `secrets.get` reads, for the whole process
+/// (`None`: the environment's again). For `portcullis test`, whose cases
+/// bring their own secrets and must not read the shell's.
+pub fn replace_secrets(source: Option<Arc<dyn SecretSource>>) {
+    if let Ok(mut replaced) = REPLACED.write() {
+        *replaced = source;
+    }
+}
+
 fn build(phase: Phase) -> Env {
     let mut env = schema::env(phase);
-    functions::register_with_secrets(&mut env, phase, Arc::new(EnvSecrets));
+    functions::register_with_secrets(&mut env, phase, Arc::new(Secrets));
     if matches!(phase, Phase::HttpRequest | Phase::HttpResponse) {
         bind_request_helpers(&mut env, "req", "Req", "request");
     }

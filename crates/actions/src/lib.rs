@@ -49,6 +49,7 @@ mod sign_in;
 mod sse_find_replace;
 pub mod template;
 pub mod terminate_tls;
+pub mod trace;
 mod url_rewrite;
 pub mod user_agent;
 mod verify_webhook;

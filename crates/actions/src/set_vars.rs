@@ -138,7 +138,16 @@ impl Action for SetVars {
     fn run<'a>(&'a self, ctx: &'a mut RequestCtx) -> Run<'a> {
         for (name, tree) in &self.vars {
             match tree.value(ctx) {
-                Ok(v) => ctx.set_var(name, v),
+                Ok(v) => {
+                    if let Some(trace) = ctx.trace() {
+                        trace.push(crate::trace::TraceEvent::Var {
+                            name: name.to_owned(),
+                            value: portcullis_cel::json::to_json(&v)
+                                .unwrap_or(serde_json::Value::Null),
+                        });
+                    }
+                    ctx.set_var(name, v)
+                }
                 Err(e) => return Run::Done(Err(e)),
             }
         }

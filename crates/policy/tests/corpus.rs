@@ -127,6 +127,10 @@ fn shipped_policies_check_clean() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies");
     let mut n = 0;
     for entry in std::fs::read_dir(&dir).expect("policies folder").flatten() {
+        // `x.test.yml` beside `x.yml` is `portcullis test`'s.
+        if entry.file_name().to_string_lossy().contains(".test.") {
+            continue;
+        }
         let src = std::fs::read_to_string(entry.path()).expect("readable");
         let diags = problems(&src);
         assert!(diags.is_empty(), "{}: {diags:#?}", entry.path().display());

@@ -43,7 +43,7 @@ mod tally;
 pub use portcullis_actions::{Conn, Endpoint, RequestCtx, Tls, body, respond};
 
 pub use crate::layer::{PolicyLayer, PolicyService};
-pub use crate::pipeline::{Decision, EXPRESSION_FAILED, Options, Outcome, Pipeline};
+pub use crate::pipeline::{Decision, EXPRESSION_FAILED, Options, Outcome, Pipeline, RuleInfo};
 
 /// Runs a future that never waits on I/O to completion on this thread:
 /// for tests and examples of policies whose actions do not wait.

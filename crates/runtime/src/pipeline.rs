@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use http::StatusCode;
 use portcullis_actions::client::HttpClient;
+use portcullis_actions::trace::{Trace, TraceEvent};
 use portcullis_actions::{Action, ActionError, CompileCx, RequestCtx, Run, Step, respond};
 use portcullis_cel::{CompileOptions, Diagnostic, Program, Type};
 use portcullis_policy::document::Policy;
@@ -74,6 +75,26 @@ pub struct Decision {
 struct Rule {
     conditions: Box<[Program]>,
     actions: Box<[(Box<dyn Action>, usize)]>,
+    /// Its name, or its place (`#2`), and its conditions as written: for
+    /// reports of what ran ([`Pipeline::rules`]).
+    name: String,
+    texts: Box<[String]>,
+}
+
+/// A rule as written, for reports (`portcullis test`'s coverage and
+/// explanations).
+#[derive(Clone, Debug)]
+pub struct RuleInfo<'p> {
+    /// The phase's key.
+    pub phase: &'static str,
+    /// Its place in the phase, from 0.
+    pub index: usize,
+    /// Its name, or `#n`.
+    pub name: &'p str,
+    /// Its conditions, as written.
+    pub expressions: &'p [String],
+    /// Its actions' types.
+    pub actions: Vec<&'static str>,
 }
 
 /// A compiled policy. Immutable; share it in an `Arc`.
@@ -188,8 +209,10 @@ impl Pipeline {
             };
             for (rule_idx, rule) in phase_rules.rules.iter().enumerate() {
                 let mut conditions = Vec::new();
+                let mut texts = Vec::new();
                 for expr in &rule.expressions {
                     let text = expr.scalar().map_or("", |s| s.value.as_str());
+                    texts.push(text.to_owned());
                     match env.compile_with(text, &condition) {
                         Ok(p) => conditions.push(p),
                         Err(diags) => errors.extend(
@@ -221,6 +244,8 @@ impl Pipeline {
                 out.push(Rule {
                     conditions: conditions.into(),
                     actions: actions.into(),
+                    name,
+                    texts: texts.into(),
                 });
             }
         }
@@ -238,6 +263,37 @@ impl Pipeline {
             hits,
             invalid: None,
         })
+    }
+
+    /// Every rule, phase by phase in the order they run.
+    pub fn rules(&self) -> impl Iterator<Item = RuleInfo<'_>> {
+        [
+            (Phase::TcpConnect, &self.tcp),
+            (Phase::HttpRequest, &self.request),
+            (Phase::HttpResponse, &self.response),
+            (Phase::EventStreamMessage, &self.events),
+        ]
+        .into_iter()
+        .flat_map(|(phase, rules)| {
+            rules.iter().enumerate().map(move |(index, r)| RuleInfo {
+                phase: phase.key(),
+                index,
+                name: &r.name,
+                expressions: &r.texts,
+                actions: r.actions.iter().map(|(a, _)| a.kind()).collect(),
+            })
+        })
+    }
+
+    /// The session cookies under which every sign-in action of the policy
+    /// would take the user to be the one `claims` describe: for
+    /// `portcullis test`, whose pipeline has keys of its own.
+    pub fn test_sessions(&self, claims: &serde_json::Value) -> Vec<(String, String)> {
+        self.request
+            .iter()
+            .flat_map(|r| r.actions.iter())
+            .filter_map(|(a, _)| a.test_session(claims))
+            .collect()
     }
 
     /// Whether the policy has `on_tcp_connect` rules.
@@ -336,8 +392,18 @@ impl Pipeline {
             return Outcome::Continue;
         }
         let counts = self.hits.counts();
-        for rule in rules {
-            match matches(rule, ctx) {
+        for (index, rule) in rules.iter().enumerate() {
+            let matched = match ctx.trace() {
+                None => matches(rule, ctx),
+                Some(trace) => {
+                    trace.push(TraceEvent::Rule {
+                        phase: phase.key(),
+                        index,
+                    });
+                    matches_traced(rule, ctx, trace)
+                }
+            };
+            match matched {
                 Ok(true) => {}
                 Ok(false) => continue,
                 Err(e) => return fail(ctx, phase, &e),
@@ -350,6 +416,18 @@ impl Pipeline {
                     Run::Done(step) => step,
                     Run::Wait(fut) => fut.await,
                 };
+                if let Some(trace) = ctx.trace() {
+                    trace.push(TraceEvent::Action {
+                        kind: action.kind(),
+                        step: match &step {
+                            Ok(Step::Next) => Ok("next"),
+                            Ok(Step::Respond) => Ok("respond"),
+                            Ok(Step::Forward) => Ok("forward"),
+                            Ok(Step::Close) => Ok("close"),
+                            Err(e) => Err(format!("{} ({})", e.message, e.code)),
+                        },
+                    });
+                }
                 match step {
                     Ok(Step::Next) => {}
                     Ok(Step::Respond) => return Outcome::Respond,
@@ -373,6 +451,28 @@ fn matches(rule: &Rule, ctx: &RequestCtx) -> Result<bool, ActionError> {
                 return Err(ActionError::internal(
                     EXPRESSION_FAILED,
                     format!("a rule's expression failed: {}", e.message()),
+                ));
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// [`matches`], each condition's value recorded.
+fn matches_traced(rule: &Rule, ctx: &RequestCtx, trace: &Trace) -> Result<bool, ActionError> {
+    for (index, c) in rule.conditions.iter().enumerate() {
+        let value = c.eval_bool(ctx).map_err(|e| e.message().to_owned());
+        trace.push(TraceEvent::Condition {
+            index,
+            value: value.clone(),
+        });
+        match value {
+            Ok(true) => {}
+            Ok(false) => return Ok(false),
+            Err(e) => {
+                return Err(ActionError::internal(
+                    EXPRESSION_FAILED,
+                    format!("a rule's expression failed: {e}"),
                 ));
             }
         }
