@@ -3,6 +3,7 @@
 pub(crate) mod cel;
 pub(crate) mod http;
 pub(crate) mod lint;
+pub(crate) mod lsp;
 pub(crate) mod render;
 pub(crate) mod saml;
 pub(crate) mod schema;

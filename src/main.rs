@@ -37,6 +37,8 @@ enum Command {
     /// Run the test files beside policies: requests, the world around
     /// them, and what must come of them.
     Test(command::test::Args),
+    /// Serve the language server protocol on stdio, for editors.
+    Lsp(command::lsp::Args),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
         Command::SamlMetadata(args) => command::saml::run(&args),
         Command::Schema(args) => command::schema::run(&args),
         Command::Test(args) => command::test::run(&args),
+        Command::Lsp(args) => command::lsp::run(&args),
     };
     match res {
         Ok(code) => code,

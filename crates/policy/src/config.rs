@@ -20,7 +20,7 @@ mod actions;
 mod json_schema;
 mod values;
 
-pub use json_schema::{SCHEMA_ID, json_schema};
+pub use json_schema::{ActionDoc, FieldDoc, SCHEMA_ID, describe_action, json_schema};
 
 #[cfg(test)]
 mod tests;

@@ -250,3 +250,75 @@ fn ty(t: &Ty) -> Value {
         }
     }
 }
+
+/// An action type as documentation, for the language server's hover and
+/// completion.
+pub struct ActionDoc {
+    /// The phases it runs in.
+    pub phases: Vec<&'static str>,
+    /// Its config fields: name, type in words, whether required.
+    pub fields: Vec<FieldDoc>,
+}
+
+/// A config field as documentation.
+pub struct FieldDoc {
+    /// Its name.
+    pub name: &'static str,
+    /// Its type, in a few words.
+    pub ty: String,
+    /// Whether the config must have it.
+    pub required: bool,
+}
+
+/// The documentation of action type `kind`; `None` for an unknown type.
+pub fn describe_action(kind: &str) -> Option<ActionDoc> {
+    let lookup = if kind == "oidc" {
+        "openid-connect"
+    } else {
+        kind
+    };
+    let s = spec(lookup)?;
+    let phases = s.phases.iter().map(|p| p.key()).collect();
+    let fields = s
+        .fields
+        .unwrap_or(&[])
+        .iter()
+        .filter(|f| !matches!(f.alias, Alias::Removed(_)))
+        .map(|f| FieldDoc {
+            name: f.name,
+            ty: words(&f.ty),
+            required: f.required,
+        })
+        .collect();
+    Some(ActionDoc { phases, fields })
+}
+
+/// A type in a few words: `string (CEL ${...})`, `integer 1–100`, ...
+fn words(t: &Ty) -> String {
+    match t {
+        Ty::Str(s) if s.cel == super::Cel::Template => "string (may interpolate `${...}`)".into(),
+        Ty::Str(s) if s.cel == super::Cel::Bare => "CEL expression".into(),
+        Ty::Str(s) => match s.format {
+            Format::Regex => "regular expression (RE2)".into(),
+            Format::Url | Format::BaseUrl => "URL".into(),
+            Format::Cidr => "CIDR".into(),
+            Format::Any => "string".into(),
+        },
+        Ty::Bool => "boolean".into(),
+        Ty::Int { min, max } if *min != i64::MIN && *max != i64::MAX => {
+            format!("integer {min}–{max}")
+        }
+        Ty::Int { .. } => "integer".into(),
+        Ty::Float { .. } => "number".into(),
+        Ty::Duration(_) => "duration (`90s`, `1h30m`)".into(),
+        Ty::Enum { values, .. } => format!("one of {}", values.join(", ")),
+        Ty::List { item, .. } => format!("list of {}", words(item)),
+        Ty::Map { value, .. } => format!("map of {}", words(value)),
+        Ty::Obj(fields) => format!(
+            "object: {}",
+            fields.iter().map(|f| f.name).collect::<Vec<_>>().join(", ")
+        ),
+        Ty::Any => "any value".into(),
+        Ty::Custom(..) => "see the action's documentation".into(),
+    }
+}
