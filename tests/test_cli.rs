@@ -289,3 +289,17 @@ fn secrets_come_from_the_case_and_repeats_fill_a_window() {
     assert_eq!(out.status.code(), Some(0), "{said}{}", text(&out.stderr));
     assert!(said.contains("3 passed, 0 failed"), "{said}");
 }
+
+/// A case gives the TLS its client connected with, and the time: ngrok's
+/// enforce-TLS example refuses TLS 1.2, and a maintenance window opens on
+/// the case's clock.
+#[test]
+fn a_case_gives_its_tls_and_its_time() {
+    let policy = "on_http_request:\n  - expressions:\n      - conn.tls.version < '1.3'\n    actions:\n      - type: custom-response\n        config:\n          status_code: 401\n          body: 'Unauthorized: TLS version too old'\n  - expressions:\n      - time.now.startsWith('2026-12-25')\n    actions:\n      - type: custom-response\n        config:\n          status_code: 503\n          body: closed for the holiday\n";
+    let tests = "cases:\n  - name: TLS 1.2 is refused\n    request: {tls: {version: '1.2', sni: app.example.test}}\n    expect: {status: 401, upstream: false}\n  - name: TLS 1.3 on an ordinary day passes\n    request: {tls: {version: '1.3'}, time: '2026-12-07T10:00:00Z'}\n    expect: {status: 200}\n  - name: on the holiday the maintenance page answers\n    request: {tls: {version: '1.3'}, time: '2026-12-25T10:00:00Z'}\n    expect: {status: 503, body: closed for the holiday}\n  - name: plain TCP has no TLS version, so the rule fails closed\n    expect: {status: 500, upstream: false}\n";
+    let dir = Dir::new("tls-time", &[("p.yml", policy), ("p.test.yml", tests)]);
+    let out = portcullis(&["test", &dir.path("p.test.yml")]);
+    let said = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{said}{}", text(&out.stderr));
+    assert!(said.contains("4 passed, 0 failed"), "{said}");
+}

@@ -469,6 +469,12 @@ impl RequestCtx {
         }
     }
 
+    /// Sets what `time.now` reads (RFC 3339), before anything read it:
+    /// `portcullis test`'s cases give their time.
+    pub fn set_now(&mut self, rfc3339: String) {
+        let _ = self.now.set(rfc3339);
+    }
+
     /// Where the decision is recorded, if the request asked for it.
     pub fn trace(&self) -> Option<&crate::trace::Trace> {
         self.trace.as_deref()

@@ -41,6 +41,21 @@ pub(crate) struct Req {
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) body: String,
     pub(crate) client_ip: String,
+    /// What `time.now` reads (RFC 3339); the clock's when absent.
+    pub(crate) time: Option<String>,
+    /// The TLS the client connected with; plain TCP when absent.
+    pub(crate) tls: Option<Tls>,
+}
+
+/// TLS facts of a case's connection.
+#[derive(Clone, Default)]
+pub(crate) struct Tls {
+    pub(crate) version: String,
+    pub(crate) cipher_suite: String,
+    pub(crate) sni: Option<String>,
+    pub(crate) alpn: Option<String>,
+    /// The client's certificate, PEM.
+    pub(crate) client_certificate: Option<String>,
 }
 
 /// An answer the world gives: the upstream's, or an internal service's.
@@ -233,6 +248,8 @@ pub(crate) fn read(path: &Path) -> Result<TestFile, Invalid> {
                     "body",
                     "client_ip",
                     "repeat",
+                    "time",
+                    "tls",
                 ],
                 "a request",
                 &src,
@@ -255,6 +272,34 @@ pub(crate) fn read(path: &Path) -> Result<TestFile, Invalid> {
             headers: pairs(r.and_then(|r| r.get("headers"))),
             body: field("body").unwrap_or_default(),
             client_ip: field("client_ip").unwrap_or_else(|| "203.0.113.10".to_owned()),
+            time: field("time"),
+            tls: match r.and_then(|r| r.get("tls")) {
+                None => None,
+                Some(t) => {
+                    only(
+                        t,
+                        &[
+                            "version",
+                            "cipher_suite",
+                            "sni",
+                            "alpn",
+                            "client_certificate",
+                        ],
+                        "the request's tls",
+                        &src,
+                        path,
+                    )?;
+                    let f = |k: &str| t.get(k).and_then(text);
+                    Some(Tls {
+                        version: f("version").unwrap_or_else(|| "1.3".to_owned()),
+                        cipher_suite: f("cipher_suite")
+                            .unwrap_or_else(|| "TLS_AES_128_GCM_SHA256".to_owned()),
+                        sni: f("sni"),
+                        alpn: f("alpn"),
+                        client_certificate: f("client_certificate"),
+                    })
+                }
+            },
         };
         let world = c.get("world");
         if let Some(w) = world {

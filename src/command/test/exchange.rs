@@ -11,10 +11,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::BodyExt;
+use portcullis_actions::certificate::Certificate;
 use portcullis_actions::client::{FetchError, FetchFuture, Fetched, HttpClient, Scope};
 use portcullis_actions::trace::{Trace, TraceEvent};
 use portcullis_runtime::body::{self, Body};
-use portcullis_runtime::{Conn, Endpoint, Outcome, Pipeline, RequestCtx, respond};
+use portcullis_runtime::{Conn, Endpoint, Outcome, Pipeline, RequestCtx, Tls, respond};
 
 use super::cases::{Answer, Case};
 
@@ -130,11 +131,40 @@ async fn once(pipeline: &Arc<Pipeline>, case: &Case) -> Result<Ran, String> {
         upstream: None,
         trace: trace.events(),
     };
+    let tls = match &case.request.tls {
+        None => None,
+        Some(t) => Some(Tls {
+            version: t.version.clone(),
+            cipher_suite: t.cipher_suite.clone(),
+            sni: t.sni.clone(),
+            alpn: t.alpn.clone(),
+            client: match &t.client_certificate {
+                None => None,
+                Some(pem) => {
+                    let der = portcullis_actions::terminate_tls::certificates(pem)
+                        .into_iter()
+                        .next()
+                        .ok_or("`tls.client_certificate` holds no PEM certificate")?;
+                    Some(Arc::new(Certificate::from_der(&der).ok_or(
+                        "`tls.client_certificate` is not an X.509 certificate",
+                    )?))
+                }
+            },
+            ..Tls::default()
+        }),
+    };
+    if let Some(time) = &case.request.time {
+        portcullis_cel::time::Timestamp::parse(time)
+            .map_err(|_| format!("request time `{time}` is not RFC 3339"))?;
+    }
     // `on_tcp_connect` first, as a connection runs it.
-    let conn = Arc::new(Conn::new(client, server, None));
+    let conn = Arc::new(Conn::new(client, server, tls));
     if pipeline.has_tcp_rules() {
         let mut ctx = RequestCtx::connection(conn.clone(), endpoint.clone());
         ctx.set_trace(trace.clone());
+        if let Some(time) = &case.request.time {
+            ctx.set_now(time.clone());
+        }
         if pipeline.on_connect(&mut ctx).await == Outcome::Close {
             return Ok(closed(&trace));
         }
@@ -165,6 +195,9 @@ async fn once(pipeline: &Arc<Pipeline>, case: &Case) -> Result<Ran, String> {
     req.extensions_mut().insert(trace.clone());
     let canonical = portcullis_canon::request(&mut req, https, &endpoint.canon);
     let mut ctx = RequestCtx::new(req, conn, endpoint);
+    if let Some(time) = &case.request.time {
+        ctx.set_now(time.clone());
+    }
     match canonical {
         Ok(arrival) if arrival.redirect => {
             let location = ctx.uri().to_string();
