@@ -440,7 +440,6 @@ impl RequestCtx {
     ) -> RequestCtx {
         let (mut parts, body) = req.into_parts();
         let headers = std::mem::take(&mut parts.headers);
-        let trace = parts.extensions.get::<Arc<crate::trace::Trace>>().cloned();
         RequestCtx {
             conn,
             endpoint,
@@ -465,7 +464,7 @@ impl RequestCtx {
             upstream_watchers: UpstreamWatchers::default(),
             tls_termination: None,
             event: None,
-            trace,
+            trace: None,
         }
     }
 
@@ -480,8 +479,7 @@ impl RequestCtx {
         self.trace.as_deref()
     }
 
-    /// Records the decision into `trace` (a connection's context, which
-    /// has no request to carry it).
+    /// Records the decision into `trace` (`portcullis test`).
     pub fn set_trace(&mut self, trace: Arc<crate::trace::Trace>) {
         self.trace = Some(trace);
     }

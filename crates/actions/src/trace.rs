@@ -1,9 +1,8 @@
 //! A record of how a policy decided one exchange: each rule reached, each
-//! condition's value, each action's step. Off unless asked for (the
-//! request carries an `Arc<Trace>` in its extensions when it reaches
-//! [`RequestCtx::new`](crate::RequestCtx::new)), so the request path pays
-//! one empty check per rule for it. `portcullis test` reads it for
-//! coverage and for the explanation of a decision.
+//! condition's value, each action's step. Off unless asked for
+//! ([`RequestCtx::set_trace`](crate::RequestCtx::set_trace)), so the
+//! request path pays one empty check per rule for it. `portcullis test`
+//! reads it for coverage and for the explanation of a decision.
 
 use std::sync::Mutex;
 

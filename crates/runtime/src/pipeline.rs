@@ -75,8 +75,15 @@ pub struct Decision {
 struct Rule {
     conditions: Box<[Program]>,
     actions: Box<[(Box<dyn Action>, usize)]>,
-    /// Its name, or its place (`#2`), and its conditions as written: for
-    /// reports of what ran ([`Pipeline::rules`]).
+}
+
+/// A rule's name (or its place, `#2`) and its conditions as written, for
+/// reports of what ran ([`Pipeline::rules`]); kept apart from [`Rule`],
+/// which the request path walks.
+#[derive(Debug)]
+struct Written {
+    phase: Phase,
+    index: usize,
     name: String,
     texts: Box<[String]>,
 }
@@ -106,6 +113,7 @@ pub struct Pipeline {
     /// `on_event_stream_message`: per server-sent event.
     events: Box<[Rule]>,
     decisions: Box<[Decision]>,
+    written: Box<[Written]>,
     hits: Tally,
     invalid: Option<String>,
 }
@@ -119,6 +127,7 @@ impl Pipeline {
             response: Box::new([]),
             events: Box::new([]),
             decisions: Box::new([]),
+            written: Box::new([]),
             hits: Tally::new(0),
             invalid: None,
         }
@@ -182,6 +191,7 @@ impl Pipeline {
         }
         let mut errors = Vec::new();
         let mut decisions = Vec::new();
+        let mut written = Vec::new();
         let (mut tcp, mut request, mut response, mut events) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let condition = CompileOptions {
@@ -244,6 +254,10 @@ impl Pipeline {
                 out.push(Rule {
                     conditions: conditions.into(),
                     actions: actions.into(),
+                });
+                written.push(Written {
+                    phase,
+                    index: rule_idx,
                     name,
                     texts: texts.into(),
                 });
@@ -260,6 +274,7 @@ impl Pipeline {
             response: response.into(),
             events: events.into(),
             decisions: decisions.into(),
+            written: written.into(),
             hits,
             invalid: None,
         })
@@ -267,21 +282,31 @@ impl Pipeline {
 
     /// Every rule, phase by phase in the order they run.
     pub fn rules(&self) -> impl Iterator<Item = RuleInfo<'_>> {
-        [
-            (Phase::TcpConnect, &self.tcp),
-            (Phase::HttpRequest, &self.request),
-            (Phase::HttpResponse, &self.response),
-            (Phase::EventStreamMessage, &self.events),
-        ]
-        .into_iter()
-        .flat_map(|(phase, rules)| {
-            rules.iter().enumerate().map(move |(index, r)| RuleInfo {
-                phase: phase.key(),
-                index,
-                name: &r.name,
-                expressions: &r.texts,
-                actions: r.actions.iter().map(|(a, _)| a.kind()).collect(),
-            })
+        let order = |p: Phase| match p {
+            Phase::TcpConnect => 0,
+            Phase::HttpRequest => 1,
+            Phase::HttpResponse => 2,
+            Phase::EventStreamMessage => 3,
+        };
+        let mut written: Vec<&Written> = self.written.iter().collect();
+        written.sort_by_key(|w| (order(w.phase), w.index));
+        written.into_iter().map(move |w| {
+            let rules = match w.phase {
+                Phase::TcpConnect => &self.tcp,
+                Phase::HttpRequest => &self.request,
+                Phase::HttpResponse => &self.response,
+                Phase::EventStreamMessage => &self.events,
+            };
+            RuleInfo {
+                phase: w.phase.key(),
+                index: w.index,
+                name: &w.name,
+                expressions: &w.texts,
+                actions: rules
+                    .get(w.index)
+                    .map(|r| r.actions.iter().map(|(a, _)| a.kind()).collect())
+                    .unwrap_or_default(),
+            }
         })
     }
 
@@ -386,22 +411,33 @@ impl Pipeline {
         self.run(&self.response, Phase::HttpResponse, ctx).await
     }
 
+    /// Runs a phase's rules: the loop the request path runs, or the same
+    /// loop recording each step when the exchange asked for a trace
+    /// (`portcullis test`), chosen once per phase so that the request
+    /// path carries no per-rule check for it.
     async fn run(&self, rules: &[Rule], phase: Phase, ctx: &mut RequestCtx) -> Outcome {
+        if ctx.trace().is_some() {
+            self.run_rules::<true>(rules, phase, ctx).await
+        } else {
+            self.run_rules::<false>(rules, phase, ctx).await
+        }
+    }
+
+    async fn run_rules<const TRACE: bool>(
+        &self,
+        rules: &[Rule],
+        phase: Phase,
+        ctx: &mut RequestCtx,
+    ) -> Outcome {
         ctx.enter(phase);
         if rules.is_empty() {
             return Outcome::Continue;
         }
         let counts = self.hits.counts();
         for (index, rule) in rules.iter().enumerate() {
-            let matched = match ctx.trace() {
+            let matched = match ctx.trace().filter(|_| TRACE) {
                 None => matches(rule, ctx),
-                Some(trace) => {
-                    trace.push(TraceEvent::Rule {
-                        phase: phase.key(),
-                        index,
-                    });
-                    matches_traced(rule, ctx, trace)
-                }
+                Some(trace) => matches_traced(rule, ctx, trace, phase, index),
             };
             match matched {
                 Ok(true) => {}
@@ -416,17 +452,8 @@ impl Pipeline {
                     Run::Done(step) => step,
                     Run::Wait(fut) => fut.await,
                 };
-                if let Some(trace) = ctx.trace() {
-                    trace.push(TraceEvent::Action {
-                        kind: action.kind(),
-                        step: match &step {
-                            Ok(Step::Next) => Ok("next"),
-                            Ok(Step::Respond) => Ok("respond"),
-                            Ok(Step::Forward) => Ok("forward"),
-                            Ok(Step::Close) => Ok("close"),
-                            Err(e) => Err(format!("{} ({})", e.message, e.code)),
-                        },
-                    });
+                if TRACE && let Some(trace) = ctx.trace() {
+                    trace_action(trace, action.kind(), &step);
                 }
                 match step {
                     Ok(Step::Next) => {}
@@ -458,8 +485,37 @@ fn matches(rule: &Rule, ctx: &RequestCtx) -> Result<bool, ActionError> {
     Ok(true)
 }
 
-/// [`matches`], each condition's value recorded.
-fn matches_traced(rule: &Rule, ctx: &RequestCtx, trace: &Trace) -> Result<bool, ActionError> {
+/// What an action did, recorded. Out of line: the request path only
+/// checks that no trace is asked for.
+#[cold]
+#[inline(never)]
+fn trace_action(trace: &Trace, kind: &'static str, step: &Result<Step, ActionError>) {
+    trace.push(TraceEvent::Action {
+        kind,
+        step: match step {
+            Ok(Step::Next) => Ok("next"),
+            Ok(Step::Respond) => Ok("respond"),
+            Ok(Step::Forward) => Ok("forward"),
+            Ok(Step::Close) => Ok("close"),
+            Err(e) => Err(format!("{} ({})", e.message, e.code)),
+        },
+    });
+}
+
+/// [`matches`], the rule reached and each condition's value recorded.
+#[cold]
+#[inline(never)]
+fn matches_traced(
+    rule: &Rule,
+    ctx: &RequestCtx,
+    trace: &Trace,
+    phase: Phase,
+    index: usize,
+) -> Result<bool, ActionError> {
+    trace.push(TraceEvent::Rule {
+        phase: phase.key(),
+        index,
+    });
     for (index, c) in rule.conditions.iter().enumerate() {
         let value = c.eval_bool(ctx).map_err(|e| e.message().to_owned());
         trace.push(TraceEvent::Condition {

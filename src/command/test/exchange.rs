@@ -192,9 +192,9 @@ async fn once(pipeline: &Arc<Pipeline>, case: &Case) -> Result<Ran, String> {
     let mut req = req
         .body(body::full(case.request.body.clone()))
         .map_err(|e| format!("the request is not valid HTTP: {e}"))?;
-    req.extensions_mut().insert(trace.clone());
     let canonical = portcullis_canon::request(&mut req, https, &endpoint.canon);
     let mut ctx = RequestCtx::new(req, conn, endpoint);
+    ctx.set_trace(trace.clone());
     if let Some(time) = &case.request.time {
         ctx.set_now(time.clone());
     }
