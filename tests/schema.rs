@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use portcullis_policy::yaml::{self, Node, NodeKind, Style};
+use portcullis_policy::yaml::{self, Node};
 use serde_json::Value;
 
 /// The schema, as the binary prints it.
@@ -50,37 +50,6 @@ impl Validator {
     }
 }
 
-/// A YAML document as JSON, plain scalars typed as the YAML core schema
-/// types them (as ngrok's Go decoder and the YAML language server do).
-fn to_json(node: &Node) -> Value {
-    match &node.kind {
-        NodeKind::Scalar(s) if s.style == Style::Plain => {
-            let v = s.value.as_str();
-            match v {
-                "true" | "True" | "TRUE" => Value::Bool(true),
-                "false" | "False" | "FALSE" => Value::Bool(false),
-                "" | "~" | "null" | "Null" | "NULL" => Value::Null,
-                _ => v
-                    .parse::<i64>()
-                    .map(Value::from)
-                    .or_else(|_| v.parse::<f64>().map(Value::from))
-                    .unwrap_or_else(|_| Value::String(v.to_owned())),
-            }
-        }
-        NodeKind::Scalar(s) => Value::String(s.value.clone()),
-        NodeKind::Seq(items) => Value::Array(items.iter().map(to_json).collect()),
-        NodeKind::Map(entries) => Value::Object(
-            entries
-                .iter()
-                .map(|(k, v)| {
-                    let key = k.scalar().map(|s| s.value.clone()).unwrap_or_default();
-                    (key, to_json(v))
-                })
-                .collect(),
-        ),
-    }
-}
-
 fn document(path: &Path) -> Option<Value> {
     let src = std::fs::read_to_string(path).expect("readable");
     // Kubernetes manifests carry a policy inside a resource: not this
@@ -92,7 +61,7 @@ fn document(path: &Path) -> Option<Value> {
     if !diags.is_empty() {
         return None;
     }
-    root.as_ref().map(to_json)
+    root.as_ref().map(Node::to_json)
 }
 
 fn files(dir: &Path) -> Vec<PathBuf> {
@@ -168,13 +137,13 @@ fn a_misspelled_config_field_is_an_error_naming_it() {
         "on_http_request:\n  - actions:\n      - type: deny\n        config:\n          status_cod: 404\n",
     );
     let e = v
-        .errors(&to_json(&root.expect("a document")))
+        .errors(&root.expect("a document").to_json())
         .expect("invalid");
     assert!(e.contains("status_cod"), "{e}");
     let (root, _) = yaml::parse(
         "on_http_request:\n  - actions:\n      - type: rate-limit\n        config:\n          name: r\n          algorithm: sliding_window\n          capacity: 10\n          rate: 60s\n          bucket_key: ['conn.client_ip']\n",
     );
-    assert_eq!(v.errors(&to_json(&root.expect("a document"))), None);
+    assert_eq!(v.errors(&root.expect("a document").to_json()), None);
 }
 
 /// What the YAML language server says of `policy`, the schema named on

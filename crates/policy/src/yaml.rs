@@ -68,6 +68,33 @@ pub enum Style {
 }
 
 impl Node {
+    /// The node as JSON, plain scalars typed as YAML's core schema types
+    /// them (`true`, `3`, `1.5`, `null`), quoted and block scalars strings:
+    /// how a JSON Schema validator, or Go's decoder, reads the document.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value;
+        match &self.kind {
+            NodeKind::Scalar(s) if s.style == Style::Plain => match s.value.as_str() {
+                "true" | "True" | "TRUE" => Value::Bool(true),
+                "false" | "False" | "FALSE" => Value::Bool(false),
+                "" | "~" | "null" | "Null" | "NULL" => Value::Null,
+                v => v
+                    .parse::<i64>()
+                    .map(Value::from)
+                    .or_else(|_| v.parse::<f64>().map(Value::from))
+                    .unwrap_or_else(|_| Value::String(v.to_owned())),
+            },
+            NodeKind::Scalar(s) => Value::String(s.value.clone()),
+            NodeKind::Seq(items) => Value::Array(items.iter().map(Node::to_json).collect()),
+            NodeKind::Map(entries) => Value::Object(
+                entries
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.scalar()?.value.clone(), v.to_json())))
+                    .collect(),
+            ),
+        }
+    }
+
     /// The value of `key`, if this node is a map that has it (the first,
     /// should the key repeat: that is a diagnostic of its own).
     pub fn get(&self, key: &str) -> Option<&Node> {

@@ -168,32 +168,6 @@ fn answer(n: Option<&Node>, default_status: u16) -> Answer {
     }
 }
 
-/// A YAML value as JSON, plain scalars typed as YAML's core schema types
-/// them (`true`, `3`, `null`), quoted ones strings.
-fn to_json(node: &Node) -> serde_json::Value {
-    use serde_json::Value;
-    match &node.kind {
-        NodeKind::Scalar(s) if s.style == yaml::Style::Plain => match s.value.as_str() {
-            "true" | "True" | "TRUE" => Value::Bool(true),
-            "false" | "False" | "FALSE" => Value::Bool(false),
-            "" | "~" | "null" | "Null" | "NULL" => Value::Null,
-            v => v
-                .parse::<i64>()
-                .map(Value::from)
-                .or_else(|_| v.parse::<f64>().map(Value::from))
-                .unwrap_or_else(|_| Value::String(v.to_owned())),
-        },
-        NodeKind::Scalar(s) => Value::String(s.value.clone()),
-        NodeKind::Seq(items) => Value::Array(items.iter().map(to_json).collect()),
-        NodeKind::Map(entries) => Value::Object(
-            entries
-                .iter()
-                .filter_map(|(k, v)| Some((text(k)?, to_json(v))))
-                .collect(),
-        ),
-    }
-}
-
 /// Reads the test file at `path`.
 pub(crate) fn read(path: &Path) -> Result<TestFile, Invalid> {
     let src =
@@ -374,10 +348,10 @@ pub(crate) fn read(path: &Path) -> Result<TestFile, Invalid> {
             closed: e.get("closed").and_then(text).map(|t| t == "true"),
             vars: map(e.get("vars"))
                 .into_iter()
-                .map(|(k, v)| (k, to_json(v)))
+                .map(|(k, v)| (k, v.to_json()))
                 .collect(),
         };
-        let identity = world.and_then(|w| w.get("identity")).map(to_json);
+        let identity = world.and_then(|w| w.get("identity")).map(Node::to_json);
         let internal = map(world.and_then(|w| w.get("internal")))
             .into_iter()
             .map(|(name, a)| (name, answer(Some(a), 200)))
