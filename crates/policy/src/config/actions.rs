@@ -271,6 +271,22 @@ fn basic_auth(cx: &mut Cx, entries: &[(Node, Node)]) {
     };
     let mut users: Vec<&str> = Vec::new();
     for item in items {
+        // The legacy `{username, password}` form: Basic's `user:password`
+        // cannot tell a username with a colon from a shorter one whose
+        // password starts where the colon is (RFC 7617 forbids it).
+        if let Some(user) = item.get("username")
+            && user.scalar().is_some_and(|u| u.value.contains(':'))
+        {
+            cx.push(
+                Diagnostic::error(
+                    code::INVALID_VALUE,
+                    user.span,
+                    "a username cannot contain `:`",
+                )
+                .with_help("Basic credentials are `username:password`; the colon ends the username (RFC 7617)"),
+            );
+            continue;
+        }
         let Some(s) = item.scalar() else { continue };
         if s.value.contains("${") {
             continue;
