@@ -1049,10 +1049,6 @@ async fn fifty_reloads_under_traffic_fail_no_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_with_alpn_h2_terminates_at_the_proxy() {
-    use std::sync::Arc;
-
-    use rustls::pki_types::{CertificateDer, ServerName};
-
     let up = echo().await;
     let cert = support::SelfSigned::new("tls");
     let flags = cert.flags();
@@ -1070,23 +1066,9 @@ on_http_request:
         &flags.each_ref().map(String::as_str),
     );
 
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from(cert.der.clone()))
-        .expect("root");
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    let tcp = support::tcp(proxy.addr).await;
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(ServerName::try_from("localhost").expect("name"), tcp)
-        .await
-        .expect("TLS handshake");
+    let tls = cert
+        .connect(proxy.addr, rustls::DEFAULT_VERSIONS, &[b"h2"])
+        .await;
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
     let res = h2_get(
         tls,
@@ -1206,10 +1188,6 @@ on_http_request:
 /// version reads as ngrok writes it (`1.2`, `1.3`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ngroks_enforce_tls_example_refuses_tls_1_2() {
-    use std::sync::Arc;
-
-    use rustls::pki_types::{CertificateDer, ServerName};
-
     let up = echo().await;
     let cert = support::SelfSigned::new("enforce-tls");
     let flags = cert.flags();
@@ -1232,22 +1210,7 @@ on_http_request:
         (&rustls::version::TLS12, StatusCode::UNAUTHORIZED),
         (&rustls::version::TLS13, StatusCode::OK),
     ] {
-        let mut roots = rustls::RootCertStore::empty();
-        roots
-            .add(CertificateDer::from(cert.der.clone()))
-            .expect("root");
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_protocol_versions(&[version])
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        let tcp = support::tcp(proxy.addr).await;
-        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-            .connect(ServerName::try_from("localhost").expect("name"), tcp)
-            .await
-            .expect("TLS handshake");
+        let tls = cert.connect(proxy.addr, &[version], &[]).await;
         let (mut sender, conn) =
             hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
                 .await

@@ -407,6 +407,33 @@ impl SelfSigned {
         }
     }
 
+    /// A TLS connection to `addr` as `localhost`, trusting this
+    /// certificate alone, with `versions` and the ALPN protocols `alpn`.
+    pub async fn connect(
+        &self,
+        addr: SocketAddr,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+        alpn: &[&[u8]],
+    ) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(rustls::pki_types::CertificateDer::from(self.der.clone()))
+            .expect("root");
+        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_protocol_versions(versions)
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+        tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name, tcp(addr).await)
+            .await
+            .expect("TLS handshake")
+    }
+
     /// `--tls-cert CERT --tls-key KEY`.
     pub fn flags(&self) -> [String; 4] {
         [
