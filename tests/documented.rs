@@ -22,7 +22,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use portcullis_policy::yaml::{self, Node, NodeKind};
+use portcullis_policy::yaml::{self, Node};
 
 #[path = "support/proxy.rs"]
 mod proxy;
@@ -45,20 +45,14 @@ fn field(n: &Node, key: &str) -> Option<String> {
 }
 
 fn items(n: Option<&Node>) -> Vec<&Node> {
-    match n.map(|n| &n.kind) {
-        Some(NodeKind::Seq(items)) => items.iter().collect(),
-        _ => Vec::new(),
-    }
+    n.map_or(&[][..], Node::items).iter().collect()
 }
 
 fn pairs(n: Option<&Node>) -> Vec<(String, &Node)> {
-    match n.map(|n| &n.kind) {
-        Some(NodeKind::Map(entries)) => entries
-            .iter()
-            .filter_map(|(k, v)| Some((text(k)?, v)))
-            .collect(),
-        _ => Vec::new(),
-    }
+    n.into_iter()
+        .flat_map(Node::entries)
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
 }
 
 fn strings(n: Option<&Node>) -> Vec<String> {

@@ -95,6 +95,26 @@ impl Node {
         }
     }
 
+    /// The items of a sequence; none for another node.
+    pub fn items(&self) -> &[Node] {
+        match &self.kind {
+            NodeKind::Seq(items) => items,
+            _ => &[],
+        }
+    }
+
+    /// The entries of a map whose keys are scalars, in order; none for
+    /// another node.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &Node)> {
+        let entries: &[(Node, Node)] = match &self.kind {
+            NodeKind::Map(entries) => entries,
+            _ => &[],
+        };
+        entries
+            .iter()
+            .filter_map(|(k, v)| Some((k.scalar()?.value.as_str(), v)))
+    }
+
     /// The value of `key`, if this node is a map that has it (the first,
     /// should the key repeat: that is a diagnostic of its own).
     pub fn get(&self, key: &str) -> Option<&Node> {

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use portcullis_policy::yaml::{self, Node, NodeKind};
+use portcullis_policy::yaml::{self, Node};
 
 /// A test file: the policy and its cases.
 pub(crate) struct TestFile {
@@ -108,20 +108,14 @@ fn text(n: &Node) -> Option<String> {
 }
 
 fn map(n: Option<&Node>) -> Vec<(String, &Node)> {
-    match n.map(|n| &n.kind) {
-        Some(NodeKind::Map(entries)) => entries
-            .iter()
-            .filter_map(|(k, v)| Some((text(k)?, v)))
-            .collect(),
-        _ => Vec::new(),
-    }
+    n.into_iter()
+        .flat_map(Node::entries)
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
 }
 
 fn seq(n: Option<&Node>) -> Vec<&Node> {
-    match n.map(|n| &n.kind) {
-        Some(NodeKind::Seq(items)) => items.iter().collect(),
-        _ => Vec::new(),
-    }
+    n.map_or(&[][..], Node::items).iter().collect()
 }
 
 fn strings(n: Option<&Node>) -> Vec<String> {
