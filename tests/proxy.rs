@@ -1243,6 +1243,7 @@ async fn redirecting_service() -> std::net::SocketAddr {
                     "/found" => (302, "/landed"),
                     "/loop" => (302, "/loop"),
                     "/outside" => (302, "http://example.com/landed"),
+                    "/other-host" => (302, "http://svc2.internal/landed"),
                     _ => (200, ""),
                 };
                 let mut res = http::Response::builder().status(status);
@@ -1251,9 +1252,14 @@ async fn redirecting_service() -> std::net::SocketAddr {
                 }
                 Ok::<_, std::convert::Infallible>(
                     res.body(Full::new(Bytes::from(format!(
-                        "{} {}",
+                        "{} {}{}",
                         req.method(),
-                        req.uri().path()
+                        req.uri().path(),
+                        if req.headers().contains_key("authorization") {
+                            " with credentials"
+                        } else {
+                            ""
+                        }
                     ))))
                     .expect("response"),
                 )
@@ -1271,12 +1277,14 @@ async fn redirecting_service() -> std::net::SocketAddr {
 /// `max_redirects` follows redirects on internal upstreams only: a `303`
 /// after a `POST` as a `GET`, a `302` after a `GET` as a `GET`; one more
 /// than allowed, or one to a host that is no internal upstream, fails the
-/// call. Without it, the redirect is the answer.
+/// call; credentials go to the host they were written for only. Without
+/// it, the redirect is the answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_request_follows_redirects_within_the_internal_upstreams() {
     let up = echo().await;
     let service = redirecting_service().await;
     let arg = format!("svc.internal={service}");
+    let arg2 = format!("svc2.internal={service}");
     let policy = |path: &str, method: &str, max: &str| {
         format!(
             r#"
@@ -1287,6 +1295,8 @@ on_http_request:
           url: https://svc.internal{path}
           method: {method}
           body: payload
+          headers:
+            authorization: Bearer internal-token
 {max}
       - type: add-headers
         config:
@@ -1298,18 +1308,32 @@ on_http_request:
         )
     };
     let run = |path: &'static str, method: &'static str, max: &'static str| {
-        let (policy, arg) = (policy(path, method, max), arg.clone());
+        let (policy, arg, arg2) = (policy(path, method, max), arg.clone(), arg2.clone());
         async move {
-            let proxy = Proxy::http_with(&policy, up, &["--internal", &arg]);
+            let proxy = Proxy::http_with(&policy, up, &["--internal", &arg, "--internal", &arg2]);
             get(&proxy.url("/"), &[]).await
         }
     };
     let max2 = "          max_redirects: 2";
     let res = run("/see-other", "POST", max2).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text());
-    assert_eq!(res.echo()["headers"]["x-body"][0], "GET /landed");
+    assert_eq!(
+        res.echo()["headers"]["x-body"][0],
+        "GET /landed with credentials"
+    );
     let res = run("/found", "PUT", max2).await;
-    assert_eq!(res.echo()["headers"]["x-body"][0], "PUT /landed");
+    assert_eq!(
+        res.echo()["headers"]["x-body"][0],
+        "PUT /landed with credentials"
+    );
+    // To another internal upstream, the credentials stay behind.
+    let res = run("/other-host", "GET", max2).await;
+    assert_eq!(
+        res.echo()["headers"]["x-body"][0],
+        "GET /landed",
+        "{}",
+        res.text()
+    );
     // Not followed without `max_redirects`: the 303 is the answer.
     let res = run("/see-other", "POST", "").await;
     assert_eq!(res.echo()["headers"]["x-status"][0], "303");

@@ -19,7 +19,10 @@ use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue, LOCATION, USER_AGENT};
+use http::header::{
+    AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, HeaderName, HeaderValue, LOCATION,
+    USER_AGENT,
+};
 use http::{Method, Request, StatusCode};
 use portcullis_cel::{Activation, CompileOptions, Diagnostic, Env, Program, Type, Value, VarId};
 use portcullis_policy::schema::Phase;
@@ -463,6 +466,9 @@ fn redirected(
     let to_get = status == StatusCode::SEE_OTHER
         || (matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND)
             && req.method() == Method::POST);
+    // Credentials go to the host they were written for only (as Go's
+    // client and browsers do): a redirect to another upstream gets none.
+    let same_host = uri.host() == req.uri().host();
     let mut next = Request::builder().uri(uri);
     if to_get {
         next = next.method(Method::GET);
@@ -471,6 +477,9 @@ fn redirected(
     }
     for (name, value) in req.headers() {
         if to_get && (name == CONTENT_TYPE || name == CONTENT_LENGTH) {
+            continue;
+        }
+        if !same_host && (name == AUTHORIZATION || name == COOKIE || name == HOST) {
             continue;
         }
         next = next.header(name, value);
